@@ -1,0 +1,3 @@
+from actprof.cli import main
+
+main()

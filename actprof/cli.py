@@ -1,0 +1,150 @@
+"""The command line: it parses options and wires stages together; the stages do the work.
+
+Heavy imports (torch, onnxruntime) happen inside commands so that ``actprof --help`` is instant.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from actprof.errors import EXIT_RUNTIME, EXIT_USAGE, ActprofError
+
+app = typer.Typer(
+    help="Does a faster-converging activation pay for its test-time cost? "
+    "Train on MNIST, export to ONNX, profile with ONNX Runtime, report the trade-off.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+ActOpt = Annotated[str, typer.Option("--act", help="Activation name, comma list, or 'all'.")]
+OutOpt = Annotated[Path, typer.Option("--out", help="Output directory.")]
+ModelsOpt = Annotated[Path, typer.Option("--models", help="Directory with <act>.onnx + <act>.json.")]
+ThreadsOpt = Annotated[int, typer.Option("--threads", help="Threads (0: all cores).")]
+DataDirOpt = Annotated[
+    Path | None, typer.Option("--data-dir", help="Directory with the four MNIST IDX files (.gz or raw).")
+]
+DatasetOpt = Annotated[str, typer.Option("--dataset", help="auto | full | sample.")]
+
+
+def _console():
+    from rich.console import Console
+
+    # Off a terminal (CI logs, pipes) rich would assume 80 columns and squeeze the tables unreadable.
+    return Console(stderr=True, width=None if sys.stderr.isatty() else 200)
+
+
+@app.command("train-export")
+def train_export(
+    act: ActOpt = "relu,elu",
+    alpha: Annotated[
+        float | None, typer.Option(help="The activation's parameter (ELU/CELU alpha, LeakyReLU slope…).")
+    ] = None,
+    init: Annotated[str | None, typer.Option(help="he | lecun | glorot | default (family default).")] = None,
+    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 1,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Batch size.")] = 250,
+    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
+    seed: Annotated[int, typer.Option(help="Seed: same init draw and data order for all activations.")] = 0,
+    precision: Annotated[str, typer.Option(help="auto | fp32 | bf16 (training only).")] = "auto",
+    val_every: Annotated[int, typer.Option("--val-every", help="Steps between validation points.")] = 50,
+    threads: ThreadsOpt = 0,
+    data_dir: DataDirOpt = None,
+    dataset: DatasetOpt = "auto",
+    opset: Annotated[int, typer.Option(help="ONNX opset (>= 20 keeps GELU one node).")] = 20,
+    exporter: Annotated[str, typer.Option(help="dynamo | torchscript.")] = "dynamo",
+    out: OutOpt = Path("models"),
+) -> None:
+    """Train each activation on MNIST, export it to ONNX and prove parity with PyTorch."""
+    from actprof import activations, export
+    from actprof.records import TrainConfig
+
+    acts = activations.parse_list(act)
+    if alpha is not None and any(a.param is None for a in acts):
+        bad = ", ".join(a.name for a in acts if a.param is None)
+        raise _usage(f"--alpha does not apply to {bad}; choose activations that take a parameter")
+    if init is not None:
+        activations.check_init(init)
+    train_config = TrainConfig(
+        epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, precision=precision, val_every=val_every,
+        threads=threads,
+    )  # fmt: skip
+    train_config.validate()
+    export.check_options(opset=opset, exporter=exporter)
+    records = _train_export_all(acts, train_config, alpha=alpha, init=init, data_dir=data_dir,
+                                dataset=dataset, opset=opset, exporter=exporter, out=out)  # fmt: skip
+    from actprof import report
+
+    report.print_training(records, console=_console())
+    _console().print(f"wrote {len(records)} model(s) to {out}/")
+
+
+def _train_export_all(acts, train_config, *, alpha, init, data_dir, dataset, opset, exporter, out):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from actprof import data, export
+    from actprof.model import config_for
+
+    console = _console()
+    mnist = data.load_mnist(data_dir=data_dir, dataset=dataset, log=lambda m: console.print(m))
+    records = []
+    columns = (TextColumn("{task.description:>12}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=False) as progress:
+        for act in acts:
+            task = progress.add_task(act.name, total=None)
+            records.append(
+                export.train_and_export(
+                    act,
+                    config_for(act, param=alpha, init=init),
+                    train_config,
+                    mnist,
+                    out_dir=out,
+                    opset=opset,
+                    exporter=exporter,
+                    on_step=lambda step, total, task=task: progress.update(task, completed=step, total=total),
+                )
+            )
+    return records
+
+
+@app.command("env")
+def env_command() -> None:
+    """Versions, CPU, and which ONNX Runtime providers are compiled in and actually bind here."""
+    from actprof import environment, report
+
+    report.print_environment(environment.capture(), console=_console())
+
+
+def _usage(message: str) -> ActprofError:
+    from actprof.errors import UsageError
+
+    return UsageError(message)
+
+
+def main() -> None:
+    """Entry point: user errors become one line on stderr and a documented exit code, never a traceback."""
+    try:
+        code = app(standalone_mode=False)
+    except (typer.Abort, KeyboardInterrupt):
+        _fail("interrupted; artifacts already written are complete, nothing partial was left", 130)
+    except typer.Exit as exc:
+        code = exc.exit_code
+    except ActprofError as exc:
+        _fail(str(exc), exc.exit_code)
+    except typer.TyperException as exc:  # typer's own usage errors: bad option values, unknown options
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            print(exc.format_message())
+            sys.exit(EXIT_USAGE)
+        ctx = getattr(exc, "ctx", None)
+        hint = f" (see: actprof {ctx.info_name} --help)" if ctx is not None and ctx.parent else ""
+        _fail(f"{exc.format_message()}{hint}", getattr(exc, "exit_code", EXIT_RUNTIME))
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _fail(message: str, code: int) -> None:
+    print(f"actprof: error: {message}", file=sys.stderr)
+    sys.exit(code)

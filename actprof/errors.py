@@ -1,0 +1,58 @@
+"""One small exception hierarchy; every error a user can cause maps to a documented exit code.
+
+Exit codes: 0 success, 1 runtime failure, 2 usage or input error (see README).
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_RUNTIME = 1
+EXIT_USAGE = 2
+
+
+class ActprofError(Exception):
+    """Base class: the message is one line that names the fix."""
+
+    exit_code = EXIT_RUNTIME
+
+
+class UsageError(ActprofError):
+    """A bad option value or an unknown name."""
+
+    exit_code = EXIT_USAGE
+
+
+class DataError(ActprofError):
+    """MNIST files missing, truncated, corrupt or inconsistent."""
+
+    exit_code = EXIT_USAGE
+
+
+class ModelFileError(ActprofError):
+    """An ONNX or record file that is missing, corrupt, unsafe or of an unknown schema."""
+
+    exit_code = EXIT_USAGE
+
+
+class ProviderUnavailable(ActprofError):
+    """An execution provider was requested but does not bind on this machine."""
+
+    exit_code = EXIT_USAGE
+
+
+class TrainingDiverged(ActprofError):
+    """The loss became NaN or infinite."""
+
+    exit_code = EXIT_RUNTIME
+
+
+class ParityError(ActprofError):
+    """The exported ONNX model does not reproduce the PyTorch model."""
+
+    exit_code = EXIT_RUNTIME
+
+
+class OutputError(ActprofError):
+    """An output location that cannot be written (permissions, disk full)."""
+
+    exit_code = EXIT_USAGE

@@ -1,0 +1,352 @@
+"""Export a trained model to ONNX, check it, prove parity with PyTorch, and count its nodes.
+
+The exporter and opset are recorded with every model, and so is the node census: a decomposed
+activation (GELU below opset 20, Softplus's threshold branch) must never be mistaken for the cost of
+the activation itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import logging
+import time
+import warnings
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from actprof.errors import ModelFileError, ParityError, UsageError
+from actprof.records import (
+    SCHEMA_VERSION,
+    ActivationInfo,
+    ExportResult,
+    ModelConfig,
+    ModelRecord,
+    Parity,
+    TrainConfig,
+    read_json,
+    write_bytes_atomic,
+    write_json,
+)
+
+if TYPE_CHECKING:
+    import onnx
+    import onnxruntime as ort
+    import torch
+
+    from actprof.activations import Activation
+    from actprof.data import MNIST
+
+EXPORTERS = ("dynamo", "torchscript")
+DEFAULT_OPSET = 20  # the first opset with a single Gelu op
+PARITY_TOLERANCE = 1e-4
+PARITY_IMAGES = 512
+INPUT_NAME = "input"
+OUTPUT_NAME = "logits"
+ACTIVATION_SITES = 3
+# Ops that make up the network around its activations; everything else in the graph is the activation.
+STRUCTURAL_OPS = frozenset(
+    {
+        "Conv",
+        "MaxPool",
+        "Reshape",
+        "Flatten",
+        "Gemm",
+        "Identity",
+        "Constant",
+        "Shape",
+        "Gather",
+        "Unsqueeze",
+        "Concat",
+    }
+)
+
+
+def check_options(*, opset: int, exporter: str) -> None:
+    if exporter not in EXPORTERS:
+        raise UsageError(f"unknown --exporter {exporter!r}; choose from: {', '.join(EXPORTERS)}")
+    if not 13 <= opset <= 23:
+        raise UsageError(f"--opset must be between 13 and 23, got {opset}")
+
+
+def to_onnx(
+    model: torch.nn.Module, *, opset: int = DEFAULT_OPSET, exporter: str = "dynamo"
+) -> onnx.ModelProto:
+    """The model as an ONNX proto with a dynamic batch dimension (fp32, eval mode)."""
+    import onnx
+    import torch
+
+    model = model.eval().float()
+    example = torch.rand(2, 1, 28, 28)
+    # The exporters are chatty (progress lines, deprecation warnings): keep the user's terminal clean.
+    with _quiet():
+        if exporter == "dynamo":
+            program = torch.onnx.export(
+                model,
+                (example,),
+                dynamo=True,
+                opset_version=opset,
+                input_names=[INPUT_NAME],
+                output_names=[OUTPUT_NAME],
+                dynamic_shapes={"x": {0: torch.export.Dim("batch")}},
+                verbose=False,
+            )
+            return program.model_proto
+        buffer = io.BytesIO()
+        torch.onnx.export(
+            model,
+            (example,),
+            buffer,
+            dynamo=False,
+            opset_version=opset,
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+        )
+        return onnx.load_from_string(buffer.getvalue())
+
+
+@contextlib.contextmanager
+def _quiet():
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        previous = logging.root.manager.disable
+        logging.disable(logging.WARNING)
+        try:
+            yield
+        finally:
+            logging.disable(previous)
+
+
+def census(model: onnx.ModelProto) -> dict[str, int]:
+    return dict(sorted(Counter(node.op_type for node in model.graph.node).items()))
+
+
+def activation_census(counts: dict[str, int]) -> dict[str, int]:
+    return {op: n for op, n in counts.items() if op not in STRUCTURAL_OPS}
+
+
+def is_decomposed(act_counts: dict[str, int], expected: tuple[str, ...] | list[str]) -> bool:
+    return act_counts != {op: ACTIVATION_SITES for op in expected}
+
+
+def cpu_session(model_bytes: bytes, *, threads: int = 0) -> ort.InferenceSession:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.log_severity_level = 3
+    return ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
+
+
+def run_batches(session: ort.InferenceSession, x: np.ndarray, chunk: int = 1000) -> np.ndarray:
+    outs = [session.run([OUTPUT_NAME], {INPUT_NAME: x[i : i + chunk]})[0] for i in range(0, len(x), chunk)]
+    return np.concatenate(outs)
+
+
+def check_parity(
+    session: ort.InferenceSession,
+    torch_logits: np.ndarray,
+    x: np.ndarray,
+    tolerance: float = PARITY_TOLERANCE,
+) -> Parity:
+    onnx_logits = run_batches(session, x)
+    max_diff = float(np.max(np.abs(onnx_logits - torch_logits)))
+    agree = bool(np.array_equal(onnx_logits.argmax(1), torch_logits.argmax(1)))
+    parity = Parity(images=len(x), max_abs_diff=max_diff, argmax_agree=agree, tolerance=tolerance)
+    if not (max_diff <= tolerance and agree):
+        raise ParityError(
+            f"ONNX output differs from PyTorch (max |Δlogit| {max_diff:.2e}, tolerance {tolerance:.0e}, "
+            f"argmax agree: {agree}); try another --opset or --exporter"
+        )
+    return parity
+
+
+def export_and_verify(
+    model: torch.nn.Module,
+    *,
+    expected_ops: tuple[str, ...],
+    test_images: np.ndarray,
+    test_labels: np.ndarray,
+    opset: int = DEFAULT_OPSET,
+    exporter: str = "dynamo",
+) -> tuple[bytes, ExportResult]:
+    """Export, run the full ONNX checker, prove parity on real test images and measure ONNX accuracy.
+
+    ``test_images`` are float32 (N, 1, 28, 28) in [0, 1]. Returns the serialized model and its record;
+    nothing is written here.
+    """
+    import onnx
+    import torch
+
+    check_options(opset=opset, exporter=exporter)
+    started = time.perf_counter()
+    proto = to_onnx(model, opset=opset, exporter=exporter)
+    export_seconds = time.perf_counter() - started
+    try:
+        onnx.checker.check_model(proto, full_check=True)
+    except onnx.checker.ValidationError as exc:
+        raise ParityError(f"the exported model fails the ONNX checker: {str(exc).splitlines()[0]}") from None
+    data = proto.SerializeToString()
+
+    probe = test_images[:PARITY_IMAGES]
+    with torch.inference_mode():
+        torch_logits = model.eval()(torch.from_numpy(probe)).numpy()
+    session = cpu_session(data)
+    parity = check_parity(session, torch_logits, probe)
+    predictions = run_batches(session, test_images).argmax(1)
+
+    counts = census(proto)
+    act_counts = activation_census(counts)
+    return data, ExportResult(
+        exporter=exporter,
+        opset=opset,
+        file="",
+        sha256=hashlib.sha256(data).hexdigest(),
+        size_bytes=len(data),
+        export_seconds=export_seconds,
+        census=counts,
+        activation_census=act_counts,
+        expected_ops=list(expected_ops),
+        decomposed=is_decomposed(act_counts, expected_ops),
+        parity=parity,
+        onnx_test_accuracy=float(np.mean(predictions == test_labels)),
+        onnx_test_images=len(test_labels),
+    )
+
+
+def load_model_file(path: Path) -> onnx.ModelProto:
+    """Load an ONNX file that may come from anywhere: external data must stay inside its directory."""
+    import onnx
+    from onnx import external_data_helper
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"{path} is not a file; pass the path of an .onnx model")
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception:  # protobuf raises several unrelated types for garbage input
+        raise ModelFileError(
+            f"{path} is not a valid ONNX model; re-export it with actprof train-export"
+        ) from None
+    base = path.parent.resolve()
+    for tensor in external_data_helper._get_all_tensors(proto):
+        if not external_data_helper.uses_external_data(tensor):
+            continue
+        location = next((e.value for e in tensor.external_data if e.key == "location"), "")
+        target = (base / location).resolve()
+        if not target.is_relative_to(base) or not target.is_file():
+            raise ModelFileError(
+                f"{path} points its weights at {location!r}, outside its directory or missing; "
+                "refusing to load it"
+            )
+    if any(external_data_helper.uses_external_data(t) for t in external_data_helper._get_all_tensors(proto)):
+        external_data_helper.load_external_data_for_model(proto, str(base))
+    try:
+        onnx.checker.check_model(proto)
+    except onnx.checker.ValidationError as exc:
+        raise ModelFileError(
+            f"{path} fails the ONNX checker ({str(exc).splitlines()[0]}); re-export it"
+        ) from None
+    return proto
+
+
+# --- the model artifacts: models/<act>.onnx + models/<act>.json ------------------------------
+
+
+def save_model(out_dir: Path, name: str, onnx_bytes: bytes, record: ModelRecord) -> tuple[Path, Path]:
+    """Write ``<name>.onnx`` then ``<name>.json``, each atomically; the JSON carries the ONNX's sha256."""
+    onnx_path, json_path = Path(out_dir) / f"{name}.onnx", Path(out_dir) / f"{name}.json"
+    write_bytes_atomic(onnx_path, onnx_bytes)
+    write_json(json_path, record)
+    return onnx_path, json_path
+
+
+def load_record(json_path: Path) -> ModelRecord:
+    record = read_json(json_path, ModelRecord)
+    if record.kind != "model":
+        raise ModelFileError(
+            f"{json_path} is a {record.kind!r} record, not a model; pass the models directory"
+        )
+    return record
+
+
+def find_models(models_dir: Path, names: list[str] | None = None) -> list[tuple[Path, ModelRecord]]:
+    """(onnx path, record) for every model in ``models_dir`` (or the named ones), checked for integrity."""
+    models_dir = Path(models_dir)
+    if not models_dir.is_dir():
+        raise ModelFileError(f"models directory {models_dir} does not exist; run actprof train-export first")
+    json_files = [models_dir / f"{n}.json" for n in names] if names else sorted(models_dir.glob("*.json"))
+    found = []
+    for json_path in json_files:
+        onnx_path = json_path.with_suffix(".onnx")
+        if not json_path.is_file() or not onnx_path.is_file():
+            raise ModelFileError(
+                f"no model {json_path.stem!r} in {models_dir}; "
+                f"run actprof train-export --act {json_path.stem}"
+            )
+        record = load_record(json_path)
+        if hashlib.sha256(onnx_path.read_bytes()).hexdigest() != record.export.sha256:
+            raise ModelFileError(f"{onnx_path} does not match {json_path.name} (sha256); re-run train-export")
+        found.append((onnx_path, record))
+    if not found:
+        raise ModelFileError(f"no models in {models_dir}; run actprof train-export first")
+    return found
+
+
+def train_and_export(
+    act: Activation,
+    model_config: ModelConfig,
+    train_config: TrainConfig,
+    data: MNIST,
+    *,
+    out_dir: Path,
+    opset: int = DEFAULT_OPSET,
+    exporter: str = "dynamo",
+    on_step: Callable[[int, int], None] | None = None,
+) -> ModelRecord:
+    """Train one activation, export and verify it, and write ``<act>.onnx`` + ``<act>.json``.
+
+    Nothing is written unless training converged to finite losses and the ONNX file passed parity.
+    """
+    from actprof import environment
+    from actprof.data import to_tensor
+    from actprof.train import train
+
+    check_options(opset=opset, exporter=exporter)
+    model, result = train(model_config, train_config, data, on_step=on_step)
+    onnx_bytes, exported = export_and_verify(
+        model,
+        expected_ops=act.onnx_ops,
+        test_images=to_tensor(data.test_images).numpy(),
+        test_labels=data.test_labels,
+        opset=opset,
+        exporter=exporter,
+    )
+    record = ModelRecord(
+        schema_version=SCHEMA_VERSION,
+        kind="model",
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        activation=ActivationInfo(
+            name=act.name,
+            summary=act.summary,
+            param_name=act.param,
+            param=model_config.param,
+            init=model_config.init,
+            monotonic=act.monotonic,
+            alpha_dropout=model_config.alpha_dropout,
+        ),
+        dataset=data.identity,
+        environment=environment.capture(),
+        train=result,
+        export=replace(exported, file=f"{act.name}.onnx"),
+    )
+    save_model(out_dir, act.name, onnx_bytes, record)
+    return record

@@ -1,0 +1,200 @@
+"""Train the seed CNN briefly and record how it converged.
+
+The loop is written for a 2-core CPU: the whole training set is staged once as one float tensor,
+batches are gathered with ``index_select`` (no Python-side batching), the model runs channels-last,
+Adam is the fused kernel, and validation runs in inference mode every ``val_every`` steps on a fixed
+subset. Host work per step is limited to recording the loss.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import replace
+
+import numpy as np
+import torch
+from torch import nn
+
+from actprof.data import MNIST, to_tensor, validation_split
+from actprof.errors import TrainingDiverged
+from actprof.model import ACT_LAYERS, SeedCNN
+from actprof.records import LayerStats, ModelConfig, TimeToAccuracy, TrainConfig, TrainResult, ValPoint
+
+TARGETS = (0.95, 0.97, 0.98, 0.99)
+
+
+StepCallback = Callable[[int, int], None]
+
+
+def train(
+    model_config: ModelConfig,
+    config: TrainConfig,
+    data: MNIST,
+    *,
+    on_step: StepCallback | None = None,
+) -> tuple[SeedCNN, TrainResult]:
+    """Train one model; returns it (eval mode, fp32) and its record. Raises TrainingDiverged on NaN/inf."""
+    config.validate()
+    config = replace(config, precision=resolve_precision(config.precision))
+    threads = config.threads or torch.get_num_threads()
+    torch.set_num_threads(threads)
+    torch.manual_seed(config.seed)
+
+    train_idx, val_idx = validation_split(len(data.train_labels), fraction=config.val_fraction)
+    x_train, y_train = _stage(data.train_images[train_idx], data.train_labels[train_idx])
+    x_val, y_val = _stage(data.train_images[val_idx], data.train_labels[val_idx])
+    x_test, y_test = _stage(data.test_images, data.test_labels)
+    val_probe = slice(0, min(config.val_size, len(y_val)))
+
+    model = SeedCNN(model_config).to(memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, fused=True)
+    loss_fn = nn.CrossEntropyLoss()
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.precision == "bf16")
+
+    n = len(y_train)
+    steps_per_epoch = math.ceil(n / config.batch_size)
+    total_steps = steps_per_epoch * config.epochs
+    step_loss = torch.empty(total_steps)
+    step_correct = torch.empty(total_steps)
+    step_sizes = torch.empty(total_steps)
+    shuffle = torch.Generator().manual_seed(config.seed)
+    validation: list[ValPoint] = []
+    train_seconds = 0.0
+    step = 0
+
+    for _ in range(config.epochs):
+        order = torch.randperm(n, generator=shuffle)
+        model.train()
+        started = time.perf_counter()
+        for first in range(0, n, config.batch_size):
+            idx = order[first : first + config.batch_size]
+            xb, yb = x_train.index_select(0, idx), y_train.index_select(0, idx)
+            with autocast:
+                logits = model(xb)
+                loss = loss_fn(logits.float(), yb)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            step_loss[step] = loss.detach()
+            step_correct[step] = (logits.detach().argmax(1) == yb).sum()
+            step_sizes[step] = len(yb)
+            step += 1
+            if on_step:
+                on_step(step, total_steps)
+            if step % config.val_every == 0 or step == total_steps:
+                train_seconds += time.perf_counter() - started
+                _check_finite(step_loss[step - 1].item(), step)
+                point_x, point_y = (
+                    (x_val, y_val) if step == total_steps else (x_val[val_probe], y_val[val_probe])
+                )
+                val_loss, val_acc = evaluate(model, point_x, point_y)
+                validation.append(
+                    ValPoint(
+                        step, step / steps_per_epoch, train_seconds, val_loss, val_acc, _grad_norms(model)
+                    )
+                )
+                model.train()
+                started = time.perf_counter()
+
+    model.eval()
+    test_loss, test_acc = evaluate(model, x_test, y_test)
+    _check_finite(test_loss, step)
+    result = TrainResult(
+        config=config,
+        model=model_config,
+        steps=total_steps,
+        images=n * config.epochs,
+        train_seconds=train_seconds,
+        images_per_second=n * config.epochs / train_seconds,
+        step_loss=step_loss.tolist(),
+        step_accuracy=(step_correct / step_sizes).tolist(),
+        validation=validation,
+        time_to_accuracy=time_to_accuracy(validation),
+        val_loss=validation[-1].val_loss,
+        val_accuracy=validation[-1].val_accuracy,
+        test_loss=test_loss,
+        test_accuracy=test_acc,
+        layer_stats=activation_stats(model, x_val[:1000]),
+        threads=threads,
+    )
+    return model.to(memory_format=torch.contiguous_format), result
+
+
+def resolve_precision(precision: str) -> str:
+    if precision != "auto":
+        return precision
+    return "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
+
+
+def _stage(images: np.ndarray, labels: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    x = to_tensor(images).contiguous(memory_format=torch.channels_last)
+    return x, torch.from_numpy(labels.astype(np.int64))
+
+
+def _check_finite(loss: float, step: int) -> None:
+    if not math.isfinite(loss):
+        raise TrainingDiverged(
+            f"loss became {loss} at step {step}; training diverged — lower --lr or use --precision fp32"
+        )
+
+
+@torch.inference_mode()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int = 1000) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy in eval mode (fp32)."""
+    model.eval()
+    total_loss, correct = 0.0, 0
+    for first in range(0, len(y), chunk):
+        logits = model(x[first : first + chunk]).float()
+        yb = y[first : first + chunk]
+        total_loss += nn.functional.cross_entropy(logits, yb, reduction="sum").item()
+        correct += int((logits.argmax(1) == yb).sum())
+    return total_loss / len(y), correct / len(y)
+
+
+def _grad_norms(model: SeedCNN) -> dict[str, float]:
+    return {
+        name: float(layer.weight.grad.norm()) if layer.weight.grad is not None else math.nan
+        for name, layer in model.weight_layers().items()
+    }
+
+
+def time_to_accuracy(points: list[ValPoint], targets: tuple[float, ...] = TARGETS) -> list[TimeToAccuracy]:
+    """The first validation point at or above each target (None when never reached)."""
+    reached = []
+    for target in targets:
+        hit = next((p for p in points if p.val_accuracy >= target), None)
+        reached.append(TimeToAccuracy(target, hit.step if hit else None, hit.train_seconds if hit else None))
+    return reached
+
+
+@torch.inference_mode()
+def activation_stats(model: SeedCNN, x: torch.Tensor) -> list[LayerStats]:
+    """Mean activation and dead-unit fraction per activation layer over one validation batch."""
+    outputs: dict[str, torch.Tensor] = {}
+    hooks = [
+        getattr(model, name).register_forward_hook(
+            lambda _m, _i, out, name=name: outputs.__setitem__(name, out)
+        )
+        for name in ACT_LAYERS
+    ]
+    try:
+        model.eval()
+        model(x)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    stats = []
+    for name in ACT_LAYERS:
+        out = outputs[name].float().flatten(1)  # one column per unit (channel × position, or neuron)
+        alive = (out > 0).any(dim=0)
+        stats.append(
+            LayerStats(
+                layer=name,
+                units=out.shape[1],
+                mean_activation=float(out.mean()),
+                dead_fraction=float(1.0 - alive.float().mean()),
+            )
+        )
+    return stats

@@ -1,0 +1,225 @@
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+from actprof import activations, export
+from actprof.data import to_tensor
+from actprof.errors import ModelFileError, ParityError, TrainingDiverged
+from actprof.model import config_for
+from actprof.records import SCHEMA_VERSION, ModelRecord, TrainConfig, read_json
+from tests.helpers import FAST, assert_user_error, run_cli
+
+ALL = list(activations.ACTIVATIONS)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_every_activation_exports_and_matches_pytorch(trained_models, name):
+    out, records = trained_models
+    record = records[name]
+    assert record.export.parity.max_abs_diff <= 1e-4
+    assert record.export.parity.argmax_agree
+    assert record.export.parity.images >= 256
+    model = onnx.load(str(out / f"{name}.onnx"))
+    onnx.checker.check_model(model, full_check=True)
+    batch_dim = model.graph.input[0].type.tensor_type.shape.dim[0]
+    assert batch_dim.dim_param, "the batch dimension must be dynamic"
+    assert record.export.opset == 20
+    assert record.export.exporter == "dynamo"
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_census_holds_the_expected_activation_op(trained_models, name):
+    record = trained_models[1][name]
+    act = activations.get(name)
+    for op in act.onnx_ops:
+        assert record.export.activation_census.get(op, 0) >= 3, record.export.census
+    assert record.export.census["Conv"] == 2
+    assert record.export.census["MaxPool"] == 2
+
+
+def test_decomposition_is_flagged(trained_models):
+    records = trained_models[1]
+    single = ["relu", "elu", "selu", "gelu", "gelu_tanh", "sigmoid", "tanh", "mish", "hardswish"]
+    assert not any(records[n].export.decomposed for n in single)
+    assert records["silu"].export.decomposed is False  # Sigmoid + Mul is its expected form
+    assert records["softplus"].export.decomposed  # dynamo adds Greater + Where for the threshold
+
+
+@pytest.mark.parametrize("name", ["relu", "elu", "selu"])
+def test_records_load_back_and_match_the_onnx_file(trained_models, name):
+    out, records = trained_models
+    loaded = read_json(out / f"{name}.json", ModelRecord)
+    assert loaded == records[name]
+    assert loaded.schema_version == SCHEMA_VERSION
+    assert hashlib.sha256((out / f"{name}.onnx").read_bytes()).hexdigest() == loaded.export.sha256
+    assert loaded.dataset.kind == "sample"
+    assert loaded.activation.init == activations.get(name).init
+
+
+def test_record_contents_are_complete(trained_models):
+    record = trained_models[1]["elu"]
+    train = record.train
+    assert len(train.step_loss) == len(train.step_accuracy) == train.steps
+    assert [p.step for p in train.validation] == sorted(p.step for p in train.validation)
+    assert train.validation[-1].step == train.steps
+    assert [t.target for t in train.time_to_accuracy] == [0.95, 0.97, 0.98, 0.99]
+    assert [s.layer for s in train.layer_stats] == ["act1", "act2", "act3"]
+    assert all(0 <= s.dead_fraction <= 1 for s in train.layer_stats)
+    assert set(train.validation[-1].grad_norms) == {"conv1", "conv2", "fc1", "fc2"}
+    assert train.images_per_second > 0
+    assert 0.5 < train.test_accuracy <= 1  # learned something even on the sample
+    assert record.environment.versions["torch"].startswith("2.")
+
+
+def test_onnx_accuracy_is_measured_independently_in_ort(trained_models, sample):
+    out, records = trained_models
+    session = ort.InferenceSession(str(out / "relu.onnx"), providers=["CPUExecutionProvider"])
+    logits = session.run(None, {"input": to_tensor(sample.test_images).numpy()})[0]
+    accuracy = float(np.mean(logits.argmax(1) == sample.test_labels))
+    assert accuracy == pytest.approx(records["relu"].export.onnx_test_accuracy)
+    assert accuracy == pytest.approx(records["relu"].train.test_accuracy, abs=0.002)
+
+
+def test_relu_units_die_and_elu_units_do_not(trained_models):
+    records = trained_models[1]
+    assert (
+        records["relu"].train.layer_stats[2].dead_fraction > records["elu"].train.layer_stats[2].dead_fraction
+    )
+
+
+def test_parity_failure_is_an_error(trained_models, sample):
+    out, _ = trained_models
+    session = export.cpu_session((out / "relu.onnx").read_bytes())
+    x = to_tensor(sample.test_images[:300]).numpy()
+    logits = export.run_batches(session, x)
+    export.check_parity(session, logits, x)
+    with pytest.raises(ParityError, match="differs from PyTorch"):
+        export.check_parity(session, logits + 1e-3, x)
+
+
+def test_nan_loss_stops_the_run_and_writes_nothing(tmp_path, sample):
+    act = activations.get("relu")
+    diverging = TrainConfig(epochs=1, lr=1e8, val_every=5, val_size=200, precision="fp32")
+    with pytest.raises(TrainingDiverged, match="lower --lr"):
+        export.train_and_export(act, config_for(act), diverging, sample, out_dir=tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_same_seed_gives_a_bit_identical_model(tmp_path, sample):
+    act = activations.get("elu")
+    a = export.train_and_export(act, config_for(act), FAST, sample, out_dir=tmp_path / "a")
+    b = export.train_and_export(act, config_for(act), FAST, sample, out_dir=tmp_path / "b")
+    assert a.export.sha256 == b.export.sha256
+    assert a.train.step_loss == b.train.step_loss
+
+
+def test_older_opset_decomposes_gelu(tmp_path, sample):
+    from actprof.train import train
+
+    act = activations.get("gelu")
+    model, _ = train(config_for(act), TrainConfig(epochs=1, val_every=100, val_size=100), sample)
+    _, result = export.export_and_verify(
+        model,
+        expected_ops=act.onnx_ops,
+        test_images=to_tensor(sample.test_images).numpy(),
+        test_labels=sample.test_labels,
+        opset=18,
+    )
+    assert "Gelu" not in result.census
+    assert "Erf" in result.activation_census
+    assert result.decomposed
+
+
+def test_find_models_detects_a_mismatched_onnx(tmp_path, trained_models):
+    out, _ = trained_models
+    for suffix in (".onnx", ".json"):
+        (tmp_path / f"elu{suffix}").write_bytes((out / f"elu{suffix}").read_bytes())
+    assert [r.activation.name for _, r in export.find_models(tmp_path)] == ["elu"]
+    (tmp_path / "elu.onnx").write_bytes((out / "relu.onnx").read_bytes())
+    with pytest.raises(ModelFileError, match="does not match"):
+        export.find_models(tmp_path)
+
+
+def test_load_model_file_refuses_external_data_outside_its_directory(tmp_path, trained_models):
+    out, _ = trained_models
+    model = onnx.load(str(out / "relu.onnx"))
+    inner = tmp_path / "inner"
+    inner.mkdir()
+    onnx.save_model(
+        model, str(inner / "m.onnx"), save_as_external_data=True, location="w.bin", size_threshold=0
+    )
+    assert export.load_model_file(inner / "m.onnx").graph.node
+    (tmp_path / "w.bin").write_bytes((inner / "w.bin").read_bytes())
+    evil = onnx.load(str(inner / "m.onnx"), load_external_data=False)
+    for tensor in evil.graph.initializer:
+        for entry in tensor.external_data:
+            if entry.key == "location":
+                entry.value = "../w.bin"
+    (inner / "evil.onnx").write_bytes(evil.SerializeToString())
+    with pytest.raises(ModelFileError, match="outside its directory"):
+        export.load_model_file(inner / "evil.onnx")
+
+
+def test_cli_train_export_writes_both_files(tmp_path):
+    result = run_cli(
+        "train-export", "--act", "elu", "--dataset", "sample", "--val-every", "10", "--out", str(tmp_path)
+    )
+    assert result.returncode == 0, result.stderr
+    assert "bundled sample" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["elu.json", "elu.onnx"]
+    assert json.loads((tmp_path / "elu.json").read_text())["activation"]["name"] == "elu"
+
+
+@pytest.mark.parametrize(
+    ("args", "contains"),
+    [
+        (["--act", "relux"], "unknown activation"),
+        (["--act", ","], "--act is empty"),
+        (["--epochs", "0"], "--epochs must be at least 1"),
+        (["--lr", "-1"], "--lr must be a positive number"),
+        (["--batch-size", "abc"], "--batch-size"),
+        (["--init", "xavier"], "unknown --init"),
+        (["--precision", "fp8"], "unknown --precision"),
+        (["--opset", "9"], "--opset must be between"),
+        (["--exporter", "tf"], "unknown --exporter"),
+        (["--dataset", "imagenet"], "--dataset"),
+        (["--alpha", "0.5", "--act", "relu"], "--alpha does not apply to relu"),
+    ],
+)
+def test_cli_bad_input_exits_2_with_one_line(tmp_path, args, contains):
+    result = run_cli("train-export", *args, "--out", str(tmp_path / "out"))
+    assert_user_error(result, code=2, contains=contains)
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_bad_data_dir_exits_2_and_never_falls_back(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = run_cli(
+        "train-export", "--act", "relu", "--data-dir", str(empty), "--out", str(tmp_path / "out")
+    )
+    assert_user_error(result, code=2, contains=str(empty))
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_elu_on_full_mnist_reaches_96_percent_in_ort(tmp_path, full_mnist_dir):
+    result = run_cli(
+        "train-export", "--act", "elu", "--data-dir", str(full_mnist_dir), "--out", str(tmp_path)
+    )
+    assert result.returncode == 0, result.stderr
+    record = read_json(tmp_path / "elu.json", ModelRecord)
+    assert record.dataset.kind == "full" and record.dataset.n_test == 10_000
+    # Checked independently: the ONNX file itself, in ONNX Runtime, on the 10,000 test images.
+    from actprof.data import load_mnist
+
+    mnist = load_mnist(data_dir=full_mnist_dir, log=lambda _m: None)
+    session = ort.InferenceSession(str(tmp_path / "elu.onnx"), providers=["CPUExecutionProvider"])
+    logits = export.run_batches(session, to_tensor(mnist.test_images).numpy())
+    assert float(np.mean(logits.argmax(1) == mnist.test_labels)) >= 0.96
