@@ -111,12 +111,79 @@ def _train_export_all(acts, train_config, *, alpha, init, data_dir, dataset, ops
     return records
 
 
+@app.command("profile")
+def profile_command(
+    models: ModelsOpt = Path("models"),
+    act: Annotated[str, typer.Option("--act", help="Activations to profile: a comma list or 'all'.")] = "all",
+    provider: Annotated[str, typer.Option(help="cpu | cuda | all (every provider that binds here).")] = "cpu",
+    batch_sizes: Annotated[str, typer.Option("--batch-sizes", help="Comma list of batch sizes.")] = "1,64",
+    threads: Annotated[int, typer.Option(help="ORT intra-op threads (0: ORT default).")] = 0,
+    opt_level: Annotated[str, typer.Option("--opt-level", help="disabled | basic | extended | all.")] = "all",
+    min_time: Annotated[float, typer.Option("--min-time", help="Seconds of timed runs per target.")] = 0.5,
+    min_runs: Annotated[int, typer.Option("--min-runs", help="Timed runs per target, at least.")] = 30,
+    ablation: Annotated[
+        bool, typer.Option(help="Also time each model with ReLU / identity swapped in.")
+    ] = True,
+    cuda_graph: Annotated[
+        bool, typer.Option("--cuda-graph", help="Capture CUDA graphs (CUDA only).")
+    ] = False,
+    baseline: Annotated[str, typer.Option(help="Activation the ratios are taken against.")] = "relu",
+    out: OutOpt = Path("reports"),
+) -> None:
+    """Time inference in ONNX Runtime per provider × batch; per-op time, fusion census and ablation."""
+    from actprof import activations, export, profile, report
+    from actprof.records import ProfileSettings, write_json
+
+    providers = _providers_that_bind(profile.parse_providers(provider), explicit=provider != "all")
+    settings = ProfileSettings(
+        providers=providers,
+        batch_sizes=profile.parse_batch_sizes(batch_sizes),
+        threads=threads,
+        opt_levels=profile.parse_opt_levels(opt_level),
+        min_time=min_time,
+        min_runs=min_runs,
+        ablation=ablation,
+        cuda_graph=cuda_graph,
+        input="real MNIST test images (bundled sample)",
+    )
+    profile.check_timing(min_time=min_time, min_runs=min_runs, threads=threads)
+    activations.get(baseline)
+    names = None if act.strip().lower() == "all" else [a.name for a in activations.parse_list(act)]
+    found = export.find_models(models, names)
+    console = _console()
+    with console.status("profiling") as status:
+        record = profile.run_profile(found, settings, baseline=baseline, on_progress=status.update)
+    write_json(out / "profile.json", record)
+    report.print_profile(record, console=console)
+    console.print(f"wrote {out / 'profile.json'} ({record.seconds:.0f} s)")
+
+
+def _providers_that_bind(requested: list[str], *, explicit: bool) -> list[str]:
+    """Explicitly requested providers must bind (else a clear error); with 'all', skip and say why."""
+    from actprof import profile
+    from actprof.errors import ProviderUnavailable
+
+    usable = []
+    for name in requested:
+        status = profile.provider_status(name)
+        if status.binds:
+            usable.append(name)
+        elif explicit:
+            raise ProviderUnavailable(status.reason)
+        else:
+            _console().print(f"skipped {name}: {status.reason}")
+    return usable
+
+
 @app.command("env")
 def env_command() -> None:
     """Versions, CPU, and which ONNX Runtime providers are compiled in and actually bind here."""
-    from actprof import environment, report
+    from actprof import environment, profile, report
 
-    report.print_environment(environment.capture(), console=_console())
+    statuses = [profile.provider_status(p) for p in profile.EXECUTION_PROVIDERS]
+    report.print_environment(
+        environment.capture(), console=_console(), providers=statuses, gpu=profile.gpu_info()
+    )
 
 
 def _usage(message: str) -> ActprofError:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from actprof.errors import ModelFileError, ParityError, UsageError
+from actprof.graph import STRUCTURAL_OPS
 from actprof.records import (
     SCHEMA_VERSION,
     ActivationInfo,
@@ -51,22 +52,6 @@ PARITY_IMAGES = 512
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
 ACTIVATION_SITES = 3
-# Ops that make up the network around its activations; everything else in the graph is the activation.
-STRUCTURAL_OPS = frozenset(
-    {
-        "Conv",
-        "MaxPool",
-        "Reshape",
-        "Flatten",
-        "Gemm",
-        "Identity",
-        "Constant",
-        "Shape",
-        "Gather",
-        "Unsqueeze",
-        "Concat",
-    }
-)
 
 
 def check_options(*, opset: int, exporter: str) -> None:

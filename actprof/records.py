@@ -353,3 +353,150 @@ class ModelRecord:
     environment: Environment
     train: TrainResult
     export: ExportResult
+
+
+# --- profile records -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A point estimate with its 95% confidence interval (bootstrap over ``n`` values)."""
+
+    value: float
+    low: float
+    high: float
+    n: int
+
+    def excludes(self, x: float) -> bool:
+        return not (self.low <= x <= self.high)
+
+
+@dataclass(frozen=True)
+class LatencyStats:
+    runs: int
+    min_ms: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    mean_ms: float
+    std_ms: float
+    cv: float
+    throughput: float  # images per second at p50
+
+
+@dataclass(frozen=True)
+class ProviderStatus:
+    name: str  # cpu | cuda
+    execution_provider: str  # CPUExecutionProvider | CUDAExecutionProvider
+    compiled: bool  # listed by onnxruntime.get_available_providers()
+    binds: bool  # a real session created with it reports it first in get_providers()
+    reason: str  # why it does not bind, or what bound
+
+
+@dataclass(frozen=True)
+class GpuInfo:
+    name: str
+    driver: str
+    memory_mib: int
+
+
+@dataclass(frozen=True)
+class ProfileSettings:
+    providers: list[str]
+    batch_sizes: list[int]
+    threads: int  # ORT intra-op threads; 0: ORT's default (one per physical core)
+    opt_levels: list[str]
+    min_time: float  # seconds of timed runs per target, at least
+    min_runs: int
+    ablation: bool
+    cuda_graph: bool
+    input: str  # what was fed: real MNIST test images
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    name: str
+    file: str
+    sha256: str
+    dataset: str
+    test_accuracy: float
+    activation_ops: list[str]
+    decomposed: bool
+
+
+@dataclass(frozen=True)
+class LatencyResult:
+    model: str
+    variant: str  # as-trained | relu-swap | identity
+    provider: str
+    batch: int
+    opt_level: str
+    mode: str  # compute (CPU; CUDA with IO binding) | end-to-end (CUDA with host copies)
+    stats: LatencyStats
+    vs_baseline: Interval | None  # median per-round latency ratio against the baseline model
+
+
+@dataclass(frozen=True)
+class AblationResult:
+    model: str
+    provider: str
+    batch: int
+    opt_level: str
+    as_trained_ms: float
+    relu_swap_ms: float | None
+    identity_ms: float
+    activation_cost_ms: Interval  # as-trained − identity: what the activation op itself costs
+    penalty_vs_relu_ms: Interval | None  # as-trained − relu-swap: extra cost over ReLU's kernel and fusions
+
+
+@dataclass(frozen=True)
+class OpTime:
+    op_type: str
+    provider: str
+    nodes: int
+    us_per_run: float
+    share: float
+
+
+@dataclass(frozen=True)
+class OpProfile:
+    model: str
+    provider: str
+    batch: int
+    opt_level: str
+    runs: int
+    total_us_per_run: float
+    ops: list[OpTime]
+    activation_us_per_run: float
+    activation_share: float
+    layout_us_per_run: float  # ReorderInput/ReorderOutput/Transpose that ORT added
+    foreign_nodes: list[str]  # nodes that ran on a provider other than the requested one
+
+
+@dataclass(frozen=True)
+class FusionCensus:
+    model: str
+    provider: str
+    opt_level: str
+    ops: dict[str, int]  # optimized graph, op type (domain-qualified outside ai.onnx) -> count
+    activation_nodes_left: dict[str, int]  # the activation's own ops still standalone
+    fused: dict[str, int]  # e.g. "FusedConv(Relu)", "nchwc.Conv(Relu)", "FusedGemm(Relu)" -> count
+    reorders: int  # layout conversions (ReorderInput/ReorderOutput) ORT inserted
+
+
+@dataclass(frozen=True)
+class ProfileRecord:
+    schema_version: int
+    kind: str  # "profile"
+    created: str
+    environment: Environment
+    gpu: GpuInfo | None
+    settings: ProfileSettings
+    providers: list[ProviderStatus]
+    baseline: str | None
+    models: list[ModelRef]
+    latency: list[LatencyResult]
+    ablation: list[AblationResult]
+    op_profiles: list[OpProfile]
+    fusion: list[FusionCensus]
+    seconds: float

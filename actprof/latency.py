@@ -1,0 +1,149 @@
+"""Honest latency numbers: warm-up until stable, timed runs, percentiles, interleaved rounds, CIs.
+
+Nothing here knows about ONNX Runtime: a measurement target is any zero-argument callable. Targets are
+compared by interleaving them round by round (A B C A B C …) so machine drift hits all of them alike,
+and a ratio is the median of per-round ratios with a bootstrap 95% confidence interval.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from actprof.records import Interval, LatencyStats
+
+Run = Callable[[], object]
+BOOTSTRAP_RESAMPLES = 2000
+MIN_ROUNDS = 20
+
+
+def stats_from_ns(samples_ns: Sequence[int] | np.ndarray, *, batch: int) -> LatencyStats:
+    ms = np.asarray(samples_ns, dtype=np.float64) / 1e6
+    p50 = float(np.percentile(ms, 50))
+    mean = float(ms.mean())
+    std = float(ms.std(ddof=1)) if len(ms) > 1 else 0.0
+    return LatencyStats(
+        runs=len(ms),
+        min_ms=float(ms.min()),
+        p50_ms=p50,
+        p90_ms=float(np.percentile(ms, 90)),
+        p99_ms=float(np.percentile(ms, 99)),
+        mean_ms=mean,
+        std_ms=std,
+        cv=std / mean if mean > 0 else math.nan,
+        throughput=batch / (p50 / 1e3) if p50 > 0 else math.nan,
+    )
+
+
+def warm_up(run: Run, *, min_runs: int = 10, min_seconds: float = 0.2, max_seconds: float = 3.0) -> int:
+    """Run until at least ``min_runs`` and ``min_seconds``, then until two windows agree within 5%."""
+    started = time.perf_counter()
+    runs = 0
+    while runs < min_runs or time.perf_counter() - started < min_seconds:
+        run()
+        runs += 1
+    previous = _window_median(run, runs=max(5, min_runs))
+    while time.perf_counter() - started < max_seconds:
+        current = _window_median(run, runs=max(5, min_runs))
+        runs += max(5, min_runs)
+        if abs(current - previous) <= 0.05 * previous:
+            break
+        previous = current
+    return runs
+
+
+def _window_median(run: Run, *, runs: int) -> float:
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter_ns()
+        run()
+        times.append(time.perf_counter_ns() - t0)
+    return float(np.median(times))
+
+
+def time_runs(run: Run, count: int) -> list[int]:
+    """``count`` timed runs, each with ``perf_counter_ns`` around the call alone."""
+    clock = time.perf_counter_ns
+    samples = [0] * count
+    for i in range(count):
+        t0 = clock()
+        run()
+        samples[i] = clock() - t0
+    return samples
+
+
+@dataclass
+class Interleaved:
+    """Raw per-run samples and per-round medians of targets measured in interleaved rounds."""
+
+    samples: dict[str, list[int]] = field(default_factory=dict)
+    rounds: dict[str, list[float]] = field(default_factory=dict)  # per-round median (ns)
+
+
+def interleave(
+    targets: dict[str, Run],
+    *,
+    min_seconds: float = 0.5,
+    min_runs: int = 30,
+    min_rounds: int = MIN_ROUNDS,
+    max_seconds: float = 120.0,
+    on_round: Callable[[int], None] | None = None,
+) -> Interleaved:
+    """Time every target in rounds until each has ``min_seconds`` of timed runs and ``min_runs`` runs.
+
+    Each round runs every target for a block sized to about ``min_seconds / min_rounds`` of its own
+    latency, so a fast and a slow target each contribute a similar number of rounds.
+    """
+    for run in targets.values():
+        warm_up(run)
+    estimate = {name: max(_window_median(run, runs=5), 1.0) for name, run in targets.items()}
+    block = {
+        name: max(1, min(10_000, int(min_seconds / min_rounds * 1e9 / ns))) for name, ns in estimate.items()
+    }
+    result = Interleaved({name: [] for name in targets}, {name: [] for name in targets})
+    started = time.perf_counter()
+    round_index = 0
+    while True:
+        for name, run in targets.items():
+            samples = time_runs(run, block[name])
+            result.samples[name].extend(samples)
+            result.rounds[name].append(float(np.median(samples)))
+        round_index += 1
+        if on_round:
+            on_round(round_index)
+        done = round_index >= min_rounds and all(
+            len(s) >= min_runs and sum(s) >= min_seconds * 1e9 for s in result.samples.values()
+        )
+        if done or time.perf_counter() - started > max_seconds:
+            return result
+
+
+def bootstrap_median(values: Sequence[float], *, seed: int = 0) -> Interval:
+    """Median of ``values`` with a percentile-bootstrap 95% confidence interval."""
+    data = np.asarray(values, dtype=np.float64)
+    data = data[np.isfinite(data)]
+    if len(data) == 0:
+        return Interval(math.nan, math.nan, math.nan, 0)
+    rng = np.random.default_rng(seed)
+    resamples = rng.choice(data, size=(BOOTSTRAP_RESAMPLES, len(data)), replace=True)
+    medians = np.median(resamples, axis=1)
+    low, high = np.percentile(medians, [2.5, 97.5])
+    return Interval(float(np.median(data)), float(low), float(high), len(data))
+
+
+def ratio(rounds: Interleaved, numerator: str, denominator: str) -> Interval:
+    """Median of per-round latency ratios numerator/denominator, with its bootstrap 95% CI."""
+    a = np.asarray(rounds.rounds[numerator])
+    b = np.asarray(rounds.rounds[denominator])
+    return bootstrap_median(a / b)
+
+
+def difference_ms(rounds: Interleaved, minuend: str, subtrahend: str) -> Interval:
+    """Median of per-round latency differences in milliseconds, with its bootstrap 95% CI."""
+    a = np.asarray(rounds.rounds[minuend])
+    b = np.asarray(rounds.rounds[subtrahend])
+    return bootstrap_median((a - b) / 1e6)

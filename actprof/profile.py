@@ -1,0 +1,605 @@
+"""Profile inference with ONNX Runtime: latency per provider × batch, per-op time, fusion, ablation.
+
+Provider truth comes first: a session asked for CUDA that silently fell back to the CPU is refused,
+so no CPU number is ever labelled CUDA. Latency comes from sessions timed in interleaved rounds
+(``latency.interleave``); per-op time from separate profiling sessions, never from the timed ones.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import io
+import json
+import math
+import os
+import re
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from actprof import graph, latency
+from actprof.errors import ModelFileError, ProviderUnavailable, UsageError
+from actprof.records import (
+    SCHEMA_VERSION,
+    AblationResult,
+    FusionCensus,
+    GpuInfo,
+    LatencyResult,
+    ModelRecord,
+    ModelRef,
+    OpProfile,
+    OpTime,
+    ProfileRecord,
+    ProfileSettings,
+    ProviderStatus,
+)
+
+if TYPE_CHECKING:
+    import onnx
+    import onnxruntime as ort
+
+EXECUTION_PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
+OPT_LEVELS = ("disabled", "basic", "extended", "all")
+VARIANTS = ("as-trained", "relu-swap", "identity")
+LAYOUT_OPS = frozenset({"ReorderInput", "ReorderOutput", "Transpose"})
+INPUT, OUTPUT = "input", "logits"
+
+
+# --- options -------------------------------------------------------------------------------------
+
+
+def parse_providers(spec: str) -> list[str]:
+    items = [s.strip().lower() for s in spec.split(",") if s.strip()]
+    if items == ["all"]:
+        return list(EXECUTION_PROVIDERS)
+    bad = [s for s in items if s not in EXECUTION_PROVIDERS]
+    if not items or bad:
+        raise UsageError(f"unknown --provider {spec!r}; choose from: cpu, cuda, all")
+    return list(dict.fromkeys(items))
+
+
+def parse_batch_sizes(spec: str) -> list[int]:
+    try:
+        sizes = [int(s) for s in spec.split(",") if s.strip()]
+    except ValueError:
+        raise UsageError(f"--batch-sizes must be a comma list of positive integers, got {spec!r}") from None
+    if not sizes or any(b < 1 or b > 65536 for b in sizes):
+        raise UsageError(f"--batch-sizes must be a comma list of integers from 1 to 65536, got {spec!r}")
+    return list(dict.fromkeys(sizes))
+
+
+def parse_opt_levels(spec: str) -> list[str]:
+    items = [s.strip().lower() for s in spec.split(",") if s.strip()]
+    if not items or any(s not in OPT_LEVELS for s in items):
+        raise UsageError(f"unknown --opt-level {spec!r}; choose from: {', '.join(OPT_LEVELS)}")
+    return list(dict.fromkeys(items))
+
+
+def check_timing(*, min_time: float, min_runs: int, threads: int) -> None:
+    if not (math.isfinite(min_time) and min_time > 0):
+        raise UsageError(f"--min-time must be a positive number of seconds, got {min_time}")
+    if min_runs < 1:
+        raise UsageError(f"--min-runs must be at least 1, got {min_runs}")
+    if threads < 0:
+        raise UsageError(f"--threads must be 0 (ORT default) or more, got {threads}")
+
+
+# --- sessions and provider truth -----------------------------------------------------------------
+
+
+@functools.cache
+def _ort():
+    import onnxruntime as ort
+
+    if hasattr(ort, "preload_dlls"):
+        # onnxruntime-gpu can load the CUDA/cuDNN libraries pip installed (with torch); it prints a line per
+        # missing library, and a missing library is reported by the provider check instead.
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(Exception):
+            ort.preload_dlls(directory="")
+    # Provider-creation failures are logged by ORT's default logger; we report them ourselves.
+    ort.set_default_logger_severity(4)
+    return ort
+
+
+def session_options(
+    *, threads: int, opt_level: str, profile_prefix: str | None = None, optimized_path: str | None = None
+) -> ort.SessionOptions:
+    ort = _ort()
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.graph_optimization_level = {
+        "disabled": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+    }[opt_level]
+    options.log_severity_level = 3  # the fallback warning is checked by us, not printed at the user
+    if profile_prefix:
+        options.enable_profiling = True
+        options.profile_file_prefix = profile_prefix
+    if optimized_path:
+        options.optimized_model_filepath = optimized_path
+    return options
+
+
+def create_session(
+    model: bytes, provider: str, options: ort.SessionOptions, *, cuda_graph: bool = False
+) -> ort.InferenceSession:
+    """A session that really runs on ``provider``; ProviderUnavailable if ORT fell back to the CPU."""
+    ort = _ort()
+    ep = EXECUTION_PROVIDERS[provider]
+    providers: list[Any] = ["CPUExecutionProvider"]
+    if provider == "cuda":
+        providers = [(ep, {"enable_cuda_graph": "1" if cuda_graph else "0"}), "CPUExecutionProvider"]
+    try:
+        session = ort.InferenceSession(model, options, providers=providers)
+    except Exception as exc:
+        if provider != "cpu" and ep not in ort.get_available_providers():
+            raise ProviderUnavailable(_not_compiled(provider)) from None
+        raise ModelFileError(f"ONNX Runtime cannot load the model: {str(exc).splitlines()[0]}") from None
+    bound = session.get_providers()
+    if not bound or bound[0] != ep:
+        raise ProviderUnavailable(_did_not_bind(provider, bound))
+    return session
+
+
+def _not_compiled(provider: str) -> str:
+    return (
+        f"--provider {provider}: this onnxruntime build has no {EXECUTION_PROVIDERS[provider]}; "
+        "install onnxruntime-gpu (Linux x86_64) or use --provider cpu"
+    )
+
+
+def _did_not_bind(provider: str, bound: list[str]) -> str:
+    return (
+        f"--provider {provider}: {EXECUTION_PROVIDERS[provider]} did not bind (ONNX Runtime fell back to "
+        f"{', '.join(bound) or 'nothing'}; no usable GPU or CUDA/cuDNN libraries); use --provider cpu"
+    )
+
+
+def _probe_model() -> bytes:
+    from onnx import TensorProto, helper
+
+    node = helper.make_node("Relu", ["x"], ["y"])
+    g = helper.make_graph(
+        [node],
+        "probe",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+    )
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    return model.SerializeToString()
+
+
+def provider_status(provider: str) -> ProviderStatus:
+    """Whether ``provider`` is compiled into this ORT build and whether a real session binds to it."""
+    ort = _ort()
+    ep = EXECUTION_PROVIDERS[provider]
+    compiled = ep in ort.get_available_providers()
+    if not compiled:
+        return ProviderStatus(provider, ep, False, False, _not_compiled(provider))
+    with _captured_native_stderr() as native_log:
+        try:
+            ort.set_default_logger_severity(3)  # let the loader's error reach the captured stderr
+            session = create_session(_probe_model(), provider, session_options(threads=1, opt_level="basic"))
+        except ProviderUnavailable as exc:
+            missing = _missing_library(native_log())
+            reason = str(exc) + (f" [{missing}]" if missing else "")
+            return ProviderStatus(provider, ep, True, False, reason)
+    return ProviderStatus(provider, ep, True, True, "bound: " + ", ".join(session.get_providers()))
+
+
+@contextlib.contextmanager
+def _captured_native_stderr():
+    """Capture what native code writes to fd 2 (ORT's provider loader names the missing library there)."""
+    with tempfile.TemporaryFile() as sink:
+        saved = os.dup(2)
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield lambda: (sink.seek(0), sink.read().decode("utf-8", "replace"))[1]
+        finally:
+            _ort().set_default_logger_severity(4)
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def _missing_library(log: str) -> str | None:
+    match = re.search(r"error: (\S+\.so[.\d]*): cannot open shared object file", log)
+    return f"missing {match.group(1)}" if match else None
+
+
+def gpu_info() -> GpuInfo | None:
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader,nounits"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout
+        name, driver, memory = (s.strip() for s in out.splitlines()[0].split(","))
+        return GpuInfo(name=name, driver=driver, memory_mib=int(float(memory)))
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+        return None
+
+
+# --- measurement targets -------------------------------------------------------------------------
+
+
+@dataclass
+class Target:
+    """A session ready to run one batch, with the run callable the harness times."""
+
+    session: ort.InferenceSession
+    run: Callable[[], object]
+
+
+def host_target(session: ort.InferenceSession, x: np.ndarray) -> Target:
+    """Input and output in host memory: CPU compute latency, or CUDA end-to-end with the copies."""
+    feed = {INPUT: x}
+    outputs = [OUTPUT]
+    return Target(session, lambda: session.run(outputs, feed))
+
+
+def cuda_compute_target(session: ort.InferenceSession, x: np.ndarray) -> Target:
+    """Input and output live on the GPU (IO binding): the timed run is compute, no host copies."""
+    ort = _ort()
+    binding = session.io_binding()
+    device_input = ort.OrtValue.ortvalue_from_numpy(x, "cuda", 0)
+    binding.bind_ortvalue_input(INPUT, device_input)
+    binding.bind_output(OUTPUT, "cuda", 0)
+    session.run_with_iobinding(binding)  # the first run allocates the output (and captures a CUDA graph)
+
+    def run() -> None:
+        session.run_with_iobinding(binding)
+
+    target = Target(session, run)
+    target.keepalive = (binding, device_input)  # type: ignore[attr-defined]
+    return target
+
+
+@functools.cache
+def _image_pool() -> np.ndarray:
+    from actprof.data import load_mnist, to_tensor
+
+    return to_tensor(load_mnist(dataset="sample", log=lambda _m: None).test_images).numpy()
+
+
+def images(batch: int) -> np.ndarray:
+    """A batch of real MNIST test images (the bundled sample, tiled past 2,000), float32 NCHW."""
+    pool = _image_pool()
+    reps = -(-batch // len(pool))
+    return np.ascontiguousarray(np.concatenate([pool] * reps)[:batch])
+
+
+# --- per-op attribution --------------------------------------------------------------------------
+
+
+def parse_profile(events: object) -> dict[tuple[str, str], tuple[float, int]]:
+    """ORT profile events → {(op_type, provider): (total µs, kernel events)}; ModelFileError if malformed.
+
+    Only ``cat == "Node"`` events named ``*_kernel_time`` count; anything else is ignored.
+    """
+    if not isinstance(events, list):
+        raise ModelFileError("the ORT profile is not a JSON list of events")
+    totals: dict[tuple[str, str], tuple[float, int]] = {}
+    for event in events:
+        if not isinstance(event, dict) or event.get("cat") != "Node":
+            continue
+        name, args, dur = event.get("name"), event.get("args"), event.get("dur")
+        if not (isinstance(name, str) and name.endswith("_kernel_time") and isinstance(args, dict)):
+            continue
+        op, provider = args.get("op_name"), args.get("provider")
+        if not (isinstance(op, str) and isinstance(provider, str)):
+            continue
+        if isinstance(dur, bool) or not isinstance(dur, (int, float)) or not math.isfinite(dur) or dur < 0:
+            raise ModelFileError(f"the ORT profile has a bad duration for {name!r}: {dur!r}")
+        total, count = totals.get((op, provider), (0.0, 0))
+        totals[(op, provider)] = (total + float(dur), count + 1)
+    return totals
+
+
+def node_providers(events: object) -> dict[str, str]:
+    """Node name → provider it ran on, from the same profile events."""
+    found: dict[str, str] = {}
+    if isinstance(events, list):
+        for event in events:
+            if isinstance(event, dict) and event.get("cat") == "Node":
+                name, args = event.get("name"), event.get("args")
+                if isinstance(name, str) and name.endswith("_kernel_time") and isinstance(args, dict):
+                    provider = args.get("provider")
+                    if isinstance(provider, str):
+                        found[name.removesuffix("_kernel_time")] = provider
+    return found
+
+
+def load_profile_file(path: Path) -> list:
+    try:
+        events = json.loads(Path(path).read_bytes())
+    except (OSError, ValueError, RecursionError):
+        raise ModelFileError(f"{path} is not a readable ORT profile (JSON)") from None
+    parse_profile(events)
+    return events
+
+
+def op_profile(
+    name: str,
+    model: bytes,
+    *,
+    provider: str,
+    batch: int,
+    opt_level: str,
+    threads: int,
+    activation_ops: set[str],
+    x: np.ndarray,
+    min_runs: int = 20,
+    min_seconds: float = 0.3,
+) -> OpProfile:
+    """Per-op time from a dedicated profiling session (never the timed one)."""
+    with tempfile.TemporaryDirectory(prefix="actprof-prof-") as tmp:
+        options = session_options(threads=threads, opt_level=opt_level, profile_prefix=f"{tmp}/ort")
+        session = create_session(model, provider, options)
+        target = cuda_compute_target(session, x) if provider == "cuda" else host_target(session, x)
+        for _ in range(5):
+            target.run()
+        started, runs = time.perf_counter(), 0
+        while runs < min_runs or time.perf_counter() - started < min_seconds:
+            target.run()
+            runs += 1
+        events = load_profile_file(Path(session.end_profiling()))
+    # Warm-up runs are in the profile too: scale by every run that was recorded.
+    recorded = runs + 5 + (1 if provider == "cuda" else 0)
+    totals = parse_profile(events)
+    grand = sum(total for total, _ in totals.values()) / recorded
+    ops = sorted(
+        (
+            OpTime(
+                op, prov, count // recorded, total / recorded, (total / recorded) / grand if grand else 0.0
+            )
+            for (op, prov), (total, count) in totals.items()
+        ),
+        key=lambda o: -o.us_per_run,
+    )
+    act_us = sum(o.us_per_run for o in ops if o.op_type in activation_ops)
+    ep = EXECUTION_PROVIDERS[provider]
+    foreign = sorted(f"{node} ({prov})" for node, prov in node_providers(events).items() if prov != ep)
+    return OpProfile(
+        model=name,
+        provider=provider,
+        batch=batch,
+        opt_level=opt_level,
+        runs=recorded,
+        total_us_per_run=grand,
+        ops=ops,
+        activation_us_per_run=act_us,
+        activation_share=act_us / grand if grand else 0.0,
+        layout_us_per_run=sum(o.us_per_run for o in ops if o.op_type in LAYOUT_OPS),
+        foreign_nodes=foreign,
+    )
+
+
+# --- fusion census -------------------------------------------------------------------------------
+
+
+def fusion_census(
+    name: str, model: bytes, *, provider: str, opt_level: str, threads: int, activation_ops: set[str]
+) -> FusionCensus:
+    """What ORT's optimizer made of the graph: surviving activation nodes, fusions, layout reorders."""
+    import onnx
+
+    with tempfile.TemporaryDirectory(prefix="actprof-opt-") as tmp:
+        path = f"{tmp}/optimized.onnx"
+        create_session(
+            model, provider, session_options(threads=threads, opt_level=opt_level, optimized_path=path)
+        )
+        optimized = onnx.load(path)
+    return census_of_optimized(
+        name, optimized, provider=provider, opt_level=opt_level, activation_ops=activation_ops
+    )
+
+
+def census_of_optimized(
+    name: str, optimized: onnx.ModelProto, *, provider: str, opt_level: str, activation_ops: set[str]
+) -> FusionCensus:
+    ops: dict[str, int] = {}
+    fused: dict[str, int] = {}
+    for node in optimized.graph.node:
+        key = _qualified(node)
+        ops[key] = ops.get(key, 0) + 1
+        fused_act = _fused_activation(node)
+        if fused_act:
+            label = f"{key}({fused_act})"
+            fused[label] = fused.get(label, 0) + 1
+    left = {op: n for op, n in ops.items() if op in activation_ops}
+    reorders = sum(n for op, n in ops.items() if op.split(".")[-1] in {"ReorderInput", "ReorderOutput"})
+    return FusionCensus(name, provider, opt_level, dict(sorted(ops.items())), left, fused, reorders)
+
+
+def _qualified(node: onnx.NodeProto) -> str:
+    domain = node.domain.removeprefix("com.microsoft").strip(".")
+    return f"{domain}.{node.op_type}" if domain else node.op_type
+
+
+def _fused_activation(node: onnx.NodeProto) -> str | None:
+    for attr in node.attribute:
+        if attr.name == "activation" and attr.s:
+            return attr.s.decode("utf-8", "replace")
+    return None
+
+
+# --- the whole profile ---------------------------------------------------------------------------
+
+
+Progress = Callable[[str], None]
+
+
+def run_profile(
+    models: list[tuple[Path, ModelRecord]],
+    settings: ProfileSettings,
+    *,
+    baseline: str | None = "relu",
+    on_progress: Progress | None = None,
+) -> ProfileRecord:
+    """Profile every model on every requested provider; providers that do not bind are refused."""
+    from actprof import environment
+
+    started = time.perf_counter()
+    say = on_progress or (lambda _m: None)
+    statuses = [provider_status(p) for p in settings.providers]
+    for status in statuses:
+        if not status.binds:
+            raise ProviderUnavailable(status.reason)
+    loaded = {record.activation.name: (path.read_bytes(), record) for path, record in models}
+    baseline = baseline if baseline in loaded else None
+    latencies: list[LatencyResult] = []
+    ablations: list[AblationResult] = []
+    op_profiles: list[OpProfile] = []
+    fusion: list[FusionCensus] = []
+    for provider in settings.providers:
+        for opt_level in settings.opt_levels:
+            for name, (model, record) in loaded.items():
+                say(f"{provider}: fusion census of {name} at opt level {opt_level}")
+                fusion.append(
+                    fusion_census(
+                        name,
+                        model,
+                        provider=provider,
+                        opt_level=opt_level,
+                        threads=settings.threads,
+                        activation_ops=set(record.export.activation_census),
+                    )
+                )
+            for batch in settings.batch_sizes:
+                x = images(batch)
+                lat, abl = _measure(loaded, settings, provider, opt_level, batch, x, baseline, say)
+                latencies += lat
+                ablations += abl
+                for name, (model, record) in loaded.items():
+                    say(f"{provider}: per-op profile of {name} at batch {batch}")
+                    op_profiles.append(
+                        op_profile(
+                            name,
+                            model,
+                            provider=provider,
+                            batch=batch,
+                            opt_level=opt_level,
+                            threads=settings.threads,
+                            activation_ops=set(record.export.activation_census),
+                            x=x,
+                        )
+                    )
+    return ProfileRecord(
+        schema_version=SCHEMA_VERSION,
+        kind="profile",
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        environment=environment.capture(),
+        gpu=gpu_info() if "cuda" in settings.providers else None,
+        settings=settings,
+        providers=statuses,
+        baseline=baseline,
+        models=[_model_ref(path, record) for path, record in models],
+        latency=latencies,
+        ablation=ablations,
+        op_profiles=op_profiles,
+        fusion=fusion,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _model_ref(path: Path, record: ModelRecord) -> ModelRef:
+    return ModelRef(
+        name=record.activation.name,
+        file=path.name,
+        sha256=record.export.sha256,
+        dataset=record.dataset.kind,
+        test_accuracy=record.export.onnx_test_accuracy,
+        activation_ops=list(record.export.activation_census),
+        decomposed=record.export.decomposed,
+    )
+
+
+def variants_of(name: str, model: bytes, *, ablation: bool) -> dict[str, bytes]:
+    """The model as trained and, for the ablation, the same weights with ReLU and with identity."""
+    found = {"as-trained": model}
+    if ablation:
+        import onnx
+
+        proto = onnx.load_from_string(model)
+        if name != "relu":
+            found["relu-swap"] = graph.replace_activation(proto, "Relu").SerializeToString()
+        found["identity"] = graph.replace_activation(proto, "Identity").SerializeToString()
+    return found
+
+
+def _measure(loaded, settings, provider, opt_level, batch, x, baseline, say):
+    """One interleaved measurement of every (model, variant, mode) at one provider × opt level × batch."""
+    targets: dict[tuple[str, str, str], Target] = {}
+    for name, (model, _record) in loaded.items():
+        for variant, data in variants_of(name, model, ablation=settings.ablation).items():
+            options = session_options(threads=settings.threads, opt_level=opt_level)
+            if provider == "cuda":
+                session = create_session(data, provider, options, cuda_graph=settings.cuda_graph)
+                targets[(name, variant, "compute")] = cuda_compute_target(session, x)
+                if variant == "as-trained":
+                    plain = create_session(
+                        data, provider, session_options(threads=settings.threads, opt_level=opt_level)
+                    )
+                    targets[(name, variant, "end-to-end")] = host_target(plain, x)
+            else:
+                targets[(name, variant, "compute")] = host_target(create_session(data, provider, options), x)
+    say(f"{provider}: timing {len(targets)} sessions at batch {batch}, opt level {opt_level}")
+    keyed = {"|".join(key): target.run for key, target in targets.items()}
+    rounds = latency.interleave(keyed, min_seconds=settings.min_time, min_runs=settings.min_runs)
+
+    def key(name: str, variant: str = "as-trained", mode: str = "compute") -> str:
+        return f"{name}|{variant}|{mode}"
+
+    results = []
+    for name, variant, mode in targets:
+        k = key(name, variant, mode)
+        vs = None
+        if baseline and variant == "as-trained":
+            vs = latency.ratio(rounds, k, key(baseline, "as-trained", mode))
+        results.append(
+            LatencyResult(
+                model=name,
+                variant=variant,
+                provider=provider,
+                batch=batch,
+                opt_level=opt_level,
+                mode=mode,
+                stats=latency.stats_from_ns(rounds.samples[k], batch=batch),
+                vs_baseline=vs,
+            )
+        )
+    ablations = []
+    if settings.ablation:
+        p50 = {(r.model, r.variant): r.stats.p50_ms for r in results if r.mode == "compute"}
+        for name in loaded:
+            has_relu_swap = (name, "relu-swap") in p50
+            ablations.append(
+                AblationResult(
+                    model=name,
+                    provider=provider,
+                    batch=batch,
+                    opt_level=opt_level,
+                    as_trained_ms=p50[(name, "as-trained")],
+                    relu_swap_ms=p50[(name, "relu-swap")] if has_relu_swap else None,
+                    identity_ms=p50[(name, "identity")],
+                    activation_cost_ms=latency.difference_ms(rounds, key(name), key(name, "identity")),
+                    penalty_vs_relu_ms=(
+                        latency.difference_ms(rounds, key(name), key(name, "relu-swap"))
+                        if has_relu_swap
+                        else None
+                    ),
+                )
+            )
+    return results, ablations
