@@ -158,6 +158,47 @@ def profile_command(
     console.print(f"wrote {out / 'profile.json'} ({record.seconds:.0f} s)")
 
 
+@app.command("microbench")
+def microbench_command(
+    act: Annotated[str, typer.Option("--act", help="Activations: a comma list or 'all'.")] = "all",
+    provider: Annotated[str, typer.Option(help="cpu | cuda | all.")] = "cpu",
+    sizes: Annotated[
+        str | None, typer.Option(help="Comma list of tensor sizes in elements (default: 1 MiB and 2×L3).")
+    ] = None,
+    threads: ThreadsOpt = 0,
+    min_time: Annotated[
+        float, typer.Option("--min-time", help="Seconds of timed runs per op and size.")
+    ] = 0.2,
+    out: OutOpt = Path("reports"),
+) -> None:
+    """Each activation as a single ONNX op: GB/s and the fraction of copy bandwidth, per provider."""
+    from actprof import activations, microbench, profile, report
+    from actprof.records import write_json
+
+    acts = activations.parse_list(act)
+    providers = _providers_that_bind(profile.parse_providers(provider), explicit=provider != "all")
+    elements = profile.parse_batch_sizes(sizes, name="--sizes", limit=1 << 31) if sizes else None
+    profile.check_timing(min_time=min_time, min_runs=1, threads=threads)
+    console = _console()
+    records = []
+    with console.status("microbenchmark") as status:
+        for name in providers:
+            records.append(
+                microbench.measure(
+                    acts,
+                    provider=name,
+                    sizes=elements,
+                    threads=threads,
+                    min_time=min_time,
+                    on_progress=status.update,
+                )  # fmt: skip
+            )
+    record = microbench.merge(records)
+    write_json(out / "microbench.json", record)
+    report.print_microbench(record, console=console)
+    console.print(f"wrote {out / 'microbench.json'}")
+
+
 def _providers_that_bind(requested: list[str], *, explicit: bool) -> list[str]:
     """Explicitly requested providers must bind (else a clear error); with 'all', skip and say why."""
     from actprof import profile

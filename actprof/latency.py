@@ -39,21 +39,27 @@ def stats_from_ns(samples_ns: Sequence[int] | np.ndarray, *, batch: int) -> Late
     )
 
 
-def warm_up(run: Run, *, min_runs: int = 10, min_seconds: float = 0.2, max_seconds: float = 3.0) -> int:
-    """Run until at least ``min_runs`` and ``min_seconds``, then until two windows agree within 5%."""
+def warm_up(run: Run, *, min_runs: int = 10, min_seconds: float = 0.2, max_seconds: float = 2.0) -> float:
+    """Run ``min_runs`` times or for ``min_seconds``, whichever comes first (at least twice), then
+    until the medians of two consecutive short windows agree within 5% (or ``max_seconds`` pass).
+
+    Returns the last window's median latency in nanoseconds: the warm, stable estimate.
+    """
     started = time.perf_counter()
     runs = 0
-    while runs < min_runs or time.perf_counter() - started < min_seconds:
+    while runs < 2 or (runs < min_runs and time.perf_counter() - started < min_seconds):
         run()
         runs += 1
-    previous = _window_median(run, runs=max(5, min_runs))
+    per_run = (time.perf_counter() - started) / runs
+    window = max(3, min(min_runs, int(0.05 / max(per_run, 1e-9))))
+    previous = _window_median(run, runs=window)
     while time.perf_counter() - started < max_seconds:
-        current = _window_median(run, runs=max(5, min_runs))
-        runs += max(5, min_runs)
-        if abs(current - previous) <= 0.05 * previous:
-            break
+        current = _window_median(run, runs=window)
+        stable = abs(current - previous) <= 0.05 * previous
         previous = current
-    return runs
+        if stable:
+            break
+    return previous
 
 
 def _window_median(run: Run, *, runs: int) -> float:
@@ -98,9 +104,7 @@ def interleave(
     Each round runs every target for a block sized to about ``min_seconds / min_rounds`` of its own
     latency, so a fast and a slow target each contribute a similar number of rounds.
     """
-    for run in targets.values():
-        warm_up(run)
-    estimate = {name: max(_window_median(run, runs=5), 1.0) for name, run in targets.items()}
+    estimate = {name: max(warm_up(run), 1.0) for name, run in targets.items()}
     block = {
         name: max(1, min(10_000, int(min_seconds / min_rounds * 1e9 / ns))) for name, ns in estimate.items()
     }

@@ -66,13 +66,13 @@ def parse_providers(spec: str) -> list[str]:
     return list(dict.fromkeys(items))
 
 
-def parse_batch_sizes(spec: str) -> list[int]:
+def parse_batch_sizes(spec: str, *, name: str = "--batch-sizes", limit: int = 65536) -> list[int]:
     try:
         sizes = [int(s) for s in spec.split(",") if s.strip()]
     except ValueError:
-        raise UsageError(f"--batch-sizes must be a comma list of positive integers, got {spec!r}") from None
-    if not sizes or any(b < 1 or b > 65536 for b in sizes):
-        raise UsageError(f"--batch-sizes must be a comma list of integers from 1 to 65536, got {spec!r}")
+        raise UsageError(f"{name} must be a comma list of positive integers, got {spec!r}") from None
+    if not sizes or any(b < 1 or b > limit for b in sizes):
+        raise UsageError(f"{name} must be a comma list of integers from 1 to {limit}, got {spec!r}")
     return list(dict.fromkeys(sizes))
 
 
@@ -242,20 +242,24 @@ class Target:
     run: Callable[[], object]
 
 
-def host_target(session: ort.InferenceSession, x: np.ndarray) -> Target:
+def host_target(
+    session: ort.InferenceSession, x: np.ndarray, *, input_name: str = INPUT, output_name: str = OUTPUT
+) -> Target:
     """Input and output in host memory: CPU compute latency, or CUDA end-to-end with the copies."""
-    feed = {INPUT: x}
-    outputs = [OUTPUT]
+    feed = {input_name: x}
+    outputs = [output_name]
     return Target(session, lambda: session.run(outputs, feed))
 
 
-def cuda_compute_target(session: ort.InferenceSession, x: np.ndarray) -> Target:
+def cuda_compute_target(
+    session: ort.InferenceSession, x: np.ndarray, *, input_name: str = INPUT, output_name: str = OUTPUT
+) -> Target:
     """Input and output live on the GPU (IO binding): the timed run is compute, no host copies."""
     ort = _ort()
     binding = session.io_binding()
     device_input = ort.OrtValue.ortvalue_from_numpy(x, "cuda", 0)
-    binding.bind_ortvalue_input(INPUT, device_input)
-    binding.bind_output(OUTPUT, "cuda", 0)
+    binding.bind_ortvalue_input(input_name, device_input)
+    binding.bind_output(output_name, "cuda", 0)
     session.run_with_iobinding(binding)  # the first run allocates the output (and captures a CUDA graph)
 
     def run() -> None:

@@ -500,3 +500,26 @@ class ProfileRecord:
     op_profiles: list[OpProfile]
     fusion: list[FusionCensus]
     seconds: float
+
+
+@dataclass(frozen=True)
+class OpBandwidth:
+    op: str  # an activation name, or "copy"
+    onnx_ops: list[str]
+    provider: str
+    elements: int
+    bytes_moved: int  # one read and one write of float32 per element
+    p50_ms: float
+    gbps: float
+    fraction_of_copy: float  # this op's GB/s over the copy's, same size, same run
+
+
+@dataclass(frozen=True)
+class MicrobenchRecord:
+    schema_version: int
+    kind: str  # "microbench"
+    created: str
+    environment: Environment
+    threads: int
+    l3_bytes: int | None
+    results: list[OpBandwidth]

@@ -13,7 +13,14 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from actprof.environment import Environment
-    from actprof.records import GpuInfo, Interval, ModelRecord, ProfileRecord, ProviderStatus
+    from actprof.records import (
+        GpuInfo,
+        Interval,
+        MicrobenchRecord,
+        ModelRecord,
+        ProfileRecord,
+        ProviderStatus,
+    )
 
 
 def _pct(x: float | None, digits: int = 2) -> str:
@@ -22,6 +29,14 @@ def _pct(x: float | None, digits: int = 2) -> str:
 
 def _num(x: float | None, fmt: str = ",.0f") -> str:
     return "—" if x is None else format(x, fmt)
+
+
+def _bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:,.0f} {unit}"
+        n /= 1024
+    return f"{n:,.0f} GiB"
 
 
 def _reached(record: ModelRecord, target: float) -> tuple[int | None, float | None]:
@@ -200,3 +215,26 @@ def print_profile(record: ProfileRecord, *, console: Console) -> None:
         )
     console.print(_rich_table("Per-op time (separate profiling session)", op_rows(record)))
     console.print(_rich_table("What ORT fused", fusion_rows(record)))
+
+
+def microbench_rows(record: MicrobenchRecord) -> list[dict[str, str]]:
+    return [
+        {
+            "provider": r.provider,
+            "size": _bytes(4 * r.elements),
+            "op": r.op,
+            "ONNX": "+".join(r.onnx_ops),
+            "p50 ms": f"{r.p50_ms:,.3f}",
+            "GB/s": f"{r.gbps:,.1f}",
+            "of copy": f"{100 * r.fraction_of_copy:.0f}%",
+        }
+        for r in record.results
+    ]
+
+
+def print_microbench(record: MicrobenchRecord, *, console: Console) -> None:
+    caption = (
+        "bytes moved = one float32 read + one write per element; copy = ORT Identity over the same tensor, "
+        "same run; fractions far below 100% at the DRAM size mean the op is compute-bound"
+    )
+    console.print(_rich_table("Activation ops alone", microbench_rows(record), caption))
