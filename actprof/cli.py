@@ -191,7 +191,7 @@ def microbench_command(
                     threads=threads,
                     min_time=min_time,
                     on_progress=status.update,
-                )  # fmt: skip
+                )
             )
     record = microbench.merge(records)
     write_json(out / "microbench.json", record)
