@@ -128,9 +128,7 @@ def _identity(_: float | None) -> nn.Module:
 
 _TABLE: tuple[Activation, ...] = (
     Activation("relu", "max(0, x)", _relu, None, None, "he", True, ("Relu",)),
-    Activation(
-        "leaky_relu", "x if x > 0 else a·x", _leaky_relu, "negative_slope", 0.01, "he", True, ("LeakyRelu",)
-    ),
+    Activation("leaky_relu", "x if x > 0 else a·x", _leaky_relu, "negative_slope", 0.01, "he", True, ("LeakyRelu",)),
     # PReLU learns its slope; a negative slope would break monotonicity, so the rewrite must not assume it.
     Activation("prelu", "x if x > 0 else a·x, a learned", _prelu, "init", 0.25, "he", False, ("PRelu",)),
     Activation("elu", "x if x > 0 else a·(eˣ − 1)", _elu, "alpha", 1.0, "he", True, ("Elu",)),
@@ -160,9 +158,7 @@ def get(name: str) -> Activation:
     try:
         return ACTIVATIONS[name.strip().lower()]
     except KeyError:
-        raise UsageError(
-            f"unknown activation {name!r}; choose from: {', '.join(names())}, or 'all'"
-        ) from None
+        raise UsageError(f"unknown activation {name!r}; choose from: {', '.join(names())}, or 'all'") from None
 
 
 def parse_list(spec: str) -> list[Activation]:

@@ -70,13 +70,27 @@ def train_export(
     if init is not None:
         activations.check_init(init)
     train_config = TrainConfig(
-        epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, precision=precision, val_every=val_every,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        precision=precision,
+        val_every=val_every,
         threads=threads,
-    )  # fmt: skip
+    )
     train_config.validate()
     export.check_options(opset=opset, exporter=exporter)
-    records = _train_export_all(acts, train_config, alpha=alpha, init=init, data_dir=data_dir,
-                                dataset=dataset, opset=opset, exporter=exporter, out=out)  # fmt: skip
+    records = _train_export_all(
+        acts,
+        train_config,
+        alpha=alpha,
+        init=init,
+        data_dir=data_dir,
+        dataset=dataset,
+        opset=opset,
+        exporter=exporter,
+        out=out,
+    )
     from actprof import report
 
     report.print_training(records, console=_console())
@@ -121,12 +135,8 @@ def profile_command(
     opt_level: Annotated[str, typer.Option("--opt-level", help="disabled | basic | extended | all.")] = "all",
     min_time: Annotated[float, typer.Option("--min-time", help="Seconds of timed runs per target.")] = 0.5,
     min_runs: Annotated[int, typer.Option("--min-runs", help="Timed runs per target, at least.")] = 30,
-    ablation: Annotated[
-        bool, typer.Option(help="Also time each model with ReLU / identity swapped in.")
-    ] = True,
-    cuda_graph: Annotated[
-        bool, typer.Option("--cuda-graph", help="Capture CUDA graphs (CUDA only).")
-    ] = False,
+    ablation: Annotated[bool, typer.Option(help="Also time each model with ReLU / identity swapped in.")] = True,
+    cuda_graph: Annotated[bool, typer.Option("--cuda-graph", help="Capture CUDA graphs (CUDA only).")] = False,
     baseline: Annotated[str, typer.Option(help="Activation the ratios are taken against.")] = "relu",
     out: OutOpt = Path("reports"),
 ) -> None:
@@ -166,9 +176,7 @@ def microbench_command(
         str | None, typer.Option(help="Comma list of tensor sizes in elements (default: 1 MiB and 2×L3).")
     ] = None,
     threads: ThreadsOpt = 0,
-    min_time: Annotated[
-        float, typer.Option("--min-time", help="Seconds of timed runs per op and size.")
-    ] = 0.2,
+    min_time: Annotated[float, typer.Option("--min-time", help="Seconds of timed runs per op and size.")] = 0.2,
     out: OutOpt = Path("reports"),
 ) -> None:
     """Each activation as a single ONNX op: GB/s and the fraction of copy bandwidth, per provider."""
@@ -216,15 +224,138 @@ def _providers_that_bind(requested: list[str], *, explicit: bool) -> list[str]:
     return usable
 
 
+@app.command("report")
+def report_command(
+    models: ModelsOpt = Path("models"),
+    results: Annotated[Path, typer.Option("--results", help="Directory with profile.json (optional).")] = Path(
+        "reports"
+    ),
+    baseline: Annotated[str, typer.Option(help="Activation every other one is judged against.")] = "relu",
+    target: Annotated[
+        float | None, typer.Option(help="Target validation accuracy in % (default: highest the baseline reached).")
+    ] = None,
+    format: Annotated[str, typer.Option("--format", help="Comma list of table, md, html, json, csv.")] = (
+        "table,md,html,json,csv"
+    ),
+    out: OutOpt = Path("reports"),
+) -> None:
+    """The trade-off: convergence, latency, per-op share, fusion, and a verdict with the break-even."""
+    from actprof import report
+
+    formats = report.parse_formats(format)
+    written = _report(models, results, baseline=baseline, target=target, formats=formats, out=out)
+    _console().print("wrote " + ", ".join(str(p) for p in written))
+
+
+def _report(models: Path, results: Path, *, baseline: str, target: float | None, formats, out: Path):
+    from actprof import export, report, verdict
+    from actprof.records import ProfileRecord, read_json
+
+    if target is not None and not 0 < target <= 100:
+        raise _usage(f"--target must be a validation accuracy in % (0-100], got {target}")
+    model_records = [record for _, record in export.find_models(models)]
+    profile_path = Path(results) / "profile.json"
+    profile = read_json(profile_path, ProfileRecord) if profile_path.exists() else None
+    if profile is None:
+        _console().print(f"no {profile_path}: reporting training only (run actprof profile for latency)")
+    built = verdict.build(model_records, profile, baseline=baseline, target=target / 100 if target else None)
+    if "table" in formats:
+        report.print_report(built, profile, console=_console())
+    return report.write_reports(out, formats, built, model_records, profile)
+
+
+@app.command("run")
+def run_command(
+    act: ActOpt = "all",
+    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 1,
+    provider: Annotated[str, typer.Option(help="cpu | cuda | all.")] = "cpu",
+    batch_sizes: Annotated[str, typer.Option("--batch-sizes", help="Comma list of batch sizes.")] = "1,64",
+    min_time: Annotated[float, typer.Option("--min-time", help="Seconds of timed runs per target.")] = 0.3,
+    seed: Annotated[int, typer.Option(help="Training seed.")] = 0,
+    data_dir: DataDirOpt = None,
+    dataset: DatasetOpt = "auto",
+    baseline: Annotated[str, typer.Option(help="Activation every other one is judged against.")] = "relu",
+    models: ModelsOpt = Path("models"),
+    out: OutOpt = Path("reports"),
+) -> None:
+    """train-export → profile → report in one go (offline: on the bundled MNIST sample)."""
+    import time
+
+    from actprof import activations, export, profile, report
+    from actprof.records import ProfileSettings, TrainConfig, write_json
+
+    acts = activations.parse_list(act)
+    if baseline not in {a.name for a in acts}:
+        acts = [activations.get(baseline), *acts]
+    train_config = TrainConfig(epochs=epochs, seed=seed)
+    train_config.validate()
+    profile.check_timing(min_time=min_time, min_runs=20, threads=0)
+    settings = ProfileSettings(
+        providers=_providers_that_bind(profile.parse_providers(provider), explicit=provider != "all"),
+        batch_sizes=profile.parse_batch_sizes(batch_sizes),
+        threads=0,
+        opt_levels=["all"],
+        min_time=min_time,
+        min_runs=20,
+        ablation=True,
+        cuda_graph=False,
+        input="real MNIST test images (bundled sample)",
+    )
+    console = _console()
+    stages: dict[str, float] = {}
+    started = time.perf_counter()
+    records = _train_export_all(
+        acts,
+        train_config,
+        alpha=None,
+        init=None,
+        data_dir=data_dir,
+        dataset=dataset,
+        opset=20,
+        exporter="dynamo",
+        out=models,
+    )
+    stages["train + export"] = time.perf_counter() - started
+    report.print_training(records, console=console)
+    started = time.perf_counter()
+    found = export.find_models(models, [r.activation.name for r in records])
+    with console.status("profiling") as status:
+        profiled = profile.run_profile(found, settings, baseline=baseline, on_progress=status.update)
+    write_json(out / "profile.json", profiled)
+    stages["profile"] = time.perf_counter() - started
+    started = time.perf_counter()
+    written = _report(models, out, baseline=baseline, target=None, formats=list(report.FORMATS), out=out)
+    stages["report"] = time.perf_counter() - started
+    console.print(
+        "stages: " + ", ".join(f"{k} {v:.1f} s" for k, v in stages.items()) + f"; total {sum(stages.values()):.1f} s"
+    )
+    console.print("wrote " + ", ".join(str(p) for p in written))
+
+
+@app.command("diff")
+def diff_command(
+    base: Annotated[Path, typer.Argument(help="Baseline results: a report directory or report.json.")],
+    new: Annotated[Path, typer.Argument(help="New results: a report directory or report.json.")],
+    threshold: Annotated[str, typer.Option(help="Allowed regression, e.g. 5% or 0.05.")] = "5%",
+) -> None:
+    """CI gate: exit 1 when a latency ratio or an accuracy regressed beyond the threshold."""
+    from actprof import report, verdict
+
+    limit = verdict.parse_threshold(threshold)
+    changes = verdict.diff(verdict.load_report(base), verdict.load_report(new), threshold=limit)
+    report.print_diff(changes, threshold=limit, console=_console())
+    regressions = [c for c in changes if c.regressed]
+    if regressions:
+        _fail(f"{len(regressions)} regression(s) beyond {100 * limit:g}%: " + "; ".join(c.what for c in regressions), 1)
+
+
 @app.command("env")
 def env_command() -> None:
     """Versions, CPU, and which ONNX Runtime providers are compiled in and actually bind here."""
     from actprof import environment, profile, report
 
     statuses = [profile.provider_status(p) for p in profile.EXECUTION_PROVIDERS]
-    report.print_environment(
-        environment.capture(), console=_console(), providers=statuses, gpu=profile.gpu_info()
-    )
+    report.print_environment(environment.capture(), console=_console(), providers=statuses, gpu=profile.gpu_info())
 
 
 def _usage(message: str) -> ActprofError:

@@ -103,8 +103,7 @@ def read_idx(path: Path) -> np.ndarray:
         raise DataError(f"{path} is corrupt ({_one_line(exc)}); {_FIX_FILE}") from None
     if len(payload) < expected:
         raise DataError(
-            f"{path} is truncated: its header declares {expected:,} data bytes, found {len(payload):,}; "
-            f"{_FIX_FILE}"
+            f"{path} is truncated: its header declares {expected:,} data bytes, found {len(payload):,}; {_FIX_FILE}"
         )
     if len(payload) > expected:
         raise DataError(f"{path} has more than the {expected:,} data bytes its header declares; {_FIX_FILE}")
@@ -157,9 +156,7 @@ def _read_idx_header(stream: IO[bytes], path: Path) -> tuple[int, ...]:
             f"MNIST files; {_FIX_FILE}"
         )
     if ndim not in _SUPPORTED_NDIM:
-        raise DataError(
-            f"{path} has {ndim} dimensions; MNIST files have 1 (labels) or 3 (images); {_FIX_FILE}"
-        )
+        raise DataError(f"{path} has {ndim} dimensions; MNIST files have 1 (labels) or 3 (images); {_FIX_FILE}")
     raw_dims = stream.read(4 * ndim)
     if len(raw_dims) < 4 * ndim:
         raise DataError(f"{path} is truncated inside its IDX header; {_FIX_FILE}")

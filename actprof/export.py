@@ -61,9 +61,7 @@ def check_options(*, opset: int, exporter: str) -> None:
         raise UsageError(f"--opset must be between 13 and 23, got {opset}")
 
 
-def to_onnx(
-    model: torch.nn.Module, *, opset: int = DEFAULT_OPSET, exporter: str = "dynamo"
-) -> onnx.ModelProto:
+def to_onnx(model: torch.nn.Module, *, opset: int = DEFAULT_OPSET, exporter: str = "dynamo") -> onnx.ModelProto:
     """The model as an ONNX proto with a dynamic batch dimension (fp32, eval mode)."""
     import onnx
     import torch
@@ -218,9 +216,7 @@ def load_model_file(path: Path) -> onnx.ModelProto:
     try:
         proto = onnx.load(str(path), load_external_data=False)
     except Exception:  # protobuf raises several unrelated types for garbage input
-        raise ModelFileError(
-            f"{path} is not a valid ONNX model; re-export it with actprof train-export"
-        ) from None
+        raise ModelFileError(f"{path} is not a valid ONNX model; re-export it with actprof train-export") from None
     base = path.parent.resolve()
     for tensor in external_data_helper._get_all_tensors(proto):
         if not external_data_helper.uses_external_data(tensor):
@@ -229,17 +225,14 @@ def load_model_file(path: Path) -> onnx.ModelProto:
         target = (base / location).resolve()
         if not target.is_relative_to(base) or not target.is_file():
             raise ModelFileError(
-                f"{path} points its weights at {location!r}, outside its directory or missing; "
-                "refusing to load it"
+                f"{path} points its weights at {location!r}, outside its directory or missing; refusing to load it"
             )
     if any(external_data_helper.uses_external_data(t) for t in external_data_helper._get_all_tensors(proto)):
         external_data_helper.load_external_data_for_model(proto, str(base))
     try:
         onnx.checker.check_model(proto)
     except onnx.checker.ValidationError as exc:
-        raise ModelFileError(
-            f"{path} fails the ONNX checker ({str(exc).splitlines()[0]}); re-export it"
-        ) from None
+        raise ModelFileError(f"{path} fails the ONNX checker ({str(exc).splitlines()[0]}); re-export it") from None
     return proto
 
 
@@ -257,9 +250,7 @@ def save_model(out_dir: Path, name: str, onnx_bytes: bytes, record: ModelRecord)
 def load_record(json_path: Path) -> ModelRecord:
     record = read_json(json_path, ModelRecord)
     if record.kind != "model":
-        raise ModelFileError(
-            f"{json_path} is a {record.kind!r} record, not a model; pass the models directory"
-        )
+        raise ModelFileError(f"{json_path} is a {record.kind!r} record, not a model; pass the models directory")
     return record
 
 
@@ -274,8 +265,7 @@ def find_models(models_dir: Path, names: list[str] | None = None) -> list[tuple[
         onnx_path = json_path.with_suffix(".onnx")
         if not json_path.is_file() or not onnx_path.is_file():
             raise ModelFileError(
-                f"no model {json_path.stem!r} in {models_dir}; "
-                f"run actprof train-export --act {json_path.stem}"
+                f"no model {json_path.stem!r} in {models_dir}; run actprof train-export --act {json_path.stem}"
             )
         record = load_record(json_path)
         if hashlib.sha256(onnx_path.read_bytes()).hexdigest() != record.export.sha256:

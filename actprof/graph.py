@@ -77,13 +77,9 @@ def activation_regions(model: onnx.ModelProto) -> list[Region]:
             for name in graph.node[i].input
             if name and name not in produced and name not in constants
         }
-        outputs = {
-            name for name in produced if (consumers.get(name, set()) - inside) or name in graph_outputs
-        }
+        outputs = {name for name in produced if (consumers.get(name, set()) - inside) or name in graph_outputs}
         if len(inputs) != 1 or len(outputs) != 1:
-            raise ValueError(
-                f"activation region {sorted(graph.node[i].op_type for i in nodes)} is not 1-in 1-out"
-            )
+            raise ValueError(f"activation region {sorted(graph.node[i].op_type for i in nodes)} is not 1-in 1-out")
         regions.append(Region(tuple(sorted(nodes)), inputs.pop(), outputs.pop()))
     return sorted(regions, key=lambda r: r.nodes[0])
 
@@ -124,8 +120,6 @@ def prune_unused(model: onnx.ModelProto) -> None:
     if len(initializers) != len(graph.initializer):
         del graph.initializer[:]
         graph.initializer.extend(initializers)
-    value_info = [
-        v for v in graph.value_info if v.name in used or v.name in {o for n in keep for o in n.output}
-    ]
+    value_info = [v for v in graph.value_info if v.name in used or v.name in {o for n in keep for o in n.output}]
     del graph.value_info[:]
     graph.value_info.extend(value_info)

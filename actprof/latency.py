@@ -105,9 +105,7 @@ def interleave(
     latency, so a fast and a slow target each contribute a similar number of rounds.
     """
     estimate = {name: max(warm_up(run), 1.0) for name, run in targets.items()}
-    block = {
-        name: max(1, min(10_000, int(min_seconds / min_rounds * 1e9 / ns))) for name, ns in estimate.items()
-    }
+    block = {name: max(1, min(10_000, int(min_seconds / min_rounds * 1e9 / ns))) for name, ns in estimate.items()}
     result = Interleaved({name: [] for name in targets}, {name: [] for name in targets})
     started = time.perf_counter()
     round_index = 0

@@ -365,9 +365,7 @@ def op_profile(
     grand = sum(total for total, _ in totals.values()) / recorded
     ops = sorted(
         (
-            OpTime(
-                op, prov, count // recorded, total / recorded, (total / recorded) / grand if grand else 0.0
-            )
+            OpTime(op, prov, count // recorded, total / recorded, (total / recorded) / grand if grand else 0.0)
             for (op, prov), (total, count) in totals.items()
         ),
         key=lambda o: -o.us_per_run,
@@ -401,13 +399,9 @@ def fusion_census(
 
     with tempfile.TemporaryDirectory(prefix="actprof-opt-") as tmp:
         path = f"{tmp}/optimized.onnx"
-        create_session(
-            model, provider, session_options(threads=threads, opt_level=opt_level, optimized_path=path)
-        )
+        create_session(model, provider, session_options(threads=threads, opt_level=opt_level, optimized_path=path))
         optimized = onnx.load(path)
-    return census_of_optimized(
-        name, optimized, provider=provider, opt_level=opt_level, activation_ops=activation_ops
-    )
+    return census_of_optimized(name, optimized, provider=provider, opt_level=opt_level, activation_ops=activation_ops)
 
 
 def census_of_optimized(
@@ -600,9 +594,7 @@ def _measure(loaded, settings, provider, opt_level, batch, x, baseline, say):
                     identity_ms=p50[(name, "identity")],
                     activation_cost_ms=latency.difference_ms(rounds, key(name), key(name, "identity")),
                     penalty_vs_relu_ms=(
-                        latency.difference_ms(rounds, key(name), key(name, "relu-swap"))
-                        if has_relu_swap
-                        else None
+                        latency.difference_ms(rounds, key(name), key(name, "relu-swap")) if has_relu_swap else None
                     ),
                 )
             )

@@ -209,6 +209,7 @@ def read_json(path: Path, cls: type[T]) -> T:
 # --- the records of each stage -----------------------------------------------------------------
 
 PRECISIONS = ("auto", "fp32", "bf16")
+TARGETS = (0.95, 0.97, 0.98, 0.99)  # validation accuracies whose time-to-reach is recorded
 
 
 @dataclass(frozen=True)
@@ -523,3 +524,63 @@ class MicrobenchRecord:
     threads: int
     l3_bytes: int | None
     results: list[OpBandwidth]
+
+
+# --- report records ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LatencyBrief:
+    provider: str
+    batch: int
+    mode: str
+    p50_ms: float
+    p99_ms: float
+    vs_baseline: Interval | None
+
+
+@dataclass(frozen=True)
+class ActivationSummary:
+    name: str
+    init: str
+    precision: str
+    dataset: str
+    epochs: int
+    test_accuracy: float
+    onnx_test_accuracy: float
+    images_per_second: float
+    time_to_accuracy: list[TimeToAccuracy]
+    mean_activation: list[float]  # per activation layer
+    dead_fraction: list[float]
+    latency: list[LatencyBrief]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    activation: str
+    baseline: str
+    provider: str
+    target_accuracy: float
+    train_seconds: float | None  # to the target; None: not reached in this run
+    baseline_train_seconds: float | None
+    train_seconds_saved: float | None  # baseline − activation: positive when the activation converges faster
+    ms_lost_per_image_batch1: Interval | None  # activation − baseline p50 at batch 1
+    largest_batch: int | None
+    ms_lost_per_batch: Interval | None  # at the largest batch
+    break_even_batch1: float | None  # inferences at batch 1 after which the baseline is cheaper overall
+    break_even_largest: float | None  # images served at the largest batch, likewise
+    latency_within_noise: bool
+    summary: str
+
+
+@dataclass(frozen=True)
+class ReportRecord:
+    schema_version: int
+    kind: str  # "report"
+    created: str
+    baseline: str
+    target_accuracy: float | None
+    activations: list[ActivationSummary]
+    verdicts: list[Verdict]
+    profile_created: str | None
+    environment: Environment

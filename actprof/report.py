@@ -5,22 +5,31 @@ This is the only module that formats output; the stages hand it records.
 
 from __future__ import annotations
 
+import html
+import io
 import math
+import os
+import re
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from markupsafe import Markup
     from rich.console import Console
 
     from actprof.environment import Environment
     from actprof.records import (
+        ActivationSummary,
         GpuInfo,
         Interval,
         MicrobenchRecord,
         ModelRecord,
         ProfileRecord,
         ProviderStatus,
+        ReportRecord,
     )
+    from actprof.verdict import Change
 
 
 def _pct(x: float | None, digits: int = 2) -> str:
@@ -106,15 +115,9 @@ def print_environment(
         {"": "CPU", "value": f"{env.cpu_model} ({env.cpu_count} logical cores)"},
         *({"": name, "value": version} for name, version in env.versions.items()),
     ]
-    rows.append(
-        {"": "GPU", "value": f"{gpu.name}, driver {gpu.driver}, {gpu.memory_mib:,} MiB" if gpu else "none"}
-    )
+    rows.append({"": "GPU", "value": f"{gpu.name}, driver {gpu.driver}, {gpu.memory_mib:,} MiB" if gpu else "none"})
     for status in providers:
-        state = (
-            "binds"
-            if status.binds
-            else ("compiled in, does not bind" if status.compiled else "not compiled in")
-        )
+        state = "binds" if status.binds else ("compiled in, does not bind" if status.compiled else "not compiled in")
         rows.append({"": status.execution_provider, "value": f"{state} — {status.reason}"})
     console.print(_rich_table("Environment", rows))
 
@@ -186,8 +189,7 @@ def fusion_rows(record: ProfileRecord) -> list[dict[str, str]]:
             "provider": f.provider,
             "opt level": f.opt_level,
             "activation": f.model,
-            "activation nodes left": " ".join(f"{op}×{n}" for op, n in f.activation_nodes_left.items())
-            or "none",
+            "activation nodes left": " ".join(f"{op}×{n}" for op, n in f.activation_nodes_left.items()) or "none",
             "fused into": " ".join(f"{op}×{n}" for op, n in f.fused.items()) or "nothing",
             "layout reorders": str(f.reorders),
         }
@@ -209,8 +211,7 @@ def print_profile(record: ProfileRecord, *, console: Console) -> None:
             _rich_table(
                 "Ablation: same weights, activation swapped",
                 ablation_rows(record),
-                "cost = as trained − identity; over ReLU = as trained − ReLU swapped in "
-                "(median per-round difference)",
+                "cost = as trained − identity; over ReLU = as trained − ReLU swapped in (median per-round difference)",
             )
         )
     console.print(_rich_table("Per-op time (separate profiling session)", op_rows(record)))
@@ -238,3 +239,249 @@ def print_microbench(record: MicrobenchRecord, *, console: Console) -> None:
         "same run; fractions far below 100% at the DRAM size mean the op is compute-bound"
     )
     console.print(_rich_table("Activation ops alone", microbench_rows(record), caption))
+
+
+# --- the report: terminal, Markdown, HTML, JSON, CSV ---------------------------------------------
+
+FORMATS = ("table", "md", "html", "json", "csv")
+
+
+def parse_formats(spec: str) -> list[str]:
+    from actprof.errors import UsageError
+
+    items = [s.strip().lower() for s in spec.split(",") if s.strip()]
+    if not items or any(s not in FORMATS for s in items):
+        raise UsageError(f"unknown --format {spec!r}; choose from: {', '.join(FORMATS)}")
+    return list(dict.fromkeys(items))
+
+
+def _seconds_to(summary: ActivationSummary, target: float) -> str:
+    hit = next((t for t in summary.time_to_accuracy if math.isclose(t.target, target)), None)
+    return "not reached" if hit is None or hit.seconds is None else f"{hit.step} / {hit.seconds:.1f} s"
+
+
+def convergence_rows(report: ReportRecord) -> list[dict[str, str]]:
+    return [
+        {
+            "activation": s.name,
+            "init": s.init,
+            "test acc": _pct(s.test_accuracy),
+            "ONNX acc": _pct(s.onnx_test_accuracy),
+            "steps / s → 97%": _seconds_to(s, 0.97),
+            "steps / s → 98%": _seconds_to(s, 0.98),
+            "train img/s": _num(s.images_per_second),
+            "mean act l1/l2/l3": "/".join(f"{m:+.2f}" for m in s.mean_activation),
+            "dead % l1/l2/l3": "/".join(f"{100 * d:.0f}" for d in s.dead_fraction),
+            "data": f"{s.dataset}, {s.epochs} ep, {s.precision}",
+        }
+        for s in report.activations
+    ]
+
+
+def print_report(report: ReportRecord, profile: ProfileRecord | None, *, console: Console) -> None:
+    console.print(_rich_table("Convergence", convergence_rows(report), "steps / training seconds to reach"))
+    if profile:
+        print_profile(profile, console=console)
+    console.rule("Verdict")
+    for v in report.verdicts:
+        style = "dim" if v.latency_within_noise else None
+        console.print(v.summary, style=style, markup=False, highlight=False)
+
+
+def _md_escape(text: str) -> str:
+    """Text from files is data: no HTML, no Markdown emphasis or links, no table breaks."""
+    text = html.escape(str(text), quote=True)
+    return re.sub(r"([\\`*_{}\[\]()#+!|~])", r"\\\1", text).replace("\n", " ")
+
+
+def _md_table(rows: list[dict[str, str]]) -> str:
+    if not rows:
+        return "_none_\n"
+    header = list(rows[0])
+    lines = ["| " + " | ".join(_md_escape(h) for h in header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_md_escape(row[h]) for h in header) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def markdown(report: ReportRecord, profile: ProfileRecord | None) -> str:
+    target = f"{100 * report.target_accuracy:.0f}%" if report.target_accuracy else "none reached"
+    env = report.environment
+    parts = [
+        "# actprof: does a faster-converging activation pay for its test-time cost?\n",
+        f"Baseline **{_md_escape(report.baseline)}**, target validation accuracy {target}; "
+        f"{_md_escape(env.cpu_model)}, {env.cpu_count} cores; "
+        + ", ".join(f"{_md_escape(k)} {_md_escape(v)}" for k, v in env.versions.items())
+        + "\n",
+        "## Verdict\n",
+        *(
+            f"- {_md_escape(v.summary)}{' _(within noise)_' if v.latency_within_noise else ''}\n"
+            for v in report.verdicts
+        ),
+        "\n## Convergence\n",
+        _md_table(convergence_rows(report)),
+    ]
+    if profile:
+        parts += ["\n## Inference latency\n", _md_table(latency_rows(profile))]
+        if profile.ablation:
+            parts += ["\n## Ablation (same weights, activation swapped)\n", _md_table(ablation_rows(profile))]
+        parts += ["\n## Per-op time\n", _md_table(op_rows(profile))]
+        parts += ["\n## What ONNX Runtime fused\n", _md_table(fusion_rows(profile))]
+    return "\n".join(parts)
+
+
+def _html_table(rows: list[dict[str, str]]) -> Markup:
+    from markupsafe import Markup, escape
+
+    if not rows:
+        return Markup("<p>none</p>")
+    head = "".join(f"<th>{escape(h)}</th>" for h in rows[0])
+    body = "".join("<tr>" + "".join(f"<td>{escape(v)}</td>" for v in row.values()) + "</tr>" for row in rows)
+    return Markup(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+
+
+def html_page(report: ReportRecord, models: Sequence[ModelRecord], profile: ProfileRecord | None) -> str:
+    import base64
+
+    import jinja2
+
+    from actprof import plots
+
+    def fig(png: bytes, alt: str) -> dict[str, str]:
+        return {"data": base64.b64encode(png).decode("ascii"), "alt": alt}
+
+    figures: dict[str, list[dict[str, str]]] = {
+        "curves": [
+            fig(plots.accuracy_curves(models, x="steps"), "Validation accuracy vs training steps"),
+            fig(plots.accuracy_curves(models, x="seconds"), "Validation accuracy vs training seconds"),
+        ],
+        "latency": [],
+        "ops": [],
+    }
+    tables = {"convergence": _html_table(convergence_rows(report))}
+    if profile:
+        for provider in sorted({r.provider for r in profile.latency}):
+            for batch in sorted({r.batch for r in profile.latency if r.provider == provider}):
+                where = f"{provider}, batch {batch}"
+                figures["latency"].append(
+                    fig(plots.latency_bars(profile, provider=provider, batch=batch), f"p50 latency, {where}")
+                )
+                figures["latency"].append(
+                    fig(
+                        plots.pareto(report, provider=provider, batch=batch),
+                        f"Latency vs time to target accuracy, {where}",
+                    )
+                )
+                figures["ops"].append(
+                    fig(plots.op_shares(profile, provider=provider, batch=batch), f"Per-op time, {where}")
+                )
+        tables |= {
+            "latency": _html_table(latency_rows(profile)),
+            "ablation": _html_table(ablation_rows(profile)) if profile.ablation else "",
+            "ops": _html_table(op_rows(profile)),
+            "fusion": _html_table(fusion_rows(profile)),
+        }
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("actprof", "templates"), autoescape=True, undefined=jinja2.StrictUndefined
+    )
+    target = f"{100 * report.target_accuracy:.0f}% validation accuracy" if report.target_accuracy else "none reached"
+    return env.get_template("report.html.j2").render(report=report, tables=tables, figures=figures, target=target)
+
+
+def _csv_cell(value: object) -> object:
+    # A cell starting with = + - @ is a formula to a spreadsheet: neutralise text, keep numbers.
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
+        return "'" + value
+    return value
+
+
+def csv_text(report: ReportRecord) -> str:
+    import csv
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(
+        [
+            "activation",
+            "init",
+            "precision",
+            "test_accuracy",
+            "onnx_test_accuracy",
+            "train_img_per_s",
+            "seconds_to_97",
+            "seconds_to_98",
+            "provider",
+            "batch",
+            "mode",
+            "p50_ms",
+            "p99_ms",
+            "ratio_vs_baseline",
+            "ratio_low",
+            "ratio_high",
+        ]
+    )
+    for s in report.activations:
+        t97 = next((t.seconds for t in s.time_to_accuracy if math.isclose(t.target, 0.97)), None)
+        t98 = next((t.seconds for t in s.time_to_accuracy if math.isclose(t.target, 0.98)), None)
+        common = [
+            s.name,
+            s.init,
+            s.precision,
+            s.test_accuracy,
+            s.onnx_test_accuracy,
+            s.images_per_second,
+            t97,
+            t98,
+        ]
+        for r in s.latency or [None]:
+            latency = (
+                [r.provider, r.batch, r.mode, r.p50_ms, r.p99_ms]
+                + ([r.vs_baseline.value, r.vs_baseline.low, r.vs_baseline.high] if r.vs_baseline else ["", "", ""])
+                if r
+                else [""] * 8
+            )
+            writer.writerow([_csv_cell(v) for v in common + latency])
+    return buffer.getvalue()
+
+
+def write_reports(
+    out: Path,
+    formats: Sequence[str],
+    report: ReportRecord,
+    models: Sequence[ModelRecord],
+    profile: ProfileRecord | None,
+) -> list[Path]:
+    from actprof.records import write_json, write_text_atomic
+
+    written = []
+    if "md" in formats:
+        text = markdown(report, profile)
+        write_text_atomic(out / "report.md", text)
+        written.append(out / "report.md")
+        summary = os.environ.get("GITHUB_STEP_SUMMARY")
+        if summary:
+            with open(summary, "a", encoding="utf-8") as fh:
+                fh.write(text + "\n")
+    if "html" in formats:
+        write_text_atomic(out / "report.html", html_page(report, models, profile))
+        written.append(out / "report.html")
+    if "json" in formats:
+        write_json(out / "report.json", report)
+        written.append(out / "report.json")
+    if "csv" in formats:
+        write_text_atomic(out / "report.csv", csv_text(report))
+        written.append(out / "report.csv")
+    return written
+
+
+def print_diff(changes: Sequence[Change], *, threshold: float, console: Console) -> None:
+    rows = [
+        {
+            "what": c.what,
+            "base": f"{c.base:.4f}",
+            "new": f"{c.new:.4f}",
+            "change": f"{100 * (c.new / c.base - 1):+.1f}%" if c.base else "—",
+            "status": "REGRESSED" if c.regressed else "ok",
+        }
+        for c in changes
+    ]
+    console.print(_rich_table(f"Diff (threshold {100 * threshold:g}%)", rows))

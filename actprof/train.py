@@ -20,10 +20,15 @@ from torch import nn
 from actprof.data import MNIST, to_tensor, validation_split
 from actprof.errors import TrainingDiverged
 from actprof.model import ACT_LAYERS, SeedCNN
-from actprof.records import LayerStats, ModelConfig, TimeToAccuracy, TrainConfig, TrainResult, ValPoint
-
-TARGETS = (0.95, 0.97, 0.98, 0.99)
-
+from actprof.records import (
+    TARGETS,
+    LayerStats,
+    ModelConfig,
+    TimeToAccuracy,
+    TrainConfig,
+    TrainResult,
+    ValPoint,
+)
 
 StepCallback = Callable[[int, int], None]
 
@@ -86,14 +91,10 @@ def train(
             if step % config.val_every == 0 or step == total_steps:
                 train_seconds += time.perf_counter() - started
                 _check_finite(step_loss[step - 1].item(), step)
-                point_x, point_y = (
-                    (x_val, y_val) if step == total_steps else (x_val[val_probe], y_val[val_probe])
-                )
+                point_x, point_y = (x_val, y_val) if step == total_steps else (x_val[val_probe], y_val[val_probe])
                 val_loss, val_acc = evaluate(model, point_x, point_y)
                 validation.append(
-                    ValPoint(
-                        step, step / steps_per_epoch, train_seconds, val_loss, val_acc, _grad_norms(model)
-                    )
+                    ValPoint(step, step / steps_per_epoch, train_seconds, val_loss, val_acc, _grad_norms(model))
                 )
                 model.train()
                 started = time.perf_counter()
@@ -174,9 +175,7 @@ def activation_stats(model: SeedCNN, x: torch.Tensor) -> list[LayerStats]:
     """Mean activation and dead-unit fraction per activation layer over one validation batch."""
     outputs: dict[str, torch.Tensor] = {}
     hooks = [
-        getattr(model, name).register_forward_hook(
-            lambda _m, _i, out, name=name: outputs.__setitem__(name, out)
-        )
+        getattr(model, name).register_forward_hook(lambda _m, _i, out, name=name: outputs.__setitem__(name, out))
         for name in ACT_LAYERS
     ]
     try:

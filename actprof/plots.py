@@ -1,0 +1,129 @@
+"""The report's figures as PNG bytes (matplotlib, headless): embedded in the HTML as data URIs."""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Sequence
+
+from actprof.records import ModelRecord, ProfileRecord, ReportRecord
+
+
+def _figure(width: float = 7.5, height: float = 4.0):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(width, height), dpi=110, layout="constrained")
+    return plt, fig, ax
+
+
+def _png(plt, fig) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def accuracy_curves(models: Sequence[ModelRecord], *, x: str) -> bytes:
+    """Validation accuracy vs training steps (``x="steps"``) or training seconds (``x="seconds"``)."""
+    plt, fig, ax = _figure()
+    for m in models:
+        points = m.train.validation
+        xs = [p.step if x == "steps" else p.train_seconds for p in points]
+        ax.plot(xs, [100 * p.val_accuracy for p in points], marker=".", label=m.activation.name)
+    ax.set_xlabel("training steps" if x == "steps" else "training seconds (validation excluded)")
+    ax.set_ylabel("validation accuracy (%)")
+    lows = [100 * p.val_accuracy for m in models for p in m.train.validation]
+    if lows:
+        ax.set_ylim(max(min(lows) - 1, 80), 100)
+    ax.grid(alpha=0.3)
+    ax.legend(ncol=4, fontsize="small")
+    return _png(plt, fig)
+
+
+def latency_bars(profile: ProfileRecord, *, provider: str, batch: int) -> bytes:
+    """p50 latency per activation; error bars: the 95% CI of its ratio to the baseline, mapped onto ms."""
+    rows = [
+        r
+        for r in profile.latency
+        if r.provider == provider and r.batch == batch and r.variant == "as-trained" and r.mode == "compute"
+    ]
+    rows.sort(key=lambda r: r.stats.p50_ms)
+    base = next((r for r in rows if r.model == profile.baseline), None)
+    plt, fig, ax = _figure(height=0.35 * len(rows) + 1.2)
+    values = [r.stats.p50_ms for r in rows]
+    errors = [[0.0] * len(rows), [0.0] * len(rows)]
+    for i, r in enumerate(rows):
+        if base and r.vs_baseline and not math.isnan(r.vs_baseline.low):
+            errors[0][i] = max(0.0, r.stats.p50_ms - base.stats.p50_ms * r.vs_baseline.low)
+            errors[1][i] = max(0.0, base.stats.p50_ms * r.vs_baseline.high - r.stats.p50_ms)
+    ax.barh([r.model for r in rows], values, xerr=errors, capsize=3, color="#4c72b0")
+    ax.set_xlabel(f"p50 latency (ms), {provider}, batch {batch}; error bars: 95% CI of the ratio to the baseline")
+    ax.grid(axis="x", alpha=0.3)
+    return _png(plt, fig)
+
+
+def pareto(report: ReportRecord, *, provider: str, batch: int) -> bytes:
+    """Inference latency vs training seconds to the target accuracy, with the Pareto front."""
+    points = []
+    for s in report.activations:
+        t = next(
+            (
+                h.seconds
+                for h in s.time_to_accuracy
+                if report.target_accuracy and math.isclose(h.target, report.target_accuracy)
+            ),
+            None,
+        )
+        lat = next((r.p50_ms for r in s.latency if r.provider == provider and r.batch == batch), None)
+        if t is not None and lat is not None:
+            points.append((t, lat, s.name))
+    plt, fig, ax = _figure()
+    for t, lat, name in points:
+        ax.scatter(t, lat, color="#4c72b0")
+        ax.annotate(name, (t, lat), textcoords="offset points", xytext=(4, 3), fontsize="small")
+    front = pareto_front([(t, lat) for t, lat, _ in points])
+    if front:
+        ax.plot(*zip(*front, strict=True), color="#dd8452", linestyle="--", label="Pareto front")
+        ax.legend(fontsize="small")
+    target = f"{100 * report.target_accuracy:.0f}%" if report.target_accuracy else "target"
+    ax.set_xlabel(f"training seconds to {target} validation accuracy")
+    ax.set_ylabel(f"p50 latency (ms), {provider}, batch {batch}")
+    ax.grid(alpha=0.3)
+    if not points:
+        ax.text(0.5, 0.5, "no activation reached the target", transform=ax.transAxes, ha="center")
+    return _png(plt, fig)
+
+
+def pareto_front(points: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Points no other point beats on both axes (lower is better on both), sorted by x."""
+    front: list[tuple[float, float]] = []
+    for x, y in sorted(points):
+        if not front or y < front[-1][1]:
+            front.append((x, y))
+    return front
+
+
+def op_shares(profile: ProfileRecord, *, provider: str, batch: int, top: int = 6) -> bytes:
+    """Per-op time per activation as stacked bars (µs per run), the largest op types named."""
+    rows = [p for p in profile.op_profiles if p.provider == provider and p.batch == batch]
+    totals: dict[str, float] = {}
+    for p in rows:
+        for o in p.ops:
+            totals[o.op_type] = totals.get(o.op_type, 0.0) + o.us_per_run
+    named = sorted(totals, key=lambda k: -totals[k])[:top]
+    plt, fig, ax = _figure(height=0.35 * len(rows) + 1.5)
+    left = [0.0] * len(rows)
+    for op in [*named, "other"]:
+        widths = [
+            sum(o.us_per_run for o in p.ops if (o.op_type == op) or (op == "other" and o.op_type not in named))
+            for p in rows
+        ]
+        ax.barh([p.model for p in rows], widths, left=left, label=op)
+        left = [a + b for a, b in zip(left, widths, strict=True)]
+    ax.set_xlabel(f"µs per run by op type ({provider}, batch {batch}, separate profiling session)")
+    ax.legend(ncol=4, fontsize="small", loc="lower right")
+    ax.grid(axis="x", alpha=0.3)
+    return _png(plt, fig)

@@ -1,0 +1,262 @@
+"""The answer: per activation against the baseline, training time saved, inference time lost, and the
+break-even number of inferences after which the faster-converging activation stops paying for itself.
+
+Also the CI gate: ``diff`` compares two result sets and lists regressions beyond a threshold.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from actprof.errors import ModelFileError, UsageError
+from actprof.records import (
+    SCHEMA_VERSION,
+    TARGETS,
+    ActivationSummary,
+    Interval,
+    LatencyBrief,
+    ModelRecord,
+    ProfileRecord,
+    ReportRecord,
+    Verdict,
+    read_json,
+)
+
+
+def summarize(record: ModelRecord, profile: ProfileRecord | None) -> ActivationSummary:
+    name = record.activation.name
+    latency = [
+        LatencyBrief(r.provider, r.batch, r.mode, r.stats.p50_ms, r.stats.p99_ms, r.vs_baseline)
+        for r in (profile.latency if profile else [])
+        if r.model == name and r.variant == "as-trained"
+    ]
+    return ActivationSummary(
+        name=name,
+        init=record.activation.init,
+        precision=record.train.config.precision,
+        dataset=f"{record.dataset.kind} ({record.dataset.n_train:,} train)",
+        epochs=record.train.config.epochs,
+        test_accuracy=record.train.test_accuracy,
+        onnx_test_accuracy=record.export.onnx_test_accuracy,
+        images_per_second=record.train.images_per_second,
+        time_to_accuracy=record.train.time_to_accuracy,
+        mean_activation=[s.mean_activation for s in record.train.layer_stats],
+        dead_fraction=[s.dead_fraction for s in record.train.layer_stats],
+        latency=latency,
+    )
+
+
+def seconds_to(summary: ActivationSummary, target: float) -> float | None:
+    hit = next((t for t in summary.time_to_accuracy if math.isclose(t.target, target)), None)
+    return hit.seconds if hit else None
+
+
+def default_target(baseline: ActivationSummary) -> float | None:
+    """The highest target accuracy the baseline reached: the one every activation is judged on."""
+    reached = [t for t in TARGETS if seconds_to(baseline, t) is not None]
+    return max(reached) if reached else None
+
+
+def _latency(summary: ActivationSummary, provider: str, batch: int) -> LatencyBrief | None:
+    return next(
+        (r for r in summary.latency if r.provider == provider and r.batch == batch and r.mode == "compute"),
+        None,
+    )
+
+
+def _ms_lost(act: LatencyBrief | None, base: LatencyBrief | None) -> Interval | None:
+    """Activation − baseline p50, with the interval carried over from the per-round ratio's CI."""
+    if act is None or base is None or act.vs_baseline is None:
+        return None
+    r = act.vs_baseline
+    return Interval(act.p50_ms - base.p50_ms, base.p50_ms * (r.low - 1), base.p50_ms * (r.high - 1), r.n)
+
+
+def _break_even(saved_s: float | None, lost_ms: Interval | None, images: int) -> float | None:
+    """Inferences (of ``images`` each) after which the time saved in training is used up."""
+    if saved_s is None or lost_ms is None or saved_s <= 0 or lost_ms.value <= 0:
+        return None
+    return saved_s / (lost_ms.value / 1e3) * images
+
+
+def judge(act: ActivationSummary, base: ActivationSummary, *, target: float | None, provider: str) -> Verdict:
+    batches = sorted({r.batch for r in act.latency if r.provider == provider})
+    largest = batches[-1] if batches else None
+    lost_b1 = _ms_lost(_latency(act, provider, 1), _latency(base, provider, 1))
+    lost_big = _ms_lost(_latency(act, provider, largest), _latency(base, provider, largest)) if largest else None
+    t_act = seconds_to(act, target) if target else None
+    t_base = seconds_to(base, target) if target else None
+    saved = t_base - t_act if t_act is not None and t_base is not None else None
+    noise = [iv for iv in (lost_b1, lost_big) if iv is not None]
+    within_noise = bool(noise) and all(iv.low <= 0 <= iv.high for iv in noise)
+    verdict = Verdict(
+        activation=act.name,
+        baseline=base.name,
+        provider=provider,
+        target_accuracy=target or math.nan,
+        train_seconds=t_act,
+        baseline_train_seconds=t_base,
+        train_seconds_saved=saved,
+        ms_lost_per_image_batch1=lost_b1,
+        largest_batch=largest,
+        ms_lost_per_batch=lost_big,
+        break_even_batch1=_break_even(saved, lost_b1, 1),
+        break_even_largest=_break_even(saved, lost_big, largest or 1) if largest else None,
+        latency_within_noise=within_noise,
+        summary="",
+    )
+    return _with_summary(verdict)
+
+
+def _with_summary(v: Verdict) -> Verdict:
+    from dataclasses import replace
+
+    return replace(v, summary=sentence(v))
+
+
+def sentence(v: Verdict) -> str:
+    """The verdict in plain words, with its inputs next to each number."""
+    parts = [f"{v.activation} vs {v.baseline}:"]
+    target = f"{100 * v.target_accuracy:.0f}% validation accuracy" if not math.isnan(v.target_accuracy) else None
+    if target is None:
+        parts.append("the baseline reached no target accuracy, so convergence cannot be compared;")
+    elif v.train_seconds is None:
+        parts.append(f"did not reach {target} in this run ({v.baseline} did, in {v.baseline_train_seconds:.1f} s);")
+    else:
+        saved = v.train_seconds_saved or 0.0
+        word = "faster" if saved > 0 else "slower"
+        parts.append(
+            f"reached {target} in {v.train_seconds:.1f} s vs {v.baseline_train_seconds:.1f} s "
+            f"({abs(saved):.1f} s {word} to train, one seed: no interval);"
+        )
+    if v.ms_lost_per_image_batch1 is not None:
+        iv = v.ms_lost_per_image_batch1
+        parts.append(
+            f"{_signed_ms(iv.value)} per image at batch 1 [95% CI {_signed_ms(iv.low)}, {_signed_ms(iv.high)}]"
+            f" on {v.provider}"
+        )
+    if v.ms_lost_per_batch is not None:
+        iv = v.ms_lost_per_batch
+        parts.append(f"and {_signed_ms(iv.value)} per batch of {v.largest_batch};")
+    if v.latency_within_noise:
+        parts.append("the inference difference is within noise.")
+    elif v.break_even_batch1 is not None:
+        parts.append(
+            f"it pays for itself for the first {v.break_even_batch1:,.0f} single-image inferences "
+            f"({v.train_seconds_saved:.1f} s saved ÷ {v.ms_lost_per_image_batch1.value:.4f} ms lost each)"
+            + (
+                f" or {v.break_even_largest:,.0f} images served in batches of {v.largest_batch}"
+                if v.break_even_largest
+                else ""
+            )
+            + f"; after that {v.baseline} is cheaper."
+        )
+    elif v.train_seconds_saved is not None and v.train_seconds_saved > 0:
+        parts.append("it is also no slower at inference: it pays at any volume.")
+    elif v.ms_lost_per_image_batch1 is not None and v.ms_lost_per_image_batch1.value > 0:
+        parts.append("it never pays: no faster to train and slower at inference.")
+    return " ".join(parts)
+
+
+def _signed_ms(x: float) -> str:
+    return f"{x:+.4f} ms"
+
+
+def build(
+    models: list[ModelRecord], profile: ProfileRecord | None, *, baseline: str, target: float | None = None
+) -> ReportRecord:
+    from actprof import environment
+
+    summaries = [summarize(m, profile) for m in models]
+    base = next((s for s in summaries if s.name == baseline), None)
+    if base is None:
+        names = ", ".join(s.name for s in summaries)
+        raise UsageError(f"--baseline {baseline!r} has no trained model here (have: {names}); train it first")
+    target = target if target is not None else default_target(base)
+    providers = sorted({r.provider for s in summaries for r in s.latency}) or ["cpu"]
+    verdicts = [
+        judge(s, base, target=target, provider=provider)
+        for provider in providers
+        for s in summaries
+        if s.name != baseline
+    ]
+    return ReportRecord(
+        schema_version=SCHEMA_VERSION,
+        kind="report",
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        baseline=baseline,
+        target_accuracy=target,
+        activations=summaries,
+        verdicts=verdicts,
+        profile_created=profile.created if profile else None,
+        environment=profile.environment if profile else environment.capture(),
+    )
+
+
+# --- the CI gate ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Change:
+    what: str
+    base: float
+    new: float
+    regressed: bool
+
+
+def load_report(path: Path) -> ReportRecord:
+    path = Path(path)
+    file = path / "report.json" if path.is_dir() else path
+    if not file.exists():
+        raise ModelFileError(f"no report at {file}; run actprof report --out {path} first")
+    record = read_json(file, ReportRecord)
+    if record.kind != "report":
+        raise ModelFileError(f"{file} is a {record.kind!r} record, not a report")
+    return record
+
+
+def diff(base: ReportRecord, new: ReportRecord, *, threshold: float) -> list[Change]:
+    """Latency ratios against the baseline (higher is worse) and test accuracy (lower is worse)."""
+    changes = []
+    new_by_name = {s.name: s for s in new.activations}
+    for old in base.activations:
+        now = new_by_name.get(old.name)
+        if now is None:
+            continue
+        changes.append(
+            Change(
+                f"{old.name} test accuracy",
+                old.test_accuracy,
+                now.test_accuracy,
+                now.test_accuracy < old.test_accuracy * (1 - threshold),
+            )
+        )
+        now_latency = {(r.provider, r.batch, r.mode): r for r in now.latency}
+        for r in old.latency:
+            match = now_latency.get((r.provider, r.batch, r.mode))
+            if r.vs_baseline is None or match is None or match.vs_baseline is None:
+                continue
+            a, b = r.vs_baseline.value, match.vs_baseline.value
+            changes.append(
+                Change(
+                    f"{old.name} latency × {base.baseline} ({r.provider}, batch {r.batch}, {r.mode})",
+                    a,
+                    b,
+                    b > a * (1 + threshold),
+                )
+            )
+    return changes
+
+
+def parse_threshold(spec: str) -> float:
+    text = spec.strip().removesuffix("%")
+    try:
+        value = float(text) / (100 if spec.strip().endswith("%") else 1)
+    except ValueError:
+        raise UsageError(f"--threshold must be a percentage like 5% or a fraction like 0.05, got {spec!r}") from None
+    if not (math.isfinite(value) and 0 <= value < 10):
+        raise UsageError(f"--threshold must be between 0% and 1000%, got {spec!r}")
+    return value

@@ -1,0 +1,85 @@
+"""Does actprof's harness measure what a bare ONNX Runtime loop measures?
+
+For each model and batch size, one ORT session (same settings) is timed alternately by a bare loop
+(``perf_counter_ns`` around ``session.run``) and by actprof's harness (warm-up, interleaved rounds),
+``--repeats`` times each; it prints both medians of p50 and their ratio. Goal: within ±3%.
+
+    python benchmarks/harness_overhead.py [--models models] [--repeats 7]
+
+Without trained models in --models it trains relu and elu on the bundled sample into .bench/models.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+from actprof import export, latency, profile
+
+
+def bare_p50_ms(session, x: np.ndarray, seconds: float) -> float:
+    feed = {"input": x}
+    for _ in range(20):
+        session.run(["logits"], feed)
+    times = []
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        t0 = time.perf_counter_ns()
+        session.run(["logits"], feed)
+        times.append(time.perf_counter_ns() - t0)
+    return float(np.median(times)) / 1e6
+
+
+def harness_p50_ms(session, x: np.ndarray, seconds: float) -> float:
+    target = profile.host_target(session, x)
+    rounds = latency.interleave({"m": target.run}, min_seconds=seconds, min_runs=30)
+    return latency.stats_from_ns(rounds.samples["m"], batch=len(x)).p50_ms
+
+
+def ensure_models(models: Path) -> Path:
+    if (models / "relu.json").exists() and (models / "elu.json").exists():
+        return models
+    from actprof import activations, data
+    from actprof.model import config_for
+    from actprof.records import TrainConfig
+
+    out = Path(".bench/models")
+    mnist = data.load_mnist(dataset="sample", log=print)
+    for name in ("relu", "elu"):
+        act = activations.get(name)
+        export.train_and_export(act, config_for(act), TrainConfig(val_every=100), mnist, out_dir=out)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", type=Path, default=Path("models"))
+    parser.add_argument("--batch-sizes", default="1,64")
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--seconds", type=float, default=0.5)
+    args = parser.parse_args()
+
+    models = ensure_models(args.models)
+    print(f"{'model':>6} {'batch':>5} {'bare p50 ms':>12} {'actprof p50 ms':>15} {'actprof/bare':>13}")
+    worst = 0.0
+    for path, record in export.find_models(models, ["relu", "elu"]):
+        for batch in profile.parse_batch_sizes(args.batch_sizes):
+            x = profile.images(batch)
+            options = profile.session_options(threads=0, opt_level="all")
+            session = profile.create_session(path.read_bytes(), "cpu", options)
+            bare, ours = [], []
+            for _ in range(args.repeats):  # alternate, so drift hits both alike
+                bare.append(bare_p50_ms(session, x, args.seconds))
+                ours.append(harness_p50_ms(session, x, args.seconds))
+            b, o = statistics.median(bare), statistics.median(ours)
+            worst = max(worst, abs(o / b - 1))
+            print(f"{record.activation.name:>6} {batch:>5} {b:>12.4f} {o:>15.4f} {o / b:>12.3f}x")
+    print(f"worst deviation: {100 * worst:.1f}% (goal: within 3%)")
+
+
+if __name__ == "__main__":
+    main()
