@@ -51,12 +51,15 @@ def train_export(
     lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
     seed: Annotated[int, typer.Option(help="Seed: same init draw and data order for all activations.")] = 0,
     precision: Annotated[str, typer.Option(help="auto | fp32 | bf16 (training only).")] = "auto",
-    val_every: Annotated[int, typer.Option("--val-every", help="Steps between validation points.")] = 50,
+    val_every: Annotated[int, typer.Option("--val-every", help="Steps between validation points (0: auto).")] = 0,
     threads: ThreadsOpt = 0,
     data_dir: DataDirOpt = None,
     dataset: DatasetOpt = "auto",
     opset: Annotated[int, typer.Option(help="ONNX opset (>= 20 keeps GELU one node).")] = 20,
     exporter: Annotated[str, typer.Option(help="dynamo | torchscript.")] = "dynamo",
+    rewrite: Annotated[
+        str, typer.Option(help="none | pool-first (also write <act>+pool-first.onnx: f after MaxPool, exact).")
+    ] = "none",
     out: OutOpt = Path("models"),
 ) -> None:
     """Train each activation on MNIST, export it to ONNX and prove parity with PyTorch."""
@@ -80,6 +83,7 @@ def train_export(
     )
     train_config.validate()
     export.check_options(opset=opset, exporter=exporter)
+    _check_rewrite(rewrite, acts)
     records = _train_export_all(
         acts,
         train_config,
@@ -90,6 +94,7 @@ def train_export(
         opset=opset,
         exporter=exporter,
         out=out,
+        rewrite=rewrite,
     )
     from actprof import report
 
@@ -97,7 +102,20 @@ def train_export(
     _console().print(f"wrote {len(records)} model(s) to {out}/")
 
 
-def _train_export_all(acts, train_config, *, alpha, init, data_dir, dataset, opset, exporter, out):
+def _check_rewrite(rewrite: str, acts) -> None:
+    from actprof import export
+
+    if rewrite not in export.REWRITES:
+        raise _usage(f"unknown --rewrite {rewrite!r}; choose from: {', '.join(export.REWRITES)}")
+    if rewrite == "pool-first" and any(not a.monotonic for a in acts):
+        bad = ", ".join(a.name for a in acts if not a.monotonic)
+        raise _usage(
+            f"--rewrite pool-first refused for {bad}: not monotonic non-decreasing, so MaxPool(f(x)) != "
+            "f(MaxPool(x)); pick monotonic activations (relu, leaky_relu, elu, selu, celu, sigmoid, tanh, softplus)"
+        )
+
+
+def _train_export_all(acts, train_config, *, alpha, init, data_dir, dataset, opset, exporter, out, rewrite="none"):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from actprof import data, export
@@ -120,6 +138,7 @@ def _train_export_all(acts, train_config, *, alpha, init, data_dir, dataset, ops
                     opset=opset,
                     exporter=exporter,
                     on_step=lambda step, total, task=task: progress.update(task, completed=step, total=total),
+                    rewrite=rewrite if act.monotonic else "none",  # run: the rewrite where it is exact
                 )
             )
     return records
@@ -220,7 +239,7 @@ def _providers_that_bind(requested: list[str], *, explicit: bool) -> list[str]:
         elif explicit:
             raise ProviderUnavailable(status.reason)
         else:
-            _console().print(f"skipped {name}: {status.reason}")
+            _console().print(f"skipped {name}: {status.reason}", markup=False, highlight=False)
     return usable
 
 
@@ -275,6 +294,7 @@ def run_command(
     data_dir: DataDirOpt = None,
     dataset: DatasetOpt = "auto",
     baseline: Annotated[str, typer.Option(help="Activation every other one is judged against.")] = "relu",
+    rewrite: Annotated[str, typer.Option(help="none | pool-first (monotonic activations get both).")] = "none",
     models: ModelsOpt = Path("models"),
     out: OutOpt = Path("reports"),
 ) -> None:
@@ -290,6 +310,8 @@ def run_command(
     train_config = TrainConfig(epochs=epochs, seed=seed)
     train_config.validate()
     profile.check_timing(min_time=min_time, min_runs=20, threads=0)
+    if rewrite not in export.REWRITES:
+        raise _usage(f"unknown --rewrite {rewrite!r}; choose from: {', '.join(export.REWRITES)}")
     settings = ProfileSettings(
         providers=_providers_that_bind(profile.parse_providers(provider), explicit=provider != "all"),
         batch_sizes=profile.parse_batch_sizes(batch_sizes),
@@ -314,11 +336,12 @@ def run_command(
         opset=20,
         exporter="dynamo",
         out=models,
+        rewrite=rewrite,
     )
     stages["train + export"] = time.perf_counter() - started
     report.print_training(records, console=console)
     started = time.perf_counter()
-    found = export.find_models(models, [r.activation.name for r in records])
+    found = export.find_models(models, [r.name for r in records])
     with console.status("profiling") as status:
         profiled = profile.run_profile(found, settings, baseline=baseline, on_progress=status.update)
     write_json(out / "profile.json", profiled)
@@ -347,6 +370,29 @@ def diff_command(
     regressions = [c for c in changes if c.regressed]
     if regressions:
         _fail(f"{len(regressions)} regression(s) beyond {100 * limit:g}%: " + "; ".join(c.what for c in regressions), 1)
+
+
+@app.command("optimize")
+def optimize_command(
+    model: Annotated[Path, typer.Argument(help="An exported model, e.g. models/elu.onnx.")],
+    out: Annotated[Path | None, typer.Option(help="Where to write (default: <model>+pool-first.onnx).")] = None,
+) -> None:
+    """Exact pool-first rewrite: a monotonic activation moved after its MaxPool, parity-checked (≤ 1e-6)."""
+    from actprof import export, profile
+    from actprof.records import write_bytes_atomic, write_json
+
+    proto = export.load_model_file(model)
+    data, parity, moved = export.rewrite_pool_first(proto.SerializeToString(), profile.images(export.PARITY_IMAGES))
+    target = out or model.with_name(f"{model.stem}+pool-first.onnx")
+    record_path = model.with_suffix(".json")
+    record = export.load_record(record_path) if record_path.is_file() and out is None else None
+    write_bytes_atomic(target, data)
+    if record is not None:
+        write_json(target.with_suffix(".json"), export.rewritten_record(record, data, parity, "pool-first"))
+    _console().print(
+        f"moved {moved} activation(s) after their MaxPool; max |Δlogit| {parity.max_abs_diff:.1e} on "
+        f"{parity.images} real images; wrote {target}"
+    )
 
 
 @app.command("env")

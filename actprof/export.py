@@ -259,7 +259,10 @@ def find_models(models_dir: Path, names: list[str] | None = None) -> list[tuple[
     models_dir = Path(models_dir)
     if not models_dir.is_dir():
         raise ModelFileError(f"models directory {models_dir} does not exist; run actprof train-export first")
-    json_files = [models_dir / f"{n}.json" for n in names] if names else sorted(models_dir.glob("*.json"))
+    if names:  # each named activation, and any rewritten variant of it (elu+pool-first)
+        json_files = [p for n in names for p in [models_dir / f"{n}.json", *sorted(models_dir.glob(f"{n}+*.json"))]]
+    else:
+        json_files = sorted(models_dir.glob("*.json"))
     found = []
     for json_path in json_files:
         onnx_path = json_path.with_suffix(".onnx")
@@ -276,6 +279,48 @@ def find_models(models_dir: Path, names: list[str] | None = None) -> list[tuple[
     return found
 
 
+REWRITES = ("none", "pool-first")
+REWRITE_TOLERANCE = 1e-6
+
+
+def rewrite_pool_first(onnx_bytes: bytes, images: np.ndarray) -> tuple[bytes, Parity, int]:
+    """The pool-first rewrite, verified on real images against the unrewritten model (max |Δ| ≤ 1e-6)."""
+    import onnx
+
+    from actprof import graph
+
+    try:
+        rewritten, moved = graph.pool_first(onnx.load_from_string(onnx_bytes))
+    except graph.NotMonotonic as exc:
+        raise UsageError(f"--rewrite pool-first refused: {exc}; it is exact only for monotonic activations") from None
+    onnx.checker.check_model(rewritten, full_check=True)
+    data = rewritten.SerializeToString()
+    probe = images[:PARITY_IMAGES]
+    reference = run_batches(cpu_session(onnx_bytes), probe)
+    parity = check_parity(cpu_session(data), reference, probe, tolerance=REWRITE_TOLERANCE)
+    return data, parity, moved
+
+
+def rewritten_record(record: ModelRecord, data: bytes, parity: Parity, rewrite: str) -> ModelRecord:
+    import onnx
+
+    proto = onnx.load_from_string(data)
+    counts = census(proto)
+    return replace(
+        record,
+        rewrite=rewrite,
+        export=replace(
+            record.export,
+            file=f"{record.activation.name}+{rewrite}.onnx",
+            sha256=hashlib.sha256(data).hexdigest(),
+            size_bytes=len(data),
+            census=counts,
+            activation_census=activation_census(counts),
+            parity=parity,
+        ),
+    )
+
+
 def train_and_export(
     act: Activation,
     model_config: ModelConfig,
@@ -286,21 +331,31 @@ def train_and_export(
     opset: int = DEFAULT_OPSET,
     exporter: str = "dynamo",
     on_step: Callable[[int, int], None] | None = None,
+    rewrite: str = "none",
 ) -> ModelRecord:
     """Train one activation, export and verify it, and write ``<act>.onnx`` + ``<act>.json``.
 
-    Nothing is written unless training converged to finite losses and the ONNX file passed parity.
+    With ``rewrite="pool-first"`` also ``<act>+pool-first.onnx`` + ``.json``. Nothing is written unless
+    training converged to finite losses and every ONNX file passed parity.
     """
     from actprof import environment
     from actprof.data import to_tensor
     from actprof.train import train
 
     check_options(opset=opset, exporter=exporter)
+    if rewrite not in REWRITES:
+        raise UsageError(f"unknown --rewrite {rewrite!r}; choose from: {', '.join(REWRITES)}")
+    if rewrite == "pool-first" and not act.monotonic:
+        raise UsageError(
+            f"--rewrite pool-first refused: {act.name} is not monotonic non-decreasing, so "
+            "MaxPool(f(x)) != f(MaxPool(x)); use it with relu, elu, selu, celu, sigmoid, tanh, leaky_relu…"
+        )
     model, result = train(model_config, train_config, data, on_step=on_step)
+    test_images = to_tensor(data.test_images).numpy()
     onnx_bytes, exported = export_and_verify(
         model,
         expected_ops=act.onnx_ops,
-        test_images=to_tensor(data.test_images).numpy(),
+        test_images=test_images,
         test_labels=data.test_labels,
         opset=opset,
         exporter=exporter,
@@ -323,5 +378,10 @@ def train_and_export(
         train=result,
         export=replace(exported, file=f"{act.name}.onnx"),
     )
+    if rewrite != "none":
+        data_rw, parity, _ = rewrite_pool_first(onnx_bytes, test_images)
+        save_model(out_dir, act.name, onnx_bytes, record)
+        save_model(out_dir, f"{act.name}+{rewrite}", data_rw, rewritten_record(record, data_rw, parity, rewrite))
+        return record
     save_model(out_dir, act.name, onnx_bytes, record)
     return record

@@ -108,10 +108,20 @@ def _set_nodes(model: onnx.ModelProto, nodes: list[onnx.NodeProto]) -> None:
     prune_unused(model)
 
 
+def _names_read(g: onnx.GraphProto) -> set[str]:
+    """Every tensor name a node reads, in this graph and in the subgraphs of its If/Loop/Scan nodes."""
+    names = {name for n in g.node for name in n.input}
+    for node in g.node:
+        for attr in node.attribute:
+            for sub in [attr.g] if attr.HasField("g") else list(attr.graphs):
+                names |= _names_read(sub)
+    return names
+
+
 def prune_unused(model: onnx.ModelProto) -> None:
     """Drop initializers and Constant nodes that nothing reads any more."""
     graph = model.graph
-    used = {name for n in graph.node for name in n.input} | {o.name for o in graph.output}
+    used = _names_read(graph) | {o.name for o in graph.output}
     keep = [n for n in graph.node if n.op_type != "Constant" or any(o in used for o in n.output)]
     if len(keep) != len(graph.node):
         del graph.node[:]
@@ -123,3 +133,89 @@ def prune_unused(model: onnx.ModelProto) -> None:
     value_info = [v for v in graph.value_info if v.name in used or v.name in {o for n in keep for o in n.output}]
     del graph.value_info[:]
     graph.value_info.extend(value_info)
+
+
+# Single ops that are monotonic non-decreasing for every attribute value they are exported with here.
+MONOTONIC_OPS = frozenset({"Relu", "Elu", "Selu", "Celu", "Sigmoid", "Tanh", "HardSigmoid", "Softsign"})
+
+
+def is_monotonic(model: onnx.ModelProto, region: Region) -> bool:
+    """Provably non-decreasing: one node of a monotonic op (LeakyRelu/PRelu only with a slope ≥ 0), or the
+    dynamo exporter's Softplus (``Where(x > threshold, x, Softplus(x))``, both branches increasing)."""
+    ops = sorted(model.graph.node[i].op_type for i in region.nodes)
+    if ops == ["Greater", "Softplus", "Where"]:
+        return True
+    if len(region.nodes) != 1:
+        return False
+    node = model.graph.node[region.nodes[0]]
+    if node.op_type in MONOTONIC_OPS:
+        return all(a.f >= 0 for a in node.attribute if a.name == "alpha") or node.op_type in {"Sigmoid", "Tanh"}
+    if node.op_type == "LeakyRelu":
+        return all(a.f >= 0 for a in node.attribute if a.name == "alpha")
+    if node.op_type == "PRelu":
+        from onnx import numpy_helper
+
+        slopes = {t.name: t for t in model.graph.initializer}
+        slope = slopes.get(node.input[1])
+        return slope is not None and bool((numpy_helper.to_array(slope) >= 0).all())
+    return False
+
+
+class NotMonotonic(ValueError):
+    pass
+
+
+def pool_first(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
+    """Move every activation that feeds a MaxPool after it: MaxPool(f(x)) == f(MaxPool(x)) for a monotonic
+    non-decreasing f, on a quarter of the elements for a 2×2 pool. Returns the model and how many moved.
+
+    Raises NotMonotonic when an activation in front of a MaxPool is not provably monotonic.
+    """
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    g = out.graph
+    consumers: dict[str, list[int]] = {}
+    for i, n in enumerate(g.node):
+        for name in n.input:
+            consumers.setdefault(name, []).append(i)
+    moves: list[tuple[Region, int]] = []
+    for region in activation_regions(out):
+        readers = consumers.get(region.output, [])
+        if len(readers) != 1 or g.node[readers[0]].op_type != "MaxPool" or len(g.node[readers[0]].output) != 1:
+            continue
+        if not is_monotonic(out, region):
+            ops = "+".join(g.node[i].op_type for i in region.nodes)
+            raise NotMonotonic(f"{ops} is not monotonic non-decreasing: MaxPool(f(x)) != f(MaxPool(x))")
+        moves.append((region, readers[0]))
+    for region, pool_index in moves:
+        pool = g.node[pool_index]
+        pooled = f"{pool.output[0]}_before_activation"
+        activation_input = region.input
+        pool_output = pool.output[0]
+        pool.input[0] = activation_input
+        pool.output[0] = pooled
+        for i in region.nodes:
+            node = g.node[i]
+            for k, name in enumerate(node.input):
+                if name == activation_input:
+                    node.input[k] = pooled
+            for k, name in enumerate(node.output):
+                if name == region.output:
+                    node.output[k] = pool_output
+    # Keep the graph topologically sorted: each moved MaxPool now runs before its activation.
+    order = list(range(len(g.node)))
+    for region, pool_index in moves:
+        order.remove(pool_index)
+        order.insert(order.index(region.nodes[0]), pool_index)
+    nodes = [g.node[i] for i in order]
+    value_info = [v for v in g.value_info if v.name not in {r.output for r, _ in moves}]
+    _set_nodes(out, [_copy(n) for n in nodes])
+    del out.graph.value_info[:]
+    out.graph.value_info.extend(value_info)
+    return out, len(moves)
+
+
+def _copy(node: onnx.NodeProto) -> onnx.NodeProto:
+    copy = onnx.NodeProto()
+    copy.CopyFrom(node)
+    return copy

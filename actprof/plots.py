@@ -32,7 +32,7 @@ def accuracy_curves(models: Sequence[ModelRecord], *, x: str) -> bytes:
     for m in models:
         points = m.train.validation
         xs = [p.step if x == "steps" else p.train_seconds for p in points]
-        ax.plot(xs, [100 * p.val_accuracy for p in points], marker=".", label=m.activation.name)
+        ax.plot(xs, [100 * p.val_accuracy for p in points], marker=".", label=m.name)
     ax.set_xlabel("training steps" if x == "steps" else "training seconds (validation excluded)")
     ax.set_ylabel("validation accuracy (%)")
     lows = [100 * p.val_accuracy for m in models for p in m.train.validation]

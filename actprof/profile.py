@@ -50,6 +50,16 @@ EXECUTION_PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProv
 OPT_LEVELS = ("disabled", "basic", "extended", "all")
 VARIANTS = ("as-trained", "relu-swap", "identity")
 LAYOUT_OPS = frozenset({"ReorderInput", "ReorderOutput", "Transpose"})
+# The network around the activations once ORT has optimized it. Every other op belongs to the activation:
+# ORT rewrites some activations at load time (Mish into Softplus/Tanh/Mul, SiLU into QuickGelu), so the
+# exported op names alone would miss them.
+NETWORK_OPS = graph.STRUCTURAL_OPS | LAYOUT_OPS | {"FusedConv", "FusedGemm", "MemcpyFromHost", "MemcpyToHost"}
+
+
+def is_activation_op(op_type: str) -> bool:
+    return op_type.split(".")[-1] not in NETWORK_OPS
+
+
 INPUT, OUTPUT = "input", "logits"
 
 
@@ -304,11 +314,20 @@ def parse_profile(events: object) -> dict[tuple[str, str], tuple[float, int]]:
         op, provider = args.get("op_name"), args.get("provider")
         if not (isinstance(op, str) and isinstance(provider, str)):
             continue
-        if isinstance(dur, bool) or not isinstance(dur, (int, float)) or not math.isfinite(dur) or dur < 0:
-            raise ModelFileError(f"the ORT profile has a bad duration for {name!r}: {dur!r}")
+        if not _is_duration(dur):
+            raise ModelFileError(f"the ORT profile has a bad duration for {name!r}: {str(dur)[:40]}")
         total, count = totals.get((op, provider), (0.0, 0))
         totals[(op, provider)] = (total + float(dur), count + 1)
     return totals
+
+
+def _is_duration(value: object) -> bool:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value) and value >= 0
+    except OverflowError:  # an integer past the float range
+        return False
 
 
 def node_providers(events: object) -> dict[str, str]:
@@ -342,7 +361,6 @@ def op_profile(
     batch: int,
     opt_level: str,
     threads: int,
-    activation_ops: set[str],
     x: np.ndarray,
     min_runs: int = 20,
     min_seconds: float = 0.3,
@@ -370,7 +388,7 @@ def op_profile(
         ),
         key=lambda o: -o.us_per_run,
     )
-    act_us = sum(o.us_per_run for o in ops if o.op_type in activation_ops)
+    act_us = sum(o.us_per_run for o in ops if is_activation_op(o.op_type))
     ep = EXECUTION_PROVIDERS[provider]
     foreign = sorted(f"{node} ({prov})" for node, prov in node_providers(events).items() if prov != ep)
     return OpProfile(
@@ -391,9 +409,7 @@ def op_profile(
 # --- fusion census -------------------------------------------------------------------------------
 
 
-def fusion_census(
-    name: str, model: bytes, *, provider: str, opt_level: str, threads: int, activation_ops: set[str]
-) -> FusionCensus:
+def fusion_census(name: str, model: bytes, *, provider: str, opt_level: str, threads: int) -> FusionCensus:
     """What ORT's optimizer made of the graph: surviving activation nodes, fusions, layout reorders."""
     import onnx
 
@@ -401,12 +417,10 @@ def fusion_census(
         path = f"{tmp}/optimized.onnx"
         create_session(model, provider, session_options(threads=threads, opt_level=opt_level, optimized_path=path))
         optimized = onnx.load(path)
-    return census_of_optimized(name, optimized, provider=provider, opt_level=opt_level, activation_ops=activation_ops)
+    return census_of_optimized(name, optimized, provider=provider, opt_level=opt_level)
 
 
-def census_of_optimized(
-    name: str, optimized: onnx.ModelProto, *, provider: str, opt_level: str, activation_ops: set[str]
-) -> FusionCensus:
+def census_of_optimized(name: str, optimized: onnx.ModelProto, *, provider: str, opt_level: str) -> FusionCensus:
     ops: dict[str, int] = {}
     fused: dict[str, int] = {}
     for node in optimized.graph.node:
@@ -416,7 +430,7 @@ def census_of_optimized(
         if fused_act:
             label = f"{key}({fused_act})"
             fused[label] = fused.get(label, 0) + 1
-    left = {op: n for op, n in ops.items() if op in activation_ops}
+    left = {op: n for op, n in ops.items() if is_activation_op(op)}
     reorders = sum(n for op, n in ops.items() if op.split(".")[-1] in {"ReorderInput", "ReorderOutput"})
     return FusionCensus(name, provider, opt_level, dict(sorted(ops.items())), left, fused, reorders)
 
@@ -455,7 +469,7 @@ def run_profile(
     for status in statuses:
         if not status.binds:
             raise ProviderUnavailable(status.reason)
-    loaded = {record.activation.name: (path.read_bytes(), record) for path, record in models}
+    loaded = {record.name: (path.read_bytes(), record) for path, record in models}
     baseline = baseline if baseline in loaded else None
     latencies: list[LatencyResult] = []
     ablations: list[AblationResult] = []
@@ -463,7 +477,7 @@ def run_profile(
     fusion: list[FusionCensus] = []
     for provider in settings.providers:
         for opt_level in settings.opt_levels:
-            for name, (model, record) in loaded.items():
+            for name, (model, _record) in loaded.items():
                 say(f"{provider}: fusion census of {name} at opt level {opt_level}")
                 fusion.append(
                     fusion_census(
@@ -472,7 +486,6 @@ def run_profile(
                         provider=provider,
                         opt_level=opt_level,
                         threads=settings.threads,
-                        activation_ops=set(record.export.activation_census),
                     )
                 )
             for batch in settings.batch_sizes:
@@ -480,7 +493,7 @@ def run_profile(
                 lat, abl = _measure(loaded, settings, provider, opt_level, batch, x, baseline, say)
                 latencies += lat
                 ablations += abl
-                for name, (model, record) in loaded.items():
+                for name, (model, _record) in loaded.items():
                     say(f"{provider}: per-op profile of {name} at batch {batch}")
                     op_profiles.append(
                         op_profile(
@@ -490,7 +503,6 @@ def run_profile(
                             batch=batch,
                             opt_level=opt_level,
                             threads=settings.threads,
-                            activation_ops=set(record.export.activation_census),
                             x=x,
                         )
                     )
@@ -514,7 +526,7 @@ def run_profile(
 
 def _model_ref(path: Path, record: ModelRecord) -> ModelRef:
     return ModelRef(
-        name=record.activation.name,
+        name=record.name,
         file=path.name,
         sha256=record.export.sha256,
         dataset=record.dataset.kind,

@@ -60,7 +60,7 @@ def training_rows(records: Sequence[ModelRecord]) -> list[dict[str, str]]:
         steps98, secs98 = _reached(r, 0.98)
         rows.append(
             {
-                "activation": r.activation.name,
+                "activation": r.name,
                 "init": r.activation.init,
                 "train prec": r.train.config.precision,
                 "test acc": _pct(r.train.test_accuracy),

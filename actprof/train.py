@@ -61,6 +61,8 @@ def train(
     n = len(y_train)
     steps_per_epoch = math.ceil(n / config.batch_size)
     total_steps = steps_per_epoch * config.epochs
+    if config.val_every == 0:
+        config = replace(config, val_every=max(1, total_steps // 12))
     step_loss = torch.empty(total_steps)
     step_correct = torch.empty(total_steps)
     step_sizes = torch.empty(total_steps)

@@ -27,7 +27,7 @@ from actprof.records import (
 
 
 def summarize(record: ModelRecord, profile: ProfileRecord | None) -> ActivationSummary:
-    name = record.activation.name
+    name = record.name
     latency = [
         LatencyBrief(r.provider, r.batch, r.mode, r.stats.p50_ms, r.stats.p99_ms, r.vs_baseline)
         for r in (profile.latency if profile else [])
@@ -156,6 +156,8 @@ def sentence(v: Verdict) -> str:
         )
     elif v.train_seconds_saved is not None and v.train_seconds_saved > 0:
         parts.append("it is also no slower at inference: it pays at any volume.")
+    elif v.train_seconds is None and v.baseline_train_seconds is None:
+        parts.append("train longer (--epochs) or on full MNIST to compare convergence.")
     elif v.ms_lost_per_image_batch1 is not None and v.ms_lost_per_image_batch1.value > 0:
         parts.append("it never pays: no faster to train and slower at inference.")
     return " ".join(parts)

@@ -12,9 +12,7 @@ from actprof.records import TrainConfig
 FAST = TrainConfig(epochs=1, batch_size=250, val_every=10, val_size=500, seed=0)
 
 
-def run_cli(
-    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess:
+def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """Run ``actprof`` as a user would, in a subprocess."""
     return subprocess.run(
         [sys.executable, "-m", "actprof", *args],

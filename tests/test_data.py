@@ -180,9 +180,7 @@ IDX_LIKE_BYTES = st.one_of(
     st.tuples(st.just(b"\x00\x00\x08\x01"), st.binary(min_size=4, max_size=4), SOME_BYTES)
     .map(b"".join)
     .map(gzip.compress),
-    st.tuples(SOME_BYTES.map(gzip.compress), st.integers(0, 400)).map(
-        lambda blob_cut: blob_cut[0][: blob_cut[1]]
-    ),
+    st.tuples(SOME_BYTES.map(gzip.compress), st.integers(0, 400)).map(lambda blob_cut: blob_cut[0][: blob_cut[1]]),
     SOME_BYTES.map(lambda rest: b"\x1f\x8b" + rest),
 )
 
@@ -256,9 +254,7 @@ def test_data_dir_with_valid_files(tmp_path: Path) -> None:
     assert (ident.n_train, ident.n_test) == (50, 20)
     assert ident.train_label_counts == [5] * 10
     assert str(directory) in log.text and "(data-dir)" in log.text
-    file_hashes = [
-        hashlib.sha256(gzip.decompress((directory / f"{s}.gz").read_bytes())).hexdigest() for s in STEMS
-    ]
+    file_hashes = [hashlib.sha256(gzip.decompress((directory / f"{s}.gz").read_bytes())).hexdigest() for s in STEMS]
     assert ident.sha256 == hashlib.sha256("\n".join(file_hashes).encode()).hexdigest()
 
 
@@ -340,9 +336,7 @@ def test_missing_or_empty_data_dir_is_an_error(tmp_path: Path) -> None:
         load_mnist(data_dir=tmp_path / "a-file")
 
 
-def test_bad_env_data_dir_is_an_error_naming_the_variable(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_bad_env_data_dir_is_an_error_naming_the_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ACTPROF_DATA_DIR", str(tmp_path / "nowhere"))
     with pytest.raises(DataError, match="ACTPROF_DATA_DIR"):
         load_mnist(log=LogRecorder())

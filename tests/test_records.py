@@ -283,9 +283,7 @@ SAMPLE_SHAPED = st.fixed_dictionaries(
         "extra": JSON,
     },
 )
-PROPERTY = settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+PROPERTY = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 def read_or_model_file_error(path: Path) -> None:

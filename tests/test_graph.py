@@ -1,0 +1,239 @@
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from actprof import activations, graph
+from actprof.data import to_tensor
+
+ALL = list(activations.ACTIVATIONS)
+REGION_SIZE = {"silu": 2, "softplus": 3}  # Sigmoid → Mul; Softplus, Greater, Where (dynamo's threshold)
+
+
+@pytest.fixture(scope="module")
+def x(sample) -> np.ndarray:
+    return to_tensor(sample.test_images[:16]).numpy()
+
+
+def load(trained_models, name: str) -> onnx.ModelProto:
+    return onnx.load(str(trained_models[0] / f"{name}.onnx"))
+
+
+def run(model: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    return session.run(["logits"], {"input": x})[0]
+
+
+def op_types(model: onnx.ModelProto) -> list[str]:
+    return [n.op_type for n in model.graph.node]
+
+
+# --- activation_regions on the real exported models --------------------------------------------
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_three_one_in_one_out_regions_per_model(trained_models, name):
+    model = load(trained_models, name)
+    nodes = model.graph.node
+    regions = graph.activation_regions(model)
+    assert len(regions) == 3
+    producers = {out: n.op_type for n in nodes for out in n.output}
+    for region in regions:
+        assert len(region.nodes) == REGION_SIZE.get(name, 1), [nodes[i].op_type for i in region.nodes]
+        inside = set(region.nodes)
+        # The one input comes from the layer before (Conv or Gemm) and feeds the region only.
+        assert producers[region.input] in {"Conv", "Gemm"}
+        assert any(region.input in nodes[i].input for i in region.nodes)
+        # The one output is produced inside and consumed outside (MaxPool or the next Gemm).
+        assert any(region.output in nodes[i].output for i in region.nodes)
+        consumers = {nodes[i].op_type for i, n in enumerate(nodes) if region.output in n.input}
+        assert consumers and consumers <= {"MaxPool", "Gemm"}
+        assert not any(region.output in nodes[i].input for i in inside)
+        assert list(region.nodes) == sorted(region.nodes)
+
+
+@pytest.mark.parametrize(
+    ("name", "ops"),
+    [("silu", {"Sigmoid", "Mul"}), ("softplus", {"Softplus", "Greater", "Where"}), ("elu", {"Elu"})],
+)
+def test_region_ops(trained_models, name, ops):
+    model = load(trained_models, name)
+    for region in graph.activation_regions(model):
+        assert {model.graph.node[i].op_type for i in region.nodes} == ops
+
+
+def tiny_model(nodes, inputs, outputs, initializers=(), value_info=()) -> onnx.ModelProto:
+    g = helper.make_graph(nodes, "tiny", inputs, outputs, initializer=list(initializers))
+    g.value_info.extend(value_info)
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+
+
+def fvi(name: str, shape=(2,)) -> onnx.ValueInfoProto:
+    return helper.make_tensor_value_info(name, TensorProto.FLOAT, list(shape))
+
+
+def test_a_region_with_two_data_inputs_is_refused():
+    model = tiny_model(
+        [
+            helper.make_node("Identity", ["a"], ["a1"]),
+            helper.make_node("Identity", ["b"], ["b1"]),
+            helper.make_node("Add", ["a1", "b1"], ["y"]),
+        ],
+        [fvi("a"), fvi("b")],
+        [fvi("y")],
+    )
+    with pytest.raises(ValueError, match="not 1-in 1-out"):
+        graph.activation_regions(model)
+
+
+def test_a_region_ending_at_the_graph_output_is_found_and_replaced():
+    w = numpy_helper.from_array(np.array([[1.0, -1.0], [-1.0, 2.0]], np.float32), "w")
+    model = tiny_model(
+        [
+            helper.make_node("Gemm", ["x", "w"], ["h"]),
+            helper.make_node("Sigmoid", ["h"], ["s"]),
+            helper.make_node("Mul", ["h", "s"], ["y"]),
+        ],
+        [fvi("x", (1, 2))],
+        [fvi("y", (1, 2))],
+        [w],
+    )
+    [region] = graph.activation_regions(model)
+    assert (region.nodes, region.input, region.output) == ((1, 2), "h", "y")
+    swapped = graph.replace_activation(model, "Relu")
+    onnx.checker.check_model(swapped, full_check=True)
+    assert op_types(swapped) == ["Gemm", "Relu"]
+    assert [o.name for o in swapped.graph.output] == ["y"]
+
+
+# --- replace_activation on the real exported models --------------------------------------------
+
+
+@pytest.mark.parametrize("op_type", ["Relu", "Identity"])
+@pytest.mark.parametrize("name", ALL)
+def test_replacement_is_valid_and_runs(trained_models, x, name, op_type):
+    model = load(trained_models, name)
+    original_ops = set(trained_models[1][name].export.activation_census)
+    swapped = graph.replace_activation(model, op_type)
+    onnx.checker.check_model(swapped, full_check=True)
+    left = set(op_types(swapped)) & (original_ops - {op_type})
+    assert not left, left
+    kept = [op for op in op_types(model) if op not in original_ops]
+    assert op_types(swapped).count(op_type) == 3 + kept.count(op_type)
+    out = run(swapped, x)
+    assert out.shape == (len(x), 10)
+    assert np.isfinite(out).all()
+
+
+def test_replacement_leaves_the_input_model_untouched(trained_models):
+    model = load(trained_models, "softplus")
+    before = model.SerializeToString()
+    graph.replace_activation(model, "Identity")
+    assert model.SerializeToString() == before
+
+
+def test_relu_swapped_into_relu_is_bit_identical(trained_models, x):
+    model = load(trained_models, "relu")
+    swapped = graph.replace_activation(model, "Relu")
+    assert op_types(swapped) == op_types(model)
+    assert np.array_equal(run(swapped, x), run(model, x))
+
+
+@pytest.mark.parametrize("name", ["elu", "silu", "softplus"])
+def test_identity_swap_changes_the_output(trained_models, x, name):
+    model = load(trained_models, name)
+    swapped = run(graph.replace_activation(model, "Identity"), x)
+    assert np.isfinite(swapped).all()
+    assert not np.allclose(swapped, run(model, x))
+
+
+def test_identity_swapped_elu_matches_a_linear_torch_model(trained_models, x):
+    """Same weights, no activation: the ONNX graph surgery must equal the torch model built that way."""
+    import torch
+
+    from actprof.model import SeedCNN, config_for
+
+    model = load(trained_models, "elu")
+    net = SeedCNN(config_for(activations.get("elu")))
+    for layer in ("act1", "act2", "act3"):
+        setattr(net, layer, torch.nn.Identity())
+    weights = {t.name: torch.from_numpy(numpy_helper.to_array(t).copy()) for t in model.graph.initializer}
+    net.load_state_dict({k: weights[k] for k in net.state_dict()})
+    with torch.inference_mode():
+        expected = net.eval()(torch.from_numpy(x)).numpy()
+    got = run(graph.replace_activation(model, "Identity"), x)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("op_type", ["Relu", "Identity"])
+def test_prelu_slopes_are_pruned(trained_models, op_type):
+    model = load(trained_models, "prelu")
+    slopes = {n.input[1] for n in model.graph.node if n.op_type == "PRelu"}
+    assert len(slopes) == 3 and slopes <= {t.name for t in model.graph.initializer}
+    swapped = graph.replace_activation(model, op_type)
+    names = {t.name for t in swapped.graph.initializer}
+    assert not slopes & names
+    assert {"conv1.weight", "conv2.bias", "fc1.weight", "fc2.bias"} <= names
+
+
+def test_softplus_threshold_is_pruned(trained_models):
+    model = load(trained_models, "softplus")
+    thresholds = {n.input[1] for n in model.graph.node if n.op_type == "Greater"}
+    swapped = graph.replace_activation(model, "Relu")
+    initializers = {t.name for t in swapped.graph.initializer}
+    assert thresholds and not thresholds & initializers
+    # No value_info left behind for the dropped threshold or the dropped Softplus/Greater/Where outputs.
+    produced = {o for n in swapped.graph.node for o in n.output}
+    assert {v.name for v in swapped.graph.value_info} <= produced | initializers
+
+
+# --- prune_unused on hand-built graphs ---------------------------------------------------------
+
+
+def test_prune_unused_removes_what_nothing_reads():
+    used = numpy_helper.from_array(np.ones(2, np.float32), "used")
+    unused = numpy_helper.from_array(np.zeros(2, np.float32), "unused")
+    model = tiny_model(
+        [
+            helper.make_node("Constant", [], ["dead_const"], value=numpy_helper.from_array(np.ones(2, np.float32))),
+            helper.make_node("Constant", [], ["live_const"], value=numpy_helper.from_array(np.ones(2, np.float32))),
+            helper.make_node("Add", ["x", "used"], ["h"]),
+            helper.make_node("Mul", ["h", "live_const"], ["y"]),
+        ],
+        [fvi("x")],
+        [fvi("y")],
+        [used, unused],
+        value_info=[fvi("h"), fvi("gone")],
+    )
+    graph.prune_unused(model)
+    assert [t.name for t in model.graph.initializer] == ["used"]
+    assert [n.output[0] for n in model.graph.node] == ["live_const", "h", "y"]
+    assert [v.name for v in model.graph.value_info] == ["h"]
+    onnx.checker.check_model(model, full_check=True)
+
+
+def test_prune_unused_keeps_an_initializer_that_is_a_graph_output():
+    w = numpy_helper.from_array(np.ones(2, np.float32), "w")
+    model = tiny_model([helper.make_node("Relu", ["x"], ["y"])], [fvi("x")], [fvi("y"), fvi("w")], [w])
+    graph.prune_unused(model)
+    assert [t.name for t in model.graph.initializer] == ["w"]
+
+
+def test_prune_unused_keeps_an_initializer_read_by_a_subgraph():
+    w = numpy_helper.from_array(np.ones(2, np.float32), "w")
+    then = helper.make_graph([helper.make_node("Add", ["x", "w"], ["t"])], "then", [], [fvi("t")])
+    other = helper.make_graph([helper.make_node("Identity", ["x"], ["e"])], "else", [], [fvi("e")])
+    model = tiny_model(
+        [helper.make_node("If", ["c"], ["y"], then_branch=then, else_branch=other)],
+        [helper.make_tensor_value_info("c", TensorProto.BOOL, []), fvi("x")],
+        [fvi("y")],
+        [w],
+    )
+    onnx.checker.check_model(model, full_check=True)
+    graph.prune_unused(model)
+    assert [t.name for t in model.graph.initializer] == ["w"]

@@ -1,0 +1,255 @@
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from actprof import latency
+from actprof.latency import Interleaved, bootstrap_median, difference_ms, interleave, ratio, stats_from_ns
+
+PROPERTY = settings(max_examples=100, deadline=None)
+
+# --- stats_from_ns -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("batch", [1, 64])
+def test_stats_from_ns_match_numpy(batch):
+    ns = np.array([3_100_000, 1_000_000, 2_000_000, 9_500_000, 4_000_000, 2_500_000, 1_200_000, 7_000_000])
+    ms = ns / 1e6
+    stats = stats_from_ns(ns.tolist(), batch=batch)
+    assert stats.runs == len(ns)
+    assert stats.min_ms == pytest.approx(ms.min())
+    assert stats.p50_ms == pytest.approx(np.percentile(ms, 50))
+    assert stats.p90_ms == pytest.approx(np.percentile(ms, 90))
+    assert stats.p99_ms == pytest.approx(np.percentile(ms, 99))
+    assert stats.mean_ms == pytest.approx(ms.mean())
+    assert stats.std_ms == pytest.approx(ms.std(ddof=1))
+    assert stats.cv == pytest.approx(ms.std(ddof=1) / ms.mean())
+    assert stats.throughput == pytest.approx(batch / (np.median(ms) / 1e3))
+
+
+def test_stats_from_ns_accepts_an_array_and_a_single_sample():
+    stats = stats_from_ns(np.array([2_000_000]), batch=8)
+    assert stats.runs == 1
+    assert stats.min_ms == stats.p50_ms == stats.p99_ms == stats.mean_ms == 2.0
+    assert stats.std_ms == 0.0
+    assert stats.cv == 0.0
+    assert stats.throughput == pytest.approx(8 / 0.002)
+
+
+def test_stats_from_ns_of_identical_samples_have_no_spread():
+    stats = stats_from_ns([500_000] * 10, batch=2)
+    assert stats.p50_ms == stats.p90_ms == stats.p99_ms == 0.5
+    assert stats.std_ms == 0.0
+    assert stats.cv == 0.0
+    assert stats.throughput == pytest.approx(4000.0)
+
+
+# --- bootstrap_median --------------------------------------------------------------------------
+
+
+def noisy(n: int, seed: int = 7) -> np.ndarray:
+    return np.random.default_rng(seed).lognormal(mean=0.0, sigma=0.3, size=n)
+
+
+def test_bootstrap_median_contains_the_median():
+    data = noisy(101)
+    interval = bootstrap_median(data)
+    assert interval.value == pytest.approx(np.median(data))
+    assert interval.low < interval.value < interval.high
+    assert interval.n == 101
+
+
+def test_bootstrap_median_is_deterministic_for_a_seed():
+    data = noisy(60)
+    assert bootstrap_median(data, seed=3) == bootstrap_median(data, seed=3)
+    assert bootstrap_median(data, seed=3).value == bootstrap_median(data, seed=4).value
+
+
+def test_bootstrap_median_narrows_with_more_data():
+    small = bootstrap_median(noisy(20))
+    large = bootstrap_median(noisy(2000))
+    assert large.high - large.low < (small.high - small.low) / 3
+
+
+def test_bootstrap_median_agrees_with_scipy():
+    stats = pytest.importorskip("scipy.stats", reason="scipy is not a declared dependency")
+    data = noisy(200, seed=11)
+    ours = bootstrap_median(data, seed=0)
+    theirs = stats.bootstrap(
+        (data,),
+        statistic=np.median,
+        method="percentile",
+        n_resamples=latency.BOOTSTRAP_RESAMPLES,
+        confidence_level=0.95,
+        rng=np.random.default_rng(1),
+    ).confidence_interval
+    width = theirs.high - theirs.low
+    # Two different random resamplings of the same data: the endpoints agree to a fraction of the width.
+    assert ours.low == pytest.approx(theirs.low, abs=0.25 * width)
+    assert ours.high == pytest.approx(theirs.high, abs=0.25 * width)
+
+
+def test_bootstrap_median_drops_non_finite_values():
+    interval = bootstrap_median([1.0, 2.0, math.inf, math.nan, 3.0, -math.inf])
+    assert interval.n == 3
+    assert interval.value == 2.0
+    assert 1.0 <= interval.low <= interval.high <= 3.0
+
+
+@pytest.mark.parametrize("values", [[], [math.nan], [math.inf, -math.inf]])
+def test_bootstrap_median_of_nothing_finite_is_nan(values):
+    interval = bootstrap_median(values)
+    assert interval.n == 0
+    assert math.isnan(interval.value) and math.isnan(interval.low) and math.isnan(interval.high)
+
+
+# The upper bound keeps pairs of values summable: numpy's median averages the two middle values and
+# overflows to inf near the largest float, which no latency (in ns or ms) ever approaches.
+POSITIVE = st.floats(min_value=0.0, max_value=1e300, exclude_min=True, allow_nan=False, allow_infinity=False)
+
+
+@PROPERTY
+@given(values=st.lists(POSITIVE, min_size=1, max_size=60), seed=st.integers(0, 2**32 - 1))
+def test_bootstrap_median_interval_brackets_its_value(values, seed):
+    interval = bootstrap_median(values, seed=seed)
+    assert interval.n == len(values)
+    assert interval.value == np.median(values)
+    assert interval.low <= interval.value <= interval.high
+    assert min(values) <= interval.low and interval.high <= max(values)
+
+
+@PROPERTY
+@given(samples=st.lists(st.integers(1, 10**13), min_size=1, max_size=200), batch=st.integers(1, 65536))
+def test_stats_percentiles_are_ordered(samples, batch):
+    stats = stats_from_ns(samples, batch=batch)
+    assert stats.runs == len(samples)
+    assert stats.min_ms <= stats.p50_ms <= stats.p90_ms <= stats.p99_ms <= max(samples) / 1e6
+    assert stats.std_ms >= 0 and stats.cv >= 0
+    assert stats.throughput > 0
+
+
+# --- ratio and difference on hand-built rounds -------------------------------------------------
+
+
+def hand_built() -> Interleaved:
+    return Interleaved(
+        samples={"fast": [1_000_000] * 3, "slow": [3_000_000] * 3},
+        rounds={"fast": [1e6, 2e6, 1e6, 1e6], "slow": [3e6, 5e6, 4e6, 2e6]},
+    )
+
+
+def test_ratio_is_the_median_of_per_round_ratios():
+    interval = ratio(hand_built(), "slow", "fast")
+    per_round = [3.0, 2.5, 4.0, 2.0]
+    assert interval.value == pytest.approx(np.median(per_round))
+    assert interval.n == 4
+    assert min(per_round) <= interval.low <= interval.value <= interval.high <= max(per_round)
+
+
+def test_ratio_of_a_target_to_itself_is_exactly_one():
+    interval = ratio(hand_built(), "slow", "slow")
+    assert (interval.value, interval.low, interval.high, interval.n) == (1.0, 1.0, 1.0, 4)
+
+
+def test_difference_ms_is_the_median_of_per_round_differences():
+    interval = difference_ms(hand_built(), "slow", "fast")
+    per_round_ms = [2.0, 3.0, 3.0, 1.0]
+    assert interval.value == pytest.approx(np.median(per_round_ms))
+    assert interval.n == 4
+    assert 1.0 <= interval.low <= interval.value <= interval.high <= 3.0
+    reverse = difference_ms(hand_built(), "fast", "slow")
+    assert reverse.value == pytest.approx(-interval.value)
+
+
+@pytest.mark.filterwarnings("ignore:divide by zero:RuntimeWarning")
+def test_ratio_drops_rounds_with_a_zero_denominator():
+    rounds = Interleaved(rounds={"a": [2.0, 4.0, 1.0], "b": [1.0, 2.0, 0.0]})
+    interval = ratio(rounds, "a", "b")
+    assert interval.n == 2
+    assert interval.value == 2.0
+
+
+# --- real callables ----------------------------------------------------------------------------
+
+
+def sleeper(seconds: float, counter: list[int]):
+    def run() -> None:
+        counter.append(1)
+        time.sleep(seconds)
+
+    return run
+
+
+def test_warm_up_returns_a_warm_latency_estimate_in_ns():
+    calls: list[int] = []
+    estimate = latency.warm_up(sleeper(0.002, calls), min_runs=5, min_seconds=0.05, max_seconds=0.5)
+    assert 2e6 <= estimate < 50e6  # at least the sleep, and not absurdly more on a busy machine
+    assert len(calls) >= 5  # the initial runs (min_runs here comes first) and two windows of >= 3
+
+
+def test_warm_up_stops_at_max_seconds():
+    started = time.perf_counter()
+    estimate = latency.warm_up(lambda: time.sleep(0.02), min_runs=3, min_seconds=0.01, max_seconds=0.2)
+    assert estimate >= 20e6
+    assert time.perf_counter() - started < 1.5  # one window past the limit at most, plus slack
+
+
+def test_interleave_gives_every_target_the_same_rounds_and_enough_runs():
+    fast_calls: list[int] = []
+    slow_calls: list[int] = []
+    seen_rounds: list[int] = []
+    result = interleave(
+        {"fast": sleeper(0.001, fast_calls), "slow": sleeper(0.003, slow_calls)},
+        min_seconds=0.1,
+        min_runs=15,
+        min_rounds=6,
+        on_round=seen_rounds.append,
+    )
+    assert set(result.samples) == set(result.rounds) == {"fast", "slow"}
+    assert len(result.rounds["fast"]) == len(result.rounds["slow"]) >= 6
+    assert seen_rounds == list(range(1, len(result.rounds["fast"]) + 1))
+    for name in ("fast", "slow"):
+        assert len(result.samples[name]) >= 15
+        assert sum(result.samples[name]) >= 0.1e9
+        assert all(s > 0 for s in result.samples[name])
+    assert min(result.samples["slow"]) >= 3e6
+    # Timed runs are a subset of all calls (warm-up runs are not recorded).
+    assert len(fast_calls) > len(result.samples["fast"])
+    assert len(slow_calls) > len(result.samples["slow"])
+
+
+def test_interleave_ratio_tracks_a_3x_workload():
+    result = interleave(
+        {"fast": lambda: time.sleep(0.001), "slow": lambda: time.sleep(0.003)},
+        min_seconds=0.1,
+        min_runs=10,
+        min_rounds=8,
+    )
+    interval = ratio(result, "slow", "fast")
+    # True ratio ~3 (sleep overhead pulls it down a little); a shared, noisy machine gets slack.
+    assert 1.5 < interval.value < 4.5
+    assert interval.low <= interval.value <= interval.high
+    assert interval.n == len(result.rounds["fast"])
+    assert difference_ms(result, "slow", "fast").value > 1.0
+
+
+def test_interleave_ratio_tracks_a_3x_cpu_workload():
+    a = np.random.default_rng(0).random(200_000)
+    b = np.random.default_rng(1).random(600_000)
+    result = interleave(
+        {"1x": lambda: np.sort(a), "3x": lambda: np.sort(b)}, min_seconds=0.15, min_runs=10, min_rounds=8
+    )
+    assert ratio(result, "3x", "1x").value > 1.5
+
+
+def test_interleave_stops_at_max_seconds():
+    started = time.perf_counter()
+    result = interleave({"a": lambda: None, "b": lambda: None}, min_seconds=0.01, min_runs=10**12, max_seconds=0.2)
+    assert time.perf_counter() - started < 6.0  # warm-up (2 s cap per target), then the 0.2 s cap
+    assert len(result.rounds["a"]) == len(result.rounds["b"]) >= 1
+    assert len(result.samples["a"]) < 10**12
