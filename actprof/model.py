@@ -28,29 +28,74 @@ def config_for(act: Activation, *, param: float | None = None, init: str | None 
     )
 
 
+class ByteDropout(nn.Module):
+    """Dropout with the same distribution as ``nn.Dropout`` (keep with probability 1 − p, scale by
+    1/(1 − p)), drawn from random bytes: 32 random bits give four Bernoulli draws when p is a multiple of
+    1/256 (0.25 is). ``nn.Dropout``'s per-element ``bernoulli_`` was 30% of a training step on 2 cores;
+    this is about 8× cheaper. In eval mode it is the identity, so the exported graph is unchanged.
+    """
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        if not (0 <= p < 1 and float(p * 256).is_integer()):
+            raise ValueError(f"ByteDropout needs p in [0, 1) as a multiple of 1/256, got {p}")
+        self.p = p
+        self.threshold = int(p * 256)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return x
+        words = torch.empty((x.numel() + 3) // 4, dtype=torch.int32).random_(-(2**31), 2**31)
+        draws = words.view(torch.uint8)[: x.numel()]
+        if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last):
+            n, c, h, w = x.shape
+            draws = draws.view(n, h, w, c).permute(0, 3, 1, 2)  # same memory order as x
+        else:
+            draws = draws.view(x.shape)
+        # A multiply by a {0, 1/(1-p)} mask: about 3x cheaper than torch.where, forward and backward.
+        scale = (draws >= self.threshold).to(x.dtype).mul_(1.0 / (1.0 - self.p))
+        return x * scale
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+def dropout_layer(p: float, *, alpha: bool) -> nn.Module:
+    if alpha:
+        return nn.AlphaDropout(p)
+    return ByteDropout(p) if float(p * 256).is_integer() else nn.Dropout(p)
+
+
 class SeedCNN(nn.Module):
     def __init__(self, config: ModelConfig, act: Activation | None = None) -> None:
         super().__init__()
         self.config = config
         act = act or activations.get(config.activation)
-        dropout = nn.AlphaDropout if config.alpha_dropout else nn.Dropout
         self.conv1 = nn.Conv2d(1, 32, kernel_size=3)
         self.act1 = act.module(config.param)
         self.pool1 = nn.MaxPool2d(2)
-        self.drop1 = dropout(config.dropout)
+        self.drop1 = dropout_layer(config.dropout, alpha=config.alpha_dropout)
         self.conv2 = nn.Conv2d(32, 64, kernel_size=3)
         self.act2 = act.module(config.param)
         self.pool2 = nn.MaxPool2d(2)
-        self.drop2 = dropout(config.dropout)
+        self.drop2 = dropout_layer(config.dropout, alpha=config.alpha_dropout)
         self.flatten = nn.Flatten()
         self.fc1 = nn.Linear(64 * 5 * 5, 256)
         self.act3 = act.module(config.param)
         self.fc2 = nn.Linear(256, 10)
         initialize(self, config.init)
 
+    # Set by the trainer for a monotonic activation: MaxPool(f(x)) == f(MaxPool(x)), so running f after
+    # the pool computes the same function on 4x fewer elements. Export always uses the canonical order.
+    pool_first: bool = False
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.drop1(self.pool1(self.act1(self.conv1(x))))
-        x = self.drop2(self.pool2(self.act2(self.conv2(x))))
+        if self.pool_first:
+            x = self.drop1(self.act1(self.pool1(self.conv1(x))))
+            x = self.drop2(self.act2(self.pool2(self.conv2(x))))
+        else:
+            x = self.drop1(self.pool1(self.act1(self.conv1(x))))
+            x = self.drop2(self.pool2(self.act2(self.conv2(x))))
         return self.fc2(self.act3(self.fc1(self.flatten(x))))
 
     def weight_layers(self) -> dict[str, nn.Module]:

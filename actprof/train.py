@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from actprof import activations
 from actprof.data import MNIST, to_tensor, validation_split
 from actprof.errors import TrainingDiverged
 from actprof.model import ACT_LAYERS, SeedCNN
@@ -54,6 +55,7 @@ def train(
     val_probe = slice(0, min(config.val_size, len(y_val)))
 
     model = SeedCNN(model_config).to(memory_format=torch.channels_last)
+    model.pool_first = config.pool_first and activations.get(model_config.activation).monotonic
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, fused=True)
     loss_fn = nn.CrossEntropyLoss()
     autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.precision == "bf16")
@@ -101,6 +103,7 @@ def train(
                 model.train()
                 started = time.perf_counter()
 
+    model.pool_first = False  # canonical order from here on: statistics per activation layer, export
     model.eval()
     test_loss, test_acc = evaluate(model, x_test, y_test)
     _check_finite(test_loss, step)

@@ -127,7 +127,9 @@ def test_default_init_matches_plain_pytorch_layers():
 @pytest.mark.parametrize("name", list(ACTIVATIONS))
 def test_dropout_kind(name):
     model = build(name)
-    expected = nn.AlphaDropout if name == "selu" else nn.Dropout
+    from actprof.model import ByteDropout
+
+    expected = nn.AlphaDropout if name == "selu" else ByteDropout
     for layer in (model.drop1, model.drop2):
         assert type(layer) is expected
         assert layer.p == 0.25
@@ -191,3 +193,50 @@ def assert_same_weights(a: SeedCNN, b: SeedCNN) -> None:
         other = b.weight_layers()[name]
         assert torch.equal(layer.weight, other.weight)
         assert torch.equal(layer.bias, other.bias)
+
+
+# --- the trainer's fast paths: same function, same distribution ---------------------------------
+
+
+def test_byte_dropout_keeps_three_quarters_and_rescales():
+    from actprof.model import ByteDropout
+
+    torch.manual_seed(0)
+    drop = ByteDropout(0.25).train()
+    x = torch.ones(200, 32, 13, 13).contiguous(memory_format=torch.channels_last)
+    y = drop(x)
+    kept = (y != 0).float().mean().item()
+    assert abs(kept - 0.75) < 0.005
+    assert torch.allclose(y[y != 0], torch.tensor(1 / 0.75))
+    assert y.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(drop.eval()(x), x)
+
+
+def test_byte_dropout_masks_are_independent_of_layout_position():
+    from actprof.model import ByteDropout
+
+    torch.manual_seed(1)
+    y = ByteDropout(0.25).train()(torch.ones(4000, 3, 2, 2).contiguous(memory_format=torch.channels_last))
+    per_channel = (y != 0).float().mean(dim=(0, 2, 3))
+    assert torch.all((per_channel - 0.75).abs() < 0.02), per_channel
+
+
+def test_byte_dropout_refuses_probabilities_it_cannot_draw_exactly():
+    from actprof.model import ByteDropout, dropout_layer
+
+    with pytest.raises(ValueError):
+        ByteDropout(0.3)
+    assert isinstance(dropout_layer(0.3, alpha=False), nn.Dropout)
+    assert isinstance(dropout_layer(0.25, alpha=True), nn.AlphaDropout)
+
+
+@pytest.mark.parametrize("name", ["relu", "elu", "selu", "sigmoid", "tanh", "leaky_relu", "celu", "softplus"])
+def test_pool_first_order_computes_the_same_function(name):
+    torch.manual_seed(0)
+    model = SeedCNN(config_for(ACTIVATIONS[name])).eval()
+    x = torch.rand(16, 1, 28, 28)
+    with torch.no_grad():
+        canonical = model(x)
+        model.pool_first = True
+        reordered = model(x)
+    assert torch.equal(canonical, reordered)

@@ -1,0 +1,135 @@
+"""actprof's trainer against the blog post's Keras implementation of the same CNN, side by side.
+
+Installs TensorFlow/Keras into its own venv under .bench/ (never a project dependency), then runs both
+trainers interleaved (Keras, actprof, Keras, actprof …) on the same images: full MNIST's first 54,000
+training images (what actprof trains on after holding out 10% for validation), batch 250, one epoch,
+Adam 1e-3, He-normal init. Throughput is images per second of training, validation excluded, first
+step (graph tracing / warm-up) included on both sides.
+
+    python benchmarks/vs_keras.py --data-dir ../shared/data/mnist [--acts relu,elu] [--repeats 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / ".bench"
+KERAS_VENV = BENCH / "keras-venv"
+TF_VERSION = "2.21.0"
+
+KERAS_WORKER = r"""
+import json, sys, time
+import numpy as np
+import keras
+from keras import layers
+
+data = np.load(sys.argv[1])
+act = sys.argv[2]
+x = (data["x"].astype("float32") / 255.0)[..., None]
+y = keras.utils.to_categorical(data["y"], 10)
+activation = {"relu": "relu", "elu": "elu", "selu": "selu", "gelu": "gelu", "tanh": "tanh",
+              "sigmoid": "sigmoid", "softplus": "softplus", "silu": "silu", "mish": "mish"}[act]
+init = "lecun_normal" if act == "selu" else "he_normal"
+model = keras.Sequential([
+    keras.Input((28, 28, 1)),
+    layers.Conv2D(32, 3, activation=activation, kernel_initializer=init),
+    layers.MaxPooling2D(2),
+    layers.Dropout(0.25),
+    layers.Conv2D(64, 3, activation=activation, kernel_initializer=init),
+    layers.MaxPooling2D(2),
+    layers.Dropout(0.25),
+    layers.Flatten(),
+    layers.Dense(256, activation=activation, kernel_initializer=init),
+    layers.Dense(10, activation="softmax", kernel_initializer=init),
+])
+model.compile(loss="categorical_crossentropy", optimizer=keras.optimizers.Adam(1e-3), metrics=["accuracy"])
+started = time.perf_counter()
+history = model.fit(x, y, batch_size=250, epochs=1, verbose=0, shuffle=True)
+seconds = time.perf_counter() - started
+print(json.dumps({"images_per_second": len(x) / seconds, "seconds": seconds,
+                  "train_accuracy": float(history.history["accuracy"][-1])}))
+"""
+
+
+def ensure_keras() -> Path:
+    python = KERAS_VENV / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(KERAS_VENV)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", f"tensorflow-cpu=={TF_VERSION}"], check=True)
+    return python
+
+
+def run_keras(python: Path, images: Path, act: str) -> dict:
+    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as fh:
+        fh.write(KERAS_WORKER)
+    out = subprocess.run(
+        [str(python), fh.name, str(images), act],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin"},
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def run_actprof(data_dir: Path, act: str, precision: str) -> dict:
+    # A subprocess too, so neither side inherits the other's thread pools or warm caches.
+    code = (
+        "import json, sys\n"
+        "from pathlib import Path\n"
+        "from actprof import activations, data\n"
+        "from actprof.model import config_for\n"
+        "from actprof.records import TrainConfig\n"
+        "from actprof.train import train\n"
+        f"mnist = data.load_mnist(data_dir=Path({str(data_dir)!r}), log=lambda m: None)\n"
+        f"act = activations.get({act!r})\n"
+        f"_, r = train(config_for(act), TrainConfig(precision={precision!r}), mnist)\n"
+        "print(json.dumps({'images_per_second': r.images_per_second, 'seconds': r.train_seconds,"
+        " 'test_accuracy': r.test_accuracy, 'precision': r.config.precision}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", type=Path, required=True)
+    parser.add_argument("--acts", default="relu,elu")
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--precision", default="auto", help="actprof's training precision: auto | fp32 | bf16")
+    args = parser.parse_args()
+
+    sys.path.insert(0, str(ROOT))
+    from actprof import data
+    from actprof.data import validation_split
+
+    mnist = data.load_mnist(data_dir=args.data_dir, log=lambda m: None)
+    train_idx, _ = validation_split(len(mnist.train_labels))
+    BENCH.mkdir(exist_ok=True)
+    images = BENCH / "mnist-train-54k.npz"
+    np.savez(images, x=mnist.train_images[train_idx], y=mnist.train_labels[train_idx])
+    python = ensure_keras()
+
+    header = f"{'activation':>10} {'Keras img/s':>12} {'actprof img/s':>14} {'actprof/Keras':>14}"
+    print(f"{header}  (medians of {args.repeats})")
+    for act in args.acts.split(","):
+        keras_runs, ours = [], []
+        for _ in range(args.repeats):  # interleaved: drift hits both alike
+            keras_runs.append(run_keras(python, images, act)["images_per_second"])
+            ours.append(run_actprof(args.data_dir, act, args.precision)["images_per_second"])
+        k, o = statistics.median(keras_runs), statistics.median(ours)
+        runs = f"keras {[round(v) for v in keras_runs]}, actprof {[round(v) for v in ours]}"
+        print(f"{act:>10} {k:>12,.0f} {o:>14,.0f} {o / k:>13.2f}x   {runs}")
+
+
+if __name__ == "__main__":
+    main()
