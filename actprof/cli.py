@@ -49,7 +49,8 @@ def train_export(
     epochs: Annotated[int, typer.Option(help="Training epochs.")] = 1,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Batch size.")] = 250,
     lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
-    seed: Annotated[int, typer.Option(help="Seed: same init draw and data order for all activations.")] = 0,
+    seed: Annotated[str, typer.Option(help="Seed, or a comma list: same init draw and data order for all.")] = "0",
+    seeds: Annotated[int | None, typer.Option(help="Train each activation with N seeds (seed, seed+1, …).")] = None,
     precision: Annotated[str, typer.Option(help="auto | fp32 | bf16 (training only).")] = "auto",
     val_every: Annotated[int, typer.Option("--val-every", help="Steps between validation points (0: auto).")] = 0,
     threads: ThreadsOpt = 0,
@@ -76,7 +77,7 @@ def train_export(
         epochs=epochs,
         batch_size=batch_size,
         lr=lr,
-        seed=seed,
+        seed=_seeds(seed, seeds)[0],
         precision=precision,
         val_every=val_every,
         threads=threads,
@@ -95,11 +96,31 @@ def train_export(
         exporter=exporter,
         out=out,
         rewrite=rewrite,
+        extra_seeds=_seeds(seed, seeds)[1:],
     )
     from actprof import report
 
     report.print_training(records, console=_console())
     _console().print(f"wrote {len(records)} model(s) to {out}/")
+
+
+def _seeds(seed: str, count: int | None) -> list[int]:
+    """``--seed 0,1,2`` or ``--seed S --seeds N`` → the seeds to train with, first one exported."""
+    try:
+        given = [int(s) for s in seed.split(",") if s.strip()]
+    except ValueError:
+        raise _usage(f"--seed must be an integer or a comma list of integers, got {seed!r}") from None
+    if not given or any(s < 0 for s in given):
+        raise _usage(f"--seed must be non-negative integers, got {seed!r}")
+    if count is not None:
+        if len(given) > 1:
+            raise _usage("give either --seed as a list or --seeds N, not both")
+        if not 1 <= count <= 100:
+            raise _usage(f"--seeds must be between 1 and 100, got {count}")
+        given = list(range(given[0], given[0] + count))
+    if len(set(given)) != len(given):
+        raise _usage(f"--seed lists a seed twice: {seed!r}")
+    return given
 
 
 def _check_rewrite(rewrite: str, acts) -> None:
@@ -115,7 +136,9 @@ def _check_rewrite(rewrite: str, acts) -> None:
         )
 
 
-def _train_export_all(acts, train_config, *, alpha, init, data_dir, dataset, opset, exporter, out, rewrite="none"):
+def _train_export_all(
+    acts, train_config, *, alpha, init, data_dir, dataset, opset, exporter, out, rewrite="none", extra_seeds=()
+):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from actprof import data, export
@@ -139,6 +162,7 @@ def _train_export_all(acts, train_config, *, alpha, init, data_dir, dataset, ops
                     exporter=exporter,
                     on_step=lambda step, total, task=task: progress.update(task, completed=step, total=total),
                     rewrite=rewrite if act.monotonic else "none",  # run: the rewrite where it is exact
+                    extra_seeds=extra_seeds,
                 )
             )
     return records
@@ -290,7 +314,8 @@ def run_command(
     provider: Annotated[str, typer.Option(help="cpu | cuda | all.")] = "cpu",
     batch_sizes: Annotated[str, typer.Option("--batch-sizes", help="Comma list of batch sizes.")] = "1,64",
     min_time: Annotated[float, typer.Option("--min-time", help="Seconds of timed runs per target.")] = 0.3,
-    seed: Annotated[int, typer.Option(help="Training seed.")] = 0,
+    seed: Annotated[str, typer.Option(help="Seed, or a comma list of seeds.")] = "0",
+    seeds: Annotated[int | None, typer.Option(help="Train each activation with N seeds (seed, seed+1, …).")] = None,
     data_dir: DataDirOpt = None,
     dataset: DatasetOpt = "auto",
     baseline: Annotated[str, typer.Option(help="Activation every other one is judged against.")] = "relu",
@@ -307,7 +332,8 @@ def run_command(
     acts = activations.parse_list(act)
     if baseline not in {a.name for a in acts}:
         acts = [activations.get(baseline), *acts]
-    train_config = TrainConfig(epochs=epochs, seed=seed)
+    seed_list = _seeds(seed, seeds)
+    train_config = TrainConfig(epochs=epochs, seed=seed_list[0])
     train_config.validate()
     profile.check_timing(min_time=min_time, min_runs=20, threads=0)
     if rewrite not in export.REWRITES:
@@ -337,6 +363,7 @@ def run_command(
         exporter="dynamo",
         out=models,
         rewrite=rewrite,
+        extra_seeds=seed_list[1:],
     )
     stages["train + export"] = time.perf_counter() - started
     report.print_training(records, console=console)
@@ -410,12 +437,16 @@ def _usage(message: str) -> ActprofError:
     return UsageError(message)
 
 
+EXIT_INTERRUPTED = 130
+INTERRUPTED = "interrupted; artifacts already written are complete, nothing partial was left"
+
+
 def main() -> None:
     """Entry point: user errors become one line on stderr and a documented exit code, never a traceback."""
     try:
         code = app(standalone_mode=False)
     except (typer.Abort, KeyboardInterrupt):
-        _fail("interrupted; artifacts already written are complete, nothing partial was left", 130)
+        _fail(INTERRUPTED, EXIT_INTERRUPTED)
     except typer.Exit as exc:
         code = exc.exit_code
     except ActprofError as exc:
@@ -427,6 +458,8 @@ def main() -> None:
         ctx = getattr(exc, "ctx", None)
         hint = f" (see: actprof {ctx.info_name} --help)" if ctx is not None and ctx.parent else ""
         _fail(f"{exc.format_message()}{hint}", getattr(exc, "exit_code", EXIT_RUNTIME))
+    if code == EXIT_INTERRUPTED:  # typer turns Ctrl-C into Exit(130), which click returns here
+        _fail(INTERRUPTED, EXIT_INTERRUPTED)
     sys.exit(code if isinstance(code, int) else 0)
 
 

@@ -14,7 +14,7 @@ import logging
 import time
 import warnings
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -332,11 +332,13 @@ def train_and_export(
     exporter: str = "dynamo",
     on_step: Callable[[int, int], None] | None = None,
     rewrite: str = "none",
+    extra_seeds: Sequence[int] = (),
 ) -> ModelRecord:
     """Train one activation, export and verify it, and write ``<act>.onnx`` + ``<act>.json``.
 
-    With ``rewrite="pool-first"`` also ``<act>+pool-first.onnx`` + ``.json``. Nothing is written unless
-    training converged to finite losses and every ONNX file passed parity.
+    With ``rewrite="pool-first"`` also ``<act>+pool-first.onnx`` + ``.json``. ``extra_seeds`` are trained
+    the same way and recorded (``seed_runs``) for the statistics; the first seed's model is exported.
+    Nothing is written unless every run converged to finite losses and every ONNX file passed parity.
     """
     from actprof import environment
     from actprof.data import to_tensor
@@ -350,7 +352,18 @@ def train_and_export(
             f"--rewrite pool-first refused: {act.name} is not monotonic non-decreasing, so "
             "MaxPool(f(x)) != f(MaxPool(x)); use it with relu, elu, selu, celu, sigmoid, tanh, leaky_relu…"
         )
-    model, result = train(model_config, train_config, data, on_step=on_step)
+    runs = 1 + len(extra_seeds)
+
+    def progress(run: int) -> Callable[[int, int], None] | None:
+        if on_step is None:
+            return None
+        return lambda step, total: on_step(run * total + step, runs * total)
+
+    model, result = train(model_config, train_config, data, on_step=progress(0))
+    seed_runs = [
+        train(model_config, replace(train_config, seed=seed), data, on_step=progress(i + 1))[1]
+        for i, seed in enumerate(extra_seeds)
+    ]
     test_images = to_tensor(data.test_images).numpy()
     onnx_bytes, exported = export_and_verify(
         model,
@@ -377,6 +390,7 @@ def train_and_export(
         environment=environment.capture(),
         train=result,
         export=replace(exported, file=f"{act.name}.onnx"),
+        seed_runs=seed_runs,
     )
     if rewrite != "none":
         data_rw, parity, _ = rewrite_pool_first(onnx_bytes, test_images)

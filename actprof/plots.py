@@ -32,7 +32,21 @@ def accuracy_curves(models: Sequence[ModelRecord], *, x: str) -> bytes:
     for m in models:
         points = m.train.validation
         xs = [p.step if x == "steps" else p.train_seconds for p in points]
-        ax.plot(xs, [100 * p.val_accuracy for p in points], marker=".", label=m.name)
+        (line,) = ax.plot(xs, [100 * p.val_accuracy for p in points], marker=".", label=m.name)
+        if len(m.runs) > 1:  # the band spans every seed's curve (validation points share their steps)
+            curves = [[100 * p.val_accuracy for p in run.validation] for run in m.runs]
+            if len({len(c) for c in curves}) == 1:
+                band_x = (
+                    xs
+                    if x == "steps"
+                    else [
+                        sum(v) / len(v)
+                        for v in zip(*[[p.train_seconds for p in run.validation] for run in m.runs], strict=True)
+                    ]
+                )
+                lows = [min(v) for v in zip(*curves, strict=True)]
+                highs = [max(v) for v in zip(*curves, strict=True)]
+                ax.fill_between(band_x, lows, highs, color=line.get_color(), alpha=0.15, linewidth=0)
     ax.set_xlabel("training steps" if x == "steps" else "training seconds (validation excluded)")
     ax.set_ylabel("validation accuracy (%)")
     lows = [100 * p.val_accuracy for m in models for p in m.train.validation]

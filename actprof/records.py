@@ -360,11 +360,17 @@ class ModelRecord:
     train: TrainResult
     export: ExportResult
     rewrite: str | None = None  # "pool-first": the exact rewrite of the exported graph
+    seed_runs: list[TrainResult] = field(default_factory=list)  # more seeds, trained the same way (--seeds)
 
     @property
     def name(self) -> str:
         """The activation, plus the rewrite applied to its graph: how profiles and reports name a model."""
         return self.activation.name + (f"+{self.rewrite}" if self.rewrite else "")
+
+    @property
+    def runs(self) -> list[TrainResult]:
+        """Every training run of this activation, the exported seed first."""
+        return [self.train, *self.seed_runs]
 
 
 # --- profile records -------------------------------------------------------------------------
@@ -541,6 +547,33 @@ class MicrobenchRecord:
 
 
 @dataclass(frozen=True)
+class Estimate:
+    """A mean over seeds with its two-sided 95% t interval (NaN bounds for a single seed)."""
+
+    mean: float
+    low: float
+    high: float
+    n: int
+    std: float
+
+
+@dataclass(frozen=True)
+class PairedComparison:
+    """activation − baseline, paired by seed: mean difference, 95% CI, paired t-test, Cohen's d_z."""
+
+    what: str
+    n: int  # seeds where both sides have a value
+    mean_difference: float
+    low: float
+    high: float
+    p_value: float
+    effect_size: float
+    significant: bool
+    higher_is_better: bool
+    reached: str  # e.g. "3/3 vs 2/3": seeds that reached the target, activation vs baseline
+
+
+@dataclass(frozen=True)
 class LatencyBrief:
     provider: str
     batch: int
@@ -564,6 +597,10 @@ class ActivationSummary:
     mean_activation: list[float]  # per activation layer
     dead_fraction: list[float]
     latency: list[LatencyBrief]
+    seeds: list[int] = field(default_factory=list)
+    test_accuracy_over_seeds: Estimate | None = None
+    seconds_to_target: list[float | None] = field(default_factory=list)  # per seed; None: not reached
+    vs_baseline: list[PairedComparison] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -582,6 +619,8 @@ class Verdict:
     break_even_largest: float | None  # images served at the largest batch, likewise
     latency_within_noise: bool
     summary: str
+    training: PairedComparison | None = None  # seconds to the target, paired by seed (several seeds)
+    break_even_batch1_range: list[float] = field(default_factory=list)  # [low, high] from both intervals
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
         Interval,
         MicrobenchRecord,
         ModelRecord,
+        PairedComparison,
         ProfileRecord,
         ProviderStatus,
         ReportRecord,
@@ -260,12 +261,51 @@ def _seconds_to(summary: ActivationSummary, target: float) -> str:
     return "not reached" if hit is None or hit.seconds is None else f"{hit.step} / {hit.seconds:.1f} s"
 
 
+def _accuracy(s: ActivationSummary) -> str:
+    e = s.test_accuracy_over_seeds
+    if e is None or e.n < 2:
+        return _pct(s.test_accuracy)
+    return f"{100 * e.mean:.2f}% ± {100 * (e.high - e.mean):.2f} (n={e.n})"
+
+
+def evidence_rows(report: ReportRecord) -> list[dict[str, str]]:
+    """Every paired comparison with the baseline (several seeds only)."""
+    rows = []
+    for s in report.activations:
+        for c in s.vs_baseline:
+            scale = 100 if "accuracy" in c.what else 1
+            unit = " pp" if "accuracy" in c.what else ""
+            rows.append(
+                {
+                    "activation": s.name,
+                    f"vs {report.baseline}": c.what,
+                    "seeds": str(c.n),
+                    "mean Δ": "—" if math.isnan(c.mean_difference) else f"{scale * c.mean_difference:+.3f}{unit}",
+                    "95% CI": "—" if math.isnan(c.low) else f"[{scale * c.low:+.3f}, {scale * c.high:+.3f}]",
+                    "p": "—" if math.isnan(c.p_value) else f"{c.p_value:.3f}",
+                    "d_z": "—" if math.isnan(c.effect_size) else f"{c.effect_size:+.2f}",
+                    "verdict": _significance(c),
+                    "reached": c.reached,
+                }
+            )
+    return rows
+
+
+def _significance(c: PairedComparison) -> str:
+    if c.n < 2:
+        return "too few seeds"
+    if not c.significant:
+        return "within noise"
+    better = (c.mean_difference > 0) == c.higher_is_better
+    return "significantly " + ("better" if better else "worse")
+
+
 def convergence_rows(report: ReportRecord) -> list[dict[str, str]]:
     return [
         {
             "activation": s.name,
             "init": s.init,
-            "test acc": _pct(s.test_accuracy),
+            "test acc": _accuracy(s),
             "ONNX acc": _pct(s.onnx_test_accuracy),
             "steps / s → 97%": _seconds_to(s, 0.97),
             "steps / s → 98%": _seconds_to(s, 0.98),
@@ -280,6 +320,8 @@ def convergence_rows(report: ReportRecord) -> list[dict[str, str]]:
 
 def print_report(report: ReportRecord, profile: ProfileRecord | None, *, console: Console) -> None:
     console.print(_rich_table("Convergence", convergence_rows(report), "steps / training seconds to reach"))
+    if any(s.vs_baseline for s in report.activations):
+        console.print(_rich_table("Paired by seed, against the baseline", evidence_rows(report)))
     if profile:
         print_profile(profile, console=console)
     console.rule("Verdict")
@@ -320,6 +362,8 @@ def markdown(report: ReportRecord, profile: ProfileRecord | None) -> str:
         "\n## Convergence\n",
         _md_table(convergence_rows(report)),
     ]
+    if any(s.vs_baseline for s in report.activations):
+        parts += ["\n## Paired by seed, against the baseline\n", _md_table(evidence_rows(report))]
     if profile:
         parts += ["\n## Inference latency\n", _md_table(latency_rows(profile))]
         if profile.ablation:
@@ -357,7 +401,9 @@ def html_page(report: ReportRecord, models: Sequence[ModelRecord], profile: Prof
         "latency": [],
         "ops": [],
     }
-    tables = {"convergence": _html_table(convergence_rows(report))}
+    tables = {"convergence": _html_table(convergence_rows(report)), "evidence": ""}
+    if any(s.vs_baseline for s in report.activations):
+        tables["evidence"] = _html_table(evidence_rows(report))
     if profile:
         for provider in sorted({r.provider for r in profile.latency}):
             for batch in sorted({r.batch for r in profile.latency if r.provider == provider}):

@@ -7,11 +7,12 @@ Also the CI gate: ``diff`` compares two result sets and lists regressions beyond
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
 from actprof.errors import ModelFileError, UsageError
+from actprof.evidence import estimate, paired
 from actprof.records import (
     SCHEMA_VERSION,
     TARGETS,
@@ -19,8 +20,10 @@ from actprof.records import (
     Interval,
     LatencyBrief,
     ModelRecord,
+    PairedComparison,
     ProfileRecord,
     ReportRecord,
+    TrainResult,
     Verdict,
     read_json,
 )
@@ -90,6 +93,11 @@ def judge(act: ActivationSummary, base: ActivationSummary, *, target: float | No
     t_act = seconds_to(act, target) if target else None
     t_base = seconds_to(base, target) if target else None
     saved = t_base - t_act if t_act is not None and t_base is not None else None
+    training = next((c for c in act.vs_baseline if target and c.what == f"seconds to {100 * target:.0f}%"), None)
+    if training is not None and training.n >= 2:  # several seeds: means, and the paired difference
+        t_act = estimate(act.seconds_to_target).mean
+        t_base = estimate(base.seconds_to_target).mean
+        saved = -training.mean_difference
     noise = [iv for iv in (lost_b1, lost_big) if iv is not None]
     within_noise = bool(noise) and all(iv.low <= 0 <= iv.high for iv in noise)
     verdict = Verdict(
@@ -107,13 +115,23 @@ def judge(act: ActivationSummary, base: ActivationSummary, *, target: float | No
         break_even_largest=_break_even(saved, lost_big, largest or 1) if largest else None,
         latency_within_noise=within_noise,
         summary="",
+        training=training,
+        break_even_batch1_range=_break_even_range(training, lost_b1),
     )
     return _with_summary(verdict)
 
 
-def _with_summary(v: Verdict) -> Verdict:
-    from dataclasses import replace
+def _break_even_range(training: PairedComparison | None, lost: Interval | None) -> list[float]:
+    """[low, high] break-even at batch 1 from the training-time CI and the latency CI together."""
+    if training is None or training.n < 2 or lost is None:
+        return []
+    saved_low, saved_high = -training.high, -training.low
+    if min(saved_low, lost.low) <= 0 or math.isnan(saved_low):
+        return []  # an interval that reaches zero: the break-even is unbounded
+    return [saved_low / (lost.high / 1e3), saved_high / (lost.low / 1e3)]
 
+
+def _with_summary(v: Verdict) -> Verdict:
     return replace(v, summary=sentence(v))
 
 
@@ -128,9 +146,18 @@ def sentence(v: Verdict) -> str:
     else:
         saved = v.train_seconds_saved or 0.0
         word = "faster" if saved > 0 else "slower"
+        if v.training is not None and v.training.n >= 2:
+            c = v.training
+            verdict = "significant" if c.significant else "within noise"
+            evidence = (
+                f"mean over {c.n} paired seeds, 95% CI of the seconds saved [{-c.high:+.1f}, {-c.low:+.1f}] s, "
+                f"p = {c.p_value:.3f}, d_z = {-c.effect_size:+.2f}: {verdict}; reached {c.reached}"
+            )
+        else:
+            evidence = "one seed: no interval (use --seeds)"
         parts.append(
             f"reached {target} in {v.train_seconds:.1f} s vs {v.baseline_train_seconds:.1f} s "
-            f"({abs(saved):.1f} s {word} to train, one seed: no interval);"
+            f"({abs(saved):.1f} s {word} to train; {evidence});"
         )
     if v.ms_lost_per_image_batch1 is not None:
         iv = v.ms_lost_per_image_batch1
@@ -152,6 +179,11 @@ def sentence(v: Verdict) -> str:
                 if v.break_even_largest
                 else ""
             )
+            + (
+                f" (range from both intervals: {v.break_even_batch1_range[0]:,.0f}–{v.break_even_batch1_range[1]:,.0f})"
+                if v.break_even_batch1_range
+                else ""
+            )
             + f"; after that {v.baseline} is cheaper."
         )
     elif v.train_seconds_saved is not None and v.train_seconds_saved > 0:
@@ -167,6 +199,63 @@ def _signed_ms(x: float) -> str:
     return f"{x:+.4f} ms"
 
 
+def _run_seconds(run: TrainResult, target: float) -> float | None:
+    hit = next((t for t in run.time_to_accuracy if math.isclose(t.target, target)), None)
+    return hit.seconds if hit else None
+
+
+def _run_steps(run: TrainResult, target: float) -> float | None:
+    hit = next((t for t in run.time_to_accuracy if math.isclose(t.target, target)), None)
+    return float(hit.step) if hit and hit.step is not None else None
+
+
+def with_evidence(
+    summary: ActivationSummary, record: ModelRecord, base: ModelRecord, target: float | None
+) -> ActivationSummary:
+    """Seeds, test accuracy over seeds, and comparisons with the baseline paired by seed."""
+    runs = record.runs
+    comparisons = []
+    base_by_seed = {r.config.seed: r for r in base.runs}
+    common = [(r, base_by_seed[r.config.seed]) for r in runs if r.config.seed in base_by_seed]
+    if record is not base and len(common) > 1:
+        mine, theirs = [a for a, _ in common], [b for _, b in common]
+        comparisons.append(
+            paired(
+                "test accuracy",
+                [r.test_accuracy for r in mine],
+                [r.test_accuracy for r in theirs],
+                higher_is_better=True,
+            )
+        )
+        comparisons.append(
+            paired("test loss", [r.test_loss for r in mine], [r.test_loss for r in theirs], higher_is_better=False)
+        )
+        for t in TARGETS:
+            comparisons.append(
+                paired(
+                    f"seconds to {100 * t:.0f}%",
+                    [_run_seconds(r, t) for r in mine],
+                    [_run_seconds(r, t) for r in theirs],
+                    higher_is_better=False,
+                )
+            )
+            comparisons.append(
+                paired(
+                    f"steps to {100 * t:.0f}%",
+                    [_run_steps(r, t) for r in mine],
+                    [_run_steps(r, t) for r in theirs],
+                    higher_is_better=False,
+                )
+            )
+    return replace(
+        summary,
+        seeds=[r.config.seed for r in runs],
+        test_accuracy_over_seeds=estimate([r.test_accuracy for r in runs]),
+        seconds_to_target=[_run_seconds(r, target) for r in runs] if target else [],
+        vs_baseline=comparisons,
+    )
+
+
 def build(
     models: list[ModelRecord], profile: ProfileRecord | None, *, baseline: str, target: float | None = None
 ) -> ReportRecord:
@@ -178,6 +267,9 @@ def build(
         names = ", ".join(s.name for s in summaries)
         raise UsageError(f"--baseline {baseline!r} has no trained model here (have: {names}); train it first")
     target = target if target is not None else default_target(base)
+    base_record = next(m for m in models if m.name == baseline)
+    summaries = [with_evidence(s, m, base_record, target) for s, m in zip(summaries, models, strict=True)]
+    base = next(s for s in summaries if s.name == baseline)
     providers = sorted({r.provider for s in summaries for r in s.latency}) or ["cpu"]
     verdicts = [
         judge(s, base, target=target, provider=provider)

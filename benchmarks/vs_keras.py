@@ -30,25 +30,34 @@ KERAS_WORKER = r"""
 import json, sys, time
 import numpy as np
 import keras
-from keras import layers
+from keras import activations as A, layers
 
 data = np.load(sys.argv[1])
 act = sys.argv[2]
 x = (data["x"].astype("float32") / 255.0)[..., None]
 y = keras.utils.to_categorical(data["y"], 10)
-activation = {"relu": "relu", "elu": "elu", "selu": "selu", "gelu": "gelu", "tanh": "tanh",
-              "sigmoid": "sigmoid", "softplus": "softplus", "silu": "silu", "mish": "mish"}[act]
-init = "lecun_normal" if act == "selu" else "he_normal"
+functions = {
+    "relu": A.relu, "elu": A.elu, "selu": A.selu, "gelu": A.gelu, "tanh": A.tanh, "sigmoid": A.sigmoid,
+    "softplus": A.softplus, "silu": A.silu, "mish": A.mish, "hardswish": A.hard_silu,
+    "leaky_relu": lambda t: A.leaky_relu(t, negative_slope=0.01),
+    "celu": lambda t: A.celu(t, alpha=1.0), "gelu_tanh": lambda t: A.gelu(t, approximate=True),
+}
+
+def activation(shared_axes):
+    if act == "prelu":
+        return layers.PReLU(alpha_initializer=keras.initializers.Constant(0.25), shared_axes=shared_axes)
+    return layers.Activation(functions[act])
+
+init = "lecun_normal" if act == "selu" else ("glorot_uniform" if act in ("sigmoid", "tanh") else "he_normal")
+drop = layers.AlphaDropout if act == "selu" else layers.Dropout
 model = keras.Sequential([
     keras.Input((28, 28, 1)),
-    layers.Conv2D(32, 3, activation=activation, kernel_initializer=init),
-    layers.MaxPooling2D(2),
-    layers.Dropout(0.25),
-    layers.Conv2D(64, 3, activation=activation, kernel_initializer=init),
-    layers.MaxPooling2D(2),
-    layers.Dropout(0.25),
+    layers.Conv2D(32, 3, kernel_initializer=init), activation([1, 2, 3]),
+    layers.MaxPooling2D(2), drop(0.25),
+    layers.Conv2D(64, 3, kernel_initializer=init), activation([1, 2, 3]),
+    layers.MaxPooling2D(2), drop(0.25),
     layers.Flatten(),
-    layers.Dense(256, activation=activation, kernel_initializer=init),
+    layers.Dense(256, kernel_initializer=init), activation([1]),
     layers.Dense(10, activation="softmax", kernel_initializer=init),
 ])
 model.compile(loss="categorical_crossentropy", optimizer=keras.optimizers.Adam(1e-3), metrics=["accuracy"])

@@ -122,7 +122,7 @@ DATA_ERRORS = [
     (_empty, "empty"),
     (_truncated, "truncated"),
     (_wrong_magic, "IDX"),
-    (_disagreeing_counts, "disagree"),
+    (_disagreeing_counts, "do not belong together"),
     (_corrupt_gzip, "gzip"),
     (_labels_out_of_range, "label"),
 ]

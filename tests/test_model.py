@@ -129,9 +129,9 @@ def test_dropout_kind(name):
     model = build(name)
     from actprof.model import ByteDropout
 
-    expected = nn.AlphaDropout if name == "selu" else ByteDropout
     for layer in (model.drop1, model.drop2):
-        assert type(layer) is expected
+        assert type(layer) is ByteDropout
+        assert layer.alpha == (name == "selu")
         assert layer.p == 0.25
 
 
@@ -227,7 +227,19 @@ def test_byte_dropout_refuses_probabilities_it_cannot_draw_exactly():
     with pytest.raises(ValueError):
         ByteDropout(0.3)
     assert isinstance(dropout_layer(0.3, alpha=False), nn.Dropout)
-    assert isinstance(dropout_layer(0.25, alpha=True), nn.AlphaDropout)
+    assert isinstance(dropout_layer(0.3, alpha=True), nn.AlphaDropout)
+
+
+def test_byte_alpha_dropout_keeps_selu_moments():
+    from actprof.model import ByteDropout
+
+    torch.manual_seed(0)
+    x = torch.randn(400_000, dtype=torch.float64)
+    y = ByteDropout(0.25, alpha=True).train()(x)
+    reference = nn.functional.alpha_dropout(x, 0.25, training=True)
+    assert abs(y.mean().item() - reference.mean().item()) < 0.01
+    assert abs(y.std().item() - reference.std().item()) < 0.01
+    assert abs(y.mean().item()) < 0.01 and abs(y.std().item() - 1) < 0.01
 
 
 @pytest.mark.parametrize("name", ["relu", "elu", "selu", "sigmoid", "tanh", "leaky_relu", "celu", "softplus"])

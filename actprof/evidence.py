@@ -1,0 +1,76 @@
+"""Evidence over seeds: means with t-based 95% intervals, and paired comparisons against the baseline.
+
+A single brief training run cannot tell "by design" from "by chance". With several seeds (a seed fixes
+the initial draw and the data order for every activation alike), each difference is paired by seed and
+gets a confidence interval, a p-value (paired t-test) and an effect size (Cohen's d_z).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from actprof.records import Estimate, PairedComparison
+
+ALPHA = 0.05
+
+
+def estimate(values: Sequence[float]) -> Estimate:
+    """Mean with a two-sided 95% t interval (no interval from a single value)."""
+    from scipy import stats
+
+    data = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=np.float64)
+    n = len(data)
+    if n == 0:
+        return Estimate(math.nan, math.nan, math.nan, 0, math.nan)
+    mean = float(data.mean())
+    if n == 1:
+        return Estimate(mean, math.nan, math.nan, 1, math.nan)
+    std = float(data.std(ddof=1))
+    half = float(stats.t.ppf(1 - ALPHA / 2, n - 1)) * std / math.sqrt(n)
+    return Estimate(mean, mean - half, mean + half, n, std)
+
+
+def paired(
+    what: str, activation: Sequence[float | None], baseline: Sequence[float | None], *, higher_is_better: bool
+) -> PairedComparison:
+    """activation − baseline, paired by seed, over the seeds where both have a value.
+
+    A run that never reached a target has no value; the comparison says how many reached on each side
+    instead of dropping them silently.
+    """
+    from scipy import stats
+
+    pairs = [(a, b) for a, b in zip(activation, baseline, strict=True) if a is not None and b is not None]
+    count = lambda values: f"{sum(v is not None for v in values)}/{len(values)}"  # noqa: E731
+    reached = f"{count(activation)} vs {count(baseline)}"
+    diffs = np.asarray([a - b for a, b in pairs], dtype=np.float64)
+    n = len(diffs)
+    nan = math.nan
+    if n < 2:  # no interval from fewer than two pairs
+        mean = float(diffs.mean()) if n else nan
+        return PairedComparison(what, n, mean, nan, nan, nan, nan, False, higher_is_better, reached)
+    mean = float(diffs.mean())
+    sd = float(diffs.std(ddof=1))
+    if sd == 0:
+        significant = mean != 0
+        p = 0.0 if significant else 1.0
+        return PairedComparison(
+            what, n, mean, mean, mean, p, math.inf if significant else 0.0, significant, higher_is_better, reached
+        )
+    half = float(stats.t.ppf(1 - ALPHA / 2, n - 1)) * sd / math.sqrt(n)
+    p_value = float(stats.ttest_rel([a for a, _ in pairs], [b for _, b in pairs]).pvalue)
+    return PairedComparison(
+        what=what,
+        n=n,
+        mean_difference=mean,
+        low=mean - half,
+        high=mean + half,
+        p_value=p_value,
+        effect_size=mean / sd,
+        significant=p_value < ALPHA,
+        higher_is_better=higher_is_better,
+        reached=reached,
+    )
