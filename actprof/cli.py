@@ -137,7 +137,19 @@ def _check_rewrite(rewrite: str, acts) -> None:
 
 
 def _train_export_all(
-    acts, train_config, *, alpha, init, data_dir, dataset, opset, exporter, out, rewrite="none", extra_seeds=()
+    acts,
+    train_config,
+    *,
+    alpha,
+    init,
+    data_dir,
+    dataset,
+    opset,
+    exporter,
+    out,
+    rewrite="none",
+    extra_seeds=(),
+    baseline=None,
 ):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -161,7 +173,8 @@ def _train_export_all(
                     opset=opset,
                     exporter=exporter,
                     on_step=lambda step, total, task=task: progress.update(task, completed=step, total=total),
-                    rewrite=rewrite if act.monotonic else "none",  # run: the rewrite where it is exact
+                    # run: the rewrite where it is exact, and not for the baseline it is judged against
+                    rewrite=rewrite if act.monotonic and act.name != baseline else "none",
                     extra_seeds=extra_seeds,
                 )
             )
@@ -364,6 +377,7 @@ def run_command(
         out=models,
         rewrite=rewrite,
         extra_seeds=seed_list[1:],
+        baseline=baseline,
     )
     stages["train + export"] = time.perf_counter() - started
     report.print_training(records, console=console)

@@ -241,7 +241,7 @@ class TrainConfig:
     seed: int = 0
     val_fraction: float = 0.1
     val_every: int = 0  # steps between validation points; 0: about 12 points per run
-    val_size: int = 2000  # images of the validation split used at each point (the full split at the end)
+    val_size: int = 2000  # images of the validation split evaluated at each point
     # auto: bf16 autocast where the CPU has native bf16 (about 2x faster here, same accuracy), else fp32.
     # The model's weights, its export and all inference stay fp32 either way.
     precision: str = "auto"

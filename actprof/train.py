@@ -95,17 +95,19 @@ def train(
             if step % config.val_every == 0 or step == total_steps:
                 train_seconds += time.perf_counter() - started
                 _check_finite(step_loss[step - 1].item(), step)
-                point_x, point_y = (x_val, y_val) if step == total_steps else (x_val[val_probe], y_val[val_probe])
-                val_loss, val_acc = evaluate(model, point_x, point_y)
+                point_x, point_y = x_val[val_probe], y_val[val_probe]
+                # The curve is measured at the training precision (bf16 halves its cost); the test set in fp32.
+                with autocast:
+                    val_loss, val_acc = evaluate(model, point_x, point_y)
                 validation.append(
                     ValPoint(step, step / steps_per_epoch, train_seconds, val_loss, val_acc, _grad_norms(model))
                 )
                 model.train()
                 started = time.perf_counter()
 
-    model.pool_first = False  # canonical order from here on: statistics per activation layer, export
     model.eval()
-    test_loss, test_acc = evaluate(model, x_test, y_test)
+    test_loss, test_acc = evaluate(model, x_test, y_test)  # still pool-first: the same outputs, bit for bit
+    model.pool_first = False  # canonical order from here on: statistics per activation layer, export
     _check_finite(test_loss, step)
     result = TrainResult(
         config=config,
