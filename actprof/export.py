@@ -293,7 +293,10 @@ def rewrite_pool_first(onnx_bytes: bytes, images: np.ndarray) -> tuple[bytes, Pa
         rewritten, moved = graph.pool_first(onnx.load_from_string(onnx_bytes))
     except graph.NotMonotonic as exc:
         raise UsageError(f"--rewrite pool-first refused: {exc}; it is exact only for monotonic activations") from None
-    onnx.checker.check_model(rewritten, full_check=True)
+    try:
+        onnx.checker.check_model(rewritten, full_check=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
+        raise ParityError(f"the pool-first rewrite fails the ONNX checker: {str(exc).splitlines()[0]}") from None
     data = rewritten.SerializeToString()
     probe = images[:PARITY_IMAGES]
     reference = run_batches(cpu_session(onnx_bytes), probe)

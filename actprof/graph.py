@@ -208,7 +208,9 @@ def pool_first(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
         order.remove(pool_index)
         order.insert(order.index(region.nodes[0]), pool_index)
     nodes = [g.node[i] for i in order]
-    value_info = [v for v in g.value_info if v.name not in {r.output for r, _ in moves}]
+    # Every tensor inside a moved activation changes shape: drop their recorded shapes.
+    reshaped = {out for r, _ in moves for i in r.nodes for out in g.node[i].output}
+    value_info = [v for v in g.value_info if v.name not in reshaped]
     _set_nodes(out, [_copy(n) for n in nodes])
     del out.graph.value_info[:]
     out.graph.value_info.extend(value_info)

@@ -237,3 +237,46 @@ def test_prune_unused_keeps_an_initializer_read_by_a_subgraph():
     onnx.checker.check_model(model, full_check=True)
     graph.prune_unused(model)
     assert [t.name for t in model.graph.initializer] == ["w"]
+
+
+# --- the exact pool-first rewrite --------------------------------------------------------------
+
+MONOTONIC = ["relu", "leaky_relu", "elu", "selu", "celu", "sigmoid", "tanh", "softplus"]
+NOT_MONOTONIC = ["gelu", "gelu_tanh", "silu", "mish", "hardswish"]
+
+
+@pytest.mark.parametrize("name", MONOTONIC)
+def test_pool_first_is_exact_for_monotonic_activations(trained_models, name):
+    from actprof import export, profile
+
+    original = (trained_models[0] / f"{name}.onnx").read_bytes()
+    data, parity, moved = export.rewrite_pool_first(original, profile.images(512))
+    assert moved == 2  # the two conv blocks; the dense activation has no pool after it
+    assert parity.max_abs_diff <= 1e-6 and parity.argmax_agree
+    ops = [n.op_type for n in onnx.load_from_string(data).graph.node]
+    first_pool = ops.index("MaxPool")
+    assert ops[first_pool - 1] == "Conv"  # the pool now reads the convolution directly
+
+
+@pytest.mark.parametrize("name", NOT_MONOTONIC)
+def test_pool_first_refuses_non_monotonic_activations(trained_models, name):
+    from actprof import export, profile
+    from actprof.errors import UsageError
+
+    with pytest.raises(UsageError, match="not monotonic"):
+        export.rewrite_pool_first((trained_models[0] / f"{name}.onnx").read_bytes(), profile.images(64))
+
+
+def test_pool_first_refuses_prelu_with_a_negative_slope(trained_models):
+    from onnx import numpy_helper
+
+    model = onnx.load(str(trained_models[0] / "prelu.onnx"))
+    region = graph.activation_regions(model)[0]
+    slope_name = model.graph.node[region.nodes[0]].input[1]
+    for i, tensor in enumerate(model.graph.initializer):
+        if tensor.name == slope_name:
+            model.graph.initializer[i].CopyFrom(
+                numpy_helper.from_array(-abs(numpy_helper.to_array(tensor)), slope_name)
+            )
+    with pytest.raises(graph.NotMonotonic):
+        graph.pool_first(model)
