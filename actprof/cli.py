@@ -200,11 +200,13 @@ def profile_command(
     from actprof import activations, export, profile, report
     from actprof.records import ProfileSettings, write_json
 
+    profile.check_timing(min_time=min_time, min_runs=min_runs, threads=threads)
+    profile.ort_runtime(threads)  # before any session: the shared thread pool's size
     providers = _providers_that_bind(profile.parse_providers(provider), explicit=provider != "all")
     settings = ProfileSettings(
         providers=providers,
         batch_sizes=profile.parse_batch_sizes(batch_sizes),
-        threads=threads,
+        threads=profile.global_threads(),
         opt_levels=profile.parse_opt_levels(opt_level),
         min_time=min_time,
         min_runs=min_runs,
@@ -212,7 +214,6 @@ def profile_command(
         cuda_graph=cuda_graph,
         input="real MNIST test images (bundled sample)",
     )
-    profile.check_timing(min_time=min_time, min_runs=min_runs, threads=threads)
     activations.get(baseline)
     names = None if act.strip().lower() == "all" else [a.name for a in activations.parse_list(act)]
     found = export.find_models(models, names)
@@ -240,9 +241,10 @@ def microbench_command(
     from actprof.records import write_json
 
     acts = activations.parse_list(act)
+    profile.check_timing(min_time=min_time, min_runs=1, threads=threads)
+    profile.ort_runtime(threads)
     providers = _providers_that_bind(profile.parse_providers(provider), explicit=provider != "all")
     elements = profile.parse_batch_sizes(sizes, name="--sizes", limit=1 << 31) if sizes else None
-    profile.check_timing(min_time=min_time, min_runs=1, threads=threads)
     console = _console()
     records = []
     with console.status("microbenchmark") as status:

@@ -120,13 +120,14 @@ def is_decomposed(act_counts: dict[str, int], expected: tuple[str, ...] | list[s
     return act_counts != {op: ACTIVATION_SITES for op in expected}
 
 
-def cpu_session(model_bytes: bytes, *, threads: int = 0) -> ort.InferenceSession:
+def cpu_session(model_bytes: bytes) -> ort.InferenceSession:
     import onnxruntime as ort
 
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.log_severity_level = 3
-    return ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
+    from actprof.profile import session_options
+
+    return ort.InferenceSession(
+        model_bytes, session_options(threads=0, opt_level="all"), providers=["CPUExecutionProvider"]
+    )
 
 
 def run_batches(session: ort.InferenceSession, x: np.ndarray, chunk: int = 1000) -> np.ndarray:

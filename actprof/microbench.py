@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from actprof import latency
+from actprof import latency, profile
 from actprof.activations import Activation
 from actprof.profile import create_session, cuda_compute_target, host_target, session_options
 from actprof.records import SCHEMA_VERSION, MicrobenchRecord, OpBandwidth
@@ -131,7 +131,7 @@ def measure(
         kind="microbench",
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         environment=environment.capture(),
-        threads=threads,
+        threads=profile.global_threads(),
         l3_bytes=l3_bytes(),
         results=results,
     )

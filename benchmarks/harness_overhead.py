@@ -64,7 +64,7 @@ def main() -> None:
     args = parser.parse_args()
 
     models = ensure_models(args.models)
-    print(f"{'model':>6} {'batch':>5} {'bare p50 ms':>12} {'actprof p50 ms':>15} {'actprof/bare':>13}")
+    print(f"{'model':>15} {'batch':>5} {'bare p50 ms':>12} {'actprof p50 ms':>15} {'actprof/bare':>13}")
     worst = 0.0
     for path, record in export.find_models(models, ["relu", "elu"]):
         for batch in profile.parse_batch_sizes(args.batch_sizes):
@@ -77,7 +77,7 @@ def main() -> None:
                 ours.append(harness_p50_ms(session, x, args.seconds))
             b, o = statistics.median(bare), statistics.median(ours)
             worst = max(worst, abs(o / b - 1))
-            print(f"{record.activation.name:>6} {batch:>5} {b:>12.4f} {o:>15.4f} {o / b:>12.3f}x")
+            print(f"{record.name:>15} {batch:>5} {b:>12.4f} {o:>15.4f} {o / b:>12.3f}x")
     print(f"worst deviation: {100 * worst:.1f}% (goal: within 3%)")
 
 
