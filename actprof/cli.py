@@ -307,7 +307,7 @@ def report_command(
 
 def _report(models: Path, results: Path, *, baseline: str, target: float | None, formats, out: Path):
     from actprof import export, report, verdict
-    from actprof.records import ProfileRecord, read_json
+    from actprof.records import MicrobenchRecord, ProfileRecord, read_json
 
     if target is not None and not 0 < target <= 100:
         raise _usage(f"--target must be a validation accuracy in % (0-100], got {target}")
@@ -316,10 +316,12 @@ def _report(models: Path, results: Path, *, baseline: str, target: float | None,
     profile = read_json(profile_path, ProfileRecord) if profile_path.exists() else None
     if profile is None:
         _console().print(f"no {profile_path}: reporting training only (run actprof profile for latency)")
+    microbench_path = Path(results) / "microbench.json"
+    microbench = read_json(microbench_path, MicrobenchRecord) if microbench_path.exists() else None
     built = verdict.build(model_records, profile, baseline=baseline, target=target / 100 if target else None)
     if "table" in formats:
-        report.print_report(built, profile, console=_console())
-    return report.write_reports(out, formats, built, model_records, profile)
+        report.print_report(built, profile, console=_console(), microbench=microbench)
+    return report.write_reports(out, formats, built, model_records, profile, microbench)
 
 
 @app.command("run")

@@ -601,6 +601,9 @@ class ActivationSummary:
     test_accuracy_over_seeds: Estimate | None = None
     seconds_to_target: list[float | None] = field(default_factory=list)  # per seed; None: not reached
     vs_baseline: list[PairedComparison] = field(default_factory=list)
+    # "test accuracy", "test loss", "seconds to 97%", "steps to 97%"…: mean, std and 95% CI over the seeds
+    # (for time to a target, over the seeds that reached it: n says how many did)
+    over_seeds: dict[str, Estimate] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

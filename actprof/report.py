@@ -236,8 +236,8 @@ def microbench_rows(record: MicrobenchRecord) -> list[dict[str, str]]:
 
 def print_microbench(record: MicrobenchRecord, *, console: Console) -> None:
     caption = (
-        "bytes moved = one float32 read + one write per element; copy = ORT Identity over the same tensor, "
-        "same run; fractions far below 100% at the DRAM size mean the op is compute-bound"
+        "bytes moved = one float32 read + one write per element; copy = ORT Identity (a memcpy) over the same "
+        "tensor, same run; in cache, parallel ops can beat it; far below 100% at the DRAM size = compute-bound"
     )
     console.print(_rich_table("Activation ops alone", microbench_rows(record), caption))
 
@@ -266,6 +266,32 @@ def _accuracy(s: ActivationSummary) -> str:
     if e is None or e.n < 2:
         return _pct(s.test_accuracy)
     return f"{100 * e.mean:.2f}% ± {100 * (e.high - e.mean):.2f} (n={e.n})"
+
+
+def seed_rows(report: ReportRecord) -> list[dict[str, str]]:
+    """Per activation, mean ± 95% CI over seeds (several seeds only)."""
+
+    def cell(s: ActivationSummary, key: str, scale: float = 1.0, fmt: str = ".2f") -> str:
+        e = s.over_seeds.get(key)
+        if e is None or e.n == 0:
+            return f"never (0/{len(s.seeds)})"
+        half = "" if math.isnan(e.high) else f" ± {scale * (e.high - e.mean):{fmt}}"
+        reached = f" ({e.n}/{len(s.seeds)})" if e.n < len(s.seeds) else ""
+        return f"{scale * e.mean:{fmt}}{half}{reached}"
+
+    return [
+        {
+            "activation": s.name,
+            "seeds": str(len(s.seeds)),
+            "test acc %": cell(s, "test accuracy", 100),
+            "test loss": cell(s, "test loss", 1, ".4f"),
+            "s → 97%": cell(s, "seconds to 97%", 1, ".1f"),
+            "s → 98%": cell(s, "seconds to 98%", 1, ".1f"),
+            "steps → 97%": cell(s, "steps to 97%", 1, ".0f"),
+        }
+        for s in report.activations
+        if len(s.seeds) > 1
+    ]
 
 
 def evidence_rows(report: ReportRecord) -> list[dict[str, str]]:
@@ -318,12 +344,21 @@ def convergence_rows(report: ReportRecord) -> list[dict[str, str]]:
     ]
 
 
-def print_report(report: ReportRecord, profile: ProfileRecord | None, *, console: Console) -> None:
+def print_report(
+    report: ReportRecord,
+    profile: ProfileRecord | None,
+    *,
+    console: Console,
+    microbench: MicrobenchRecord | None = None,
+) -> None:
     console.print(_rich_table("Convergence", convergence_rows(report), "steps / training seconds to reach"))
     if any(s.vs_baseline for s in report.activations):
+        console.print(_rich_table("Over seeds: mean ± 95% CI", seed_rows(report)))
         console.print(_rich_table("Paired by seed, against the baseline", evidence_rows(report)))
     if profile:
         print_profile(profile, console=console)
+    if microbench:
+        print_microbench(microbench, console=console)
     console.rule("Verdict")
     for v in report.verdicts:
         style = "dim" if v.latency_within_noise else None
@@ -333,7 +368,7 @@ def print_report(report: ReportRecord, profile: ProfileRecord | None, *, console
 def _md_escape(text: str) -> str:
     """Text from files is data: no HTML, no Markdown emphasis or links, no table breaks."""
     text = html.escape(str(text), quote=True)
-    return re.sub(r"([\\`*_{}\[\]()#+!|~])", r"\\\1", text).replace("\n", " ")
+    return re.sub(r"([\\`*_\[\]|~])", r"\\\1", text).replace("\n", " ")
 
 
 def _md_table(rows: list[dict[str, str]]) -> str:
@@ -345,7 +380,7 @@ def _md_table(rows: list[dict[str, str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def markdown(report: ReportRecord, profile: ProfileRecord | None) -> str:
+def markdown(report: ReportRecord, profile: ProfileRecord | None, microbench: MicrobenchRecord | None = None) -> str:
     target = f"{100 * report.target_accuracy:.0f}%" if report.target_accuracy else "none reached"
     env = report.environment
     parts = [
@@ -363,6 +398,7 @@ def markdown(report: ReportRecord, profile: ProfileRecord | None) -> str:
         _md_table(convergence_rows(report)),
     ]
     if any(s.vs_baseline for s in report.activations):
+        parts += ["\n## Over seeds: mean ± 95% CI\n", _md_table(seed_rows(report))]
         parts += ["\n## Paired by seed, against the baseline\n", _md_table(evidence_rows(report))]
     if profile:
         parts += ["\n## Inference latency\n", _md_table(latency_rows(profile))]
@@ -370,6 +406,11 @@ def markdown(report: ReportRecord, profile: ProfileRecord | None) -> str:
             parts += ["\n## Ablation (same weights, activation swapped)\n", _md_table(ablation_rows(profile))]
         parts += ["\n## Per-op time\n", _md_table(op_rows(profile))]
         parts += ["\n## What ONNX Runtime fused\n", _md_table(fusion_rows(profile))]
+    if microbench:
+        parts += [
+            "\n## Activation ops alone: bandwidth as a fraction of copy\n",
+            _md_table(microbench_rows(microbench)),
+        ]
     return "\n".join(parts)
 
 
@@ -383,7 +424,12 @@ def _html_table(rows: list[dict[str, str]]) -> Markup:
     return Markup(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
 
 
-def html_page(report: ReportRecord, models: Sequence[ModelRecord], profile: ProfileRecord | None) -> str:
+def html_page(
+    report: ReportRecord,
+    models: Sequence[ModelRecord],
+    profile: ProfileRecord | None,
+    microbench: MicrobenchRecord | None = None,
+) -> str:
     import base64
 
     import jinja2
@@ -401,8 +447,10 @@ def html_page(report: ReportRecord, models: Sequence[ModelRecord], profile: Prof
         "latency": [],
         "ops": [],
     }
-    tables = {"convergence": _html_table(convergence_rows(report)), "evidence": ""}
+    tables = dict.fromkeys(("evidence", "seeds", "roofline", "latency", "ablation", "ops", "fusion"), "")
+    tables["convergence"] = _html_table(convergence_rows(report))
     if any(s.vs_baseline for s in report.activations):
+        tables["seeds"] = _html_table(seed_rows(report))
         tables["evidence"] = _html_table(evidence_rows(report))
     if profile:
         for provider in sorted({r.provider for r in profile.latency}):
@@ -426,6 +474,8 @@ def html_page(report: ReportRecord, models: Sequence[ModelRecord], profile: Prof
             "ops": _html_table(op_rows(profile)),
             "fusion": _html_table(fusion_rows(profile)),
         }
+    if microbench:
+        tables["roofline"] = _html_table(microbench_rows(microbench))
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("actprof", "templates"), autoescape=True, undefined=jinja2.StrictUndefined
     )
@@ -495,12 +545,13 @@ def write_reports(
     report: ReportRecord,
     models: Sequence[ModelRecord],
     profile: ProfileRecord | None,
+    microbench: MicrobenchRecord | None = None,
 ) -> list[Path]:
     from actprof.records import write_json, write_text_atomic
 
     written = []
     if "md" in formats:
-        text = markdown(report, profile)
+        text = markdown(report, profile, microbench)
         write_text_atomic(out / "report.md", text)
         written.append(out / "report.md")
         summary = os.environ.get("GITHUB_STEP_SUMMARY")
@@ -508,7 +559,7 @@ def write_reports(
             with open(summary, "a", encoding="utf-8") as fh:
                 fh.write(text + "\n")
     if "html" in formats:
-        write_text_atomic(out / "report.html", html_page(report, models, profile))
+        write_text_atomic(out / "report.html", html_page(report, models, profile, microbench))
         written.append(out / "report.html")
     if "json" in formats:
         write_json(out / "report.json", report)

@@ -142,7 +142,8 @@ def sentence(v: Verdict) -> str:
     if target is None:
         parts.append("the baseline reached no target accuracy, so convergence cannot be compared;")
     elif v.train_seconds is None:
-        parts.append(f"did not reach {target} in this run ({v.baseline} did, in {v.baseline_train_seconds:.1f} s);")
+        where = f"in {v.training.reached.split(' vs ')[0]} seeds" if v.training else "in this run"
+        parts.append(f"did not reach {target} {where} ({v.baseline} did, in {v.baseline_train_seconds:.1f} s);")
     else:
         saved = v.train_seconds_saved or 0.0
         word = "faster" if saved > 0 else "slower"
@@ -168,8 +169,14 @@ def sentence(v: Verdict) -> str:
     if v.ms_lost_per_batch is not None:
         iv = v.ms_lost_per_batch
         parts.append(f"and {_signed_ms(iv.value)} per batch of {v.largest_batch};")
+    training_noise = v.training is not None and v.training.n >= 2 and not v.training.significant
     if v.latency_within_noise:
         parts.append("the inference difference is within noise.")
+    elif training_noise and v.break_even_batch1 is not None:
+        parts.append(
+            f"the training gain is within noise, so no break-even can be claimed (point estimate: "
+            f"{v.break_even_batch1:,.0f} single-image inferences); run more seeds to settle it."
+        )
     elif v.break_even_batch1 is not None:
         parts.append(
             f"it pays for itself for the first {v.break_even_batch1:,.0f} single-image inferences "
@@ -188,6 +195,8 @@ def sentence(v: Verdict) -> str:
         )
     elif v.train_seconds_saved is not None and v.train_seconds_saved > 0:
         parts.append("it is also no slower at inference: it pays at any volume.")
+    elif training_noise and v.ms_lost_per_image_batch1 is not None and v.ms_lost_per_image_batch1.value > 0:
+        parts.append("no training difference beyond noise and slower at inference: it does not pay.")
     elif v.train_seconds is None and v.baseline_train_seconds is None:
         parts.append("train longer (--epochs) or on full MNIST to compare convergence.")
     elif v.ms_lost_per_image_batch1 is not None and v.ms_lost_per_image_batch1.value > 0:
@@ -247,8 +256,16 @@ def with_evidence(
                     higher_is_better=False,
                 )
             )
+    over_seeds = {
+        "test accuracy": estimate([r.test_accuracy for r in runs]),
+        "test loss": estimate([r.test_loss for r in runs]),
+    }
+    for t in TARGETS:
+        over_seeds[f"seconds to {100 * t:.0f}%"] = estimate([_run_seconds(r, t) for r in runs])
+        over_seeds[f"steps to {100 * t:.0f}%"] = estimate([_run_steps(r, t) for r in runs])
     return replace(
         summary,
+        over_seeds=over_seeds,
         seeds=[r.config.seed for r in runs],
         test_accuracy_over_seeds=estimate([r.test_accuracy for r in runs]),
         seconds_to_target=[_run_seconds(r, target) for r in runs] if target else [],

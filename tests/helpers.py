@@ -31,3 +31,16 @@ def assert_user_error(result: subprocess.CompletedProcess, *, code: int, contain
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert lines and lines[-1].startswith("actprof: error:"), result.stderr
     assert contains.lower() in lines[-1].lower(), lines[-1]
+
+
+def plain_ort_session(model):
+    """A bare ONNX Runtime CPU session (independent of actprof's session helpers) that fits in this
+    process: actprof shares one global thread pool, and ORT then requires every session to use it."""
+    import onnxruntime as ort
+
+    from actprof.profile import ort_runtime
+
+    ort_runtime()
+    options = ort.SessionOptions()
+    options.use_per_session_threads = False
+    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])

@@ -5,7 +5,6 @@ import json
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import pytest
 
 from actprof import activations, export
@@ -13,7 +12,7 @@ from actprof.data import to_tensor
 from actprof.errors import ModelFileError, ParityError, TrainingDiverged
 from actprof.model import config_for
 from actprof.records import SCHEMA_VERSION, ModelRecord, TrainConfig, read_json
-from tests.helpers import FAST, assert_user_error, run_cli
+from tests.helpers import FAST, assert_user_error, plain_ort_session, run_cli
 
 ALL = list(activations.ACTIVATIONS)
 
@@ -79,7 +78,7 @@ def test_record_contents_are_complete(trained_models):
 
 def test_onnx_accuracy_is_measured_independently_in_ort(trained_models, sample):
     out, records = trained_models
-    session = ort.InferenceSession(str(out / "relu.onnx"), providers=["CPUExecutionProvider"])
+    session = plain_ort_session(str(out / "relu.onnx"))
     logits = session.run(None, {"input": to_tensor(sample.test_images).numpy()})[0]
     accuracy = float(np.mean(logits.argmax(1) == sample.test_labels))
     assert accuracy == pytest.approx(records["relu"].export.onnx_test_accuracy)
@@ -210,6 +209,6 @@ def test_elu_on_full_mnist_reaches_96_percent_in_ort(tmp_path, full_mnist_dir):
     from actprof.data import load_mnist
 
     mnist = load_mnist(data_dir=full_mnist_dir, log=lambda _m: None)
-    session = ort.InferenceSession(str(tmp_path / "elu.onnx"), providers=["CPUExecutionProvider"])
+    session = plain_ort_session(str(tmp_path / "elu.onnx"))
     logits = export.run_batches(session, to_tensor(mnist.test_images).numpy())
     assert float(np.mean(logits.argmax(1) == mnist.test_labels)) >= 0.96

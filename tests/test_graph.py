@@ -2,12 +2,12 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from actprof import activations, graph
 from actprof.data import to_tensor
+from tests.helpers import plain_ort_session
 
 ALL = list(activations.ACTIVATIONS)
 REGION_SIZE = {"silu": 2, "softplus": 3}  # Sigmoid → Mul; Softplus, Greater, Where (dynamo's threshold)
@@ -23,10 +23,7 @@ def load(trained_models, name: str) -> onnx.ModelProto:
 
 
 def run(model: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-    return session.run(["logits"], {"input": x})[0]
+    return plain_ort_session(model.SerializeToString()).run(["logits"], {"input": x})[0]
 
 
 def op_types(model: onnx.ModelProto) -> list[str]:

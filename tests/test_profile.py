@@ -544,4 +544,3 @@ def test_sessions_share_one_thread_pool(trained_models):
     """Per-session pools made 22 interleaved sessions ~45% slower than one alone (spinning workers)."""
     options = profile.session_options(threads=0, opt_level="all")
     assert options.use_per_session_threads is False
-    assert profile.global_threads() == profile.global_threads()  # fixed once per process

@@ -1,0 +1,109 @@
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from actprof import report, verdict
+from actprof.records import ReportRecord, read_json
+
+
+@pytest.fixture(scope="module")
+def built(trained_models):
+    _, records = trained_models
+    chosen = [records["relu"], records["elu"], records["gelu"]]
+    evil = '<script>alert("x")</script> | **bold** [link](http://x)'
+    evil_env = dataclasses.replace(records["relu"].environment, cpu_model=evil)
+    chosen = [dataclasses.replace(r, environment=evil_env) for r in chosen]
+    return chosen, verdict.build(chosen, None, baseline="relu")
+
+
+def test_strings_from_files_are_escaped_in_html_and_markdown(built):
+    models, rep = built
+    rep = dataclasses.replace(rep, environment=models[0].environment)
+    page = report.html_page(rep, models, None)
+    assert "<script>alert" not in page
+    assert "&lt;script&gt;" in page
+    text = report.markdown(rep, None)
+    assert "<script>" not in text
+    assert "\\*\\*bold\\*\\*" in text and "\\[link\\]" in text
+    assert "\\|" in text  # a pipe cannot break a table
+
+
+def test_every_format_is_written_and_loads_back(tmp_path, built, monkeypatch):
+    models, rep = built
+    summary = tmp_path / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    written = report.write_reports(tmp_path, report.FORMATS, rep, models, None)
+    assert sorted(p.name for p in written) == ["report.csv", "report.html", "report.json", "report.md"]
+    assert read_json(tmp_path / "report.json", ReportRecord) == rep
+    assert summary.read_text().startswith("# actprof")
+    assert len((tmp_path / "report.csv").read_text().splitlines()) == 1 + len(models)
+    assert (tmp_path / "report.html").read_text().count("data:image/png;base64,") == 2
+
+
+def test_csv_neutralises_formulas():
+    assert report._csv_cell("=HYPERLINK(1)") == "'=HYPERLINK(1)"
+    assert report._csv_cell(-1.5) == -1.5
+
+
+def test_break_even_is_stated_with_its_inputs():
+    from actprof.records import Interval, Verdict
+
+    v = Verdict(
+        "elu",
+        "relu",
+        "cpu",
+        0.97,
+        8.0,
+        10.0,
+        2.0,
+        Interval(0.05, 0.04, 0.06, 20),
+        64,
+        Interval(2.0, 1.5, 2.5, 20),
+        40_000.0,
+        64_000.0,
+        False,
+        "",
+    )
+    text = verdict.sentence(v)
+    assert "40,000 single-image inferences" in text
+    assert "2.0 s saved" in text and "0.0500 ms lost each" in text
+    assert "after that relu is cheaper" in text
+
+
+def test_within_noise_is_said_plainly():
+    from actprof.records import Interval, Verdict
+
+    v = Verdict(
+        "elu",
+        "relu",
+        "cpu",
+        0.97,
+        8.0,
+        10.0,
+        2.0,
+        Interval(0.001, -0.002, 0.003, 20),
+        64,
+        Interval(0.01, -0.02, 0.03, 20),
+        None,
+        None,
+        True,
+        "",
+    )
+    assert "within noise" in verdict.sentence(v)
+
+
+def test_diff_flags_a_planted_regression(tmp_path, built):
+    _, rep = built
+    slower = dataclasses.replace(
+        rep,
+        activations=[
+            dataclasses.replace(s, test_accuracy=s.test_accuracy * 0.9) if s.name == "elu" else s
+            for s in rep.activations
+        ],
+    )
+    same = verdict.diff(rep, rep, threshold=0.05)
+    assert not any(c.regressed for c in same)
+    changed = verdict.diff(rep, slower, threshold=0.05)
+    assert [c.what for c in changed if c.regressed] == ["elu test accuracy"]
