@@ -5,6 +5,7 @@ Heavy imports (torch, onnxruntime) happen inside commands so that ``actprof --he
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -483,4 +484,11 @@ def main() -> None:
 
 def _fail(message: str, code: int) -> None:
     print(f"actprof: error: {message}", file=sys.stderr)
+    if code == EXIT_INTERRUPTED:
+        # A Ctrl-C that lands inside a C extension's import can leave the interpreter re-raising SIGINT
+        # at shutdown (exit -2 instead of 130, seen with torch). Every temporary file was already removed
+        # by the atomic writers' finally blocks, so end here, with the documented code.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
     sys.exit(code)

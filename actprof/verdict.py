@@ -164,11 +164,11 @@ def sentence(v: Verdict) -> str:
         iv = v.ms_lost_per_image_batch1
         parts.append(
             f"{_signed_ms(iv.value)} per image at batch 1 [95% CI {_signed_ms(iv.low)}, {_signed_ms(iv.high)}]"
-            f" on {v.provider}"
+            f" on {v.provider} ({_noise(iv)})"
         )
     if v.ms_lost_per_batch is not None:
         iv = v.ms_lost_per_batch
-        parts.append(f"and {_signed_ms(iv.value)} per batch of {v.largest_batch};")
+        parts.append(f"and {_signed_ms(iv.value)} per batch of {v.largest_batch} ({_noise(iv)});")
     training_noise = v.training is not None and v.training.n >= 2 and not v.training.significant
     if v.latency_within_noise:
         parts.append("the inference difference is within noise.")
@@ -200,8 +200,12 @@ def sentence(v: Verdict) -> str:
     elif v.train_seconds is None and v.baseline_train_seconds is None:
         parts.append("train longer (--epochs) or on full MNIST to compare convergence.")
     elif v.ms_lost_per_image_batch1 is not None and v.ms_lost_per_image_batch1.value > 0:
-        parts.append("it never pays: no faster to train and slower at inference.")
+        parts.append("it never pays (no break-even): no faster to train and slower at inference.")
     return " ".join(parts)
+
+
+def _noise(iv: Interval) -> str:
+    return "within noise" if iv.low <= 0 <= iv.high else "significant"
 
 
 def _signed_ms(x: float) -> str:

@@ -107,3 +107,21 @@ def test_diff_flags_a_planted_regression(tmp_path, built):
     assert not any(c.regressed for c in same)
     changed = verdict.diff(rep, slower, threshold=0.05)
     assert [c.what for c in changed if c.regressed] == ["elu test accuracy"]
+
+
+def test_diff_command_is_a_ci_gate(tmp_path, built):
+    from tests.helpers import run_cli
+
+    _, rep = built
+    from actprof.records import write_json
+
+    worse = dataclasses.replace(
+        rep, activations=[dataclasses.replace(s, test_accuracy=s.test_accuracy * 0.5) for s in rep.activations]
+    )
+    write_json(tmp_path / "base" / "report.json", rep)
+    write_json(tmp_path / "new" / "report.json", worse)
+    same = run_cli("diff", str(tmp_path / "base"), str(tmp_path / "base"))
+    assert same.returncode == 0, same.stderr
+    regressed = run_cli("diff", str(tmp_path / "base"), str(tmp_path / "new"), "--threshold", "5%")
+    assert regressed.returncode == 1
+    assert "regression" in regressed.stderr.splitlines()[-1]
