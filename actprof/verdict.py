@@ -6,7 +6,9 @@ Also the CI gate: ``diff`` compares two result sets and lists regressions beyond
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -212,64 +214,50 @@ def _signed_ms(x: float) -> str:
     return f"{x:+.4f} ms"
 
 
+def _time_to(run: TrainResult, target: float):
+    return next((t for t in run.time_to_accuracy if math.isclose(t.target, target)), None)
+
+
 def _run_seconds(run: TrainResult, target: float) -> float | None:
-    hit = next((t for t in run.time_to_accuracy if math.isclose(t.target, target)), None)
+    hit = _time_to(run, target)
     return hit.seconds if hit else None
 
 
 def _run_steps(run: TrainResult, target: float) -> float | None:
-    hit = next((t for t in run.time_to_accuracy if math.isclose(t.target, target)), None)
+    hit = _time_to(run, target)
     return float(hit.step) if hit and hit.step is not None else None
+
+
+def _seed_metrics() -> dict[str, tuple[Callable[[TrainResult], float | None], bool]]:
+    """What is compared over seeds: name -> (value of one run, whether higher is better)."""
+    metrics: dict[str, tuple[Callable[[TrainResult], float | None], bool]] = {
+        "test accuracy": (lambda r: r.test_accuracy, True),
+        "test loss": (lambda r: r.test_loss, False),
+    }
+    for t in TARGETS:
+        metrics[f"seconds to {100 * t:.0f}%"] = (functools.partial(_run_seconds, target=t), False)
+        metrics[f"steps to {100 * t:.0f}%"] = (functools.partial(_run_steps, target=t), False)
+    return metrics
 
 
 def with_evidence(
     summary: ActivationSummary, record: ModelRecord, base: ModelRecord, target: float | None
 ) -> ActivationSummary:
-    """Seeds, test accuracy over seeds, and comparisons with the baseline paired by seed."""
+    """Seeds, estimates over seeds, and comparisons with the baseline paired by seed."""
     runs = record.runs
-    comparisons = []
+    metrics = _seed_metrics()
     base_by_seed = {r.config.seed: r for r in base.runs}
     common = [(r, base_by_seed[r.config.seed]) for r in runs if r.config.seed in base_by_seed]
+    comparisons = []
     if record is not base and len(common) > 1:
         mine, theirs = [a for a, _ in common], [b for _, b in common]
-        comparisons.append(
-            paired(
-                "test accuracy",
-                [r.test_accuracy for r in mine],
-                [r.test_accuracy for r in theirs],
-                higher_is_better=True,
-            )
-        )
-        comparisons.append(
-            paired("test loss", [r.test_loss for r in mine], [r.test_loss for r in theirs], higher_is_better=False)
-        )
-        for t in TARGETS:
-            comparisons.append(
-                paired(
-                    f"seconds to {100 * t:.0f}%",
-                    [_run_seconds(r, t) for r in mine],
-                    [_run_seconds(r, t) for r in theirs],
-                    higher_is_better=False,
-                )
-            )
-            comparisons.append(
-                paired(
-                    f"steps to {100 * t:.0f}%",
-                    [_run_steps(r, t) for r in mine],
-                    [_run_steps(r, t) for r in theirs],
-                    higher_is_better=False,
-                )
-            )
-    over_seeds = {
-        "test accuracy": estimate([r.test_accuracy for r in runs]),
-        "test loss": estimate([r.test_loss for r in runs]),
-    }
-    for t in TARGETS:
-        over_seeds[f"seconds to {100 * t:.0f}%"] = estimate([_run_seconds(r, t) for r in runs])
-        over_seeds[f"steps to {100 * t:.0f}%"] = estimate([_run_steps(r, t) for r in runs])
+        comparisons = [
+            paired(name, [value(r) for r in mine], [value(r) for r in theirs], higher_is_better=higher)
+            for name, (value, higher) in metrics.items()
+        ]
     return replace(
         summary,
-        over_seeds=over_seeds,
+        over_seeds={name: estimate([value(r) for r in runs]) for name, (value, _) in metrics.items()},
         seeds=[r.config.seed for r in runs],
         test_accuracy_over_seeds=estimate([r.test_accuracy for r in runs]),
         seconds_to_target=[_run_seconds(r, target) for r in runs] if target else [],

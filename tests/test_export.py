@@ -169,28 +169,6 @@ def test_cli_train_export_writes_both_files(tmp_path):
     assert json.loads((tmp_path / "elu.json").read_text())["activation"]["name"] == "elu"
 
 
-@pytest.mark.parametrize(
-    ("args", "contains"),
-    [
-        (["--act", "relux"], "unknown activation"),
-        (["--act", ","], "--act is empty"),
-        (["--epochs", "0"], "--epochs must be at least 1"),
-        (["--lr", "-1"], "--lr must be a positive number"),
-        (["--batch-size", "abc"], "--batch-size"),
-        (["--init", "xavier"], "unknown --init"),
-        (["--precision", "fp8"], "unknown --precision"),
-        (["--opset", "9"], "--opset must be between"),
-        (["--exporter", "tf"], "unknown --exporter"),
-        (["--dataset", "imagenet"], "--dataset"),
-        (["--alpha", "0.5", "--act", "relu"], "--alpha does not apply to relu"),
-    ],
-)
-def test_cli_bad_input_exits_2_with_one_line(tmp_path, args, contains):
-    result = run_cli("train-export", *args, "--out", str(tmp_path / "out"))
-    assert_user_error(result, code=2, contains=contains)
-    assert not (tmp_path / "out").exists()
-
-
 def test_cli_bad_data_dir_exits_2_and_never_falls_back(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
