@@ -85,7 +85,7 @@ def train_export(
     )
     train_config.validate()
     export.check_options(opset=opset, exporter=exporter)
-    _check_rewrite(rewrite, acts)
+    export.check_rewrite(rewrite, acts)
     records = _train_export_all(
         acts,
         train_config,
@@ -122,19 +122,6 @@ def _seeds(seed: str, count: int | None) -> list[int]:
     if len(set(given)) != len(given):
         raise _usage(f"--seed lists a seed twice: {seed!r}")
     return given
-
-
-def _check_rewrite(rewrite: str, acts) -> None:
-    from actprof import export
-
-    if rewrite not in export.REWRITES:
-        raise _usage(f"unknown --rewrite {rewrite!r}; choose from: {', '.join(export.REWRITES)}")
-    if rewrite == "pool-first" and any(not a.monotonic for a in acts):
-        bad = ", ".join(a.name for a in acts if not a.monotonic)
-        raise _usage(
-            f"--rewrite pool-first refused for {bad}: not monotonic non-decreasing, so MaxPool(f(x)) != "
-            "f(MaxPool(x)); pick monotonic activations (relu, leaky_relu, elu, selu, celu, sigmoid, tanh, softplus)"
-        )
 
 
 def _train_export_all(
@@ -354,8 +341,7 @@ def run_command(
     train_config = TrainConfig(epochs=epochs, seed=seed_list[0])
     train_config.validate()
     profile.check_timing(min_time=min_time, min_runs=20, threads=0)
-    if rewrite not in export.REWRITES:
-        raise _usage(f"unknown --rewrite {rewrite!r}; choose from: {', '.join(export.REWRITES)}")
+    export.check_rewrite(rewrite)  # run applies it only where it is exact
     settings = ProfileSettings(
         providers=_providers_that_bind(profile.parse_providers(provider), explicit=provider != "all"),
         batch_sizes=profile.parse_batch_sizes(batch_sizes),

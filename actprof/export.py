@@ -284,6 +284,18 @@ REWRITES = ("none", "pool-first")
 REWRITE_TOLERANCE = 1e-6
 
 
+def check_rewrite(rewrite: str, acts: Sequence[Activation] = ()) -> None:
+    """A known rewrite, and pool-first only for activations that are monotonic non-decreasing."""
+    if rewrite not in REWRITES:
+        raise UsageError(f"unknown --rewrite {rewrite!r}; choose from: {', '.join(REWRITES)}")
+    bad = ", ".join(a.name for a in acts if not a.monotonic)
+    if rewrite == "pool-first" and bad:
+        raise UsageError(
+            f"--rewrite pool-first refused for {bad}: not monotonic non-decreasing, so MaxPool(f(x)) != "
+            "f(MaxPool(x)); pick monotonic activations (relu, leaky_relu, elu, selu, celu, sigmoid, tanh, softplus)"
+        )
+
+
 def rewrite_pool_first(onnx_bytes: bytes, images: np.ndarray) -> tuple[bytes, Parity, int]:
     """The pool-first rewrite, verified on real images against the unrewritten model (max |Δ| ≤ 1e-6)."""
     import onnx
@@ -349,13 +361,7 @@ def train_and_export(
     from actprof.train import train
 
     check_options(opset=opset, exporter=exporter)
-    if rewrite not in REWRITES:
-        raise UsageError(f"unknown --rewrite {rewrite!r}; choose from: {', '.join(REWRITES)}")
-    if rewrite == "pool-first" and not act.monotonic:
-        raise UsageError(
-            f"--rewrite pool-first refused: {act.name} is not monotonic non-decreasing, so "
-            "MaxPool(f(x)) != f(MaxPool(x)); use it with relu, elu, selu, celu, sigmoid, tanh, leaky_relu…"
-        )
+    check_rewrite(rewrite, [act])
     runs = 1 + len(extra_seeds)
 
     def progress(run: int) -> Callable[[int, int], None] | None:

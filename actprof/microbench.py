@@ -6,6 +6,7 @@ ratio of an op's bandwidth to a plain copy's, measured in the same run at the sa
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -145,13 +146,4 @@ def _target(session, x: np.ndarray, provider: str):
 
 def merge(records: list[MicrobenchRecord]) -> MicrobenchRecord:
     """One record for several providers (each measured in its own run)."""
-    first = records[0]
-    return MicrobenchRecord(
-        schema_version=first.schema_version,
-        kind=first.kind,
-        created=first.created,
-        environment=first.environment,
-        threads=first.threads,
-        l3_bytes=first.l3_bytes,
-        results=[r for record in records for r in record.results],
-    )
+    return replace(records[0], results=[r for record in records for r in record.results])

@@ -6,7 +6,7 @@ import io
 import math
 from collections.abc import Sequence
 
-from actprof.records import ModelRecord, ProfileRecord, ReportRecord
+from actprof.records import ModelRecord, ProfileRecord, ReportRecord, reached
 
 
 def _figure(width: float = 7.5, height: float = 4.0):
@@ -83,14 +83,8 @@ def pareto(report: ReportRecord, *, provider: str, batch: int) -> bytes:
     """Inference latency vs training seconds to the target accuracy, with the Pareto front."""
     points = []
     for s in report.activations:
-        t = next(
-            (
-                h.seconds
-                for h in s.time_to_accuracy
-                if report.target_accuracy and math.isclose(h.target, report.target_accuracy)
-            ),
-            None,
-        )
+        hit = reached(s.time_to_accuracy, report.target_accuracy) if report.target_accuracy else None
+        t = hit.seconds if hit else None
         lat = next((r.p50_ms for r in s.latency if r.provider == provider and r.batch == batch), None)
         if t is not None and lat is not None:
             points.append((t, lat, s.name))

@@ -17,7 +17,7 @@ import re
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -134,9 +134,6 @@ def global_threads() -> int:
     return _GLOBAL_THREADS[0] if _GLOBAL_THREADS else 0
 
 
-_ort = ort_runtime
-
-
 def session_options(
     *, threads: int, opt_level: str, profile_prefix: str | None = None, optimized_path: str | None = None
 ) -> ort.SessionOptions:
@@ -162,7 +159,7 @@ def create_session(
     model: bytes, provider: str, options: ort.SessionOptions, *, cuda_graph: bool = False
 ) -> ort.InferenceSession:
     """A session that really runs on ``provider``; ProviderUnavailable if ORT fell back to the CPU."""
-    ort = _ort()
+    ort = ort_runtime()
     ep = EXECUTION_PROVIDERS[provider]
     providers: list[Any] = ["CPUExecutionProvider"]
     if provider == "cuda":
@@ -209,7 +206,7 @@ def _probe_model() -> bytes:
 
 def provider_status(provider: str) -> ProviderStatus:
     """Whether ``provider`` is compiled into this ORT build and whether a real session binds to it."""
-    ort = _ort()
+    ort = ort_runtime()
     ep = EXECUTION_PROVIDERS[provider]
     compiled = ep in ort.get_available_providers()
     if not compiled:
@@ -234,7 +231,7 @@ def _captured_native_stderr():
         try:
             yield lambda: (sink.seek(0), sink.read().decode("utf-8", "replace"))[1]
         finally:
-            _ort().set_default_logger_severity(4)
+            ort_runtime().set_default_logger_severity(4)
             os.dup2(saved, 2)
             os.close(saved)
 
@@ -283,7 +280,7 @@ def cuda_compute_target(
     session: ort.InferenceSession, x: np.ndarray, *, input_name: str = INPUT, output_name: str = OUTPUT
 ) -> Target:
     """Input and output live on the GPU (IO binding): the timed run is compute, no host copies."""
-    ort = _ort()
+    ort = ort_runtime()
     binding = session.io_binding()
     device_input = ort.OrtValue.ortvalue_from_numpy(x, "cuda", 0)
     binding.bind_ortvalue_input(input_name, device_input)
@@ -315,6 +312,19 @@ def images(batch: int) -> np.ndarray:
 # --- per-op attribution --------------------------------------------------------------------------
 
 
+def _kernel_events(events: list) -> Iterator[tuple[str, str, str, object]]:
+    """(node name, op type, provider, duration) of every ``cat == "Node"`` ``*_kernel_time`` event."""
+    for event in events:
+        if not isinstance(event, dict) or event.get("cat") != "Node":
+            continue
+        name, args = event.get("name"), event.get("args")
+        if not (isinstance(name, str) and name.endswith("_kernel_time") and isinstance(args, dict)):
+            continue
+        op, provider = args.get("op_name"), args.get("provider")
+        if isinstance(op, str) and isinstance(provider, str):
+            yield name.removesuffix("_kernel_time"), op, provider, event.get("dur")
+
+
 def parse_profile(events: object) -> dict[tuple[str, str], tuple[float, int]]:
     """ORT profile events → {(op_type, provider): (total µs, kernel events)}; ModelFileError if malformed.
 
@@ -323,17 +333,9 @@ def parse_profile(events: object) -> dict[tuple[str, str], tuple[float, int]]:
     if not isinstance(events, list):
         raise ModelFileError("the ORT profile is not a JSON list of events")
     totals: dict[tuple[str, str], tuple[float, int]] = {}
-    for event in events:
-        if not isinstance(event, dict) or event.get("cat") != "Node":
-            continue
-        name, args, dur = event.get("name"), event.get("args"), event.get("dur")
-        if not (isinstance(name, str) and name.endswith("_kernel_time") and isinstance(args, dict)):
-            continue
-        op, provider = args.get("op_name"), args.get("provider")
-        if not (isinstance(op, str) and isinstance(provider, str)):
-            continue
+    for name, op, provider, dur in _kernel_events(events):
         if not _is_duration(dur):
-            raise ModelFileError(f"the ORT profile has a bad duration for {name!r}: {str(dur)[:40]}")
+            raise ModelFileError(f"the ORT profile has a bad duration for {name!r}_kernel_time: {str(dur)[:40]}")
         total, count = totals.get((op, provider), (0.0, 0))
         totals[(op, provider)] = (total + float(dur), count + 1)
     return totals
@@ -350,16 +352,9 @@ def _is_duration(value: object) -> bool:
 
 def node_providers(events: object) -> dict[str, str]:
     """Node name → provider it ran on, from the same profile events."""
-    found: dict[str, str] = {}
-    if isinstance(events, list):
-        for event in events:
-            if isinstance(event, dict) and event.get("cat") == "Node":
-                name, args = event.get("name"), event.get("args")
-                if isinstance(name, str) and name.endswith("_kernel_time") and isinstance(args, dict):
-                    provider = args.get("provider")
-                    if isinstance(provider, str):
-                        found[name.removesuffix("_kernel_time")] = provider
-    return found
+    if not isinstance(events, list):
+        return {}
+    return {name: provider for name, _op, provider, _dur in _kernel_events(events)}
 
 
 def load_profile_file(path: Path) -> list:

@@ -284,6 +284,11 @@ class TimeToAccuracy:
     seconds: float | None
 
 
+def reached(points: list[TimeToAccuracy], target: float) -> TimeToAccuracy | None:
+    """The entry for ``target`` in a time-to-accuracy list (None when that target was not recorded)."""
+    return next((t for t in points if math.isclose(t.target, target)), None)
+
+
 @dataclass(frozen=True)
 class LayerStats:
     layer: str
@@ -598,7 +603,6 @@ class ActivationSummary:
     dead_fraction: list[float]
     latency: list[LatencyBrief]
     seeds: list[int] = field(default_factory=list)
-    test_accuracy_over_seeds: Estimate | None = None
     seconds_to_target: list[float | None] = field(default_factory=list)  # per seed; None: not reached
     vs_baseline: list[PairedComparison] = field(default_factory=list)
     # "test accuracy", "test loss", "seconds to 97%", "steps to 97%"…: mean, std and 95% CI over the seeds

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from actprof.records import reached
+
 if TYPE_CHECKING:
     from markupsafe import Markup
     from rich.console import Console
@@ -50,7 +52,7 @@ def _bytes(n: float) -> str:
 
 
 def _reached(record: ModelRecord, target: float) -> tuple[int | None, float | None]:
-    hit = next((t for t in record.train.time_to_accuracy if abs(t.target - target) < 1e-9), None)
+    hit = reached(record.train.time_to_accuracy, target)
     return (hit.step, hit.seconds) if hit else (None, None)
 
 
@@ -257,12 +259,12 @@ def parse_formats(spec: str) -> list[str]:
 
 
 def _seconds_to(summary: ActivationSummary, target: float) -> str:
-    hit = next((t for t in summary.time_to_accuracy if math.isclose(t.target, target)), None)
+    hit = reached(summary.time_to_accuracy, target)
     return "not reached" if hit is None or hit.seconds is None else f"{hit.step} / {hit.seconds:.1f} s"
 
 
 def _accuracy(s: ActivationSummary) -> str:
-    e = s.test_accuracy_over_seeds
+    e = s.over_seeds.get("test accuracy")
     if e is None or e.n < 2:
         return _pct(s.test_accuracy)
     return f"{100 * e.mean:.2f}% ± {100 * (e.high - e.mean):.2f} (n={e.n})"
@@ -516,8 +518,7 @@ def csv_text(report: ReportRecord) -> str:
         ]
     )
     for s in report.activations:
-        t97 = next((t.seconds for t in s.time_to_accuracy if math.isclose(t.target, 0.97)), None)
-        t98 = next((t.seconds for t in s.time_to_accuracy if math.isclose(t.target, 0.98)), None)
+        t97, t98 = (getattr(reached(s.time_to_accuracy, t), "seconds", None) for t in (0.97, 0.98))
         common = [
             s.name,
             s.init,

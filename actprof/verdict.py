@@ -27,6 +27,7 @@ from actprof.records import (
     ReportRecord,
     TrainResult,
     Verdict,
+    reached,
     read_json,
 )
 
@@ -55,7 +56,7 @@ def summarize(record: ModelRecord, profile: ProfileRecord | None) -> ActivationS
 
 
 def seconds_to(summary: ActivationSummary, target: float) -> float | None:
-    hit = next((t for t in summary.time_to_accuracy if math.isclose(t.target, target)), None)
+    hit = reached(summary.time_to_accuracy, target)
     return hit.seconds if hit else None
 
 
@@ -214,17 +215,13 @@ def _signed_ms(x: float) -> str:
     return f"{x:+.4f} ms"
 
 
-def _time_to(run: TrainResult, target: float):
-    return next((t for t in run.time_to_accuracy if math.isclose(t.target, target)), None)
-
-
 def _run_seconds(run: TrainResult, target: float) -> float | None:
-    hit = _time_to(run, target)
+    hit = reached(run.time_to_accuracy, target)
     return hit.seconds if hit else None
 
 
 def _run_steps(run: TrainResult, target: float) -> float | None:
-    hit = _time_to(run, target)
+    hit = reached(run.time_to_accuracy, target)
     return float(hit.step) if hit and hit.step is not None else None
 
 
@@ -259,7 +256,6 @@ def with_evidence(
         summary,
         over_seeds={name: estimate([value(r) for r in runs]) for name, (value, _) in metrics.items()},
         seeds=[r.config.seed for r in runs],
-        test_accuracy_over_seeds=estimate([r.test_accuracy for r in runs]),
         seconds_to_target=[_run_seconds(r, target) for r in runs] if target else [],
         vs_baseline=comparisons,
     )

@@ -105,7 +105,7 @@ def test_report_pairs_seeds_and_says_whether_it_is_significant(seeded):
     report = verdict.build([relu, elu], None, baseline="relu")
     summary = next(s for s in report.activations if s.name == "elu")
     assert summary.seeds == [0, 1, 2]
-    assert summary.test_accuracy_over_seeds.n == 3
+    assert summary.over_seeds["test accuracy"].n == 3
     comparison = next(c for c in summary.vs_baseline if c.what == "test accuracy")
     assert comparison.n == 3
     expected = stats.ttest_rel([r.test_accuracy for r in elu.runs], [r.test_accuracy for r in relu.runs]).pvalue

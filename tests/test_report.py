@@ -47,25 +47,31 @@ def test_csv_neutralises_formulas():
     assert report._csv_cell(-1.5) == -1.5
 
 
-def test_break_even_is_stated_with_its_inputs():
-    from actprof.records import Interval, Verdict
+def make_verdict(lost_b1, lost_batch, break_even_b1, break_even_batch, within_noise):
+    from actprof.records import Verdict
 
-    v = Verdict(
-        "elu",
-        "relu",
-        "cpu",
-        0.97,
-        8.0,
-        10.0,
-        2.0,
-        Interval(0.05, 0.04, 0.06, 20),
-        64,
-        Interval(2.0, 1.5, 2.5, 20),
-        40_000.0,
-        64_000.0,
-        False,
-        "",
+    return Verdict(
+        activation="elu",
+        baseline="relu",
+        provider="cpu",
+        target_accuracy=0.97,
+        train_seconds=8.0,
+        baseline_train_seconds=10.0,
+        train_seconds_saved=2.0,
+        ms_lost_per_image_batch1=lost_b1,
+        largest_batch=64,
+        ms_lost_per_batch=lost_batch,
+        break_even_batch1=break_even_b1,
+        break_even_largest=break_even_batch,
+        latency_within_noise=within_noise,
+        summary="",
     )
+
+
+def test_break_even_is_stated_with_its_inputs():
+    from actprof.records import Interval
+
+    v = make_verdict(Interval(0.05, 0.04, 0.06, 20), Interval(2.0, 1.5, 2.5, 20), 40_000.0, 64_000.0, False)
     text = verdict.sentence(v)
     assert "40,000 single-image inferences" in text
     assert "2.0 s saved" in text and "0.0500 ms lost each" in text
@@ -73,24 +79,9 @@ def test_break_even_is_stated_with_its_inputs():
 
 
 def test_within_noise_is_said_plainly():
-    from actprof.records import Interval, Verdict
+    from actprof.records import Interval
 
-    v = Verdict(
-        "elu",
-        "relu",
-        "cpu",
-        0.97,
-        8.0,
-        10.0,
-        2.0,
-        Interval(0.001, -0.002, 0.003, 20),
-        64,
-        Interval(0.01, -0.02, 0.03, 20),
-        None,
-        None,
-        True,
-        "",
-    )
+    v = make_verdict(Interval(0.001, -0.002, 0.003, 20), Interval(0.01, -0.02, 0.03, 20), None, None, True)
     assert "within noise" in verdict.sentence(v)
 
 
