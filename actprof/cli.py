@@ -31,6 +31,7 @@ DataDirOpt = Annotated[
     Path | None, typer.Option("--data-dir", help="Directory with the four MNIST IDX files (.gz or raw).")
 ]
 DatasetOpt = Annotated[str, typer.Option("--dataset", help="auto | full | sample.")]
+DeviceOpt = Annotated[str, typer.Option("--device", help="Where PyTorch trains: cpu | cuda.")]
 
 
 def _console():
@@ -55,6 +56,7 @@ def train_export(
     precision: Annotated[str, typer.Option(help="auto | fp32 | bf16 (training only).")] = "auto",
     val_every: Annotated[int, typer.Option("--val-every", help="Steps between validation points (0: auto).")] = 0,
     threads: ThreadsOpt = 0,
+    device: DeviceOpt = "cpu",
     data_dir: DataDirOpt = None,
     dataset: DatasetOpt = "auto",
     opset: Annotated[int, typer.Option(help="ONNX opset (>= 20 keeps GELU one node).")] = 20,
@@ -82,8 +84,10 @@ def train_export(
         precision=precision,
         val_every=val_every,
         threads=threads,
+        device=device,
     )
     train_config.validate()
+    _check_device(train_config.device)
     export.check_options(opset=opset, exporter=exporter)
     export.check_rewrite(rewrite, acts)
     records = _train_export_all(
@@ -103,6 +107,14 @@ def train_export(
 
     report.print_training(records, console=_console())
     _console().print(f"wrote {len(records)} model(s) to {out}/")
+
+
+def _check_device(device: str) -> None:
+    """Refuse ``--device cuda`` before any data is loaded when PyTorch has no GPU."""
+    if device != "cpu":
+        from actprof.train import resolve_device
+
+        resolve_device(device)
 
 
 def _seeds(seed: str, count: int | None) -> list[int]:
@@ -321,6 +333,7 @@ def run_command(
     min_time: Annotated[float, typer.Option("--min-time", help="Seconds of timed runs per target.")] = 0.2,
     seed: Annotated[str, typer.Option(help="Seed, or a comma list of seeds.")] = "0",
     seeds: Annotated[int | None, typer.Option(help="Train each activation with N seeds (seed, seed+1, …).")] = None,
+    device: DeviceOpt = "cpu",
     data_dir: DataDirOpt = None,
     dataset: DatasetOpt = "auto",
     baseline: Annotated[str, typer.Option(help="Activation every other one is judged against.")] = "relu",
@@ -338,8 +351,9 @@ def run_command(
     if baseline not in {a.name for a in acts}:
         acts = [activations.get(baseline), *acts]
     seed_list = _seeds(seed, seeds)
-    train_config = TrainConfig(epochs=epochs, seed=seed_list[0])
+    train_config = TrainConfig(epochs=epochs, seed=seed_list[0], device=device)
     train_config.validate()
+    _check_device(train_config.device)
     profile.check_timing(min_time=min_time, min_runs=20, threads=0)
     export.check_rewrite(rewrite)  # run applies it only where it is exact
     settings = ProfileSettings(

@@ -40,6 +40,12 @@ class ProviderUnavailable(ActprofError):
     exit_code = EXIT_USAGE
 
 
+class DeviceUnavailable(ActprofError):
+    """Training on CUDA was requested but PyTorch sees no usable GPU."""
+
+    exit_code = EXIT_USAGE
+
+
 class TrainingDiverged(ActprofError):
     """The loss became NaN or infinite."""
 

@@ -34,7 +34,7 @@ def _keep_mask(x: torch.Tensor, threshold: int) -> torch.Tensor:
     ``bernoulli_`` draws one random number per element and was 30% of a training step on 2 cores;
     random bytes are about 8x cheaper and give the same distribution when p is a multiple of 1/256.
     """
-    words = torch.empty((x.numel() + 3) // 4, dtype=torch.int32).random_(-(2**31), 2**31)
+    words = torch.empty((x.numel() + 3) // 4, dtype=torch.int32, device=x.device).random_(-(2**31), 2**31)
     draws = words.view(torch.uint8)[: x.numel()]
     if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last):
         n, c, h, w = x.shape

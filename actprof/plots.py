@@ -131,7 +131,8 @@ def op_shares(profile: ProfileRecord, *, provider: str, batch: int, top: int = 6
         ]
         ax.barh([p.model for p in rows], widths, left=left, label=op)
         left = [a + b for a, b in zip(left, widths, strict=True)]
-    ax.set_xlabel(f"µs per run by op type ({provider}, batch {batch}, separate profiling session)")
+    clock = "host-side launch " if any(p.clock == "launch" for p in rows) else ""
+    ax.set_xlabel(f"{clock}µs per run by op type ({provider}, batch {batch}, separate profiling session)")
     ax.legend(ncol=4, fontsize="small", loc="lower right")
     ax.grid(axis="x", alpha=0.3)
     return _png(plt, fig)

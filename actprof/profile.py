@@ -120,14 +120,30 @@ def ort_runtime(threads: int = 0):
     if not _GLOBAL_THREADS:
         ort.set_global_thread_pool_sizes(threads, 1)
         _GLOBAL_THREADS.append(threads)
-        if hasattr(ort, "preload_dlls"):
-            # onnxruntime-gpu can load the CUDA/cuDNN libraries pip installed (with torch); it prints a
-            # line per missing library, and a missing library is reported by the provider check instead.
-            with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(Exception):
-                ort.preload_dlls(directory="")
+        _preload_cuda_libraries(ort)
         # Provider-creation failures are logged by ORT's default logger; we report them ourselves.
         ort.set_default_logger_severity(4)
     return ort
+
+
+def _preload_cuda_libraries(ort) -> None:
+    """Load the CUDA/cuDNN libraries that pip installed (the nvidia-* packages torch depends on).
+
+    ``preload_dlls()`` looks for them only beside onnxruntime itself, so it misses them when the two live
+    in different site directories (a ``pip install --target``, a venv over a system torch); each
+    ``nvidia/*/lib`` directory is therefore offered explicitly as well. ORT prints a line per library it
+    cannot find; a library that stays missing is named by the provider check instead.
+    """
+    import importlib.util
+
+    if not hasattr(ort, "preload_dlls"):
+        return
+    spec = importlib.util.find_spec("nvidia")
+    roots = list(spec.submodule_search_locations or []) if spec else []
+    directories = ["", *(str(d) for root in roots for d in sorted(Path(root).glob("*/lib")))]
+    for directory in directories:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(Exception):
+            ort.preload_dlls(directory=directory)
 
 
 def global_threads() -> int:
@@ -261,10 +277,13 @@ def gpu_info() -> GpuInfo | None:
 
 @dataclass
 class Target:
-    """A session ready to run one batch, with the run callable the harness times."""
+    """A session ready to run one batch: ``run`` is what the harness times; ``load`` puts a new batch of
+    the same shape in place and ``output`` reads the last result (both outside any timing)."""
 
     session: ort.InferenceSession
     run: Callable[[], object]
+    load: Callable[[np.ndarray], None]
+    output: Callable[[], np.ndarray]
 
 
 def host_target(
@@ -273,26 +292,36 @@ def host_target(
     """Input and output in host memory: CPU compute latency, or CUDA end-to-end with the copies."""
     feed = {input_name: x}
     outputs = [output_name]
-    return Target(session, lambda: session.run(outputs, feed))
+
+    def load(batch: np.ndarray) -> None:
+        feed[input_name] = batch
+
+    return Target(session, lambda: session.run(outputs, feed), load, lambda: session.run(outputs, feed)[0])
 
 
 def cuda_compute_target(
     session: ort.InferenceSession, x: np.ndarray, *, input_name: str = INPUT, output_name: str = OUTPUT
 ) -> Target:
-    """Input and output live on the GPU (IO binding): the timed run is compute, no host copies."""
+    """Input and output live on the GPU (IO binding): the timed run is compute, no host copies.
+
+    Both buffers are allocated once and bound by address, as a CUDA graph needs: a captured graph
+    replays on exactly these addresses, so ``load`` copies a new batch into the bound input in place.
+    """
     ort = ort_runtime()
     binding = session.io_binding()
     device_input = ort.OrtValue.ortvalue_from_numpy(x, "cuda", 0)
+    [declared] = [o for o in session.get_outputs() if o.name == output_name]
+    shape = [len(x), *(d for d in declared.shape[1:] if isinstance(d, int))]
+    device_output = ort.OrtValue.ortvalue_from_shape_and_type(shape, np.float32, "cuda", 0)
     binding.bind_ortvalue_input(input_name, device_input)
-    binding.bind_output(output_name, "cuda", 0)
-    session.run_with_iobinding(binding)  # the first run allocates the output (and captures a CUDA graph)
+    binding.bind_ortvalue_output(output_name, device_output)
+    session.run_with_iobinding(binding)  # the first run initializes (and with warm-up, captures the graph)
 
     def run() -> None:
         session.run_with_iobinding(binding)
 
-    target = Target(session, run)
-    target.keepalive = (binding, device_input)  # type: ignore[attr-defined]
-    return target
+    # The binding holds the OrtValues; the closures keep all three alive as long as the target.
+    return Target(session, run, device_input.update_inplace, device_output.numpy)
 
 
 @functools.cache
@@ -416,6 +445,7 @@ def op_profile(
         activation_share=act_us / grand if grand else 0.0,
         layout_us_per_run=sum(o.us_per_run for o in ops if o.op_type in LAYOUT_OPS),
         foreign_nodes=foreign,
+        clock="launch" if provider == "cuda" else "kernel",
     )
 
 

@@ -209,6 +209,7 @@ def read_json(path: Path, cls: type[T]) -> T:
 # --- the records of each stage -----------------------------------------------------------------
 
 PRECISIONS = ("auto", "fp32", "bf16")
+DEVICES = ("cpu", "cuda")
 TARGETS = (0.90, 0.95, 0.97, 0.98, 0.99)  # validation accuracies whose time-to-reach is recorded
 
 
@@ -249,6 +250,7 @@ class TrainConfig:
     # f(MaxPool(x))) on 4x fewer elements; gradients differ only where saturation ties two pool inputs.
     pool_first: bool = True
     threads: int = 0  # 0: all cores
+    device: str = "cpu"  # where PyTorch trains; the exported model and its parity check are always fp32 CPU
 
     def validate(self) -> None:
         positive = {"epochs": self.epochs, "batch_size": self.batch_size}
@@ -265,6 +267,8 @@ class TrainConfig:
             raise UsageError(f"unknown --precision {self.precision!r}; choose from: {', '.join(PRECISIONS)}")
         if self.threads < 0:
             raise UsageError(f"--threads must be 0 (all cores) or more, got {self.threads}")
+        if self.device not in DEVICES:
+            raise UsageError(f"unknown --device {self.device!r}; choose from: {', '.join(DEVICES)}")
 
 
 @dataclass(frozen=True)
@@ -316,6 +320,7 @@ class TrainResult:
     layer_stats: list[LayerStats]
     threads: int
     extra: dict[str, float] = field(default_factory=dict)
+    device_name: str = ""  # the CPU model or GPU name training ran on
 
 
 @dataclass(frozen=True)
@@ -494,6 +499,9 @@ class OpProfile:
     activation_share: float
     layout_us_per_run: float  # ReorderInput/ReorderOutput/Transpose that ORT added
     foreign_nodes: list[str]  # nodes that ran on a provider other than the requested one
+    # What ORT's per-node events time: "kernel" on the CPU (each kernel runs to completion), "launch" on
+    # CUDA (the host-side enqueue; ORT's pip build has no CUPTI, so GPU kernel time is not in the profile).
+    clock: str = "kernel"
 
 
 @dataclass(frozen=True)

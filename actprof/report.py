@@ -176,6 +176,7 @@ def op_rows(record: ProfileRecord, top: int = 4) -> list[dict[str, str]]:
                 "provider": p.provider,
                 "batch": str(p.batch),
                 "activation": p.model,
+                "timed": "host launch" if p.clock == "launch" else "kernel",
                 "total µs/run": f"{p.total_us_per_run:,.1f}",
                 "activation op": f"{p.activation_us_per_run:,.1f} µs ({100 * p.activation_share:.0f}%)",
                 "layout reorders": f"{p.layout_us_per_run:,.1f} µs",
@@ -184,6 +185,17 @@ def op_rows(record: ProfileRecord, top: int = 4) -> list[dict[str, str]]:
             }
         )
     return rows
+
+
+LAUNCH_CLOCK_NOTE = (
+    "CUDA rows time the host-side launch of each node, not the GPU kernel: the CUDA provider runs "
+    "asynchronously and ORT's pip build has no CUPTI. They rank dispatch overhead; the ablation's "
+    "identity swap gives an activation's GPU cost."
+)
+
+
+def op_notes(record: ProfileRecord) -> str:
+    return LAUNCH_CLOCK_NOTE if any(p.clock == "launch" for p in record.op_profiles) else ""
 
 
 def fusion_rows(record: ProfileRecord) -> list[dict[str, str]]:
@@ -217,7 +229,7 @@ def print_profile(record: ProfileRecord, *, console: Console) -> None:
                 "cost = as trained − identity; over ReLU = as trained − ReLU swapped in (median per-round difference)",
             )
         )
-    console.print(_rich_table("Per-op time (separate profiling session)", op_rows(record)))
+    console.print(_rich_table("Per-op time (separate profiling session)", op_rows(record), op_notes(record) or None))
     console.print(_rich_table("What ORT fused", fusion_rows(record)))
 
 
@@ -407,6 +419,8 @@ def markdown(report: ReportRecord, profile: ProfileRecord | None, microbench: Mi
         if profile.ablation:
             parts += ["\n## Ablation (same weights, activation swapped)\n", _md_table(ablation_rows(profile))]
         parts += ["\n## Per-op time\n", _md_table(op_rows(profile))]
+        if op_notes(profile):
+            parts += ["\n" + op_notes(profile) + "\n"]
         parts += ["\n## What ONNX Runtime fused\n", _md_table(fusion_rows(profile))]
     if microbench:
         parts += [
@@ -449,7 +463,7 @@ def html_page(
         "latency": [],
         "ops": [],
     }
-    tables = dict.fromkeys(("evidence", "seeds", "roofline", "latency", "ablation", "ops", "fusion"), "")
+    tables = dict.fromkeys(("evidence", "seeds", "roofline", "latency", "ablation", "ops", "ops_note", "fusion"), "")
     tables["convergence"] = _html_table(convergence_rows(report))
     if any(s.vs_baseline for s in report.activations):
         tables["seeds"] = _html_table(seed_rows(report))
@@ -474,6 +488,7 @@ def html_page(
             "latency": _html_table(latency_rows(profile)),
             "ablation": _html_table(ablation_rows(profile)) if profile.ablation else "",
             "ops": _html_table(op_rows(profile)),
+            "ops_note": op_notes(profile),
             "fusion": _html_table(fusion_rows(profile)),
         }
     if microbench:

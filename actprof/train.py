@@ -1,9 +1,10 @@
 """Train the seed CNN briefly and record how it converged.
 
-The loop is written for a 2-core CPU: the whole training set is staged once as one float tensor,
-batches are gathered with ``index_select`` (no Python-side batching), the model runs channels-last,
-Adam is the fused kernel, and validation runs in inference mode every ``val_every`` steps on a fixed
-subset. Host work per step is limited to recording the loss.
+The loop is written for a 2-core CPU and runs unchanged on a CUDA GPU: the whole training set is
+staged once as one float tensor on the training device, batches are gathered with ``index_select`` (no
+Python-side batching), the model runs channels-last, Adam is the fused kernel, and validation runs in
+inference mode every ``val_every`` steps on a fixed subset. Per-step losses stay on the device, so a
+GPU step never waits for the host; the clock is read only after the device has synchronized.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from torch import nn
 
 from actprof import activations
 from actprof.data import MNIST, to_tensor, validation_split
-from actprof.errors import TrainingDiverged
+from actprof.errors import DeviceUnavailable, TrainingDiverged
 from actprof.model import ACT_LAYERS, SeedCNN
 from actprof.records import (
     TARGETS,
@@ -41,42 +42,46 @@ def train(
     *,
     on_step: StepCallback | None = None,
 ) -> tuple[SeedCNN, TrainResult]:
-    """Train one model; returns it (eval mode, fp32) and its record. Raises TrainingDiverged on NaN/inf."""
+    """Train one model; returns it (eval mode, fp32, on the CPU) and its record.
+
+    Raises TrainingDiverged on NaN/inf and DeviceUnavailable for ``device="cuda"`` without a GPU.
+    """
     config.validate()
-    config = replace(config, precision=resolve_precision(config.precision))
+    device = resolve_device(config.device)
+    config = replace(config, precision=resolve_precision(config.precision, device))
     threads = config.threads or torch.get_num_threads()
     torch.set_num_threads(threads)
     torch.manual_seed(config.seed)
 
     train_idx, val_idx = validation_split(len(data.train_labels), fraction=config.val_fraction)
-    x_train, y_train = _stage(data.train_images[train_idx], data.train_labels[train_idx])
-    x_val, y_val = _stage(data.train_images[val_idx], data.train_labels[val_idx])
-    x_test, y_test = _stage(data.test_images, data.test_labels)
+    x_train, y_train = _stage(data.train_images[train_idx], data.train_labels[train_idx], device)
+    x_val, y_val = _stage(data.train_images[val_idx], data.train_labels[val_idx], device)
+    x_test, y_test = _stage(data.test_images, data.test_labels, device)
     val_probe = slice(0, min(config.val_size, len(y_val)))
 
-    model = SeedCNN(model_config).to(memory_format=torch.channels_last)
+    model = SeedCNN(model_config).to(device=device, memory_format=torch.channels_last)
     model.pool_first = config.pool_first and activations.get(model_config.activation).monotonic
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, fused=True)
     loss_fn = nn.CrossEntropyLoss()
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.precision == "bf16")
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16")
 
     n = len(y_train)
     steps_per_epoch = math.ceil(n / config.batch_size)
     total_steps = steps_per_epoch * config.epochs
     if config.val_every == 0:
         config = replace(config, val_every=max(1, total_steps // 12))
-    step_loss = torch.empty(total_steps)
-    step_correct = torch.empty(total_steps)
-    step_sizes = torch.empty(total_steps)
+    step_loss = torch.empty(total_steps, device=device)
+    step_correct = torch.empty(total_steps, device=device)
+    step_sizes = torch.empty(total_steps, device=device)
     shuffle = torch.Generator().manual_seed(config.seed)
     validation: list[ValPoint] = []
     train_seconds = 0.0
     step = 0
 
     for _ in range(config.epochs):
-        order = torch.randperm(n, generator=shuffle)
+        order = torch.randperm(n, generator=shuffle).to(device)  # the same order on every device
         model.train()
-        started = time.perf_counter()
+        started = _clock(device)
         for first in range(0, n, config.batch_size):
             idx = order[first : first + config.batch_size]
             xb, yb = x_train.index_select(0, idx), y_train.index_select(0, idx)
@@ -93,7 +98,7 @@ def train(
             if on_step:
                 on_step(step, total_steps)
             if step % config.val_every == 0 or step == total_steps:
-                train_seconds += time.perf_counter() - started
+                train_seconds += _clock(device) - started
                 _check_finite(step_loss[step - 1].item(), step)
                 point_x, point_y = x_val[val_probe], y_val[val_probe]
                 # The curve is measured at the training precision (bf16 halves its cost); the test set in fp32.
@@ -103,7 +108,7 @@ def train(
                     ValPoint(step, step / steps_per_epoch, train_seconds, val_loss, val_acc, _grad_norms(model))
                 )
                 model.train()
-                started = time.perf_counter()
+                started = _clock(device)
 
     model.eval()
     test_loss, test_acc = evaluate(model, x_test, y_test)  # still pool-first: the same outputs, bit for bit
@@ -126,19 +131,49 @@ def train(
         test_accuracy=test_acc,
         layer_stats=activation_stats(model, x_val[:1000]),
         threads=threads,
+        device_name=device_name(device),
     )
-    return model.to(memory_format=torch.contiguous_format), result
+    return model.to(device="cpu", memory_format=torch.contiguous_format), result
 
 
-def resolve_precision(precision: str) -> str:
+def resolve_device(name: str) -> torch.device:
+    """``cpu`` or the current CUDA GPU; DeviceUnavailable when CUDA is asked for and PyTorch has none."""
+    if name != "cuda":
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        why = "it is a CPU-only build" if torch.version.cuda is None else "no GPU or driver is visible"
+        raise DeviceUnavailable(f"--device cuda: PyTorch {torch.__version__} cannot use CUDA ({why}); use --device cpu")
+    torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest convolution once
+    return torch.device("cuda", torch.cuda.current_device())
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    from actprof.environment import cpu_model
+
+    return cpu_model()
+
+
+def resolve_precision(precision: str, device: torch.device | None = None) -> str:
+    """``auto``: bf16 autocast where the device computes bf16 natively (AMX/AVX-512 CPUs, Ampere+ GPUs)."""
     if precision != "auto":
         return precision
+    if device is not None and device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
     return "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
 
 
-def _stage(images: np.ndarray, labels: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-    x = to_tensor(images).contiguous(memory_format=torch.channels_last)
-    return x, torch.from_numpy(labels.astype(np.int64))
+def _clock(device: torch.device) -> float:
+    """perf_counter once the device has finished its queued work (CUDA runs asynchronously)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
+
+
+def _stage(images: np.ndarray, labels: np.ndarray, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    x = to_tensor(images).to(device).contiguous(memory_format=torch.channels_last)
+    return x, torch.from_numpy(labels.astype(np.int64)).to(device)
 
 
 def _check_finite(loss: float, step: int) -> None:

@@ -99,6 +99,7 @@ TRAIN_ERRORS = [
     (["--val-every", "-1"], "--val-every"),
     (["--init", "xavier"], "unknown --init"),
     (["--precision", "fp8"], "unknown --precision"),
+    (["--device", "tpu"], "unknown --device"),
     (["--opset", "9"], "--opset must be between"),
     (["--exporter", "tf"], "unknown --exporter"),
     (["--dataset", "imagenet"], "unknown --dataset"),
@@ -159,6 +160,19 @@ def test_nan_loss_exits_1_and_writes_no_model(capsys, monkeypatch, tmp_path):
     )
     assert_one_line_error(code, output, expected_code=1, contains="lower --lr")
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_training_on_cuda_is_refused_without_a_gpu(capsys, monkeypatch, tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("PyTorch sees a CUDA GPU here: the refusal cannot be shown")
+    out = tmp_path / "out"
+    args = ["train-export", "--act", "elu", "--dataset", "sample", "--device", "cuda", "--out", str(out)]
+    code, output = invoke(capsys, monkeypatch, *args)
+    assert_one_line_error(code, output, expected_code=2, contains="use --device cpu")
+    assert "--device cuda" in output
+    assert not out.exists()
 
 
 def test_unwritable_output_is_reported(capsys, monkeypatch, tmp_path):

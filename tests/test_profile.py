@@ -142,6 +142,19 @@ def test_cpu_session_runs_the_real_model(trained_models):
     assert logits.shape == (3, 10) and np.isfinite(logits).all()
 
 
+def test_a_host_target_takes_a_new_batch_in_place(trained_models):
+    session = profile.create_session(
+        model_bytes(trained_models, "elu"), "cpu", profile.session_options(threads=1, opt_level="all")
+    )
+    first, second = profile.images(8), profile.images(16)[8:]
+    target = profile.host_target(session, first)
+    before = target.output()
+    target.load(second)
+    after = target.output()
+    assert not np.allclose(before, after)
+    np.testing.assert_array_equal(after, session.run([profile.OUTPUT], {profile.INPUT: second})[0])
+
+
 def test_a_corrupt_model_is_a_model_file_error():
     options = profile.session_options(threads=1, opt_level="all")
     with pytest.raises(ModelFileError, match="cannot load"):

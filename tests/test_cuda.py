@@ -1,0 +1,126 @@
+"""The CUDA paths on a real NVIDIA GPU: PyTorch training and ONNX Runtime's CUDA execution provider.
+
+Every test here skips, with the reason shown, on a machine without a GPU (the refusals there are tested in
+test_bad_inputs and test_profile). They ran on the lent H100: see reports/gpu/.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from actprof import activations, export, profile
+from actprof.model import config_for
+from actprof.records import ProfileSettings
+from tests.helpers import FAST
+
+CUDA_EP = "CUDAExecutionProvider"
+
+
+@pytest.fixture(scope="module")
+def torch_cuda() -> None:
+    if not torch.cuda.is_available():
+        pytest.skip("PyTorch sees no CUDA GPU here: GPU training is checked on a GPU machine (reports/gpu/)")
+
+
+@pytest.fixture(scope="module")
+def ort_cuda() -> None:
+    status = profile.provider_status("cuda")
+    if not status.binds:
+        pytest.skip(f"ONNX Runtime's CUDA provider does not bind here ({status.reason})")
+
+
+def test_training_on_cuda_converges_exports_and_keeps_parity(torch_cuda, tmp_path, sample):
+    act = activations.get("elu")
+    record = export.train_and_export(act, config_for(act), replace(FAST, device="cuda"), sample, out_dir=tmp_path)
+    assert record.train.config.device == "cuda"
+    assert record.train.device_name == torch.cuda.get_device_name()
+    assert record.train.config.precision in {"bf16", "fp32"}
+    assert record.train.test_accuracy > 0.8
+    assert record.export.parity.max_abs_diff <= record.export.parity.tolerance
+    assert record.export.onnx_test_accuracy > 0.8
+    assert (tmp_path / "elu.onnx").is_file()
+
+
+def test_cuda_training_is_reproducible_in_its_curve_shape(torch_cuda, sample):
+    """Same seed, same data order on either device: the first losses agree to training precision."""
+    from actprof.train import train
+
+    act = activations.get("relu")
+    config = replace(FAST, precision="fp32", epochs=1)
+    _, on_cpu = train(config_for(act), config, sample)
+    _, on_gpu = train(config_for(act), replace(config, device="cuda"), sample)
+    # Same init and order; the dropout masks differ (per-device generators), so only the start agrees.
+    assert on_gpu.step_loss[0] == pytest.approx(on_cpu.step_loss[0], rel=0.05)
+    assert on_gpu.test_accuracy > 0.8
+
+
+def _sessions(trained_models, name: str, *, cuda_graph: bool):
+    model = (trained_models[0] / f"{name}.onnx").read_bytes()
+    options = profile.session_options(threads=0, opt_level="all")
+    gpu = profile.create_session(model, "cuda", options, cuda_graph=cuda_graph)
+    cpu = profile.create_session(model, "cpu", profile.session_options(threads=0, opt_level="all"))
+    return gpu, cpu
+
+
+@pytest.mark.parametrize("cuda_graph", [False, True], ids=["plain", "cuda-graph"])
+@pytest.mark.parametrize("name", ["relu", "elu", "selu", "gelu", "mish"])
+def test_io_bound_gpu_output_matches_the_cpu_for_every_new_input(ort_cuda, trained_models, name, cuda_graph):
+    """The bound buffers are reused run after run (a CUDA graph replays on them): new input, new output."""
+    gpu, cpu = _sessions(trained_models, name, cuda_graph=cuda_graph)
+    first, second = profile.images(64), profile.images(128)[64:]
+    target = profile.cuda_compute_target(gpu, first)
+    for batch in (first, second, first):
+        target.load(batch)
+        target.run()
+        expected = cpu.run([profile.OUTPUT], {profile.INPUT: batch})[0]
+        np.testing.assert_allclose(target.output(), expected, atol=1e-4, rtol=1e-4)
+
+
+def test_cuda_profile_runs_every_activation_node_on_the_gpu(ort_cuda, trained_models):
+    names = ["relu", "elu", "selu", "gelu", "mish", "softplus"]
+    found = export.find_models(trained_models[0], names)
+    settings = ProfileSettings(
+        providers=["cuda"],
+        batch_sizes=[1, 64],
+        threads=0,
+        opt_levels=["all"],
+        min_time=0.05,
+        min_runs=5,
+        ablation=True,
+        cuda_graph=False,
+        input="real MNIST test images (bundled sample)",
+    )
+    record = profile.run_profile(found, settings)
+    assert record.gpu is not None and record.gpu.name
+    assert [p.name for p in record.providers] == ["cuda"] and record.providers[0].binds
+    for op_profile in record.op_profiles:
+        acts = [op for op in op_profile.ops if profile.is_activation_op(op.op_type)]
+        if op_profile.model != "relu":
+            assert acts, op_profile.model
+        assert all(op.provider == CUDA_EP for op in acts), (op_profile.model, acts)
+    modes = {(r.model, r.variant, r.mode) for r in record.latency}
+    for name in names:
+        assert (name, "as-trained", "compute") in modes
+        assert (name, "as-trained", "end-to-end") in modes
+
+
+def test_cuda_graph_profile_times_every_model(ort_cuda, trained_models):
+    found = export.find_models(trained_models[0], ["relu", "elu"])
+    settings = ProfileSettings(
+        providers=["cuda"],
+        batch_sizes=[64],
+        threads=0,
+        opt_levels=["all"],
+        min_time=0.05,
+        min_runs=5,
+        ablation=True,
+        cuda_graph=True,
+        input="real MNIST test images (bundled sample)",
+    )
+    record = profile.run_profile(found, settings)
+    assert {r.model for r in record.latency} == {"relu", "elu"}
+    assert all(r.stats.p50_ms > 0 for r in record.latency)
