@@ -162,7 +162,8 @@ def session_options(
         "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
         "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
     }[opt_level]
-    options.log_severity_level = 3  # the fallback warning is checked by us, not printed at the user
+    # Fallbacks and load failures are checked and reported by us, in one line, not printed at the user.
+    options.log_severity_level = 4
     if profile_prefix:
         options.enable_profiling = True
         options.profile_file_prefix = profile_prefix
@@ -185,11 +186,20 @@ def create_session(
     except Exception as exc:
         if provider != "cpu" and ep not in ort.get_available_providers():
             raise ProviderUnavailable(_not_compiled(provider)) from None
+        if cuda_graph and "graph capture" in str(exc):
+            raise UsageError(GRAPH_NEEDS_ALL_NODES_ON_GPU) from None
         raise ModelFileError(f"ONNX Runtime cannot load the model: {str(exc).splitlines()[0]}") from None
     bound = session.get_providers()
     if not bound or bound[0] != ep:
         raise ProviderUnavailable(_did_not_bind(provider, bound))
     return session
+
+
+GRAPH_NEEDS_ALL_NODES_ON_GPU = (
+    "--cuda-graph needs every node on the GPU, but ONNX Runtime placed some on the CPU (an op with no CUDA "
+    "kernel, such as Celu; see the per-op table's off-provider nodes); profile it without --cuda-graph or "
+    "leave it out with --act"
+)
 
 
 def _not_compiled(provider: str) -> str:
@@ -230,7 +240,9 @@ def provider_status(provider: str) -> ProviderStatus:
     with _captured_native_stderr() as native_log:
         try:
             ort.set_default_logger_severity(3)  # let the loader's error reach the captured stderr
-            session = create_session(_probe_model(), provider, session_options(threads=1, opt_level="basic"))
+            options = session_options(threads=1, opt_level="basic")
+            options.log_severity_level = 3  # the provider loader names a missing library at error level
+            session = create_session(_probe_model(), provider, options)
         except ProviderUnavailable as exc:
             missing = _missing_library(native_log())
             reason = str(exc) + (f" [{missing}]" if missing else "")
@@ -599,7 +611,10 @@ def _measure(loaded, settings, provider, opt_level, batch, x, baseline, say):
         for variant, data in variants_of(name, model, ablation=settings.ablation).items():
             options = session_options(threads=settings.threads, opt_level=opt_level)
             if provider == "cuda":
-                session = create_session(data, provider, options, cuda_graph=settings.cuda_graph)
+                try:
+                    session = create_session(data, provider, options, cuda_graph=settings.cuda_graph)
+                except UsageError as exc:
+                    raise UsageError(f"{name} ({variant}): {exc}") from None
                 targets[(name, variant, "compute")] = cuda_compute_target(session, x)
                 if variant == "as-trained":
                     plain = create_session(

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Produce reports/gpu/<gpu>/ on a machine with an NVIDIA GPU, one stage per call:
 #
-#   scripts/gpu_report.sh install DIR   onnxruntime-gpu from the wheel parts in DIR (../shared/device/README.md)
+#   scripts/gpu_report.sh install DIR   onnxruntime-gpu from the wheel parts in DIR (and DIR/wheel-name) into
+#                                       /tmp/site: put it first on PYTHONPATH (../shared/device/README.md)
 #   scripts/gpu_report.sh check         actprof env, and the GPU tests (tests/test_cuda.py, tests/test_profile.py)
 #   scripts/gpu_report.sh train DATA    every activation, 1 epoch of full MNIST in DATA, trained on the GPU
 #   scripts/gpu_report.sh profile       CPU and CUDA providers at batch 1, 64, 1024, with the ablation
@@ -47,8 +48,10 @@ case "$stage" in
       | tee "$run/profile.log"
     ;;
   graphs)
-    actprof profile --models "$models" --provider cuda --cuda-graph --batch-sizes 1,64,1024 --min-time 0.3 \
-      --out "$run/cuda-graph" 2>&1 | tee "$run/cuda-graph.log"
+    # Celu has no CUDA kernel: ORT runs it on the CPU between two copies, which a CUDA graph cannot capture.
+    graph_acts=relu,leaky_relu,prelu,elu,selu,gelu,gelu_tanh,sigmoid,tanh,softplus,silu,mish,hardswish
+    actprof profile --models "$models" --act "$graph_acts" --provider cuda --cuda-graph --batch-sizes 1,64,1024 \
+      --min-time 0.3 --out "$run/cuda-graph" 2>&1 | tee "$run/cuda-graph.log"
     actprof microbench --provider all --out "$run" 2>&1 | tee "$run/microbench.log"
     actprof report --models "$models" --results "$run" --out "$run" 2>&1 | tee "$run/report.log"
     actprof report --models "$models" --results "$run/cuda-graph" --format md,json --out "$run/cuda-graph" 2>&1 \
