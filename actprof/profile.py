@@ -182,7 +182,10 @@ def create_session(
     if provider == "cuda":
         providers = [(ep, {"enable_cuda_graph": "1" if cuda_graph else "0"}), "CPUExecutionProvider"]
     try:
-        session = ort.InferenceSession(model, options, providers=providers)
+        # When a provider fails to initialize (no visible GPU), ORT's Python layer prints an "EP Error"
+        # block to stdout and falls back to the CPU; the fallback is detected and reported below instead.
+        with contextlib.redirect_stdout(io.StringIO()):
+            session = ort.InferenceSession(model, options, providers=providers)
     except Exception as exc:
         if provider != "cpu" and ep not in ort.get_available_providers():
             raise ProviderUnavailable(_not_compiled(provider)) from None

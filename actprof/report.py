@@ -195,7 +195,18 @@ LAUNCH_CLOCK_NOTE = (
 
 
 def op_notes(record: ProfileRecord) -> str:
-    return LAUNCH_CLOCK_NOTE if any(p.clock == "launch" for p in record.op_profiles) else ""
+    """What a reader of the per-op table must know: launch-time clocks, nodes that ran off the provider."""
+    notes = [LAUNCH_CLOCK_NOTE] if any(p.clock == "launch" for p in record.op_profiles) else []
+    off: dict[tuple[str, str], list[str]] = {}
+    for p in record.op_profiles:
+        off.setdefault((p.model, p.provider), p.foreign_nodes)
+    notes += [
+        f"{model} on {provider}: {', '.join(nodes)} ran off the requested provider (an op with no kernel there), "
+        "with copies between devices in the timed path."
+        for (model, provider), nodes in off.items()
+        if nodes
+    ]
+    return " ".join(notes)
 
 
 def fusion_rows(record: ProfileRecord) -> list[dict[str, str]]:
@@ -420,7 +431,7 @@ def markdown(report: ReportRecord, profile: ProfileRecord | None, microbench: Mi
             parts += ["\n## Ablation (same weights, activation swapped)\n", _md_table(ablation_rows(profile))]
         parts += ["\n## Per-op time\n", _md_table(op_rows(profile))]
         if op_notes(profile):
-            parts += ["\n" + op_notes(profile) + "\n"]
+            parts += ["\n" + _md_escape(op_notes(profile)) + "\n"]
         parts += ["\n## What ONNX Runtime fused\n", _md_table(fusion_rows(profile))]
     if microbench:
         parts += [
