@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 
 from actprof import report, verdict
-from actprof.records import ReportRecord, read_json
+from actprof.records import ProfileRecord, ReportRecord, read_json
 
 
 @pytest.fixture(scope="module")
@@ -116,3 +117,41 @@ def test_diff_command_is_a_ci_gate(tmp_path, built):
     regressed = run_cli("diff", str(tmp_path / "base"), str(tmp_path / "new"), "--threshold", "5%")
     assert regressed.returncode == 1
     assert "regression" in regressed.stderr.splitlines()[-1]
+
+
+# --- the committed H100 run (reports/gpu/): real CUDA provider data, read back and rendered ----------
+
+GPU_RUN = Path(__file__).resolve().parent.parent / "reports" / "gpu" / "nvidia-h100-80gb-hbm3"
+
+
+@pytest.fixture(scope="module")
+def gpu_profile() -> ProfileRecord:
+    return read_json(GPU_RUN / "profile.json", ProfileRecord)
+
+
+def test_the_gpu_run_loads_and_holds_both_providers(gpu_profile):
+    assert gpu_profile.gpu is not None and "H100" in gpu_profile.gpu.name
+    assert {p.name for p in gpu_profile.providers if p.binds} == {"cpu", "cuda"}
+    modes = {r.mode for r in gpu_profile.latency if r.provider == "cuda"}
+    assert modes == {"compute", "end-to-end"}
+
+
+def test_cuda_per_op_rows_say_they_time_the_launch(gpu_profile):
+    rows = report.op_rows(gpu_profile)
+    assert {r["timed"] for r in rows if r["provider"] == "cuda"} == {"host launch"}
+    assert {r["timed"] for r in rows if r["provider"] == "cpu"} == {"kernel"}
+    assert "host-side launch" in report.op_notes(gpu_profile)
+
+
+def test_nodes_that_ran_off_the_gpu_are_named_once(gpu_profile):
+    """Celu has no CUDA kernel: ORT ran it on the CPU; the note names each node once, not per batch."""
+    notes = report.op_notes(gpu_profile)
+    assert notes.count("celu on cuda:") == 1
+    assert "node_celu_1 (CPUExecutionProvider)" in notes
+    assert "elu on cuda" not in notes.replace("celu on cuda", "")
+
+
+def test_gpu_markdown_escapes_the_note(gpu_profile, built):
+    _models, rep = built
+    text = report.markdown(rep, gpu_profile)
+    assert "node\\_celu\\_1" in text and "CUDA rows time the host-side launch" in text
