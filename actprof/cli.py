@@ -330,7 +330,7 @@ def run_command(
     epochs: Annotated[int, typer.Option(help="Training epochs.")] = 1,
     provider: Annotated[str, typer.Option(help="cpu | cuda | all.")] = "cpu",
     batch_sizes: Annotated[str, typer.Option("--batch-sizes", help="Comma list of batch sizes.")] = "1,64",
-    min_time: Annotated[float, typer.Option("--min-time", help="Seconds of timed runs per target.")] = 0.2,
+    min_time: Annotated[float, typer.Option("--min-time", help="Seconds of timed runs per target.")] = 0.1,
     seed: Annotated[str, typer.Option(help="Seed, or a comma list of seeds.")] = "0",
     seeds: Annotated[int | None, typer.Option(help="Train each activation with N seeds (seed, seed+1, …).")] = None,
     device: DeviceOpt = "cpu",

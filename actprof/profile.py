@@ -420,7 +420,7 @@ def op_profile(
     threads: int,
     x: np.ndarray,
     min_runs: int = 20,
-    min_seconds: float = 0.3,
+    min_seconds: float = 0.1,
 ) -> OpProfile:
     """Per-op time from a dedicated profiling session (never the timed one)."""
     with tempfile.TemporaryDirectory(prefix="actprof-prof-") as tmp:
