@@ -29,10 +29,10 @@ def _png(plt, fig) -> bytes:
 def accuracy_curves(models: Sequence[ModelRecord], *, x: str) -> bytes:
     """Validation accuracy vs training steps (``x="steps"``) or training seconds (``x="seconds"``)."""
     plt, fig, ax = _figure()
-    for m in models:
+    for i, m in enumerate(models):
         points = m.train.validation
         xs = [p.step if x == "steps" else p.train_seconds for p in points]
-        (line,) = ax.plot(xs, [100 * p.val_accuracy for p in points], marker=".", label=m.name)
+        (line,) = ax.plot(xs, [100 * p.val_accuracy for p in points], label=m.name, **_series_style(i))
         if len(m.runs) > 1:  # the band spans every seed's curve (validation points share their steps)
             curves = [[100 * p.val_accuracy for p in run.validation] for run in m.runs]
             if len({len(c) for c in curves}) == 1:
@@ -55,6 +55,11 @@ def accuracy_curves(models: Sequence[ModelRecord], *, x: str) -> bytes:
     ax.grid(alpha=0.3)
     ax.legend(ncol=4, fontsize="small")
     return _png(plt, fig)
+
+
+def _series_style(index: int) -> dict[str, str]:
+    """Ten colours, then the same colours dashed and dotted: 14 activations stay distinguishable."""
+    return {"color": f"C{index % 10}", "linestyle": ("-", "--", ":")[index // 10 % 3], "marker": "."}
 
 
 def latency_bars(profile: ProfileRecord, *, provider: str, batch: int) -> bytes:
