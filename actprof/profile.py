@@ -184,7 +184,7 @@ def create_session(
     try:
         # When a provider fails to initialize (no visible GPU), ORT's Python layer prints an "EP Error"
         # block to stdout and falls back to the CPU; the fallback is detected and reported below instead.
-        with contextlib.redirect_stdout(io.StringIO()):
+        with contextlib.redirect_stdout(io.StringIO()) as printed:
             session = ort.InferenceSession(model, options, providers=providers)
     except Exception as exc:
         if provider != "cpu" and ep not in ort.get_available_providers():
@@ -194,15 +194,23 @@ def create_session(
         raise ModelFileError(f"ONNX Runtime cannot load the model: {str(exc).splitlines()[0]}") from None
     bound = session.get_providers()
     if not bound or bound[0] != ep:
-        raise ProviderUnavailable(_did_not_bind(provider, bound))
+        cause = provider_failure(printed.getvalue())
+        raise ProviderUnavailable(_did_not_bind(provider, bound) + (f" [{cause}]" if cause else ""))
     return session
 
 
 GRAPH_NEEDS_ALL_NODES_ON_GPU = (
     "--cuda-graph needs every node on the GPU, but ONNX Runtime placed some on the CPU (an op with no CUDA "
-    "kernel, such as Celu; see the per-op table's off-provider nodes); profile it without --cuda-graph or "
-    "leave it out with --act"
+    "kernel, such as Celu; a profile without --cuda-graph names them as off-provider nodes); profile it "
+    "without --cuda-graph or leave it out with --act"
 )
+
+
+def provider_failure(printed: str) -> str | None:
+    """The cause in the "EP Error" block ORT prints when a provider fails to start, e.g.
+    "CUDA failure 100: no CUDA-capable device is detected" (the rest is source paths and templates)."""
+    match = re.search(r"\b((?:CUDA|CUDNN|CUBLAS) failure \d+: [^;\n]*?)\s*;", printed)
+    return match.group(1) if match else None
 
 
 def _not_compiled(provider: str) -> str:
@@ -293,7 +301,8 @@ def gpu_info() -> GpuInfo | None:
 @dataclass
 class Target:
     """A session ready to run one batch: ``run`` is what the harness times; ``load`` puts a new batch of
-    the same shape in place and ``output`` reads the last result (both outside any timing)."""
+    the same shape in place and ``output`` returns the outputs for the loaded batch (neither is timed).
+    On the GPU ``output`` reads the bound buffer the last ``run`` wrote; on the host it runs once more."""
 
     session: ort.InferenceSession
     run: Callable[[], object]
@@ -529,6 +538,7 @@ def run_profile(
             raise ProviderUnavailable(status.reason)
     loaded = {record.name: (path.read_bytes(), record) for path, record in models}
     baseline = baseline if baseline in loaded else None
+    _check_cuda_graphs(loaded, settings)
     latencies: list[LatencyResult] = []
     ablations: list[AblationResult] = []
     op_profiles: list[OpProfile] = []
@@ -607,6 +617,25 @@ def variants_of(name: str, model: bytes, *, ablation: bool) -> dict[str, bytes]:
     return found
 
 
+def _cuda_session(name: str, variant: str, data: bytes, options, *, cuda_graph: bool) -> ort.InferenceSession:
+    try:
+        return create_session(data, "cuda", options, cuda_graph=cuda_graph)
+    except UsageError as exc:
+        raise UsageError(f"{name} ({variant}): {exc}") from None
+
+
+def _check_cuda_graphs(loaded: dict[str, tuple[bytes, ModelRecord]], settings: ProfileSettings) -> None:
+    """With --cuda-graph, refuse a model ORT would not run wholly on the GPU before anything is timed
+    (the CPU pass comes first under --provider all and would otherwise be thrown away)."""
+    if not (settings.cuda_graph and "cuda" in settings.providers):
+        return
+    for name, (model, _record) in loaded.items():
+        for variant, data in variants_of(name, model, ablation=settings.ablation).items():
+            for opt_level in settings.opt_levels:
+                options = session_options(threads=settings.threads, opt_level=opt_level)
+                _cuda_session(name, variant, data, options, cuda_graph=True)
+
+
 def _measure(loaded, settings, provider, opt_level, batch, x, baseline, say):
     """One interleaved measurement of every (model, variant, mode) at one provider × opt level × batch."""
     targets: dict[tuple[str, str, str], Target] = {}
@@ -614,10 +643,7 @@ def _measure(loaded, settings, provider, opt_level, batch, x, baseline, say):
         for variant, data in variants_of(name, model, ablation=settings.ablation).items():
             options = session_options(threads=settings.threads, opt_level=opt_level)
             if provider == "cuda":
-                try:
-                    session = create_session(data, provider, options, cuda_graph=settings.cuda_graph)
-                except UsageError as exc:
-                    raise UsageError(f"{name} ({variant}): {exc}") from None
+                session = _cuda_session(name, variant, data, options, cuda_graph=settings.cuda_graph)
                 targets[(name, variant, "compute")] = cuda_compute_target(session, x)
                 if variant == "as-trained":
                     plain = create_session(

@@ -197,12 +197,12 @@ LAUNCH_CLOCK_NOTE = (
 def op_notes(record: ProfileRecord) -> str:
     """What a reader of the per-op table must know: launch-time clocks, nodes that ran off the provider."""
     notes = [LAUNCH_CLOCK_NOTE] if any(p.clock == "launch" for p in record.op_profiles) else []
-    off: dict[tuple[str, str], list[str]] = {}
-    for p in record.op_profiles:
-        off.setdefault((p.model, p.provider), p.foreign_nodes)
+    off: dict[tuple[str, str], set[str]] = {}
+    for p in record.op_profiles:  # every batch and optimization level, each node named once
+        off.setdefault((p.model, p.provider), set()).update(p.foreign_nodes)
     notes += [
-        f"{model} on {provider}: {', '.join(nodes)} ran off the requested provider (an op with no kernel there), "
-        "with copies between devices in the timed path."
+        f"{model} on {provider}: {', '.join(sorted(nodes))} ran off the requested provider (an op with no "
+        "kernel there), with copies between devices in the timed path."
         for (model, provider), nodes in off.items()
         if nodes
     ]
@@ -240,7 +240,10 @@ def print_profile(record: ProfileRecord, *, console: Console) -> None:
                 "cost = as trained − identity; over ReLU = as trained − ReLU swapped in (median per-round difference)",
             )
         )
-    console.print(_rich_table("Per-op time (separate profiling session)", op_rows(record), op_notes(record) or None))
+    from rich.markup import escape
+
+    notes = op_notes(record)  # node names come from the model file: never rich markup
+    console.print(_rich_table("Per-op time (separate profiling session)", op_rows(record), escape(notes) or None))
     console.print(_rich_table("What ORT fused", fusion_rows(record)))
 
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Produce reports/gpu/<gpu>/ on a machine with an NVIDIA GPU, one stage per call:
 #
-#   scripts/gpu_report.sh install DIR   onnxruntime-gpu from the wheel parts in DIR (and DIR/wheel-name) into
-#                                       /tmp/site: put it first on PYTHONPATH (../shared/device/README.md)
+#   scripts/gpu_report.sh install DIR   onnxruntime-gpu from the wheel split into DIR/part* (its file name in
+#                                       DIR/wheel-name) into /tmp/site: put /tmp/site first on PYTHONPATH
 #   scripts/gpu_report.sh check         actprof env, and the GPU tests (tests/test_cuda.py, tests/test_profile.py)
 #   scripts/gpu_report.sh train DATA    every activation, 1 epoch of full MNIST in DATA, trained on the GPU
 #   scripts/gpu_report.sh profile       CPU and CUDA providers at batch 1, 64, 1024, with the ablation
@@ -11,7 +11,7 @@
 # Work goes to models/gpu/ and reports/gpu-run/ (both git-ignored); each stage also leaves
 # $OUT/gpu-run.tar.gz (every file but the ONNX models) when $OUT is set, so nothing is lost between calls.
 # Run from the project root, with actprof importable (PYTHONPATH=. works without installing it).
-set -uo pipefail
+set -euo pipefail
 export PYTHONUNBUFFERED=1
 stage=${1:?stage: install, check, train, profile or graphs}
 models=models/gpu
@@ -29,7 +29,7 @@ case "$stage" in
   install)
     parts=${2:?directory with the wheel parts}
     wheel=$(cat "$parts/wheel-name")
-    cat "$parts"/part* > "$parts/$wheel" && rm "$parts"/part*
+    cat "$parts"/part* > "$parts/$wheel"
     python3 -m pip install -q --no-index --no-deps --target /tmp/site "$parts/$wheel" "${@:3}"
     python3 -c "import onnxruntime as o; print(o.__version__, o.get_available_providers())"
     ;;

@@ -45,19 +45,6 @@ def test_training_on_cuda_converges_exports_and_keeps_parity(torch_cuda, tmp_pat
     assert (tmp_path / "elu.onnx").is_file()
 
 
-def test_cuda_training_is_reproducible_in_its_curve_shape(torch_cuda, sample):
-    """Same seed, same data order on either device: the first losses agree to training precision."""
-    from actprof.train import train
-
-    act = activations.get("relu")
-    config = replace(FAST, precision="fp32", epochs=1)
-    _, on_cpu = train(config_for(act), config, sample)
-    _, on_gpu = train(config_for(act), replace(config, device="cuda"), sample)
-    # Same init and order; the dropout masks differ (per-device generators), so only the start agrees.
-    assert on_gpu.step_loss[0] == pytest.approx(on_cpu.step_loss[0], rel=0.05)
-    assert on_gpu.test_accuracy > 0.8
-
-
 def _sessions(trained_models, name: str, *, cuda_graph: bool):
     model = (trained_models[0] / f"{name}.onnx").read_bytes()
     options = profile.session_options(threads=0, opt_level="all")
@@ -166,3 +153,15 @@ def test_cuda_graph_profile_times_every_model(ort_cuda, trained_models):
     record = profile.run_profile(found, settings)
     assert {r.model for r in record.latency} == {"relu", "elu"}
     assert all(r.stats.p50_ms > 0 for r in record.latency)
+
+
+def test_a_cuda_graph_refusal_comes_before_the_cpu_pass(ort_cuda, trained_models):
+    """Under --provider all the CPU is timed first: an unusable --cuda-graph must not throw that away."""
+    from actprof.errors import UsageError
+
+    found = export.find_models(trained_models[0], ["relu", "celu"])
+    settings = ProfileSettings(["cpu", "cuda"], [1], 0, ["all"], 0.05, 5, True, True, "real MNIST test images")
+    said: list[str] = []
+    with pytest.raises(UsageError, match=r"^celu \(as-trained\): --cuda-graph"):
+        profile.run_profile(found, settings, on_progress=said.append)
+    assert said == []

@@ -557,3 +557,38 @@ def test_sessions_share_one_thread_pool(trained_models):
     """Per-session pools made 22 interleaved sessions ~45% slower than one alone (spinning workers)."""
     options = profile.session_options(threads=0, opt_level="all")
     assert options.use_per_session_threads is False
+
+
+# What ORT's Python layer printed on the H100 with the GPU hidden (CUDA_VISIBLE_DEVICES=), abridged only
+# inside the repeated template signature.
+EP_ERROR_SEEN = (
+    "*************** EP Error ***************\n"
+    "EP Error /onnxruntime_src/onnxruntime/core/providers/cuda/cuda_call.cc:154 std::conditional_t<THRW, void, "
+    "onnxruntime::common::Status> onnxruntime::CudaCall(ERRTYPE, const char*, const char*, SUCCTYPE, const char*, "
+    "const char*, int) [with ERRTYPE = cudaError; bool THRW = true; SUCCTYPE = cudaError; ...] CUDA failure 100: "
+    "no CUDA-capable device is detected ; GPU=-1 ; hostname=vm ; file=/onnxruntime_src/onnxruntime/core/providers/"
+    "cuda/cuda_execution_provider.cc ; line=355 ; expr=cudaSetDevice(info_.device_id); \n\n"
+    " when using [('CUDAExecutionProvider', {'enable_cuda_graph': '0'}), 'CPUExecutionProvider']\n"
+    "Falling back to ['CPUExecutionProvider'] and retrying.\n"
+    "****************************************\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("printed", "cause"),
+    [
+        (EP_ERROR_SEEN, "CUDA failure 100: no CUDA-capable device is detected"),
+        ("EP Error … CUDNN failure 4: CUDNN_STATUS_BAD_PARAM ; GPU=0 ;", "CUDNN failure 4: CUDNN_STATUS_BAD_PARAM"),
+        ("", None),
+        ("Falling back to ['CPUExecutionProvider'] and retrying.", None),
+    ],
+)
+def test_provider_failure_names_the_cause_ort_printed(printed, cause):
+    assert profile.provider_failure(printed) == cause
+
+
+@given(st.text(max_size=300))
+@PROPERTY
+def test_provider_failure_never_raises(printed):
+    cause = profile.provider_failure(printed)
+    assert cause is None or ("failure" in cause and ";" not in cause)

@@ -155,3 +155,17 @@ def test_gpu_markdown_escapes_the_note(gpu_profile, built):
     _models, rep = built
     text = report.markdown(rep, gpu_profile)
     assert "node\\_celu\\_1" in text and "CUDA rows time the host-side launch" in text
+
+
+def test_node_names_are_not_rich_markup(gpu_profile):
+    """Node names come from the model file; one that looks like rich markup must print as text."""
+    import io
+
+    from rich.console import Console
+
+    [first, *rest] = gpu_profile.op_profiles
+    hostile = dataclasses.replace(first, foreign_nodes=["[/bold] node (CPUExecutionProvider)"])
+    record = dataclasses.replace(gpu_profile, op_profiles=[hostile, *rest])
+    out = io.StringIO()
+    report.print_profile(record, console=Console(file=out, width=300))
+    assert "[/bold] node" in out.getvalue()
