@@ -3,13 +3,31 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-from actprof.records import TrainConfig
+from actprof.records import ProfileSettings, TrainConfig
 
 FAST = TrainConfig(epochs=1, batch_size=250, val_every=10, val_size=500, seed=0)
+
+
+def quick_settings(
+    providers: list[str], batch_sizes: list[int], *, threads: int = 0, ablation: bool = True, cuda_graph: bool = False
+) -> ProfileSettings:
+    """Profile settings with short timing (0.05 s and 5 runs per target) at ORT's top optimization level."""
+    return ProfileSettings(
+        providers=providers,
+        batch_sizes=batch_sizes,
+        threads=threads,
+        opt_levels=["all"],
+        min_time=0.05,
+        min_runs=5,
+        ablation=ablation,
+        cuda_graph=cuda_graph,
+        input="real MNIST test images (bundled sample)",
+    )
 
 
 def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -31,6 +49,31 @@ def assert_user_error(result: subprocess.CompletedProcess, *, code: int, contain
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert lines and lines[-1].startswith("actprof: error:"), result.stderr
     assert contains.lower() in lines[-1].lower(), lines[-1]
+
+
+def with_external_weights(source: Path, directory: Path) -> Path:
+    """``source`` saved as ``directory/m.onnx`` with its weights beside it in ``directory/w.bin``."""
+    import onnx
+
+    directory.mkdir()
+    path = directory / "m.onnx"
+    onnx.save_model(onnx.load(str(source)), str(path), save_as_external_data=True, location="w.bin", size_threshold=0)
+    return path
+
+
+def point_weights_outside(path: Path) -> Path:
+    """Move the model's external weights one directory up and point it at ``../w.bin``: what a loader must
+    refuse (a model file may not reach outside its own directory)."""
+    import onnx
+
+    shutil.move(path.parent / "w.bin", path.parent.parent / "w.bin")
+    model = onnx.load(str(path), load_external_data=False)
+    for tensor in model.graph.initializer:
+        for entry in tensor.external_data:
+            if entry.key == "location":
+                entry.value = "../w.bin"
+    path.write_bytes(model.SerializeToString())
+    return path
 
 
 def plain_ort_session(model):

@@ -10,11 +10,11 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import onnx
 import pytest
 
 from actprof import cli
 from actprof.data import STEMS, write_idx
+from tests.helpers import point_weights_outside, with_external_weights
 
 
 def invoke(capsys, monkeypatch, *args: str) -> tuple[int, str]:
@@ -361,20 +361,10 @@ def test_optimize_refuses_corrupt_and_non_monotonic_models(capsys, monkeypatch, 
 
 def test_optimize_refuses_external_data_outside_the_model_directory(capsys, monkeypatch, tmp_path, trained_models):
     src, _ = trained_models
-    inner = tmp_path / "inner"
-    inner.mkdir()
-    model = onnx.load(str(src / "relu.onnx"))
-    onnx.save_model(model, str(inner / "m.onnx"), save_as_external_data=True, location="w.bin", size_threshold=0)
-    shutil.move(inner / "w.bin", tmp_path / "w.bin")
-    evil = onnx.load(str(inner / "m.onnx"), load_external_data=False)
-    for tensor in evil.graph.initializer:
-        for entry in tensor.external_data:
-            if entry.key == "location":
-                entry.value = "../w.bin"
-    (inner / "m.onnx").write_bytes(evil.SerializeToString())
-    code, output = invoke(capsys, monkeypatch, "optimize", str(inner / "m.onnx"))
+    evil = point_weights_outside(with_external_weights(src / "relu.onnx", tmp_path / "inner"))
+    code, output = invoke(capsys, monkeypatch, "optimize", str(evil))
     assert_one_line_error(code, output, expected_code=2, contains="outside its directory")
-    assert sorted(p.name for p in inner.iterdir()) == ["m.onnx"]
+    assert sorted(p.name for p in evil.parent.iterdir()) == ["m.onnx"]
 
 
 MICROBENCH_ERRORS = [

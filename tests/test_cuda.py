@@ -14,8 +14,7 @@ import torch
 
 from actprof import activations, export, profile
 from actprof.model import config_for
-from actprof.records import ProfileSettings
-from tests.helpers import FAST
+from tests.helpers import FAST, quick_settings
 
 CUDA_EP = "CUDAExecutionProvider"
 
@@ -84,7 +83,7 @@ def test_cuda_graph_refuses_a_model_with_nodes_off_the_gpu(ort_cuda, trained_mod
     with pytest.raises(UsageError, match="--cuda-graph needs every node on the GPU"):
         profile.create_session(model, "cuda", options, cuda_graph=True)
     found = export.find_models(trained_models[0], ["relu", "celu"])
-    settings = ProfileSettings(["cuda"], [1], 0, ["all"], 0.05, 5, False, True, "real MNIST test images")
+    settings = quick_settings(["cuda"], [1], ablation=False, cuda_graph=True)
     with pytest.raises(UsageError, match=r"^celu \(as-trained\): --cuda-graph"):
         profile.run_profile(found, settings)
 
@@ -112,17 +111,7 @@ def test_a_missing_cuda_library_is_named_in_the_refusal(ort_cuda):
 def test_cuda_profile_runs_every_activation_node_on_the_gpu(ort_cuda, trained_models):
     names = ["relu", "elu", "selu", "gelu", "mish", "softplus"]
     found = export.find_models(trained_models[0], names)
-    settings = ProfileSettings(
-        providers=["cuda"],
-        batch_sizes=[1, 64],
-        threads=0,
-        opt_levels=["all"],
-        min_time=0.05,
-        min_runs=5,
-        ablation=True,
-        cuda_graph=False,
-        input="real MNIST test images (bundled sample)",
-    )
+    settings = quick_settings(["cuda"], [1, 64])
     record = profile.run_profile(found, settings)
     assert record.gpu is not None and record.gpu.name
     assert [p.name for p in record.providers] == ["cuda"] and record.providers[0].binds
@@ -139,17 +128,7 @@ def test_cuda_profile_runs_every_activation_node_on_the_gpu(ort_cuda, trained_mo
 
 def test_cuda_graph_profile_times_every_model(ort_cuda, trained_models):
     found = export.find_models(trained_models[0], ["relu", "elu"])
-    settings = ProfileSettings(
-        providers=["cuda"],
-        batch_sizes=[64],
-        threads=0,
-        opt_levels=["all"],
-        min_time=0.05,
-        min_runs=5,
-        ablation=True,
-        cuda_graph=True,
-        input="real MNIST test images (bundled sample)",
-    )
+    settings = quick_settings(["cuda"], [64], cuda_graph=True)
     record = profile.run_profile(found, settings)
     assert {r.model for r in record.latency} == {"relu", "elu"}
     assert all(r.stats.p50_ms > 0 for r in record.latency)
@@ -160,7 +139,7 @@ def test_a_cuda_graph_refusal_comes_before_the_cpu_pass(ort_cuda, trained_models
     from actprof.errors import UsageError
 
     found = export.find_models(trained_models[0], ["relu", "celu"])
-    settings = ProfileSettings(["cpu", "cuda"], [1], 0, ["all"], 0.05, 5, True, True, "real MNIST test images")
+    settings = quick_settings(["cpu", "cuda"], [1], cuda_graph=True)
     said: list[str] = []
     with pytest.raises(UsageError, match=r"^celu \(as-trained\): --cuda-graph"):
         profile.run_profile(found, settings, on_progress=said.append)

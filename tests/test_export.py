@@ -12,7 +12,14 @@ from actprof.data import to_tensor
 from actprof.errors import ModelFileError, ParityError, TrainingDiverged
 from actprof.model import config_for
 from actprof.records import SCHEMA_VERSION, ModelRecord, TrainConfig, read_json
-from tests.helpers import FAST, assert_user_error, plain_ort_session, run_cli
+from tests.helpers import (
+    FAST,
+    assert_user_error,
+    plain_ort_session,
+    point_weights_outside,
+    run_cli,
+    with_external_weights,
+)
 
 ALL = list(activations.ACTIVATIONS)
 
@@ -145,20 +152,11 @@ def test_find_models_detects_a_mismatched_onnx(tmp_path, trained_models):
 
 def test_load_model_file_refuses_external_data_outside_its_directory(tmp_path, trained_models):
     out, _ = trained_models
-    model = onnx.load(str(out / "relu.onnx"))
-    inner = tmp_path / "inner"
-    inner.mkdir()
-    onnx.save_model(model, str(inner / "m.onnx"), save_as_external_data=True, location="w.bin", size_threshold=0)
-    assert export.load_model_file(inner / "m.onnx").graph.node
-    (tmp_path / "w.bin").write_bytes((inner / "w.bin").read_bytes())
-    evil = onnx.load(str(inner / "m.onnx"), load_external_data=False)
-    for tensor in evil.graph.initializer:
-        for entry in tensor.external_data:
-            if entry.key == "location":
-                entry.value = "../w.bin"
-    (inner / "evil.onnx").write_bytes(evil.SerializeToString())
+    path = with_external_weights(out / "relu.onnx", tmp_path / "inner")
+    assert export.load_model_file(path).graph.node
+    point_weights_outside(path)
     with pytest.raises(ModelFileError, match="outside its directory"):
-        export.load_model_file(inner / "evil.onnx")
+        export.load_model_file(path)
 
 
 def test_cli_train_export_writes_both_files(tmp_path):

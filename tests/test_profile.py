@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 from actprof import export, profile
 from actprof.errors import ModelFileError, ProviderUnavailable, UsageError
-from actprof.records import ProfileRecord, ProfileSettings, read_json
-from tests.helpers import assert_user_error, run_cli
+from actprof.records import ProfileRecord, read_json
+from tests.helpers import assert_user_error, quick_settings, run_cli
 
 PROPERTY = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -262,17 +262,7 @@ def test_cli_bad_models_dir(tmp_path, which):
 @pytest.fixture(scope="module")
 def profiled(trained_models) -> ProfileRecord:
     found = export.find_models(trained_models[0], ["relu", "elu"])
-    settings = ProfileSettings(
-        providers=["cpu"],
-        batch_sizes=[1],
-        threads=1,
-        opt_levels=["all"],
-        min_time=0.05,
-        min_runs=5,
-        ablation=True,
-        cuda_graph=False,
-        input="real MNIST test images (bundled sample)",
-    )
+    settings = quick_settings(["cpu"], [1], threads=1)
     messages: list[str] = []
     record = profile.run_profile(found, settings, on_progress=messages.append)
     assert messages
@@ -335,7 +325,7 @@ def test_run_profile_record_round_trips(profiled, tmp_path):
 def test_run_profile_refuses_a_provider_that_does_not_bind(trained_models, cuda_status):
     skip_if_cuda_binds(cuda_status)
     found = export.find_models(trained_models[0], ["relu"])
-    settings = ProfileSettings(["cuda"], [1], 1, ["all"], 0.05, 5, False, False, "x")
+    settings = quick_settings(["cuda"], [1], threads=1, ablation=False)
     with pytest.raises(ProviderUnavailable):
         profile.run_profile(found, settings)
 
