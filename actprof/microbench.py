@@ -14,7 +14,7 @@ import numpy as np
 
 from actprof import latency, profile
 from actprof.activations import Activation
-from actprof.profile import create_session, cuda_compute_target, host_target, session_options
+from actprof.profile import compute_target, create_session, session_options
 from actprof.records import SCHEMA_VERSION, MicrobenchRecord, OpBandwidth
 
 OPSET = 20
@@ -105,7 +105,7 @@ def measure(
             name = act.name if act else "copy"
             options = session_options(threads=threads, opt_level="all")
             session = create_session(single_op_model(act), provider, options)
-            targets[name] = _target(session, x, provider)
+            targets[name] = compute_target(session, x, provider, input_name="x", output_name="y")
         say(f"{provider}: {len(targets)} ops over {n:,} elements ({4 * n / 2**20:,.0f} MiB)")
         rounds = latency.interleave(
             {k: t.run for k, t in targets.items()}, min_seconds=min_time, min_runs=min_runs, min_rounds=5
@@ -136,12 +136,6 @@ def measure(
         l3_bytes=l3_bytes(),
         results=results,
     )
-
-
-def _target(session, x: np.ndarray, provider: str):
-    if provider == "cuda":
-        return cuda_compute_target(session, x, input_name="x", output_name="y")
-    return host_target(session, x, input_name="x", output_name="y")
 
 
 def merge(records: list[MicrobenchRecord]) -> MicrobenchRecord:

@@ -348,6 +348,14 @@ def cuda_compute_target(
     return Target(session, run, device_input.update_inplace, device_output.numpy)
 
 
+def compute_target(
+    session: ort.InferenceSession, x: np.ndarray, provider: str, *, input_name: str = INPUT, output_name: str = OUTPUT
+) -> Target:
+    """Compute latency on ``provider``: host arrays on the CPU, buffers bound on the device for CUDA."""
+    make = cuda_compute_target if provider == "cuda" else host_target
+    return make(session, x, input_name=input_name, output_name=output_name)
+
+
 @functools.cache
 def _image_pool() -> np.ndarray:
     from actprof.data import load_mnist, to_tensor
@@ -435,7 +443,7 @@ def op_profile(
     with tempfile.TemporaryDirectory(prefix="actprof-prof-") as tmp:
         options = session_options(threads=threads, opt_level=opt_level, profile_prefix=f"{tmp}/ort")
         session = create_session(model, provider, options)
-        target = cuda_compute_target(session, x) if provider == "cuda" else host_target(session, x)
+        target = compute_target(session, x, provider)
         for _ in range(5):
             target.run()
         started, runs = time.perf_counter(), 0
@@ -469,7 +477,6 @@ def op_profile(
         activation_share=act_us / grand if grand else 0.0,
         layout_us_per_run=sum(o.us_per_run for o in ops if o.op_type in LAYOUT_OPS),
         foreign_nodes=foreign,
-        clock="launch" if provider == "cuda" else "kernel",
     )
 
 
@@ -536,7 +543,7 @@ def run_profile(
     for status in statuses:
         if not status.binds:
             raise ProviderUnavailable(status.reason)
-    loaded = {record.name: (path.read_bytes(), record) for path, record in models}
+    loaded = {record.name: path.read_bytes() for path, record in models}
     baseline = baseline if baseline in loaded else None
     _check_cuda_graphs(loaded, settings)
     latencies: list[LatencyResult] = []
@@ -545,7 +552,7 @@ def run_profile(
     fusion: list[FusionCensus] = []
     for provider in settings.providers:
         for opt_level in settings.opt_levels:
-            for name, (model, _record) in loaded.items():
+            for name, model in loaded.items():
                 say(f"{provider}: fusion census of {name} at opt level {opt_level}")
                 fusion.append(
                     fusion_census(
@@ -561,7 +568,7 @@ def run_profile(
                 lat, abl = _measure(loaded, settings, provider, opt_level, batch, x, baseline, say)
                 latencies += lat
                 ablations += abl
-                for name, (model, _record) in loaded.items():
+                for name, model in loaded.items():
                     say(f"{provider}: per-op profile of {name} at batch {batch}")
                     op_profiles.append(
                         op_profile(
@@ -617,41 +624,39 @@ def variants_of(name: str, model: bytes, *, ablation: bool) -> dict[str, bytes]:
     return found
 
 
-def _cuda_session(name: str, variant: str, data: bytes, options, *, cuda_graph: bool) -> ort.InferenceSession:
+def _named_session(
+    name: str, variant: str, data: bytes, provider: str, options, *, cuda_graph: bool
+) -> ort.InferenceSession:
+    """create_session, with a refusal that says which model and variant it is about."""
     try:
-        return create_session(data, "cuda", options, cuda_graph=cuda_graph)
+        return create_session(data, provider, options, cuda_graph=cuda_graph)
     except UsageError as exc:
         raise UsageError(f"{name} ({variant}): {exc}") from None
 
 
-def _check_cuda_graphs(loaded: dict[str, tuple[bytes, ModelRecord]], settings: ProfileSettings) -> None:
+def _check_cuda_graphs(loaded: dict[str, bytes], settings: ProfileSettings) -> None:
     """With --cuda-graph, refuse a model ORT would not run wholly on the GPU before anything is timed
     (the CPU pass comes first under --provider all and would otherwise be thrown away)."""
     if not (settings.cuda_graph and "cuda" in settings.providers):
         return
-    for name, (model, _record) in loaded.items():
+    for name, model in loaded.items():
         for variant, data in variants_of(name, model, ablation=settings.ablation).items():
             for opt_level in settings.opt_levels:
                 options = session_options(threads=settings.threads, opt_level=opt_level)
-                _cuda_session(name, variant, data, options, cuda_graph=True)
+                _named_session(name, variant, data, "cuda", options, cuda_graph=True)
 
 
 def _measure(loaded, settings, provider, opt_level, batch, x, baseline, say):
     """One interleaved measurement of every (model, variant, mode) at one provider × opt level × batch."""
     targets: dict[tuple[str, str, str], Target] = {}
-    for name, (model, _record) in loaded.items():
+    for name, model in loaded.items():
         for variant, data in variants_of(name, model, ablation=settings.ablation).items():
             options = session_options(threads=settings.threads, opt_level=opt_level)
-            if provider == "cuda":
-                session = _cuda_session(name, variant, data, options, cuda_graph=settings.cuda_graph)
-                targets[(name, variant, "compute")] = cuda_compute_target(session, x)
-                if variant == "as-trained":
-                    plain = create_session(
-                        data, provider, session_options(threads=settings.threads, opt_level=opt_level)
-                    )
-                    targets[(name, variant, "end-to-end")] = host_target(plain, x)
-            else:
-                targets[(name, variant, "compute")] = host_target(create_session(data, provider, options), x)
+            session = _named_session(name, variant, data, provider, options, cuda_graph=settings.cuda_graph)
+            targets[(name, variant, "compute")] = compute_target(session, x, provider)
+            if provider == "cuda" and variant == "as-trained":  # fed from host memory: the copies included
+                plain = create_session(data, provider, session_options(threads=settings.threads, opt_level=opt_level))
+                targets[(name, variant, "end-to-end")] = host_target(plain, x)
     say(f"{provider}: timing {len(targets)} sessions at batch {batch}, opt level {opt_level}")
     keyed = {"|".join(key): target.run for key, target in targets.items()}
     rounds = latency.interleave(keyed, min_seconds=settings.min_time, min_runs=settings.min_runs)

@@ -500,9 +500,12 @@ class OpProfile:
     activation_share: float
     layout_us_per_run: float  # ReorderInput/ReorderOutput/Transpose that ORT added
     foreign_nodes: list[str]  # nodes that ran on a provider other than the requested one
-    # What ORT's per-node events time: "kernel" on the CPU (each kernel runs to completion), "launch" on
-    # CUDA (the host-side enqueue; ORT's pip build has no CUPTI, so GPU kernel time is not in the profile).
-    clock: str = "kernel"
+
+    @property
+    def clock(self) -> str:
+        """What ORT's per-node events time: "kernel" on the CPU (each kernel runs to completion), "launch" on
+        CUDA (the host-side enqueue; ORT's pip build has no CUPTI, so GPU kernel time is not in the profile)."""
+        return "launch" if self.provider == "cuda" else "kernel"
 
 
 @dataclass(frozen=True)
