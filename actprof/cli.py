@@ -76,11 +76,12 @@ def train_export(
         raise _usage(f"--alpha does not apply to {bad}; choose activations that take a parameter")
     if init is not None:
         activations.check_init(init)
+    seed_list = _seeds(seed, seeds)
     train_config = TrainConfig(
         epochs=epochs,
         batch_size=batch_size,
         lr=lr,
-        seed=_seeds(seed, seeds)[0],
+        seed=seed_list[0],
         precision=precision,
         val_every=val_every,
         threads=threads,
@@ -101,7 +102,7 @@ def train_export(
         exporter=exporter,
         out=out,
         rewrite=rewrite,
-        extra_seeds=_seeds(seed, seeds)[1:],
+        extra_seeds=seed_list[1:],
     )
     from actprof import report
 

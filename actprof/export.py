@@ -121,13 +121,9 @@ def is_decomposed(act_counts: dict[str, int], expected: tuple[str, ...] | list[s
 
 
 def cpu_session(model_bytes: bytes) -> ort.InferenceSession:
-    import onnxruntime as ort
+    from actprof.profile import create_session, session_options
 
-    from actprof.profile import session_options
-
-    return ort.InferenceSession(
-        model_bytes, session_options(threads=0, opt_level="all"), providers=["CPUExecutionProvider"]
-    )
+    return create_session(model_bytes, "cpu", session_options(threads=0, opt_level="all"))
 
 
 def run_batches(session: ort.InferenceSession, x: np.ndarray, chunk: int = 1000) -> np.ndarray:

@@ -135,8 +135,8 @@ def prune_unused(model: onnx.ModelProto) -> None:
     graph.value_info.extend(value_info)
 
 
-# Single ops that are monotonic non-decreasing for every attribute value they are exported with here.
-MONOTONIC_OPS = frozenset({"Relu", "Elu", "Selu", "Celu", "Sigmoid", "Tanh", "HardSigmoid", "Softsign"})
+# Single ops that are monotonic non-decreasing whenever their alpha (a slope or a scale), if any, is ≥ 0.
+MONOTONIC_OPS = frozenset({"Relu", "LeakyRelu", "Elu", "Selu", "Celu", "Sigmoid", "Tanh", "HardSigmoid", "Softsign"})
 
 
 def is_monotonic(model: onnx.ModelProto, region: Region) -> bool:
@@ -149,8 +149,6 @@ def is_monotonic(model: onnx.ModelProto, region: Region) -> bool:
         return False
     node = model.graph.node[region.nodes[0]]
     if node.op_type in MONOTONIC_OPS:
-        return all(a.f >= 0 for a in node.attribute if a.name == "alpha") or node.op_type in {"Sigmoid", "Tanh"}
-    if node.op_type == "LeakyRelu":
         return all(a.f >= 0 for a in node.attribute if a.name == "alpha")
     if node.op_type == "PRelu":
         from onnx import numpy_helper
