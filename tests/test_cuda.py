@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 import torch
 
-from actprof import activations, export, profile
+from actprof import activations, attribution, graph, pipeline, profile, runtime, storage
 from actprof.model import config_for
 from tests.helpers import FAST, quick_settings
 
+pytestmark = pytest.mark.gpu
 CUDA_EP = "CUDAExecutionProvider"
 
 
@@ -27,14 +28,14 @@ def torch_cuda() -> None:
 
 @pytest.fixture(scope="module")
 def ort_cuda() -> None:
-    status = profile.provider_status("cuda")
+    status = runtime.provider_status("cuda")
     if not status.binds:
         pytest.skip(f"ONNX Runtime's CUDA provider does not bind here ({status.reason})")
 
 
 def test_training_on_cuda_converges_exports_and_keeps_parity(torch_cuda, tmp_path, sample):
     act = activations.get("elu")
-    record = export.train_and_export(act, config_for(act), replace(FAST, device="cuda"), sample, out_dir=tmp_path)
+    record = pipeline.train_and_export(act, config_for(act), replace(FAST, device="cuda"), sample, out_dir=tmp_path)
     assert record.train.config.device == "cuda"
     assert record.train.device_name == torch.cuda.get_device_name()
     assert record.train.config.precision in {"bf16", "fp32"}
@@ -46,9 +47,9 @@ def test_training_on_cuda_converges_exports_and_keeps_parity(torch_cuda, tmp_pat
 
 def _sessions(trained_models, name: str, *, cuda_graph: bool):
     model = (trained_models[0] / f"{name}.onnx").read_bytes()
-    options = profile.session_options(threads=0, opt_level="all")
-    gpu = profile.create_session(model, "cuda", options, cuda_graph=cuda_graph)
-    cpu = profile.create_session(model, "cpu", profile.session_options(threads=0, opt_level="all"))
+    options = runtime.session_options(threads=0, opt_level="all")
+    gpu = runtime.create_session(model, "cuda", options, cuda_graph=cuda_graph)
+    cpu = runtime.create_session(model, "cpu", runtime.session_options(threads=0, opt_level="all"))
     return gpu, cpu
 
 
@@ -63,9 +64,9 @@ def test_io_bound_gpu_output_matches_the_cpu_for_every_new_input(ort_cuda, train
     """The bound buffers are reused run after run (a CUDA graph replays on them): new input, new output."""
     gpu, cpu = _sessions(trained_models, name, cuda_graph=cuda_graph)
     first, second = profile.images(64), profile.images(128)[64:]
-    expected = {id(b): cpu.run([profile.OUTPUT], {profile.INPUT: b})[0] for b in (first, second)}
+    expected = {id(b): cpu.run([graph.OUTPUT_NAME], {graph.INPUT_NAME: b})[0] for b in (first, second)}
     assert np.abs(expected[id(first)] - expected[id(second)]).max() > 1.0  # different images, different logits
-    target = profile.cuda_compute_target(gpu, first)
+    target = runtime.cuda_compute_target(gpu, first)
     for batch in (first, second, first):
         target.load(batch)
         target.run()
@@ -79,10 +80,10 @@ def test_cuda_graph_refuses_a_model_with_nodes_off_the_gpu(ort_cuda, trained_mod
     from actprof.errors import UsageError
 
     model = (trained_models[0] / "celu.onnx").read_bytes()
-    options = profile.session_options(threads=0, opt_level="all")
+    options = runtime.session_options(threads=0, opt_level="all")
     with pytest.raises(UsageError, match="--cuda-graph needs every node on the GPU"):
-        profile.create_session(model, "cuda", options, cuda_graph=True)
-    found = export.find_models(trained_models[0], ["relu", "celu"])
+        runtime.create_session(model, "cuda", options, cuda_graph=True)
+    found = storage.find_models(trained_models[0], ["relu", "celu"])
     settings = quick_settings(["cuda"], [1], ablation=False, cuda_graph=True)
     with pytest.raises(UsageError, match=r"^celu \(as-trained\): --cuda-graph"):
         profile.run_profile(found, settings)
@@ -110,13 +111,13 @@ def test_a_missing_cuda_library_is_named_in_the_refusal(ort_cuda):
 
 def test_cuda_profile_runs_every_activation_node_on_the_gpu(ort_cuda, trained_models):
     names = ["relu", "elu", "selu", "gelu", "mish", "softplus"]
-    found = export.find_models(trained_models[0], names)
+    found = storage.find_models(trained_models[0], names)
     settings = quick_settings(["cuda"], [1, 64])
     record = profile.run_profile(found, settings)
     assert record.gpu is not None and record.gpu.name
     assert [p.name for p in record.providers] == ["cuda"] and record.providers[0].binds
     for op_profile in record.op_profiles:
-        acts = [op for op in op_profile.ops if profile.is_activation_op(op.op_type)]
+        acts = [op for op in op_profile.ops if attribution.is_activation_op(op.op_type)]
         if op_profile.model != "relu":
             assert acts, op_profile.model
         assert all(op.provider == CUDA_EP for op in acts), (op_profile.model, acts)
@@ -127,7 +128,7 @@ def test_cuda_profile_runs_every_activation_node_on_the_gpu(ort_cuda, trained_mo
 
 
 def test_cuda_graph_profile_times_every_model(ort_cuda, trained_models):
-    found = export.find_models(trained_models[0], ["relu", "elu"])
+    found = storage.find_models(trained_models[0], ["relu", "elu"])
     settings = quick_settings(["cuda"], [64], cuda_graph=True)
     record = profile.run_profile(found, settings)
     assert {r.model for r in record.latency} == {"relu", "elu"}
@@ -138,7 +139,7 @@ def test_a_cuda_graph_refusal_comes_before_the_cpu_pass(ort_cuda, trained_models
     """Under --provider all the CPU is timed first: an unusable --cuda-graph must not throw that away."""
     from actprof.errors import UsageError
 
-    found = export.find_models(trained_models[0], ["relu", "celu"])
+    found = storage.find_models(trained_models[0], ["relu", "celu"])
     settings = quick_settings(["cpu", "cuda"], [1], cuda_graph=True)
     said: list[str] = []
     with pytest.raises(UsageError, match=r"^celu \(as-trained\): --cuda-graph"):
