@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from actprof.errors import UsageError
+from actprof.settings import parse_choices
 
 if TYPE_CHECKING:
     from torch import nn
@@ -163,16 +164,9 @@ def get(name: str) -> Activation:
 
 def parse_list(spec: str) -> list[Activation]:
     """``"elu"``, ``"relu,elu"`` or ``"all"`` → activations, in the order given, without repeats."""
-    items = [s.strip() for s in spec.split(",") if s.strip()]
-    if not items:
-        raise UsageError(f"--act is empty; choose from: {', '.join(names())}, or 'all'")
-    if any(s.lower() == "all" for s in items):
+    if "all" in (s.strip().lower() for s in spec.split(",")):  # "relu,all" too: every activation
         return list(_TABLE)
-    chosen: dict[str, Activation] = {}
-    for item in items:
-        act = get(item)
-        chosen.setdefault(act.name, act)
-    return list(chosen.values())
+    return [ACTIVATIONS[n] for n in parse_choices(spec, names(), "--act", allow_all=True, what="activation")]
 
 
 def check_init(init: str) -> Init:

@@ -32,6 +32,13 @@ DataDirOpt = Annotated[
 ]
 DatasetOpt = Annotated[str, typer.Option("--dataset", help="auto | full | sample.")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="Where PyTorch trains: cpu | cuda.")]
+ProviderOpt = Annotated[str, typer.Option("--provider", help="cpu | cuda | all (every provider that binds here).")]
+BatchSizesOpt = Annotated[str, typer.Option("--batch-sizes", help="Comma list of batch sizes.")]
+MinTimeOpt = Annotated[float, typer.Option("--min-time", help="Seconds of timed runs per target.")]
+BaselineOpt = Annotated[str, typer.Option("--baseline", help="Activation every other one is judged against.")]
+SeedOpt = Annotated[str, typer.Option("--seed", help="Seed, or a comma list: same init draw and data order for all.")]
+SeedsOpt = Annotated[int | None, typer.Option("--seeds", help="Train each activation with N seeds (seed, seed+1, …).")]
+EpochsOpt = Annotated[int, typer.Option("--epochs", help="Training epochs.")]
 
 
 def _console():
@@ -41,6 +48,10 @@ def _console():
     return Console(stderr=True, width=None if sys.stderr.isatty() else 200)
 
 
+def _say(message: str) -> None:
+    _console().print(message, markup=False, highlight=False)
+
+
 @app.command("train-export")
 def train_export(
     act: ActOpt = "relu,elu",
@@ -48,11 +59,11 @@ def train_export(
         float | None, typer.Option(help="The activation's parameter (ELU/CELU alpha, LeakyReLU slope…).")
     ] = None,
     init: Annotated[str | None, typer.Option(help="he | lecun | glorot | default (family default).")] = None,
-    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 1,
+    epochs: EpochsOpt = 1,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Batch size.")] = 250,
     lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
-    seed: Annotated[str, typer.Option(help="Seed, or a comma list: same init draw and data order for all.")] = "0",
-    seeds: Annotated[int | None, typer.Option(help="Train each activation with N seeds (seed, seed+1, …).")] = None,
+    seed: SeedOpt = "0",
+    seeds: SeedsOpt = None,
     precision: Annotated[str, typer.Option(help="auto | fp32 | bf16 (training only).")] = "auto",
     val_every: Annotated[int, typer.Option("--val-every", help="Steps between validation points (0: auto).")] = 0,
     threads: ThreadsOpt = 0,
@@ -67,7 +78,7 @@ def train_export(
     out: OutOpt = Path("models"),
 ) -> None:
     """Train each activation on MNIST, export it to ONNX and prove parity with PyTorch."""
-    from actprof import activations, export
+    from actprof import activations, export, pipeline, report
     from actprof.records import TrainConfig
 
     acts = activations.parse_list(act)
@@ -87,27 +98,23 @@ def train_export(
         threads=threads,
         device=device,
     )
-    train_config.validate()
     _check_device(train_config.device)
     export.check_options(opset=opset, exporter=exporter)
     export.check_rewrite(rewrite, acts)
-    records = _train_export_all(
+    console = _console()
+    records = pipeline.train_export_all(
         acts,
         train_config,
+        pipeline.ExportOptions(out=out, opset=opset, exporter=exporter, rewrite=rewrite),
+        console=console,
         alpha=alpha,
         init=init,
         data_dir=data_dir,
         dataset=dataset,
-        opset=opset,
-        exporter=exporter,
-        out=out,
-        rewrite=rewrite,
         extra_seeds=seed_list[1:],
     )
-    from actprof import report
-
-    report.print_training(records, console=_console())
-    _console().print(f"wrote {len(records)} model(s) to {out}/")
+    report.print_training(records, console=console)
+    console.print(f"wrote {len(records)} model(s) to {out}/")
 
 
 def _check_device(device: str) -> None:
@@ -137,91 +144,39 @@ def _seeds(seed: str, count: int | None) -> list[int]:
     return given
 
 
-def _train_export_all(
-    acts,
-    train_config,
-    *,
-    alpha,
-    init,
-    data_dir,
-    dataset,
-    opset,
-    exporter,
-    out,
-    rewrite="none",
-    extra_seeds=(),
-    baseline=None,
-):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from actprof import data, export
-    from actprof.model import config_for
-
-    console = _console()
-    mnist = data.load_mnist(data_dir=data_dir, dataset=dataset, log=lambda m: console.print(m))
-    records = []
-    columns = (TextColumn("{task.description:>12}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=False) as progress:
-        for act in acts:
-            task = progress.add_task(act.name, total=None)
-            records.append(
-                export.train_and_export(
-                    act,
-                    config_for(act, param=alpha, init=init),
-                    train_config,
-                    mnist,
-                    out_dir=out,
-                    opset=opset,
-                    exporter=exporter,
-                    on_step=lambda step, total, task=task: progress.update(task, completed=step, total=total),
-                    # run: the rewrite where it is exact, and not for the baseline it is judged against
-                    rewrite=rewrite if act.monotonic and act.name != baseline else "none",
-                    extra_seeds=extra_seeds,
-                )
-            )
-    return records
-
-
 @app.command("profile")
 def profile_command(
     models: ModelsOpt = Path("models"),
     act: Annotated[str, typer.Option("--act", help="Activations to profile: a comma list or 'all'.")] = "all",
-    provider: Annotated[str, typer.Option(help="cpu | cuda | all (every provider that binds here).")] = "cpu",
-    batch_sizes: Annotated[str, typer.Option("--batch-sizes", help="Comma list of batch sizes.")] = "1,64",
+    provider: ProviderOpt = "cpu",
+    batch_sizes: BatchSizesOpt = "1,64",
     threads: Annotated[int, typer.Option(help="ORT intra-op threads (0: ORT default).")] = 0,
     opt_level: Annotated[str, typer.Option("--opt-level", help="disabled | basic | extended | all.")] = "all",
-    min_time: Annotated[float, typer.Option("--min-time", help="Seconds of timed runs per target.")] = 0.5,
+    min_time: MinTimeOpt = 0.5,
     min_runs: Annotated[int, typer.Option("--min-runs", help="Timed runs per target, at least.")] = 30,
     ablation: Annotated[bool, typer.Option(help="Also time each model with ReLU / identity swapped in.")] = True,
     cuda_graph: Annotated[bool, typer.Option("--cuda-graph", help="Capture CUDA graphs (CUDA only).")] = False,
-    baseline: Annotated[str, typer.Option(help="Activation the ratios are taken against.")] = "relu",
+    baseline: BaselineOpt = "relu",
     out: OutOpt = Path("reports"),
 ) -> None:
     """Time inference in ONNX Runtime per provider × batch; per-op time, fusion census and ablation."""
-    from actprof import activations, export, profile, report
-    from actprof.records import ProfileSettings, write_json
+    from actprof import activations, pipeline, report
 
-    profile.check_timing(min_time=min_time, min_runs=min_runs, threads=threads)
-    profile.ort_runtime(threads)  # before any session: the shared thread pool's size
-    providers = _providers_that_bind(profile.parse_providers(provider), explicit=provider != "all")
-    settings = ProfileSettings(
-        providers=providers,
-        batch_sizes=profile.parse_batch_sizes(batch_sizes),
-        threads=profile.global_threads(),
-        opt_levels=profile.parse_opt_levels(opt_level),
+    settings = pipeline.profile_settings(
+        provider=provider,
+        batch_sizes=batch_sizes,
+        threads=threads,
+        opt_level=opt_level,
         min_time=min_time,
         min_runs=min_runs,
         ablation=ablation,
         cuda_graph=cuda_graph,
-        input="real MNIST test images (bundled sample)",
+        say=_say,
     )
     activations.get(baseline)
     names = None if act.strip().lower() == "all" else [a.name for a in activations.parse_list(act)]
-    found = export.find_models(models, names)
     console = _console()
-    with console.status("profiling") as status:
-        record = profile.run_profile(found, settings, baseline=baseline, on_progress=status.update)
-    write_json(out / "profile.json", record)
+    record = pipeline.profile_models(models, names, settings, baseline=baseline, out=out, console=console)
     report.print_profile(record, console=console)
     console.print(f"wrote {out / 'profile.json'} ({record.seconds:.0f} s)")
 
@@ -229,7 +184,7 @@ def profile_command(
 @app.command("microbench")
 def microbench_command(
     act: Annotated[str, typer.Option("--act", help="Activations: a comma list or 'all'.")] = "all",
-    provider: Annotated[str, typer.Option(help="cpu | cuda | all.")] = "cpu",
+    provider: ProviderOpt = "cpu",
     sizes: Annotated[
         str | None, typer.Option(help="Comma list of tensor sizes in elements (default: 1 MiB and 2×L3).")
     ] = None,
@@ -238,49 +193,25 @@ def microbench_command(
     out: OutOpt = Path("reports"),
 ) -> None:
     """Each activation as a single ONNX op: GB/s and the fraction of copy bandwidth, per provider."""
-    from actprof import activations, microbench, profile, report
-    from actprof.records import write_json
+    from actprof import activations, microbench, pipeline, report, runtime, storage
+    from actprof.settings import check_timing, parse_positive_ints
 
     acts = activations.parse_list(act)
-    profile.check_timing(min_time=min_time, min_runs=1, threads=threads)
-    profile.ort_runtime(threads)
-    providers = _providers_that_bind(profile.parse_providers(provider), explicit=provider != "all")
-    elements = profile.parse_batch_sizes(sizes, name="--sizes", limit=1 << 31) if sizes else None
+    check_timing(min_time=min_time, min_runs=1, threads=threads)
+    runtime.ort_runtime(threads)
+    requested = runtime.parse_providers(provider)
+    providers = pipeline.providers_that_bind(requested, explicit=provider.strip().lower() != "all", say=_say)
+    elements = parse_positive_ints(sizes, "--sizes", limit=1 << 31) if sizes else None
     console = _console()
-    records = []
     with console.status("microbenchmark") as status:
-        for name in providers:
-            records.append(
-                microbench.measure(
-                    acts,
-                    provider=name,
-                    sizes=elements,
-                    threads=threads,
-                    min_time=min_time,
-                    on_progress=status.update,
-                )
-            )
+        records = [
+            microbench.measure(acts, provider=name, sizes=elements, min_time=min_time, on_progress=status.update)
+            for name in providers
+        ]
     record = microbench.merge(records)
-    write_json(out / "microbench.json", record)
+    storage.write_json(out / "microbench.json", record)
     report.print_microbench(record, console=console)
     console.print(f"wrote {out / 'microbench.json'}")
-
-
-def _providers_that_bind(requested: list[str], *, explicit: bool) -> list[str]:
-    """Explicitly requested providers must bind (else a clear error); with 'all', skip and say why."""
-    from actprof import profile
-    from actprof.errors import ProviderUnavailable
-
-    usable = []
-    for name in requested:
-        status = profile.provider_status(name)
-        if status.binds:
-            usable.append(name)
-        elif explicit:
-            raise ProviderUnavailable(status.reason)
-        else:
-            _console().print(f"skipped {name}: {status.reason}", markup=False, highlight=False)
-    return usable
 
 
 @app.command("report")
@@ -289,7 +220,7 @@ def report_command(
     results: Annotated[Path, typer.Option("--results", help="Directory with profile.json (optional).")] = Path(
         "reports"
     ),
-    baseline: Annotated[str, typer.Option(help="Activation every other one is judged against.")] = "relu",
+    baseline: BaselineOpt = "relu",
     target: Annotated[
         float | None, typer.Option(help="Target validation accuracy in % (default: highest the baseline reached).")
     ] = None,
@@ -299,107 +230,71 @@ def report_command(
     out: OutOpt = Path("reports"),
 ) -> None:
     """The trade-off: convergence, latency, per-op share, fusion, and a verdict with the break-even."""
-    from actprof import report
+    from actprof import pipeline, report
 
     formats = report.parse_formats(format)
-    written = _report(models, results, baseline=baseline, target=target, formats=formats, out=out)
-    _console().print("wrote " + ", ".join(str(p) for p in written))
-
-
-def _report(models: Path, results: Path, *, baseline: str, target: float | None, formats, out: Path):
-    from actprof import export, report, verdict
-    from actprof.records import MicrobenchRecord, ProfileRecord, read_json
-
     if target is not None and not 0 < target <= 100:
         raise _usage(f"--target must be a validation accuracy in % (0-100], got {target}")
-    model_records = [record for _, record in export.find_models(models)]
-    profile_path = Path(results) / "profile.json"
-    profile = read_json(profile_path, ProfileRecord) if profile_path.exists() else None
-    if profile is None:
-        _console().print(f"no {profile_path}: reporting training only (run actprof profile for latency)")
-    microbench_path = Path(results) / "microbench.json"
-    microbench = read_json(microbench_path, MicrobenchRecord) if microbench_path.exists() else None
-    built = verdict.build(model_records, profile, baseline=baseline, target=target / 100 if target else None)
-    if "table" in formats:
-        report.print_report(built, profile, console=_console(), microbench=microbench)
-    return report.write_reports(out, formats, built, model_records, profile, microbench)
+    console = _console()
+    fraction = target / 100 if target else None
+    written = pipeline.report(
+        models, results, baseline=baseline, target=fraction, formats=formats, out=out, console=console
+    )
+    console.print("wrote " + ", ".join(str(p) for p in written))
 
 
 @app.command("run")
 def run_command(
     act: ActOpt = "all",
-    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 1,
-    provider: Annotated[str, typer.Option(help="cpu | cuda | all.")] = "cpu",
-    batch_sizes: Annotated[str, typer.Option("--batch-sizes", help="Comma list of batch sizes.")] = "1,64",
-    min_time: Annotated[float, typer.Option("--min-time", help="Seconds of timed runs per target.")] = 0.1,
-    seed: Annotated[str, typer.Option(help="Seed, or a comma list of seeds.")] = "0",
-    seeds: Annotated[int | None, typer.Option(help="Train each activation with N seeds (seed, seed+1, …).")] = None,
+    epochs: EpochsOpt = 1,
+    provider: ProviderOpt = "cpu",
+    batch_sizes: BatchSizesOpt = "1,64",
+    min_time: MinTimeOpt = 0.1,
+    seed: SeedOpt = "0",
+    seeds: SeedsOpt = None,
     device: DeviceOpt = "cpu",
     data_dir: DataDirOpt = None,
     dataset: DatasetOpt = "auto",
-    baseline: Annotated[str, typer.Option(help="Activation every other one is judged against.")] = "relu",
+    baseline: BaselineOpt = "relu",
     rewrite: Annotated[str, typer.Option(help="none | pool-first (monotonic activations get both).")] = "none",
     models: ModelsOpt = Path("models"),
     out: OutOpt = Path("reports"),
 ) -> None:
     """train-export → profile → report in one go (offline: on the bundled MNIST sample)."""
-    import time
-
-    from actprof import activations, export, profile, report
-    from actprof.records import ProfileSettings, TrainConfig, write_json
+    from actprof import activations, export, pipeline
+    from actprof.records import TrainConfig
 
     acts = activations.parse_list(act)
     if baseline not in {a.name for a in acts}:
         acts = [activations.get(baseline), *acts]
     seed_list = _seeds(seed, seeds)
     train_config = TrainConfig(epochs=epochs, seed=seed_list[0], device=device)
-    train_config.validate()
     _check_device(train_config.device)
-    profile.check_timing(min_time=min_time, min_runs=20, threads=0)
     export.check_rewrite(rewrite)  # run applies it only where it is exact
-    settings = ProfileSettings(
-        providers=_providers_that_bind(profile.parse_providers(provider), explicit=provider != "all"),
-        batch_sizes=profile.parse_batch_sizes(batch_sizes),
+    settings = pipeline.profile_settings(
+        provider=provider,
+        batch_sizes=batch_sizes,
         threads=0,
-        opt_levels=["all"],
+        opt_level="all",
         min_time=min_time,
         min_runs=20,
         ablation=True,
         cuda_graph=False,
-        input="real MNIST test images (bundled sample)",
+        say=_say,
     )
-    console = _console()
-    stages: dict[str, float] = {}
-    started = time.perf_counter()
-    records = _train_export_all(
+    pipeline.run(
         acts,
         train_config,
-        alpha=None,
-        init=None,
+        settings,
+        models=models,
+        out=out,
+        baseline=baseline,
+        rewrite=rewrite,
         data_dir=data_dir,
         dataset=dataset,
-        opset=20,
-        exporter="dynamo",
-        out=models,
-        rewrite=rewrite,
         extra_seeds=seed_list[1:],
-        baseline=baseline,
+        console=_console(),
     )
-    stages["train + export"] = time.perf_counter() - started
-    report.print_training(records, console=console)
-    started = time.perf_counter()
-    found = export.find_models(models, [r.name for r in records])
-    with console.status("profiling") as status:
-        profiled = profile.run_profile(found, settings, baseline=baseline, on_progress=status.update)
-    write_json(out / "profile.json", profiled)
-    stages["profile"] = time.perf_counter() - started
-    started = time.perf_counter()
-    written = _report(models, out, baseline=baseline, target=None, formats=list(report.FORMATS), out=out)
-    stages["report"] = time.perf_counter() - started
-    console.print(
-        "stages: " + ", ".join(f"{k} {v:.1f} s" for k, v in stages.items()) + f"; total {sum(stages.values()):.1f} s"
-    )
-    console.print("wrote " + ", ".join(str(p) for p in written))
 
 
 @app.command("diff")
@@ -425,30 +320,23 @@ def optimize_command(
     out: Annotated[Path | None, typer.Option(help="Where to write (default: <model>+pool-first.onnx).")] = None,
 ) -> None:
     """Exact pool-first rewrite: a monotonic activation moved after its MaxPool, parity-checked (≤ 1e-6)."""
-    from actprof import export, profile
-    from actprof.records import write_bytes_atomic, write_json
+    from actprof import pipeline
 
-    proto = export.load_model_file(model)
-    data, parity, moved = export.rewrite_pool_first(proto.SerializeToString(), profile.images(export.PARITY_IMAGES))
-    target = out or model.with_name(f"{model.stem}+pool-first.onnx")
-    record_path = model.with_suffix(".json")
-    record = export.load_record(record_path) if record_path.is_file() and out is None else None
-    write_bytes_atomic(target, data)
-    if record is not None:
-        write_json(target.with_suffix(".json"), export.rewritten_record(record, data, parity, "pool-first"))
+    target, moved, max_diff, checked = pipeline.optimize(model, out)
     _console().print(
-        f"moved {moved} activation(s) after their MaxPool; max |Δlogit| {parity.max_abs_diff:.1e} on "
-        f"{parity.images} real images; wrote {target}"
+        f"moved {moved} activation(s) after their MaxPool; max |Δlogit| {max_diff:.1e} on "
+        f"{checked} real images; wrote {target}"
     )
 
 
 @app.command("env")
 def env_command() -> None:
     """Versions, CPU, and which ONNX Runtime providers are compiled in and actually bind here."""
-    from actprof import environment, profile, report
+    from actprof import environment, report, runtime
+    from actprof.settings import PROVIDERS
 
-    statuses = [profile.provider_status(p) for p in profile.EXECUTION_PROVIDERS]
-    report.print_environment(environment.capture(), console=_console(), providers=statuses, gpu=profile.gpu_info())
+    statuses = [runtime.backend(p).status() for p in PROVIDERS]
+    report.print_environment(environment.capture(), console=_console(), providers=statuses, gpu=runtime.gpu_info())
 
 
 def _usage(message: str) -> ActprofError:

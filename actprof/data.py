@@ -9,24 +9,22 @@ A directory named explicitly never falls back to anything else: a problem with i
 from __future__ import annotations
 
 import contextlib
-import gzip
 import hashlib
 import importlib.util
-import math
 import os
-import struct
 import sys
 import tempfile
-import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from actprof.errors import DataError, OutputError, UsageError
-from actprof.records import DatasetIdentity, write_bytes_atomic
+from actprof.idx import FIX_DIR, FIX_FILE, idx_sha256, one_line, read_idx
+from actprof.records import DatasetIdentity
+from actprof.storage import write_bytes_atomic
 
 if TYPE_CHECKING:
     import torch
@@ -54,13 +52,6 @@ SAMPLE_LOCATION = "actprof/_data/mnist_sample (bundled)"
 IMAGE_SIZE = (28, 28)
 NUM_CLASSES = 10
 
-_GZIP_MAGIC = b"\x1f\x8b"
-_UBYTE_CODE = 0x08
-_SUPPORTED_NDIM = (1, 3)
-_CHUNK = 1 << 20
-_FIX_FILE = "replace it with an intact copy of the file"
-_FIX_DIR = "pass --data-dir (or set ACTPROF_DATA_DIR) to a folder holding the four MNIST IDX files"
-
 
 def combined_sha256(file_hashes: list[str]) -> str:
     """The dataset hash: sha256 over the four files' hex digests joined by newlines, in ``STEMS`` order."""
@@ -77,106 +68,6 @@ class MNIST:
     test_images: np.ndarray
     test_labels: np.ndarray
     identity: DatasetIdentity
-
-
-# --- IDX files -------------------------------------------------------------------------------
-
-
-def read_idx(path: Path) -> np.ndarray:
-    """Read an unsigned-byte IDX file, gzip-compressed or raw; any problem is a one-line ``DataError``."""
-    path = Path(path)
-    try:
-        with _open_idx_stream(path) as stream:
-            dims = _read_idx_header(stream, path)
-            expected = math.prod(dims)
-            payload = _read_at_most(stream, expected + 1)
-    except DataError:
-        raise
-    except FileNotFoundError:
-        raise DataError(f"{path} does not exist; check the path or {_FIX_DIR}") from None
-    except IsADirectoryError:
-        raise DataError(f"{path} is a directory, expected an IDX file; {_FIX_DIR}") from None
-    except PermissionError:
-        raise DataError(f"cannot read {path}: permission denied; make it readable") from None
-    except (OSError, EOFError, zlib.error) as exc:
-        # gzip.BadGzipFile is an OSError; a cut-off gzip stream raises EOFError; bad deflate data zlib.error.
-        raise DataError(f"{path} is corrupt ({_one_line(exc)}); {_FIX_FILE}") from None
-    if len(payload) < expected:
-        raise DataError(
-            f"{path} is truncated: its header declares {expected:,} data bytes, found {len(payload):,}; {_FIX_FILE}"
-        )
-    if len(payload) > expected:
-        raise DataError(f"{path} has more than the {expected:,} data bytes its header declares; {_FIX_FILE}")
-    # A bytearray keeps the array writable (torch.from_numpy warns on read-only arrays) without a copy.
-    return np.frombuffer(payload, dtype=np.uint8).reshape(dims)
-
-
-def write_idx(path: Path, array: np.ndarray) -> None:
-    """Write a uint8 array (1 or 3 dims) as IDX, gzip-compressed with mtime=0 when the name ends in .gz."""
-    array = np.asarray(array)
-    if array.dtype != np.uint8 or array.ndim not in _SUPPORTED_NDIM:
-        raise ValueError(f"write_idx takes a uint8 array of 1 or 3 dims, got {array.dtype} {array.shape}")
-    data = _idx_header(array.shape) + np.ascontiguousarray(array).tobytes()
-    if Path(path).name.endswith(".gz"):
-        data = gzip.compress(data, compresslevel=9, mtime=0)
-    write_bytes_atomic(Path(path), data)
-
-
-def idx_sha256(array: np.ndarray) -> str:
-    """sha256 of the IDX file content that ``array`` was read from (header + payload, decompressed)."""
-    digest = hashlib.sha256(_idx_header(array.shape))
-    digest.update(memoryview(np.ascontiguousarray(array, dtype=np.uint8)).cast("B"))
-    return digest.hexdigest()
-
-
-def _idx_header(shape: tuple[int, ...]) -> bytes:
-    return bytes([0, 0, _UBYTE_CODE, len(shape)]) + struct.pack(f">{len(shape)}I", *shape)
-
-
-@contextlib.contextmanager
-def _open_idx_stream(path: Path) -> Iterator[IO[bytes]]:
-    with open(path, "rb") as raw:
-        is_gzip = raw.read(2) == _GZIP_MAGIC  # decide by content, not by name
-        raw.seek(0)
-        if is_gzip:
-            with gzip.GzipFile(fileobj=raw, mode="rb") as unzipped:
-                yield unzipped
-        else:
-            yield raw
-
-
-def _read_idx_header(stream: IO[bytes], path: Path) -> tuple[int, ...]:
-    magic = stream.read(4)
-    if len(magic) < 4 or magic[:2] != b"\x00\x00":
-        raise DataError(f"{path} is not an IDX file (bad magic bytes); {_FIX_FILE}")
-    dtype_code, ndim = magic[2], magic[3]
-    if dtype_code != _UBYTE_CODE:
-        raise DataError(
-            f"{path} holds IDX data of type code 0x{dtype_code:02x}; actprof reads only unsigned-byte (0x08) "
-            f"MNIST files; {_FIX_FILE}"
-        )
-    if ndim not in _SUPPORTED_NDIM:
-        raise DataError(f"{path} has {ndim} dimensions; MNIST files have 1 (labels) or 3 (images); {_FIX_FILE}")
-    raw_dims = stream.read(4 * ndim)
-    if len(raw_dims) < 4 * ndim:
-        raise DataError(f"{path} is truncated inside its IDX header; {_FIX_FILE}")
-    return struct.unpack(f">{ndim}I", raw_dims)
-
-
-def _read_at_most(stream: IO[bytes], limit: int) -> bytearray:
-    """Read until EOF or ``limit`` bytes, in chunks, so a lying header cannot make us allocate gigabytes."""
-    buffer = bytearray()
-    while len(buffer) < limit:
-        chunk = stream.read(min(_CHUNK, limit - len(buffer)))
-        if not chunk:
-            break
-        buffer += chunk
-    return buffer
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= 200 else text[:197] + "..."
 
 
 # --- locating the data -----------------------------------------------------------------------
@@ -218,18 +109,18 @@ def _user_data_dir(data_dir: Path | None) -> tuple[Path, str, str] | None:
 def _check_split(images: np.ndarray, labels: np.ndarray, split: str, where: str) -> None:
     image_name, label_name = (TRAIN_IMAGES, TRAIN_LABELS) if split == "train" else (TEST_IMAGES, TEST_LABELS)
     if images.ndim != 3 or images.shape[1:] != IMAGE_SIZE:
-        raise DataError(f"{where}: {image_name} has shape {images.shape}, expected (N, 28, 28); {_FIX_DIR}")
+        raise DataError(f"{where}: {image_name} has shape {images.shape}, expected (N, 28, 28); {FIX_DIR}")
     if labels.ndim != 1:
-        raise DataError(f"{where}: {label_name} has shape {labels.shape}, expected (N,); {_FIX_DIR}")
+        raise DataError(f"{where}: {label_name} has shape {labels.shape}, expected (N,); {FIX_DIR}")
     if len(images) != len(labels):
         raise DataError(
             f"{where}: {image_name} holds {len(images):,} images but {label_name} holds "
             f"{len(labels):,} labels; the files do not belong together"
         )
     if len(images) == 0:
-        raise DataError(f"{where}: {image_name} holds no images; {_FIX_DIR}")
+        raise DataError(f"{where}: {image_name} holds no images; {FIX_DIR}")
     if labels.max() >= NUM_CLASSES:
-        raise DataError(f"{where}: {label_name} holds label {labels.max()}, expected 0..9; {_FIX_DIR}")
+        raise DataError(f"{where}: {label_name} holds label {labels.max()}, expected 0..9; {FIX_DIR}")
 
 
 def _assemble(arrays: dict[str, np.ndarray], *, kind: str, source: str, location: str) -> MNIST:
@@ -257,15 +148,15 @@ def _assemble(arrays: dict[str, np.ndarray], *, kind: str, source: str, location
 def _load_directory(directory: Path, *, source: str, described_as: str) -> MNIST:
     where = f"{described_as} {directory}"
     if not directory.exists():
-        raise DataError(f"{where} does not exist; {_FIX_DIR}")
+        raise DataError(f"{where} does not exist; {FIX_DIR}")
     if not directory.is_dir():
-        raise DataError(f"{where} is not a directory; {_FIX_DIR}")
+        raise DataError(f"{where} is not a directory; {FIX_DIR}")
     found = {stem: _find_idx_file(directory, stem) for stem in STEMS}
     missing = [f"{stem}.gz" for stem, path in found.items() if path is None]
     if len(missing) == len(STEMS):
-        raise DataError(f"{where} holds none of the MNIST files ({', '.join(missing)}); {_FIX_DIR}")
+        raise DataError(f"{where} holds none of the MNIST files ({', '.join(missing)}); {FIX_DIR}")
     if missing:
-        raise DataError(f"{where} is missing {', '.join(missing)} (gzip or raw); {_FIX_DIR}")
+        raise DataError(f"{where} is missing {', '.join(missing)} (gzip or raw); {FIX_DIR}")
     arrays = {stem: read_idx(path) for stem, path in found.items() if path is not None}
     kind = "sample" if directory.resolve() == SAMPLE_DIR else "full"
     return _assemble(arrays, kind=kind, source=source, location=str(directory))
@@ -282,7 +173,7 @@ def _load_sample() -> MNIST:
 def _read_official(path: Path, stem: str) -> np.ndarray:
     array = read_idx(path)
     if idx_sha256(array) != OFFICIAL_SHA256[stem]:
-        raise DataError(f"{path} is not the official {stem} (sha256 mismatch); {_FIX_FILE}")
+        raise DataError(f"{path} is not the official {stem} (sha256 mismatch); {FIX_FILE}")
     return array
 
 
@@ -359,7 +250,7 @@ def _download_one(
             return _read_official(fetched, stem), fetched.read_bytes()
         # The network boundary: requests, urllib3 and pooch raise many types; each one means "try the next".
         except Exception as exc:
-            failures.append(f"{url}: {_one_line(exc)}")
+            failures.append(f"{url}: {one_line(exc)}")
     raise _FullUnavailable(
         f"could not download MNIST ({'; '.join(failures)})", note="download failed", download_failed=True
     )
@@ -411,7 +302,7 @@ def load_mnist(
         return _announce(_full_from_cache_or_download(allow_download, log), log)
     except _FullUnavailable as unavailable:
         if dataset == "full":
-            raise DataError(f"full MNIST is not available: {unavailable}; {_FIX_DIR}") from None
+            raise DataError(f"full MNIST is not available: {unavailable}; {FIX_DIR}") from None
         if unavailable.download_failed:
             log(f"{unavailable}; using the bundled sample")
         return _announce(_load_sample(), log, note=f"{unavailable.note}; pass --data-dir for full MNIST")

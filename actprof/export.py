@@ -8,34 +8,23 @@ the activation itself.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import logging
 import time
 import warnings
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from actprof.errors import ModelFileError, ParityError, UsageError
-from actprof.graph import STRUCTURAL_OPS
-from actprof.records import (
-    SCHEMA_VERSION,
-    ActivationInfo,
-    ExportResult,
-    ModelConfig,
-    ModelRecord,
-    Parity,
-    TrainConfig,
-    read_json,
-    write_bytes_atomic,
-    write_json,
-)
+from actprof.graph import INPUT_NAME, OUTPUT_NAME, STRUCTURAL_OPS
+from actprof.records import ExportResult, ModelRecord, Parity
+from actprof.runtime import cpu_session
+from actprof.storage import sha256
 
 if TYPE_CHECKING:
     import onnx
@@ -43,14 +32,11 @@ if TYPE_CHECKING:
     import torch
 
     from actprof.activations import Activation
-    from actprof.data import MNIST
 
 EXPORTERS = ("dynamo", "torchscript")
 DEFAULT_OPSET = 20  # the first opset with a single Gelu op
 PARITY_TOLERANCE = 1e-4
 PARITY_IMAGES = 512
-INPUT_NAME = "input"
-OUTPUT_NAME = "logits"
 ACTIVATION_SITES = 3
 
 
@@ -120,12 +106,6 @@ def is_decomposed(act_counts: dict[str, int], expected: tuple[str, ...] | list[s
     return act_counts != {op: ACTIVATION_SITES for op in expected}
 
 
-def cpu_session(model_bytes: bytes) -> ort.InferenceSession:
-    from actprof.profile import create_session, session_options
-
-    return create_session(model_bytes, "cpu", session_options(threads=0, opt_level="all"))
-
-
 def run_batches(session: ort.InferenceSession, x: np.ndarray, chunk: int = 1000) -> np.ndarray:
     outs = [session.run([OUTPUT_NAME], {INPUT_NAME: x[i : i + chunk]})[0] for i in range(0, len(x), chunk)]
     return np.concatenate(outs)
@@ -189,7 +169,7 @@ def export_and_verify(
         exporter=exporter,
         opset=opset,
         file="",
-        sha256=hashlib.sha256(data).hexdigest(),
+        sha256=sha256(data),
         size_bytes=len(data),
         export_seconds=export_seconds,
         census=counts,
@@ -231,49 +211,6 @@ def load_model_file(path: Path) -> onnx.ModelProto:
     except onnx.checker.ValidationError as exc:
         raise ModelFileError(f"{path} fails the ONNX checker ({str(exc).splitlines()[0]}); re-export it") from None
     return proto
-
-
-# --- the model artifacts: models/<act>.onnx + models/<act>.json ------------------------------
-
-
-def save_model(out_dir: Path, name: str, onnx_bytes: bytes, record: ModelRecord) -> tuple[Path, Path]:
-    """Write ``<name>.onnx`` then ``<name>.json``, each atomically; the JSON carries the ONNX's sha256."""
-    onnx_path, json_path = Path(out_dir) / f"{name}.onnx", Path(out_dir) / f"{name}.json"
-    write_bytes_atomic(onnx_path, onnx_bytes)
-    write_json(json_path, record)
-    return onnx_path, json_path
-
-
-def load_record(json_path: Path) -> ModelRecord:
-    record = read_json(json_path, ModelRecord)
-    if record.kind != "model":
-        raise ModelFileError(f"{json_path} is a {record.kind!r} record, not a model; pass the models directory")
-    return record
-
-
-def find_models(models_dir: Path, names: list[str] | None = None) -> list[tuple[Path, ModelRecord]]:
-    """(onnx path, record) for every model in ``models_dir`` (or the named ones), checked for integrity."""
-    models_dir = Path(models_dir)
-    if not models_dir.is_dir():
-        raise ModelFileError(f"models directory {models_dir} does not exist; run actprof train-export first")
-    if names:  # each named activation, and any rewritten variant of it (elu+pool-first)
-        json_files = [p for n in names for p in [models_dir / f"{n}.json", *sorted(models_dir.glob(f"{n}+*.json"))]]
-    else:
-        json_files = sorted(models_dir.glob("*.json"))
-    found = []
-    for json_path in json_files:
-        onnx_path = json_path.with_suffix(".onnx")
-        if not json_path.is_file() or not onnx_path.is_file():
-            raise ModelFileError(
-                f"no model {json_path.stem!r} in {models_dir}; run actprof train-export --act {json_path.stem}"
-            )
-        record = load_record(json_path)
-        if hashlib.sha256(onnx_path.read_bytes()).hexdigest() != record.export.sha256:
-            raise ModelFileError(f"{onnx_path} does not match {json_path.name} (sha256); re-run train-export")
-        found.append((onnx_path, record))
-    if not found:
-        raise ModelFileError(f"no models in {models_dir}; run actprof train-export first")
-    return found
 
 
 REWRITES = ("none", "pool-first")
@@ -324,84 +261,10 @@ def rewritten_record(record: ModelRecord, data: bytes, parity: Parity, rewrite: 
         export=replace(
             record.export,
             file=f"{record.activation.name}+{rewrite}.onnx",
-            sha256=hashlib.sha256(data).hexdigest(),
+            sha256=sha256(data),
             size_bytes=len(data),
             census=counts,
             activation_census=activation_census(counts),
             parity=parity,
         ),
     )
-
-
-def train_and_export(
-    act: Activation,
-    model_config: ModelConfig,
-    train_config: TrainConfig,
-    data: MNIST,
-    *,
-    out_dir: Path,
-    opset: int = DEFAULT_OPSET,
-    exporter: str = "dynamo",
-    on_step: Callable[[int, int], None] | None = None,
-    rewrite: str = "none",
-    extra_seeds: Sequence[int] = (),
-) -> ModelRecord:
-    """Train one activation, export and verify it, and write ``<act>.onnx`` + ``<act>.json``.
-
-    With ``rewrite="pool-first"`` also ``<act>+pool-first.onnx`` + ``.json``. ``extra_seeds`` are trained
-    the same way and recorded (``seed_runs``) for the statistics; the first seed's model is exported.
-    Nothing is written unless every run converged to finite losses and every ONNX file passed parity.
-    """
-    from actprof import environment
-    from actprof.data import to_tensor
-    from actprof.train import train
-
-    check_options(opset=opset, exporter=exporter)
-    check_rewrite(rewrite, [act])
-    runs = 1 + len(extra_seeds)
-
-    def progress(run: int) -> Callable[[int, int], None] | None:
-        if on_step is None:
-            return None
-        return lambda step, total: on_step(run * total + step, runs * total)
-
-    model, result = train(model_config, train_config, data, on_step=progress(0))
-    seed_runs = [
-        train(model_config, replace(train_config, seed=seed), data, on_step=progress(i + 1))[1]
-        for i, seed in enumerate(extra_seeds)
-    ]
-    test_images = to_tensor(data.test_images).numpy()
-    onnx_bytes, exported = export_and_verify(
-        model,
-        expected_ops=act.onnx_ops,
-        test_images=test_images,
-        test_labels=data.test_labels,
-        opset=opset,
-        exporter=exporter,
-    )
-    record = ModelRecord(
-        schema_version=SCHEMA_VERSION,
-        kind="model",
-        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        activation=ActivationInfo(
-            name=act.name,
-            summary=act.summary,
-            param_name=act.param,
-            param=model_config.param,
-            init=model_config.init,
-            monotonic=act.monotonic,
-            alpha_dropout=model_config.alpha_dropout,
-        ),
-        dataset=data.identity,
-        environment=environment.capture(),
-        train=result,
-        export=replace(exported, file=f"{act.name}.onnx"),
-        seed_runs=seed_runs,
-    )
-    if rewrite != "none":
-        data_rw, parity, _ = rewrite_pool_first(onnx_bytes, test_images)
-        save_model(out_dir, act.name, onnx_bytes, record)
-        save_model(out_dir, f"{act.name}+{rewrite}", data_rw, rewritten_record(record, data_rw, parity, rewrite))
-        return record
-    save_model(out_dir, act.name, onnx_bytes, record)
-    return record

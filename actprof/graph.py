@@ -1,6 +1,6 @@
 """Graph surgery on exported models, without PyTorch: find the activations, swap them, move them.
 
-An *activation region* is a connected group of non-structural nodes (see ``export.STRUCTURAL_OPS``)
+An *activation region* is a connected group of non-structural nodes (``STRUCTURAL_OPS`` below)
 with one data input and one data output, e.g. ``Elu``, ``Sigmoid → Mul`` (SiLU) or
 ``Softplus, Greater, Where``. Working on regions rather than op names makes every transformation
 work for decomposed activations and for either exporter.
@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import onnx
 from onnx import helper
+
+INPUT_NAME, OUTPUT_NAME = "input", "logits"  # the tensor names of every model actprof exports
 
 STRUCTURAL_OPS = frozenset(
     {

@@ -7,15 +7,13 @@ ratio of an op's bandwidth to a plain copy's, measured in the same run at the sa
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
-from actprof import latency, profile
+from actprof import latency, runtime, storage
 from actprof.activations import Activation
-from actprof.profile import compute_target, create_session, session_options
-from actprof.records import SCHEMA_VERSION, MicrobenchRecord, OpBandwidth
+from actprof.records import MicrobenchRecord, OpBandwidth
 
 OPSET = 20
 IR_VERSION = 10  # the newest that every supported onnxruntime loads
@@ -87,25 +85,22 @@ def measure(
     *,
     provider: str = "cpu",
     sizes: list[int] | None = None,
-    threads: int = 0,
     min_time: float = 0.2,
     min_runs: int = 5,
     on_progress=None,
 ) -> MicrobenchRecord:
-    from actprof import environment
-
     say = on_progress or (lambda _m: None)
     sizes = sizes or default_sizes()
     rng = np.random.default_rng(0)
     results = []
     for n in sizes:
         x = rng.standard_normal(n, dtype=np.float32)  # both signs: every branch of every activation runs
+        backend = runtime.backend(provider)
         targets = {}
         for act in [None, *acts]:
             name = act.name if act else "copy"
-            options = session_options(threads=threads, opt_level="all")
-            session = create_session(single_op_model(act), provider, options)
-            targets[name] = compute_target(session, x, provider, input_name="x", output_name="y")
+            loaded = backend.load(single_op_model(act), opt_level="all")
+            targets[name] = backend.compute_target(loaded, x, input_name="x", output_name="y")
         say(f"{provider}: {len(targets)} ops over {n:,} elements ({4 * n / 2**20:,.0f} MiB)")
         rounds = latency.interleave(
             {k: t.run for k, t in targets.items()}, min_seconds=min_time, min_runs=min_runs, min_rounds=5
@@ -128,11 +123,8 @@ def measure(
                 )
             )
     return MicrobenchRecord(
-        schema_version=SCHEMA_VERSION,
-        kind="microbench",
-        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        environment=environment.capture(),
-        threads=profile.global_threads(),
+        **storage.header("microbench"),
+        threads=runtime.global_threads(),
         l3_bytes=l3_bytes(),
         results=results,
     )

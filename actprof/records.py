@@ -1,215 +1,25 @@
-"""Typed result records, one JSON writer, and atomic writes for every artifact.
+"""The records every stage writes: frozen dataclasses under one schema version.
 
-Every record is a frozen dataclass. ``to_dict``/``from_dict`` round-trip through plain JSON types, and
-``write_json``/``read_json`` are the only way records reach the disk. Writes go to a temporary file in
-the target directory and are renamed into place, so an interrupted run never leaves a partial file.
+This module is the schema only; ``storage`` reads and writes records, ``settings`` holds what a user chose
+(and checks it). A record read from disk is rebuilt through the same constructors, so the settings inside
+it are checked too.
 """
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
-import errno
-import json
 import math
-import os
-import tempfile
-import types
-import typing
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, TypeVar
 
 from actprof.environment import Environment
-from actprof.errors import ModelFileError, OutputError, UsageError
+from actprof.settings import ModelConfig, ProfileSettings, TrainConfig
 
 SCHEMA_VERSION = 1
 
-T = TypeVar("T")
-
-
-# --- atomic writes ---------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it into place only if the block succeeds."""
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-    except OSError as exc:
-        raise _output_error(path, exc) from None
-    tmp = Path(tmp_name)
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; artifacts get the usual permissions
-        yield tmp
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise _output_error(path, exc) from None
-    finally:
-        # BaseException included: Ctrl-C must not leave the temporary file behind either.
-        tmp.unlink(missing_ok=True)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    write_bytes_atomic(path, text.encode("utf-8"))
-
-
-def _output_error(path: Path, exc: OSError) -> OutputError:
-    if exc.errno == errno.ENOSPC:
-        hint = "the disk is full; free space or choose another --out"
-    elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        hint = "permission denied; choose a writable --out directory"
-    else:
-        hint = exc.strerror or str(exc)
-    return OutputError(f"cannot write {path}: {hint}")
-
-
-# --- records <-> JSON ------------------------------------------------------------------------
-
-
-def to_dict(record: Any) -> Any:
-    """Plain JSON types for a record; non-finite floats become null (JSON has no NaN)."""
-    if dataclasses.is_dataclass(record) and not isinstance(record, type):
-        return {f.name: to_dict(getattr(record, f.name)) for f in dataclasses.fields(record)}
-    if isinstance(record, dict):
-        return {str(k): to_dict(v) for k, v in record.items()}
-    if isinstance(record, (list, tuple)):
-        return [to_dict(v) for v in record]
-    if isinstance(record, float) and not math.isfinite(record):
-        return None
-    if isinstance(record, Path):
-        return str(record)
-    if hasattr(record, "item") and callable(record.item):  # numpy / torch scalars
-        return to_dict(record.item())
-    return record
-
-
-def from_dict(cls: type[T], data: Any) -> T:
-    """Build ``cls`` from plain JSON data, checking the shape; raises ``ValueError`` on mismatch."""
-    return _convert(cls, data, cls.__name__)
-
-
-def _convert(tp: Any, value: Any, where: str) -> Any:
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if tp is Any:
-        return value
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for arg in (a for a in args if a is not type(None)):
-            try:
-                return _convert(arg, value, where)
-            except ValueError as exc:
-                errors.append(str(exc))
-        raise ValueError("; ".join(errors) or f"{where}: unexpected null")
-    if origin is typing.Literal:
-        if value not in args:
-            raise ValueError(f"{where}: {value!r} is not one of {list(args)}")
-        return value
-    if dataclasses.is_dataclass(tp):
-        if not isinstance(value, dict):
-            raise ValueError(f"{where}: expected an object, got {type(value).__name__}")
-        hints = typing.get_type_hints(tp)
-        kwargs = {}
-        for field in dataclasses.fields(tp):
-            if field.name in value:
-                kwargs[field.name] = _convert(hints[field.name], value[field.name], f"{where}.{field.name}")
-            elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
-                raise ValueError(f"{where}: missing field {field.name!r}")
-        return tp(**kwargs)
-    if origin in (list, tuple):
-        if not isinstance(value, list):
-            raise ValueError(f"{where}: expected a list, got {type(value).__name__}")
-        item = args[0] if args else Any
-        items = [_convert(item, v, f"{where}[{i}]") for i, v in enumerate(value)]
-        return tuple(items) if origin is tuple else items
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ValueError(f"{where}: expected an object, got {type(value).__name__}")
-        vt = args[1] if args else Any
-        return {str(k): _convert(vt, v, f"{where}.{k}") for k, v in value.items()}
-    if tp is float:
-        if value is None:
-            return math.nan
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(f"{where}: expected a number, got {type(value).__name__}")
-        try:
-            return float(value)
-        except OverflowError:
-            raise ValueError(f"{where}: {str(value)[:20]}… is too large for a number") from None
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"{where}: expected an integer, got {type(value).__name__}")
-        return value
-    if tp in (str, bool):
-        if not isinstance(value, tp):
-            raise ValueError(f"{where}: expected {tp.__name__}, got {type(value).__name__}")
-        return value
-    return value
-
-
-def dumps(record: Any) -> str:
-    return json.dumps(to_dict(record), indent=2, allow_nan=False) + "\n"
-
-
-def write_json(path: Path, record: Any) -> None:
-    """The one JSON writer: schema-versioned records, written atomically."""
-    write_text_atomic(path, dumps(record))
-
-
-def read_json(path: Path, cls: type[T]) -> T:
-    """Load a record, refusing files that are not JSON, of the wrong shape, or of a newer schema."""
-    path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise ModelFileError(f"{path} does not exist; check the path") from None
-    except IsADirectoryError:
-        raise ModelFileError(f"{path} is a directory, expected a JSON file") from None
-    except OSError as exc:
-        raise ModelFileError(f"cannot read {path}: {exc.strerror}") from None
-    try:
-        data = json.loads(raw)
-    except (ValueError, RecursionError):  # bad UTF-8, bad JSON, or an int past the digit limit
-        raise ModelFileError(f"{path} is not valid JSON; regenerate it") from None
-    if not isinstance(data, dict):
-        raise ModelFileError(f"{path} does not hold an actprof record (expected a JSON object)")
-    version = data.get("schema_version")
-    if not isinstance(version, int) or isinstance(version, bool):
-        raise ModelFileError(f"{path} has no schema_version; it is not an actprof record")
-    if version > SCHEMA_VERSION:
-        raise ModelFileError(
-            f"{path} uses schema {version}, newer than this actprof ({SCHEMA_VERSION}); upgrade actprof"
-        )
-    try:
-        return from_dict(cls, data)
-    except (ValueError, TypeError, ArithmeticError, RecursionError) as exc:
-        raise ModelFileError(f"{path} is not a valid {cls.__name__} record ({exc}); regenerate it") from None
+__all__ = ["ModelConfig", "ProfileSettings", "TrainConfig"]  # re-exported: records embed the settings
 
 
 # --- the records of each stage -----------------------------------------------------------------
 
-PRECISIONS = ("auto", "fp32", "bf16")
-DEVICES = ("cpu", "cuda")
 TARGETS = (0.90, 0.95, 0.97, 0.98, 0.99)  # validation accuracies whose time-to-reach is recorded
 
 
@@ -223,53 +33,6 @@ class DatasetIdentity:
     train_label_counts: list[int]
     test_label_counts: list[int]
     sha256: str
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    activation: str
-    param: float | None  # the activation's parameter (alpha, slope, beta…); None when it has none
-    init: str  # he | lecun | glorot | default
-    dropout: float = 0.25
-    alpha_dropout: bool = False
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    epochs: int = 1
-    batch_size: int = 250
-    lr: float = 1e-3
-    seed: int = 0
-    val_fraction: float = 0.1
-    val_every: int = 0  # steps between validation points; 0: about 12 points per run
-    val_size: int = 2000  # images of the validation split evaluated at each point
-    # auto: bf16 autocast where the CPU or GPU has native bf16 (about 2x faster here, same accuracy), else
-    # fp32. The validation curve and the test accuracy are measured at this precision; the weights, the
-    # export, its ONNX test accuracy and all profiling stay fp32 either way.
-    precision: str = "auto"
-    # Run a monotonic activation after its MaxPool while training: the same function (MaxPool(f(x)) ==
-    # f(MaxPool(x))) on 4x fewer elements; gradients differ only where saturation ties two pool inputs.
-    pool_first: bool = True
-    threads: int = 0  # 0: all cores
-    device: str = "cpu"  # where PyTorch trains; the exported model and its parity check are always fp32 CPU
-
-    def validate(self) -> None:
-        positive = {"epochs": self.epochs, "batch_size": self.batch_size}
-        for name, value in positive.items():
-            if value < 1:
-                raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
-        if self.val_every < 0:
-            raise UsageError(f"--val-every must be 0 (automatic) or more, got {self.val_every}")
-        if not (math.isfinite(self.lr) and self.lr > 0):
-            raise UsageError(f"--lr must be a positive number, got {self.lr}")
-        if self.val_size < 1:
-            raise UsageError(f"--val-size must be at least 1, got {self.val_size}")
-        if self.precision not in PRECISIONS:
-            raise UsageError(f"unknown --precision {self.precision!r}; choose from: {', '.join(PRECISIONS)}")
-        if self.threads < 0:
-            raise UsageError(f"--threads must be 0 (all cores) or more, got {self.threads}")
-        if self.device not in DEVICES:
-            raise UsageError(f"unknown --device {self.device!r}; choose from: {', '.join(DEVICES)}")
 
 
 @dataclass(frozen=True)
@@ -427,19 +190,6 @@ class GpuInfo:
     name: str
     driver: str
     memory_mib: int
-
-
-@dataclass(frozen=True)
-class ProfileSettings:
-    providers: list[str]
-    batch_sizes: list[int]
-    threads: int  # ORT intra-op threads; 0: ORT's default (one per physical core)
-    opt_levels: list[str]
-    min_time: float  # seconds of timed runs per target, at least
-    min_runs: int
-    ablation: bool
-    cuda_graph: bool
-    input: str  # what was fed: real MNIST test images
 
 
 @dataclass(frozen=True)

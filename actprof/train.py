@@ -22,15 +22,7 @@ from actprof import activations
 from actprof.data import MNIST, to_tensor, validation_split
 from actprof.errors import DeviceUnavailable, TrainingDiverged
 from actprof.model import ACT_LAYERS, SeedCNN
-from actprof.records import (
-    TARGETS,
-    LayerStats,
-    ModelConfig,
-    TimeToAccuracy,
-    TrainConfig,
-    TrainResult,
-    ValPoint,
-)
+from actprof.records import TARGETS, LayerStats, ModelConfig, TimeToAccuracy, TrainConfig, TrainResult, ValPoint
 
 StepCallback = Callable[[int, int], None]
 
@@ -46,7 +38,6 @@ def train(
 
     Raises TrainingDiverged on NaN/inf and DeviceUnavailable for ``device="cuda"`` without a GPU.
     """
-    config.validate()
     keep_freed_memory()
     device = resolve_device(config.device)
     config = replace(config, precision=resolve_precision(config.precision, device))

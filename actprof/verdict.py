@@ -10,13 +10,12 @@ import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
 from pathlib import Path
 
+from actprof import storage
 from actprof.errors import ModelFileError, UsageError
 from actprof.evidence import estimate, paired
 from actprof.records import (
-    SCHEMA_VERSION,
     TARGETS,
     ActivationSummary,
     Interval,
@@ -28,8 +27,8 @@ from actprof.records import (
     TrainResult,
     Verdict,
     reached,
-    read_json,
 )
+from actprof.storage import read_json
 
 
 def summarize(record: ModelRecord, profile: ProfileRecord | None) -> ActivationSummary:
@@ -264,8 +263,6 @@ def with_evidence(
 def build(
     models: list[ModelRecord], profile: ProfileRecord | None, *, baseline: str, target: float | None = None
 ) -> ReportRecord:
-    from actprof import environment
-
     summaries = [summarize(m, profile) for m in models]
     base = next((s for s in summaries if s.name == baseline), None)
     if base is None:
@@ -283,15 +280,12 @@ def build(
         if s.name != baseline
     ]
     return ReportRecord(
-        schema_version=SCHEMA_VERSION,
-        kind="report",
-        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **{**storage.header("report"), **({"environment": profile.environment} if profile else {})},
         baseline=baseline,
         target_accuracy=target,
         activations=summaries,
         verdicts=verdicts,
         profile_created=profile.created if profile else None,
-        environment=profile.environment if profile else environment.capture(),
     )
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from actprof import export, latency, profile
+from actprof import latency, pipeline, profile, runtime, storage
 
 
 def bare_p50_ms(session, x: np.ndarray, seconds: float) -> float:
@@ -35,7 +35,7 @@ def bare_p50_ms(session, x: np.ndarray, seconds: float) -> float:
 
 
 def harness_p50_ms(session, x: np.ndarray, seconds: float) -> float:
-    target = profile.host_target(session, x)
+    target = runtime.host_target(session, x)
     rounds = latency.interleave({"m": target.run}, min_seconds=seconds, min_runs=30)
     return latency.stats_from_ns(rounds.samples["m"], batch=len(x)).p50_ms
 
@@ -51,7 +51,7 @@ def ensure_models(models: Path) -> Path:
     mnist = data.load_mnist(dataset="sample", log=print)
     for name in ("relu", "elu"):
         act = activations.get(name)
-        export.train_and_export(act, config_for(act), TrainConfig(val_every=100), mnist, out_dir=out)
+        pipeline.train_and_export(act, config_for(act), TrainConfig(val_every=100), mnist, out_dir=out)
     return out
 
 
@@ -66,11 +66,11 @@ def main() -> None:
     models = ensure_models(args.models)
     print(f"{'model':>15} {'batch':>5} {'bare p50 ms':>12} {'actprof p50 ms':>15} {'actprof/bare':>13}")
     worst = 0.0
-    for path, record in export.find_models(models, ["relu", "elu"]):
+    for path, record in storage.find_models(models, ["relu", "elu"]):
         for batch in profile.parse_batch_sizes(args.batch_sizes):
             x = profile.images(batch)
-            options = profile.session_options(threads=0, opt_level="all")
-            session = profile.create_session(path.read_bytes(), "cpu", options)
+            options = runtime.session_options(threads=0, opt_level="all")
+            session = runtime.create_session(path.read_bytes(), "cpu", options)
             bare, ours = [], []
             for _ in range(args.repeats):  # alternate, so drift hits both alike
                 bare.append(bare_p50_ms(session, x, args.seconds))

@@ -26,9 +26,9 @@ from actprof.data import (  # noqa: E402
     TRAIN_IMAGES,
     TRAIN_LABELS,
     load_mnist,
-    write_idx,
 )
 from actprof.errors import ActprofError, DataError  # noqa: E402
+from actprof.idx import write_idx  # noqa: E402
 
 DEFAULT_SOURCE = REPO_ROOT.parent / "shared" / "data" / "mnist"
 SEED = 20_240_601

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from actprof import activations, data
+from actprof import activations, data, pipeline
 from actprof.model import config_for
 from tests.helpers import FAST
 
@@ -29,11 +29,10 @@ def full_mnist_dir() -> Path:
 @pytest.fixture(scope="session")
 def trained_models(tmp_path_factory, sample):
     """Every activation trained briefly on the bundled sample and exported: {name: record}, and the dir."""
-    from actprof import export
 
     out = tmp_path_factory.mktemp("models")
     records = {
-        act.name: export.train_and_export(act, config_for(act), FAST, sample, out_dir=out)
+        act.name: pipeline.train_and_export(act, config_for(act), FAST, sample, out_dir=out)
         for act in activations.ACTIVATIONS.values()
     }
     return out, records

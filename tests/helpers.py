@@ -81,7 +81,7 @@ def plain_ort_session(model):
     process: actprof shares one global thread pool, and ORT then requires every session to use it."""
     import onnxruntime as ort
 
-    from actprof.profile import ort_runtime
+    from actprof.runtime import ort_runtime
 
     ort_runtime()
     options = ort.SessionOptions()

@@ -12,8 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from actprof import cli
-from actprof.data import STEMS, write_idx
+from actprof import cli, runtime
+from actprof.data import STEMS
+from actprof.idx import write_idx
 from tests.helpers import point_weights_outside, with_external_weights
 
 
@@ -280,9 +281,8 @@ def test_profile_refuses_an_empty_models_directory(capsys, monkeypatch, tmp_path
 
 
 def test_profile_cuda_is_refused_where_it_does_not_bind(capsys, monkeypatch, tmp_path, models):
-    from actprof import profile
 
-    if profile.provider_status("cuda").binds:
+    if runtime.provider_status("cuda").binds:
         pytest.skip("a CUDA device binds here: the refusal cannot be shown")
     code, output = invoke(
         capsys,

@@ -25,12 +25,11 @@ from actprof.data import (
     TRAIN_LABELS,
     cache_dir,
     load_mnist,
-    read_idx,
     to_tensor,
     validation_split,
-    write_idx,
 )
 from actprof.errors import DataError, UsageError
+from actprof.idx import read_idx, write_idx
 
 # Read before the autouse fixture clears it: the one test that uses real full MNIST needs it.
 FULL_MNIST_DIR = os.environ.get("ACTPROF_DATA_DIR")

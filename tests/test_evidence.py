@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from actprof import activations, export, verdict
+from actprof import activations, pipeline, verdict
 from actprof.evidence import estimate, paired
 from actprof.model import config_for
 from actprof.records import TrainConfig
@@ -63,7 +63,7 @@ def seeded(tmp_path_factory, sample):
     out = tmp_path_factory.mktemp("seeded")
     config = TrainConfig(epochs=1, val_every=5, val_size=300)
     records = [
-        export.train_and_export(act, config_for(act), config, sample, out_dir=out, extra_seeds=(1, 2))
+        pipeline.train_and_export(act, config_for(act), config, sample, out_dir=out, extra_seeds=(1, 2))
         for act in (activations.get("relu"), activations.get("elu"))
     ]
     return out, records
@@ -91,8 +91,8 @@ def test_a_seed_fixes_the_initial_draw_for_every_activation(sample):
 def test_same_seed_reproduces_the_record_bit_for_bit(tmp_path, sample):
     act = activations.get("elu")
     config = TrainConfig(epochs=1, val_every=5, val_size=300, seed=3)
-    a = export.train_and_export(act, config_for(act), config, sample, out_dir=tmp_path / "a")
-    b = export.train_and_export(act, config_for(act), config, sample, out_dir=tmp_path / "b")
+    a = pipeline.train_and_export(act, config_for(act), config, sample, out_dir=tmp_path / "a")
+    b = pipeline.train_and_export(act, config_for(act), config, sample, out_dir=tmp_path / "b")
     assert (tmp_path / "a" / "elu.onnx").read_bytes() == (tmp_path / "b" / "elu.onnx").read_bytes()
     for field in ("step_loss", "step_accuracy", "val_loss", "test_loss", "test_accuracy", "layer_stats"):
         assert getattr(a.train, field) == getattr(b.train, field), field

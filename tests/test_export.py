@@ -7,11 +7,12 @@ import numpy as np
 import onnx
 import pytest
 
-from actprof import activations, export
+from actprof import activations, export, pipeline, runtime, storage
 from actprof.data import to_tensor
 from actprof.errors import ModelFileError, ParityError, TrainingDiverged
 from actprof.model import config_for
-from actprof.records import SCHEMA_VERSION, ModelRecord, TrainConfig, read_json
+from actprof.records import SCHEMA_VERSION, ModelRecord, TrainConfig
+from actprof.storage import read_json
 from tests.helpers import (
     FAST,
     assert_user_error,
@@ -99,7 +100,7 @@ def test_relu_units_die_and_elu_units_do_not(trained_models):
 
 def test_parity_failure_is_an_error(trained_models, sample):
     out, _ = trained_models
-    session = export.cpu_session((out / "relu.onnx").read_bytes())
+    session = runtime.cpu_session((out / "relu.onnx").read_bytes())
     x = to_tensor(sample.test_images[:300]).numpy()
     logits = export.run_batches(session, x)
     export.check_parity(session, logits, x)
@@ -111,14 +112,14 @@ def test_nan_loss_stops_the_run_and_writes_nothing(tmp_path, sample):
     act = activations.get("relu")
     diverging = TrainConfig(epochs=1, lr=1e8, val_every=5, val_size=200, precision="fp32")
     with pytest.raises(TrainingDiverged, match="lower --lr"):
-        export.train_and_export(act, config_for(act), diverging, sample, out_dir=tmp_path)
+        pipeline.train_and_export(act, config_for(act), diverging, sample, out_dir=tmp_path)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_same_seed_gives_a_bit_identical_model(tmp_path, sample):
     act = activations.get("elu")
-    a = export.train_and_export(act, config_for(act), FAST, sample, out_dir=tmp_path / "a")
-    b = export.train_and_export(act, config_for(act), FAST, sample, out_dir=tmp_path / "b")
+    a = pipeline.train_and_export(act, config_for(act), FAST, sample, out_dir=tmp_path / "a")
+    b = pipeline.train_and_export(act, config_for(act), FAST, sample, out_dir=tmp_path / "b")
     assert a.export.sha256 == b.export.sha256
     assert a.train.step_loss == b.train.step_loss
 
@@ -144,10 +145,10 @@ def test_find_models_detects_a_mismatched_onnx(tmp_path, trained_models):
     out, _ = trained_models
     for suffix in (".onnx", ".json"):
         (tmp_path / f"elu{suffix}").write_bytes((out / f"elu{suffix}").read_bytes())
-    assert [r.activation.name for _, r in export.find_models(tmp_path)] == ["elu"]
+    assert [r.activation.name for _, r in storage.find_models(tmp_path)] == ["elu"]
     (tmp_path / "elu.onnx").write_bytes((out / "relu.onnx").read_bytes())
     with pytest.raises(ModelFileError, match="does not match"):
-        export.find_models(tmp_path)
+        storage.find_models(tmp_path)
 
 
 def test_load_model_file_refuses_external_data_outside_its_directory(tmp_path, trained_models):

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from actprof import export
-from actprof.records import ProfileRecord, ReportRecord, read_json
+from actprof import storage
+from actprof.records import ProfileRecord, ReportRecord
+from actprof.storage import read_json
 
 pytestmark = pytest.mark.slow
 
@@ -51,7 +52,7 @@ def test_train_export_interrupted(tmp_path, delay):
     assert_clean_exit(result)
     assert_nothing_partial(out)
     if out.exists() and any(out.glob("*.json")):
-        for _, record in export.find_models(out):  # every pair that exists is complete and consistent
+        for _, record in storage.find_models(out):  # every pair that exists is complete and consistent
             assert record.export.parity.argmax_agree
     rerun = subprocess.run(
         [sys.executable, "-m", "actprof", "train-export", "--act", "relu", "--dataset", "sample", "--out", str(out)],

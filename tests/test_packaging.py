@@ -6,9 +6,8 @@ from __future__ import annotations
 import ast
 import re
 import sys
-from pathlib import Path
-
 import tomllib
+from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 # import name -> distribution name, where they differ

@@ -9,9 +9,11 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from actprof import export, profile
+from actprof import attribution, graph, profile, runtime, storage
 from actprof.errors import ModelFileError, ProviderUnavailable, UsageError
-from actprof.records import ProfileRecord, read_json
+from actprof.records import ProfileRecord
+from actprof.settings import check_timing
+from actprof.storage import read_json
 from tests.helpers import assert_user_error, quick_settings, run_cli
 
 PROPERTY = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -23,7 +25,7 @@ def model_bytes(trained_models, name: str) -> bytes:
 
 @pytest.fixture(scope="module")
 def cuda_status():
-    return profile.provider_status("cuda")
+    return runtime.provider_status("cuda")
 
 
 def skip_if_cuda_binds(status) -> None:
@@ -46,13 +48,13 @@ def skip_if_cuda_binds(status) -> None:
     ],
 )
 def test_parse_providers(spec, expected):
-    assert profile.parse_providers(spec) == expected
+    assert runtime.parse_providers(spec) == expected
 
 
 @pytest.mark.parametrize("spec", ["", ",", "tpu", "cpu,tpu", "all,cpu", "rocm"])
 def test_parse_providers_refuses_unknown(spec):
     with pytest.raises(UsageError, match="--provider"):
-        profile.parse_providers(spec)
+        runtime.parse_providers(spec)
 
 
 @pytest.mark.parametrize(
@@ -83,8 +85,8 @@ def test_parse_opt_levels_refuses_unknown(spec):
 
 
 def test_check_timing_accepts_sane_values():
-    profile.check_timing(min_time=0.05, min_runs=1, threads=0)
-    profile.check_timing(min_time=10.0, min_runs=1000, threads=8)
+    check_timing(min_time=0.05, min_runs=1, threads=0)
+    check_timing(min_time=10.0, min_runs=1000, threads=8)
 
 
 @pytest.mark.parametrize(
@@ -101,14 +103,14 @@ def test_check_timing_accepts_sane_values():
 def test_check_timing_refuses_bad(kwargs, option):
     values = {"min_time": 0.5, "min_runs": 30, "threads": 0, **kwargs}
     with pytest.raises(UsageError, match=option):
-        profile.check_timing(**values)
+        check_timing(**values)
 
 
 # --- provider truth ----------------------------------------------------------------------------
 
 
 def test_cpu_provider_binds():
-    status = profile.provider_status("cpu")
+    status = runtime.provider_status("cpu")
     assert (status.name, status.execution_provider) == ("cpu", "CPUExecutionProvider")
     assert status.compiled and status.binds
     assert status.reason.startswith("bound: CPUExecutionProvider")
@@ -127,38 +129,38 @@ def test_cuda_provider_does_not_bind_here(cuda_status):
 
 def test_cuda_session_is_refused_not_silently_cpu(trained_models, cuda_status):
     skip_if_cuda_binds(cuda_status)
-    options = profile.session_options(threads=1, opt_level="all")
+    options = runtime.session_options(threads=1, opt_level="all")
     with pytest.raises(ProviderUnavailable, match="--provider cuda"):
-        profile.create_session(model_bytes(trained_models, "relu"), "cuda", options)
+        runtime.create_session(model_bytes(trained_models, "relu"), "cuda", options)
 
 
 def test_cpu_session_runs_the_real_model(trained_models):
-    session = profile.create_session(
-        model_bytes(trained_models, "elu"), "cpu", profile.session_options(threads=1, opt_level="all")
+    session = runtime.create_session(
+        model_bytes(trained_models, "elu"), "cpu", runtime.session_options(threads=1, opt_level="all")
     )
     assert session.get_providers()[0] == "CPUExecutionProvider"
-    target = profile.host_target(session, profile.images(3))
+    target = runtime.host_target(session, profile.images(3))
     [logits] = target.run()
     assert logits.shape == (3, 10) and np.isfinite(logits).all()
 
 
 def test_a_host_target_takes_a_new_batch_in_place(trained_models):
-    session = profile.create_session(
-        model_bytes(trained_models, "elu"), "cpu", profile.session_options(threads=1, opt_level="all")
+    session = runtime.create_session(
+        model_bytes(trained_models, "elu"), "cpu", runtime.session_options(threads=1, opt_level="all")
     )
     first, second = profile.images(8), profile.images(16)[8:]
-    target = profile.host_target(session, first)
+    target = runtime.host_target(session, first)
     before = target.output()
     target.load(second)
     after = target.output()
     assert not np.allclose(before, after)
-    np.testing.assert_array_equal(after, session.run([profile.OUTPUT], {profile.INPUT: second})[0])
+    np.testing.assert_array_equal(after, session.run([graph.OUTPUT_NAME], {graph.INPUT_NAME: second})[0])
 
 
 def test_a_corrupt_model_is_a_model_file_error():
-    options = profile.session_options(threads=1, opt_level="all")
+    options = runtime.session_options(threads=1, opt_level="all")
     with pytest.raises(ModelFileError, match="cannot load"):
-        profile.create_session(b"not an onnx model", "cpu", options)
+        runtime.create_session(b"not an onnx model", "cpu", options)
 
 
 @pytest.mark.parametrize("batch", [1, 7, 2500])
@@ -261,7 +263,7 @@ def test_cli_bad_models_dir(tmp_path, which):
 
 @pytest.fixture(scope="module")
 def profiled(trained_models) -> ProfileRecord:
-    found = export.find_models(trained_models[0], ["relu", "elu"])
+    found = storage.find_models(trained_models[0], ["relu", "elu"])
     settings = quick_settings(["cpu"], [1], threads=1)
     messages: list[str] = []
     record = profile.run_profile(found, settings, on_progress=messages.append)
@@ -316,7 +318,7 @@ def test_ablation_entries(profiled):
 
 
 def test_run_profile_record_round_trips(profiled, tmp_path):
-    from actprof.records import write_json
+    from actprof.storage import write_json
 
     write_json(tmp_path / "profile.json", profiled)
     assert read_json(tmp_path / "profile.json", ProfileRecord) == profiled
@@ -324,7 +326,7 @@ def test_run_profile_record_round_trips(profiled, tmp_path):
 
 def test_run_profile_refuses_a_provider_that_does_not_bind(trained_models, cuda_status):
     skip_if_cuda_binds(cuda_status)
-    found = export.find_models(trained_models[0], ["relu"])
+    found = storage.find_models(trained_models[0], ["relu"])
     settings = quick_settings(["cuda"], [1], threads=1, ablation=False)
     with pytest.raises(ProviderUnavailable):
         profile.run_profile(found, settings)
@@ -334,13 +336,7 @@ def test_run_profile_refuses_a_provider_that_does_not_bind(trained_models, cuda_
 
 
 def census(trained_models, name: str, opt_level: str):
-    return profile.fusion_census(
-        name,
-        model_bytes(trained_models, name),
-        provider="cpu",
-        opt_level=opt_level,
-        threads=1,
-    )
+    return runtime.backend("cpu").census(name, model_bytes(trained_models, name), opt_level=opt_level)
 
 
 def test_relu_is_fused_at_opt_level_all(trained_models):
@@ -373,13 +369,11 @@ def test_mish_census_sees_its_activation_at_opt_level_disabled(trained_models):
 
 
 def ops_of(trained_models, name: str):
-    return profile.op_profile(
+    return runtime.backend("cpu").op_profile(
         name,
         model_bytes(trained_models, name),
-        provider="cpu",
         batch=1,
         opt_level="all",
-        threads=1,
         x=profile.images(1),
         min_runs=20,
         min_seconds=0.1,
@@ -416,19 +410,19 @@ def test_op_profile_attributes_rewritten_activations(trained_models, name):
 
 
 def test_parse_a_real_profile_file(trained_models, tmp_path):
-    options = profile.session_options(threads=1, opt_level="disabled", profile_prefix=str(tmp_path / "ort"))
-    session = profile.create_session(model_bytes(trained_models, "relu"), "cpu", options)
+    options = runtime.session_options(threads=1, opt_level="disabled", profile_prefix=str(tmp_path / "ort"))
+    session = runtime.create_session(model_bytes(trained_models, "relu"), "cpu", options)
     x = profile.images(2)
     for _ in range(3):
         session.run(["logits"], {"input": x})
     path = Path(session.end_profiling())
     assert path.is_file() and path.parent == tmp_path
-    events = profile.load_profile_file(path)
-    totals = profile.parse_profile(events)
+    events = attribution.load_profile_file(path)
+    totals = attribution.parse_profile(events)
     assert totals[("Conv", "CPUExecutionProvider")][1] >= 2 * 3
     assert totals[("Relu", "CPUExecutionProvider")][1] >= 3 * 3
     assert all(total >= 0 for total, _ in totals.values())
-    assert set(profile.node_providers(events).values()) == {"CPUExecutionProvider"}
+    assert set(attribution.node_providers(events).values()) == {"CPUExecutionProvider"}
 
 
 def kernel_event(op: str, dur, provider: str = "CPUExecutionProvider", cat: str = "Node") -> dict:
@@ -445,7 +439,7 @@ def test_parse_profile_sums_kernel_events_only():
         "noise",
         None,
     ]
-    assert profile.parse_profile(events) == {
+    assert attribution.parse_profile(events) == {
         ("Conv", "CPUExecutionProvider"): (15.5, 2),
         ("Elu", "CPUExecutionProvider"): (2.0, 1),
     }
@@ -454,20 +448,20 @@ def test_parse_profile_sums_kernel_events_only():
 @pytest.mark.parametrize("dur", [-1, math.nan, math.inf, "5", None, True, [1]])
 def test_parse_profile_refuses_a_bad_duration(dur):
     with pytest.raises(ModelFileError, match="bad duration"):
-        profile.parse_profile([kernel_event("Conv", dur)])
+        attribution.parse_profile([kernel_event("Conv", dur)])
 
 
 @pytest.mark.parametrize("events", [{}, "x", 3, None])
 def test_parse_profile_refuses_a_non_list(events):
     with pytest.raises(ModelFileError):
-        profile.parse_profile(events)
+        attribution.parse_profile(events)
 
 
 def test_parse_profile_huge_integer_duration_is_a_model_file_error(tmp_path):
     path = tmp_path / "profile.json"
     path.write_text(json.dumps([kernel_event("Conv", 10**400)]))
     with pytest.raises(ModelFileError):
-        profile.load_profile_file(path)
+        attribution.load_profile_file(path)
 
 
 JSON = st.recursive(
@@ -501,19 +495,19 @@ EVENTS = st.lists(EVENT | JSON, max_size=8)
 @given(events=EVENTS | JSON)
 def test_parse_profile_returns_or_raises_model_file_error(events):
     try:
-        totals = profile.parse_profile(events)
+        totals = attribution.parse_profile(events)
     except ModelFileError as exc:
         assert "\n" not in str(exc)
     else:
         for (op, provider), (total, count) in totals.items():
             assert isinstance(op, str) and isinstance(provider, str)
             assert total >= 0 and count >= 1
-    profile.node_providers(events)  # never raises
+    attribution.node_providers(events)  # never raises
 
 
 def load_or_model_file_error(path: Path) -> None:
     try:
-        events = profile.load_profile_file(path)
+        events = attribution.load_profile_file(path)
     except ModelFileError as exc:
         assert "\n" not in str(exc)
     else:
@@ -540,12 +534,12 @@ def test_any_bytes_load_or_raise_model_file_error(tmp_path, raw):
 
 def test_a_missing_profile_file_is_a_model_file_error(tmp_path):
     with pytest.raises(ModelFileError):
-        profile.load_profile_file(tmp_path / "nope.json")
+        attribution.load_profile_file(tmp_path / "nope.json")
 
 
 def test_sessions_share_one_thread_pool(trained_models):
     """Per-session pools made 22 interleaved sessions ~45% slower than one alone (spinning workers)."""
-    options = profile.session_options(threads=0, opt_level="all")
+    options = runtime.session_options(threads=0, opt_level="all")
     assert options.use_per_session_threads is False
 
 
@@ -574,11 +568,11 @@ EP_ERROR_SEEN = (
     ],
 )
 def test_provider_failure_names_the_cause_ort_printed(printed, cause):
-    assert profile.provider_failure(printed) == cause
+    assert runtime.provider_failure(printed) == cause
 
 
 @given(st.text(max_size=300))
 @PROPERTY
 def test_provider_failure_never_raises(printed):
-    cause = profile.provider_failure(printed)
+    cause = runtime.provider_failure(printed)
     assert cause is None or ("failure" in cause and ";" not in cause)

@@ -12,16 +12,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from actprof import records
+from actprof import storage
 from actprof.errors import ModelFileError, OutputError
-from actprof.records import (
-    SCHEMA_VERSION,
-    atomic_path,
-    read_json,
-    write_bytes_atomic,
-    write_json,
-    write_text_atomic,
-)
+from actprof.records import SCHEMA_VERSION
+from actprof.storage import atomic_path, read_json, write_bytes_atomic, write_json, write_text_atomic
 
 
 @dataclass(frozen=True)
@@ -60,7 +54,7 @@ def make_sample(**changes) -> Sample:
 
 
 def valid_dict(**changes) -> dict:
-    return {**json.loads(records.dumps(make_sample())), **changes}
+    return {**json.loads(storage.dumps(make_sample())), **changes}
 
 
 def write_raw(path: Path, data: bytes | str | object) -> Path:
@@ -361,7 +355,7 @@ def test_write_bytes_atomic_interrupted_mid_write(tmp_path, monkeypatch, existin
     def interrupted_fsync(_fd):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(records.os, "fsync", interrupted_fsync)
+    monkeypatch.setattr(storage.os, "fsync", interrupted_fsync)
     with pytest.raises(KeyboardInterrupt):
         write_bytes_atomic(target, b"new")
     assert not any(p.name.endswith(".tmp") for p in tmp_path.iterdir())
@@ -432,7 +426,7 @@ def test_os_errors_map_to_output_error_hints(tmp_path, monkeypatch, code, hint):
     def failing_mkstemp(*_args, **_kwargs):
         raise OSError(code, os.strerror(code))
 
-    monkeypatch.setattr(records.tempfile, "mkstemp", failing_mkstemp)
+    monkeypatch.setattr(storage.tempfile, "mkstemp", failing_mkstemp)
     with pytest.raises(OutputError, match=hint):
         write_bytes_atomic(tmp_path / "out.bin", b"x")
 
@@ -443,7 +437,7 @@ def test_disk_full_during_write_leaves_nothing(tmp_path, monkeypatch):
     def full_fsync(_fd):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(records.os, "fsync", full_fsync)
+    monkeypatch.setattr(storage.os, "fsync", full_fsync)
     with pytest.raises(OutputError, match="disk is full"):
         write_bytes_atomic(target, b"x")
     assert list(tmp_path.iterdir()) == []

@@ -5,8 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from actprof import report, verdict
-from actprof.records import ProfileRecord, ReportRecord, read_json
+from actprof import report, tables, verdict
+from actprof.records import ProfileRecord, ReportRecord
+from actprof.storage import read_json
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +106,7 @@ def test_diff_command_is_a_ci_gate(tmp_path, built):
     from tests.helpers import run_cli
 
     _, rep = built
-    from actprof.records import write_json
+    from actprof.storage import write_json
 
     worse = dataclasses.replace(
         rep, activations=[dataclasses.replace(s, test_accuracy=s.test_accuracy * 0.5) for s in rep.activations]
@@ -137,15 +138,15 @@ def test_the_gpu_run_loads_and_holds_both_providers(gpu_profile):
 
 
 def test_cuda_per_op_rows_say_they_time_the_launch(gpu_profile):
-    rows = report.op_rows(gpu_profile)
+    rows = tables.op_rows(gpu_profile)
     assert {r["timed"] for r in rows if r["provider"] == "cuda"} == {"host launch"}
     assert {r["timed"] for r in rows if r["provider"] == "cpu"} == {"kernel"}
-    assert "host-side launch" in report.op_notes(gpu_profile)
+    assert "host-side launch" in tables.op_notes(gpu_profile)
 
 
 def test_nodes_that_ran_off_the_gpu_are_named_once(gpu_profile):
     """Celu has no CUDA kernel: ORT ran it on the CPU; the note names each node once, not per batch."""
-    notes = report.op_notes(gpu_profile)
+    notes = tables.op_notes(gpu_profile)
     assert notes.count("celu on cuda:") == 1
     assert "node_celu_1 (CPUExecutionProvider)" in notes
     assert "elu on cuda" not in notes.replace("celu on cuda", "")

@@ -1,0 +1,154 @@
+"""Where inference time goes and what the optimizer made of a graph: pure functions over files and graphs.
+
+ONNX Runtime's profiler writes a JSON list of events; per-op time is the sum of ``cat == "Node"`` events
+named ``*_kernel_time``, grouped by op type and provider. The fusion census reads the graph a runtime
+optimized: which activation nodes survived on their own, which were fused into a convolution or GEMM, how
+many layout reorders were inserted. Nothing here runs a model.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from actprof import graph
+from actprof.errors import ModelFileError
+from actprof.records import FusionCensus, OpProfile, OpTime
+
+if TYPE_CHECKING:
+    import onnx
+
+LAYOUT_OPS = frozenset({"ReorderInput", "ReorderOutput", "Transpose"})
+# The network around the activations once ORT has optimized it. Every other op belongs to the activation:
+# ORT rewrites some activations at load time (Mish into Softplus/Tanh/Mul, SiLU into QuickGelu), so the
+# exported op names alone would miss them.
+NETWORK_OPS = graph.STRUCTURAL_OPS | LAYOUT_OPS | {"FusedConv", "FusedGemm", "MemcpyFromHost", "MemcpyToHost"}
+
+
+def is_activation_op(op_type: str) -> bool:
+    return op_type.split(".")[-1] not in NETWORK_OPS
+
+
+# --- ONNX Runtime's profile ------------------------------------------------------------------------
+
+
+def _kernel_events(events: list) -> Iterator[tuple[str, str, str, object]]:
+    """(node name, op type, provider, duration) of every ``cat == "Node"`` ``*_kernel_time`` event."""
+    for event in events:
+        if not isinstance(event, dict) or event.get("cat") != "Node":
+            continue
+        name, args = event.get("name"), event.get("args")
+        if not (isinstance(name, str) and name.endswith("_kernel_time") and isinstance(args, dict)):
+            continue
+        op, provider = args.get("op_name"), args.get("provider")
+        if isinstance(op, str) and isinstance(provider, str):
+            yield name.removesuffix("_kernel_time"), op, provider, event.get("dur")
+
+
+def parse_profile(events: object) -> dict[tuple[str, str], tuple[float, int]]:
+    """ORT profile events → {(op_type, provider): (total µs, kernel events)}; ModelFileError if malformed.
+
+    Only ``cat == "Node"`` events named ``*_kernel_time`` count; anything else is ignored.
+    """
+    if not isinstance(events, list):
+        raise ModelFileError("the ORT profile is not a JSON list of events")
+    totals: dict[tuple[str, str], tuple[float, int]] = {}
+    for name, op, provider, dur in _kernel_events(events):
+        if not _is_duration(dur):
+            raise ModelFileError(f"the ORT profile has a bad duration for {name!r}_kernel_time: {str(dur)[:40]}")
+        total, count = totals.get((op, provider), (0.0, 0))
+        totals[(op, provider)] = (total + float(dur), count + 1)
+    return totals
+
+
+def _is_duration(value: object) -> bool:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value) and value >= 0
+    except OverflowError:  # an integer past the float range
+        return False
+
+
+def node_providers(events: object) -> dict[str, str]:
+    """Node name → provider it ran on, from the same profile events."""
+    if not isinstance(events, list):
+        return {}
+    return {name: provider for name, _op, provider, _dur in _kernel_events(events)}
+
+
+def load_profile_file(path: Path) -> list:
+    try:
+        events = json.loads(Path(path).read_bytes())
+    except (OSError, ValueError, RecursionError):
+        raise ModelFileError(f"{path} is not a readable ORT profile (JSON)") from None
+    parse_profile(events)
+    return events
+
+
+def op_profile_of(
+    totals: dict[tuple[str, str], tuple[float, int]],
+    *,
+    model: str,
+    provider: str,
+    batch: int,
+    opt_level: str,
+    runs: int,
+    foreign_nodes: list[str],
+) -> OpProfile:
+    """Per-op totals over ``runs`` recorded runs → time per run, share, and the activation's part."""
+    grand = sum(total for total, _ in totals.values()) / runs
+    ops = sorted(
+        (
+            OpTime(op, prov, count // runs, total / runs, (total / runs) / grand if grand else 0.0)
+            for (op, prov), (total, count) in totals.items()
+        ),
+        key=lambda o: -o.us_per_run,
+    )
+    act_us = sum(o.us_per_run for o in ops if is_activation_op(o.op_type))
+    return OpProfile(
+        model=model,
+        provider=provider,
+        batch=batch,
+        opt_level=opt_level,
+        runs=runs,
+        total_us_per_run=grand,
+        ops=ops,
+        activation_us_per_run=act_us,
+        activation_share=act_us / grand if grand else 0.0,
+        layout_us_per_run=sum(o.us_per_run for o in ops if o.op_type in LAYOUT_OPS),
+        foreign_nodes=foreign_nodes,
+    )
+
+
+# --- the optimized graph ---------------------------------------------------------------------------
+
+
+def census_of_optimized(name: str, optimized: onnx.ModelProto, *, provider: str, opt_level: str) -> FusionCensus:
+    ops: dict[str, int] = {}
+    fused: dict[str, int] = {}
+    for node in optimized.graph.node:
+        key = _qualified(node)
+        ops[key] = ops.get(key, 0) + 1
+        fused_act = _fused_activation(node)
+        if fused_act:
+            label = f"{key}({fused_act})"
+            fused[label] = fused.get(label, 0) + 1
+    left = {op: n for op, n in ops.items() if is_activation_op(op)}
+    reorders = sum(n for op, n in ops.items() if op.split(".")[-1] in {"ReorderInput", "ReorderOutput"})
+    return FusionCensus(name, provider, opt_level, dict(sorted(ops.items())), left, fused, reorders)
+
+
+def _qualified(node: onnx.NodeProto) -> str:
+    domain = node.domain.removeprefix("com.microsoft").strip(".")
+    return f"{domain}.{node.op_type}" if domain else node.op_type
+
+
+def _fused_activation(node: onnx.NodeProto) -> str | None:
+    for attr in node.attribute:
+        if attr.name == "activation" and attr.s:
+            return attr.s.decode("utf-8", "replace")
+    return None

@@ -1,0 +1,307 @@
+"""The one home of orchestration: train → export → verify per activation, and the run stage loop.
+
+Stages do the work (``train``, ``export``, ``profile``, ``verdict``, ``report``); this module decides what
+runs in which order, what is written where, and reports progress. ``cli`` only parses options and calls
+in here.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from actprof import export, runtime, storage
+from actprof.errors import ProviderUnavailable
+from actprof.records import ActivationInfo, ModelConfig, ModelRecord, ProfileRecord, ProfileSettings, TrainConfig
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from actprof.activations import Activation
+    from actprof.data import MNIST
+
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """How trained models become ONNX files, and where they go."""
+
+    out: Path
+    opset: int = export.DEFAULT_OPSET
+    exporter: str = "dynamo"
+    rewrite: str = "none"  # "pool-first": also write <act>+pool-first.onnx where it is exact
+
+
+def train_and_export(
+    act: Activation,
+    model_config: ModelConfig,
+    train_config: TrainConfig,
+    data: MNIST,
+    *,
+    out_dir: Path,
+    opset: int = export.DEFAULT_OPSET,
+    exporter: str = "dynamo",
+    on_step: Callable[[int, int], None] | None = None,
+    rewrite: str = "none",
+    extra_seeds: Sequence[int] = (),
+) -> ModelRecord:
+    """Train one activation, export and verify it, and write ``<act>.onnx`` + ``<act>.json``.
+
+    With ``rewrite="pool-first"`` also ``<act>+pool-first.onnx`` + ``.json``. ``extra_seeds`` are trained
+    the same way and recorded (``seed_runs``) for the statistics; the first seed's model is exported.
+    Nothing is written unless every run converged to finite losses and every ONNX file passed parity.
+    """
+    from actprof.data import to_tensor
+    from actprof.train import train
+
+    export.check_options(opset=opset, exporter=exporter)
+    export.check_rewrite(rewrite, [act])
+    runs = 1 + len(extra_seeds)
+
+    def progress(run: int) -> Callable[[int, int], None] | None:
+        if on_step is None:
+            return None
+        return lambda step, total: on_step(run * total + step, runs * total)
+
+    model, result = train(model_config, train_config, data, on_step=progress(0))
+    seed_runs = [
+        train(model_config, replace(train_config, seed=seed), data, on_step=progress(i + 1))[1]
+        for i, seed in enumerate(extra_seeds)
+    ]
+    test_images = to_tensor(data.test_images).numpy()
+    onnx_bytes, exported = export.export_and_verify(
+        model,
+        expected_ops=act.onnx_ops,
+        test_images=test_images,
+        test_labels=data.test_labels,
+        opset=opset,
+        exporter=exporter,
+    )
+    record = ModelRecord(
+        **storage.header("model"),
+        activation=ActivationInfo(
+            name=act.name,
+            summary=act.summary,
+            param_name=act.param,
+            param=model_config.param,
+            init=model_config.init,
+            monotonic=act.monotonic,
+            alpha_dropout=model_config.alpha_dropout,
+        ),
+        dataset=data.identity,
+        train=result,
+        export=replace(exported, file=f"{act.name}.onnx"),
+        seed_runs=seed_runs,
+    )
+    if rewrite != "none":
+        data_rw, parity, _ = export.rewrite_pool_first(onnx_bytes, test_images)
+        storage.save_model(out_dir, act.name, onnx_bytes, record)
+        rewritten = export.rewritten_record(record, data_rw, parity, rewrite)
+        storage.save_model(out_dir, f"{act.name}+{rewrite}", data_rw, rewritten)
+        return record
+    storage.save_model(out_dir, act.name, onnx_bytes, record)
+    return record
+
+
+def train_export_all(
+    acts: Sequence[Activation],
+    train_config: TrainConfig,
+    options: ExportOptions,
+    *,
+    console: Console,
+    alpha: float | None = None,
+    init: str | None = None,
+    data_dir: Path | None = None,
+    dataset: str = "auto",
+    extra_seeds: Sequence[int] = (),
+    baseline: str | None = None,
+) -> list[ModelRecord]:
+    """Load MNIST once, then train, export and verify every activation in turn, with a progress bar.
+
+    ``baseline``: the activation the others are judged against gets no rewrite (run applies the rewrite
+    only where it is exact, and not to the baseline).
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from actprof import data
+    from actprof.model import config_for
+
+    mnist = data.load_mnist(data_dir=data_dir, dataset=dataset, log=lambda m: console.print(m))
+    records = []
+    columns = (TextColumn("{task.description:>12}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=False) as progress:
+        for act in acts:
+            task = progress.add_task(act.name, total=None)
+            exact = act.monotonic and act.name != baseline  # the rewrite is exact there, and not the baseline
+            records.append(
+                train_and_export(
+                    act,
+                    config_for(act, param=alpha, init=init),
+                    train_config,
+                    mnist,
+                    out_dir=options.out,
+                    opset=options.opset,
+                    exporter=options.exporter,
+                    on_step=lambda step, total, task=task: progress.update(task, completed=step, total=total),
+                    rewrite=options.rewrite if exact else "none",
+                    extra_seeds=extra_seeds,
+                )
+            )
+    return records
+
+
+# --- profiling ---------------------------------------------------------------------------------------
+
+
+def providers_that_bind(requested: list[str], *, explicit: bool, say: Say) -> list[str]:
+    """Explicitly requested providers must bind (else a clear error); with 'all', skip and say why."""
+    usable = []
+    for name in requested:
+        status = runtime.backend(name).status()
+        if status.binds:
+            usable.append(name)
+        elif explicit:
+            raise ProviderUnavailable(status.reason)
+        else:
+            say(f"skipped {name}: {status.reason}")
+    return usable
+
+
+def profile_settings(
+    *,
+    provider: str,
+    batch_sizes: str,
+    threads: int,
+    opt_level: str,
+    min_time: float,
+    min_runs: int,
+    ablation: bool,
+    cuda_graph: bool,
+    say: Say,
+) -> ProfileSettings:
+    """Settings for the profile stage from the command line's words (``profile`` and ``run`` alike).
+
+    The ORT thread pool is sized here, before any session exists; providers that do not bind are refused
+    when named, or skipped (and said) under 'all'.
+    """
+    from actprof import profile
+    from actprof.settings import check_timing
+
+    check_timing(min_time=min_time, min_runs=min_runs, threads=threads)
+    runtime.ort_runtime(threads)
+    requested = runtime.parse_providers(provider)
+    return ProfileSettings(
+        providers=providers_that_bind(requested, explicit=provider.strip().lower() != "all", say=say),
+        batch_sizes=profile.parse_batch_sizes(batch_sizes),
+        threads=runtime.global_threads(),
+        opt_levels=profile.parse_opt_levels(opt_level),
+        min_time=min_time,
+        min_runs=min_runs,
+        ablation=ablation,
+        cuda_graph=cuda_graph,
+        input="real MNIST test images (bundled sample)",
+    )
+
+
+def profile_models(
+    models: Path, names: list[str] | None, settings: ProfileSettings, *, baseline: str, out: Path, console: Console
+) -> ProfileRecord:
+    """Profile the models found in ``models`` and write ``out/profile.json``."""
+    from actprof import profile
+
+    found = storage.find_models(models, names)
+    with console.status("profiling") as status:
+        record = profile.run_profile(found, settings, baseline=baseline, on_progress=status.update)
+    storage.write_json(out / "profile.json", record)
+    return record
+
+
+# --- reporting and the whole run --------------------------------------------------------------------
+
+
+def report(
+    models: Path, results: Path, *, baseline: str, target: float | None, formats: list[str], out: Path, console: Console
+) -> list[Path]:
+    """Build the verdict from the model records (and profile.json, microbench.json if present) and write
+    every requested format; ``table`` prints to the console."""
+    from actprof import report as report_module
+    from actprof import verdict
+    from actprof.records import MicrobenchRecord
+
+    model_records = [record for _, record in storage.find_models(models)]
+    profile_path = Path(results) / "profile.json"
+    profile = storage.read_json(profile_path, ProfileRecord) if profile_path.exists() else None
+    if profile is None:
+        console.print(f"no {profile_path}: reporting training only (run actprof profile for latency)")
+    microbench_path = Path(results) / "microbench.json"
+    microbench = storage.read_json(microbench_path, MicrobenchRecord) if microbench_path.exists() else None
+    built = verdict.build(model_records, profile, baseline=baseline, target=target)
+    if "table" in formats:
+        report_module.print_report(built, profile, console=console, microbench=microbench)
+    return report_module.write_reports(out, formats, built, model_records, profile, microbench)
+
+
+def run(
+    acts: Sequence[Activation],
+    train_config: TrainConfig,
+    settings: ProfileSettings,
+    *,
+    models: Path,
+    out: Path,
+    baseline: str,
+    rewrite: str,
+    data_dir: Path | None,
+    dataset: str,
+    extra_seeds: Sequence[int],
+    console: Console,
+) -> dict[str, float]:
+    """train-export → profile → report; returns the seconds each stage took."""
+    from actprof import report as report_module
+
+    stages: dict[str, float] = {}
+    started = time.perf_counter()
+    records = train_export_all(
+        acts,
+        train_config,
+        ExportOptions(out=models, rewrite=rewrite),
+        console=console,
+        data_dir=data_dir,
+        dataset=dataset,
+        extra_seeds=extra_seeds,
+        baseline=baseline,
+    )
+    stages["train + export"] = time.perf_counter() - started
+    report_module.print_training(records, console=console)
+    started = time.perf_counter()
+    profile_models(models, [r.name for r in records], settings, baseline=baseline, out=out, console=console)
+    stages["profile"] = time.perf_counter() - started
+    started = time.perf_counter()
+    formats = list(report_module.FORMATS)
+    written = report(models, out, baseline=baseline, target=None, formats=formats, out=out, console=console)
+    stages["report"] = time.perf_counter() - started
+    console.print(
+        "stages: " + ", ".join(f"{k} {v:.1f} s" for k, v in stages.items()) + f"; total {sum(stages.values()):.1f} s"
+    )
+    console.print("wrote " + ", ".join(str(p) for p in written))
+    return stages
+
+
+def optimize(model: Path, out: Path | None) -> tuple[Path, int, float, int]:
+    """The exact pool-first rewrite of an exported model, written beside it (with its record, if any).
+
+    Returns (written path, activations moved, max |Δlogit|, images checked)."""
+    from actprof import profile
+
+    proto = export.load_model_file(model)
+    data, parity, moved = export.rewrite_pool_first(proto.SerializeToString(), profile.images(export.PARITY_IMAGES))
+    target = out or model.with_name(f"{model.stem}+pool-first.onnx")
+    record_path = model.with_suffix(".json")
+    record = storage.load_record(record_path) if record_path.is_file() and out is None else None
+    storage.write_bytes_atomic(target, data)
+    if record is not None:
+        storage.write_json(target.with_suffix(".json"), export.rewritten_record(record, data, parity, "pool-first"))
+    return target, moved, parity.max_abs_diff, parity.images

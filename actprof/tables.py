@@ -1,0 +1,270 @@
+"""The rows of every table a person reads, as plain strings: one source for the terminal, Markdown and HTML.
+
+``report`` renders these rows; nothing here knows how they will be drawn.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from actprof.records import reached
+
+if TYPE_CHECKING:
+    from actprof.records import (
+        ActivationSummary,
+        Interval,
+        MicrobenchRecord,
+        ModelRecord,
+        PairedComparison,
+        ProfileRecord,
+        ReportRecord,
+    )
+
+
+LAUNCH_CLOCK_NOTE = (
+    "CUDA rows time the host-side launch of each node, not the GPU kernel: the CUDA provider runs "
+    "asynchronously and ORT's pip build has no CUPTI. They rank dispatch overhead; the ablation's "
+    "identity swap gives an activation's GPU cost."
+)
+
+
+def _pct(x: float | None, digits: int = 2) -> str:
+    return "—" if x is None else f"{100 * x:.{digits}f}%"
+
+
+def _num(x: float | None, fmt: str = ",.0f") -> str:
+    return "—" if x is None else format(x, fmt)
+
+
+def _bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:,.0f} {unit}"
+        n /= 1024
+    return f"{n:,.0f} GiB"
+
+
+def _reached(record: ModelRecord, target: float) -> tuple[int | None, float | None]:
+    hit = reached(record.train.time_to_accuracy, target)
+    return (hit.step, hit.seconds) if hit else (None, None)
+
+
+def training_rows(records: Sequence[ModelRecord]) -> list[dict[str, str]]:
+    rows = []
+    for r in records:
+        steps97, secs97 = _reached(r, 0.97)
+        steps98, secs98 = _reached(r, 0.98)
+        rows.append(
+            {
+                "activation": r.name,
+                "init": r.activation.init,
+                "train prec": r.train.config.precision,
+                "test acc": _pct(r.train.test_accuracy),
+                "ONNX acc": _pct(r.export.onnx_test_accuracy),
+                "→97% steps/s": f"{_num(steps97)} / {_num(secs97, '.1f')}",
+                "→98% steps/s": f"{_num(steps98)} / {_num(secs98, '.1f')}",
+                "img/s": _num(r.train.images_per_second),
+                "mean act l1/l2/l3": "/".join(f"{s.mean_activation:+.2f}" for s in r.train.layer_stats),
+                "dead % l1/l2/l3": "/".join(f"{100 * s.dead_fraction:.0f}" for s in r.train.layer_stats),
+                "max|Δlogit|": f"{r.export.parity.max_abs_diff:.0e}",
+                "ONNX act ops": " ".join(f"{op}×{n}" for op, n in r.export.activation_census.items())
+                + (" (decomposed)" if r.export.decomposed else ""),
+            }
+        )
+    return rows
+
+
+def _interval(iv: Interval | None, fmt: str = ".2f", unit: str = "") -> str:
+    if iv is None or math.isnan(iv.value):
+        return "—"
+    return f"{iv.value:{fmt}}{unit} [{iv.low:{fmt}}, {iv.high:{fmt}}]"
+
+
+def latency_rows(record: ProfileRecord) -> list[dict[str, str]]:
+    rows = []
+    for r in record.latency:
+        if r.variant != "as-trained":
+            continue
+        rows.append(
+            {
+                "provider": r.provider + ("" if r.mode == "compute" else f" ({r.mode})"),
+                "batch": str(r.batch),
+                "activation": r.model,
+                "p50 ms": f"{r.stats.p50_ms:.4f}",
+                "p99 ms": f"{r.stats.p99_ms:.4f}",
+                "CV": f"{r.stats.cv:.2f}",
+                "img/s": _num(r.stats.throughput),
+                f"× {record.baseline or 'baseline'} [95% CI]": _interval(r.vs_baseline, ".2f", "×"),
+                "runs": f"{r.stats.runs:,}",
+            }
+        )
+    return rows
+
+
+def ablation_rows(record: ProfileRecord) -> list[dict[str, str]]:
+    return [
+        {
+            "provider": a.provider,
+            "batch": str(a.batch),
+            "activation": a.model,
+            "as trained ms": f"{a.as_trained_ms:.4f}",
+            "ReLU swapped in": _num(a.relu_swap_ms, ".4f"),
+            "identity swapped in": f"{a.identity_ms:.4f}",
+            "activation cost ms [CI]": _interval(a.activation_cost_ms, ".4f"),
+            "cost over ReLU ms [CI]": _interval(a.penalty_vs_relu_ms, ".4f"),
+        }
+        for a in record.ablation
+    ]
+
+
+def op_rows(record: ProfileRecord, top: int = 4) -> list[dict[str, str]]:
+    rows = []
+    for p in record.op_profiles:
+        rows.append(
+            {
+                "provider": p.provider,
+                "batch": str(p.batch),
+                "activation": p.model,
+                "timed": "host launch" if p.clock == "launch" else "kernel",
+                "total µs/run": f"{p.total_us_per_run:,.1f}",
+                "activation op": f"{p.activation_us_per_run:,.1f} µs ({100 * p.activation_share:.0f}%)",
+                "layout reorders": f"{p.layout_us_per_run:,.1f} µs",
+                "top ops": ", ".join(f"{o.op_type} {100 * o.share:.0f}%" for o in p.ops[:top]),
+                "off-provider nodes": str(len(p.foreign_nodes)) if p.foreign_nodes else "0",
+            }
+        )
+    return rows
+
+
+def op_notes(record: ProfileRecord) -> str:
+    """What a reader of the per-op table must know: launch-time clocks, nodes that ran off the provider."""
+    notes = [LAUNCH_CLOCK_NOTE] if any(p.clock == "launch" for p in record.op_profiles) else []
+    off: dict[tuple[str, str], set[str]] = {}
+    for p in record.op_profiles:  # every batch and optimization level, each node named once
+        off.setdefault((p.model, p.provider), set()).update(p.foreign_nodes)
+    notes += [
+        f"{model} on {provider}: {', '.join(sorted(nodes))} ran off the requested provider (an op with no "
+        "kernel there), with copies between devices in the timed path."
+        for (model, provider), nodes in off.items()
+        if nodes
+    ]
+    return " ".join(notes)
+
+
+def fusion_rows(record: ProfileRecord) -> list[dict[str, str]]:
+    return [
+        {
+            "provider": f.provider,
+            "opt level": f.opt_level,
+            "activation": f.model,
+            "activation nodes left": " ".join(f"{op}×{n}" for op, n in f.activation_nodes_left.items()) or "none",
+            "fused into": " ".join(f"{op}×{n}" for op, n in f.fused.items()) or "nothing",
+            "layout reorders": str(f.reorders),
+        }
+        for f in record.fusion
+    ]
+
+
+def microbench_rows(record: MicrobenchRecord) -> list[dict[str, str]]:
+    return [
+        {
+            "provider": r.provider,
+            "size": _bytes(4 * r.elements),
+            "op": r.op,
+            "ONNX": "+".join(r.onnx_ops),
+            "p50 ms": f"{r.p50_ms:,.3f}",
+            "GB/s": f"{r.gbps:,.1f}",
+            "of copy": f"{100 * r.fraction_of_copy:.0f}%",
+        }
+        for r in record.results
+    ]
+
+
+def _seconds_to(summary: ActivationSummary, target: float) -> str:
+    hit = reached(summary.time_to_accuracy, target)
+    return "not reached" if hit is None or hit.seconds is None else f"{hit.step} / {hit.seconds:.1f} s"
+
+
+def _accuracy(s: ActivationSummary) -> str:
+    e = s.over_seeds.get("test accuracy")
+    if e is None or e.n < 2:
+        return _pct(s.test_accuracy)
+    return f"{100 * e.mean:.2f}% ± {100 * (e.high - e.mean):.2f} (n={e.n})"
+
+
+def seed_rows(report: ReportRecord) -> list[dict[str, str]]:
+    """Per activation, mean ± 95% CI over seeds (several seeds only)."""
+
+    def cell(s: ActivationSummary, key: str, scale: float = 1.0, fmt: str = ".2f") -> str:
+        e = s.over_seeds.get(key)
+        if e is None or e.n == 0:
+            return f"never (0/{len(s.seeds)})"
+        half = "" if math.isnan(e.high) else f" ± {scale * (e.high - e.mean):{fmt}}"
+        reached = f" ({e.n}/{len(s.seeds)})" if e.n < len(s.seeds) else ""
+        return f"{scale * e.mean:{fmt}}{half}{reached}"
+
+    return [
+        {
+            "activation": s.name,
+            "seeds": str(len(s.seeds)),
+            "test acc %": cell(s, "test accuracy", 100),
+            "test loss": cell(s, "test loss", 1, ".4f"),
+            "s → 97%": cell(s, "seconds to 97%", 1, ".1f"),
+            "s → 98%": cell(s, "seconds to 98%", 1, ".1f"),
+            "steps → 97%": cell(s, "steps to 97%", 1, ".0f"),
+        }
+        for s in report.activations
+        if len(s.seeds) > 1
+    ]
+
+
+def evidence_rows(report: ReportRecord) -> list[dict[str, str]]:
+    """Every paired comparison with the baseline (several seeds only)."""
+    rows = []
+    for s in report.activations:
+        for c in s.vs_baseline:
+            scale = 100 if "accuracy" in c.what else 1
+            unit = " pp" if "accuracy" in c.what else ""
+            rows.append(
+                {
+                    "activation": s.name,
+                    f"vs {report.baseline}": c.what,
+                    "seeds": str(c.n),
+                    "mean Δ": "—" if math.isnan(c.mean_difference) else f"{scale * c.mean_difference:+.3f}{unit}",
+                    "95% CI": "—" if math.isnan(c.low) else f"[{scale * c.low:+.3f}, {scale * c.high:+.3f}]",
+                    "p": "—" if math.isnan(c.p_value) else f"{c.p_value:.3f}",
+                    "d_z": "—" if math.isnan(c.effect_size) else f"{c.effect_size:+.2f}",
+                    "verdict": _significance(c),
+                    "reached": c.reached,
+                }
+            )
+    return rows
+
+
+def _significance(c: PairedComparison) -> str:
+    if c.n < 2:
+        return "too few seeds"
+    if not c.significant:
+        return "within noise"
+    better = (c.mean_difference > 0) == c.higher_is_better
+    return "significantly " + ("better" if better else "worse")
+
+
+def convergence_rows(report: ReportRecord) -> list[dict[str, str]]:
+    return [
+        {
+            "activation": s.name,
+            "init": s.init,
+            "test acc": _accuracy(s),
+            "ONNX acc": _pct(s.onnx_test_accuracy),
+            "steps / s → 97%": _seconds_to(s, 0.97),
+            "steps / s → 98%": _seconds_to(s, 0.98),
+            "train img/s": _num(s.images_per_second),
+            "mean act l1/l2/l3": "/".join(f"{m:+.2f}" for m in s.mean_activation),
+            "dead % l1/l2/l3": "/".join(f"{100 * d:.0f}" for d in s.dead_fraction),
+            "data": f"{s.dataset}, {s.epochs} ep, {s.precision}",
+        }
+        for s in report.activations
+    ]
