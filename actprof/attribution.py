@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,15 +22,32 @@ from actprof.records import FusionCensus, OpProfile, OpTime
 if TYPE_CHECKING:
     import onnx
 
-LAYOUT_OPS = frozenset({"ReorderInput", "ReorderOutput", "Transpose"})
-# The network around the activations once ORT has optimized it. Every other op belongs to the activation:
-# ORT rewrites some activations at load time (Mish into Softplus/Tanh/Mul, SiLU into QuickGelu), so the
-# exported op names alone would miss them.
-NETWORK_OPS = graph.STRUCTURAL_OPS | LAYOUT_OPS | {"FusedConv", "FusedGemm", "MemcpyFromHost", "MemcpyToHost"}
+LAYOUT_OPS = frozenset({"ReorderInput", "ReorderOutput", "Transpose", "Reorder"})
+# Quantization plumbing and quantized network ops (ONNX Runtime's int8 graph; OpenVINO's int8 layers).
+QUANTIZATION_OPS = frozenset(
+    {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QGemm", "QLinearMatMul", "NhwcMaxPool"}
+    | {"DynamicQuantizeLinear", "MatMulInteger", "ConvInteger", "FakeQuantize", "Convert"}
+)
+# OpenVINO's executed layer types that are the network itself (its runtime model and performance counters).
+OPENVINO_NETWORK = frozenset(
+    {"Input", "Output", "Parameter", "Result", "Const", "Convolution", "FullyConnected", "Pooling", "MatMul"}
+)
+# The network around the activations once a runtime has optimized it. Every other op belongs to the
+# activation: ORT rewrites some activations at load time (Mish into Softplus/Tanh/Mul, SiLU into QuickGelu),
+# so the exported op names alone would miss them.
+NETWORK_OPS = (
+    graph.STRUCTURAL_OPS
+    | LAYOUT_OPS
+    | QUANTIZATION_OPS
+    | OPENVINO_NETWORK
+    | {"FusedConv", "FusedGemm", "MemcpyFromHost", "MemcpyToHost"}
+)
 
 
 def is_activation_op(op_type: str) -> bool:
-    return op_type.split(".")[-1] not in NETWORK_OPS
+    op = op_type.split(".")[-1]
+    # OpenVINO names its kernels' variants (FullyConnectedQuantizedLegacy…): those are still the network
+    return op not in NETWORK_OPS and not op.startswith(("Convolution", "FullyConnected"))
 
 
 # --- ONNX Runtime's profile ------------------------------------------------------------------------
@@ -139,7 +157,83 @@ def census_of_optimized(name: str, optimized: onnx.ModelProto, *, provider: str,
             fused[label] = fused.get(label, 0) + 1
     left = {op: n for op, n in ops.items() if is_activation_op(op)}
     reorders = sum(n for op, n in ops.items() if op.split(".")[-1] in {"ReorderInput", "ReorderOutput"})
-    return FusionCensus(name, provider, opt_level, dict(sorted(ops.items())), left, fused, reorders)
+    wrapped = _qdq_wrapped(optimized)
+    return FusionCensus(
+        name, provider, opt_level, dict(sorted(ops.items())), left, fused, reorders, qdq_wrapped=wrapped
+    )
+
+
+def _qdq_wrapped(model: onnx.ModelProto) -> dict[str, int]:
+    """Activation nodes that a quantized graph runs in float between DequantizeLinear and QuantizeLinear."""
+    producer = {out: node.op_type for node in model.graph.node for out in node.output}
+    consumers: dict[str, list[str]] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node.op_type)
+    wrapped: dict[str, int] = {}
+    for node in model.graph.node:
+        if not is_activation_op(_qualified(node)) or not node.input:
+            continue
+        fed_by_dq = producer.get(node.input[0]) == "DequantizeLinear"
+        feeds_q = any(op == "QuantizeLinear" for out in node.output for op in consumers.get(out, []))
+        if fed_by_dq and feeds_q:
+            wrapped[node.op_type] = wrapped.get(node.op_type, 0) + 1
+    return wrapped
+
+
+def activation_counts(model: onnx.ModelProto) -> dict[str, int]:
+    """The activation ops of a graph as given (before any runtime optimizes it)."""
+    counts: dict[str, int] = {}
+    for node in model.graph.node:
+        if is_activation_op(_qualified(node)):
+            counts[node.op_type] = counts.get(node.op_type, 0) + 1
+    return counts
+
+
+def with_quantization_folding(census: FusionCensus, fp32_counts: dict[str, int]) -> FusionCensus:
+    """An int8 census, with the activations that quantization folded away named as ``int8(Relu)``.
+
+    ORT's quantizer drops a Relu after a Conv or Gemm (the output's quantization range starts at 0), so the
+    int8 graph no longer shows it: an activation site of the fp32 graph that neither survives nor appears in
+    a named fusion was folded into the quantized op before it."""
+    fused = dict(census.fused)
+    for op, sites in fp32_counts.items():
+        named = sum(n for label, n in fused.items() if label.endswith(f"({op})"))
+        folded = sites - census.activation_nodes_left.get(op, 0) - named
+        if folded > 0:
+            fused[f"int8({op})"] = folded
+    return replace(census, fused=fused)
+
+
+def census_of_runtime_layers(
+    name: str, layers: list[tuple[str, list[str]]], *, provider: str, opt_level: str
+) -> FusionCensus:
+    """OpenVINO's runtime model → census. ``layers``: each executed layer's type with the ONNX op types of
+    the original nodes it absorbed (an Elu absorbed by a Convolution is a fusion; one absorbed by an Eltwise
+    layer still runs on its own)."""
+    ops: dict[str, int] = {}
+    fused: dict[str, int] = {}
+    left: dict[str, int] = {}
+    wrapped: dict[str, int] = {}
+    for layer_type, originals in layers:
+        if layer_type == "Const":
+            continue
+        ops[layer_type] = ops.get(layer_type, 0) + 1
+        activations = [op for op in originals if is_activation_op(op)]
+        network_layer = not is_activation_op(layer_type)
+        for op in activations:
+            if network_layer:
+                fused[f"{layer_type}({op})"] = fused.get(f"{layer_type}({op})", 0) + 1
+            else:
+                left[op] = left.get(op, 0) + 1
+                if "DequantizeLinear" in originals:
+                    wrapped[op] = wrapped.get(op, 0) + 1
+        if not network_layer and not originals:  # an activation-like layer we cannot trace back: say its type
+            left[layer_type] = left.get(layer_type, 0) + 1
+    reorders = ops.get("Reorder", 0)
+    return FusionCensus(
+        name, provider, opt_level, dict(sorted(ops.items())), left, fused, reorders, qdq_wrapped=wrapped
+    )
 
 
 def _qualified(node: onnx.NodeProto) -> str:

@@ -32,7 +32,16 @@ DataDirOpt = Annotated[
 ]
 DatasetOpt = Annotated[str, typer.Option("--dataset", help="auto | full | sample.")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="Where PyTorch trains: cpu | cuda.")]
-ProviderOpt = Annotated[str, typer.Option("--provider", help="cpu | cuda | all (every provider that binds here).")]
+ProviderOpt = Annotated[
+    str, typer.Option("--provider", help="Comma list of cpu, cuda, openvino, or all (every provider that binds here).")
+]
+InferencePrecisionOpt = Annotated[
+    str,
+    typer.Option(
+        "--precision",
+        help="Inference precisions, a comma list: fp32, int8 (cpu, openvino), bf16 (openvino), fp16 (cuda).",
+    ),
+]
 BatchSizesOpt = Annotated[str, typer.Option("--batch-sizes", help="Comma list of batch sizes.")]
 MinTimeOpt = Annotated[float, typer.Option("--min-time", help="Seconds of timed runs per target.")]
 BaselineOpt = Annotated[str, typer.Option("--baseline", help="Activation every other one is judged against.")]
@@ -157,9 +166,15 @@ def profile_command(
     ablation: Annotated[bool, typer.Option(help="Also time each model with ReLU / identity swapped in.")] = True,
     cuda_graph: Annotated[bool, typer.Option("--cuda-graph", help="Capture CUDA graphs (CUDA only).")] = False,
     baseline: BaselineOpt = "relu",
+    precision: InferencePrecisionOpt = "fp32",
+    calibration_images: Annotated[
+        int, typer.Option("--calibration-images", help="MNIST training images that calibrate int8.")
+    ] = 512,
+    data_dir: DataDirOpt = None,
+    dataset: DatasetOpt = "auto",
     out: OutOpt = Path("reports"),
 ) -> None:
-    """Time inference in ONNX Runtime per provider × batch; per-op time, fusion census and ablation."""
+    """Time inference per provider × precision × batch; accuracy and memory per cell, per-op time, fusion, ablation."""
     from actprof import activations, pipeline, report
 
     settings = pipeline.profile_settings(
@@ -172,11 +187,15 @@ def profile_command(
         ablation=ablation,
         cuda_graph=cuda_graph,
         say=_say,
+        precision=precision,
+        calibration_images=calibration_images,
     )
     activations.get(baseline)
     names = None if act.strip().lower() == "all" else [a.name for a in activations.parse_list(act)]
     console = _console()
-    record = pipeline.profile_models(models, names, settings, baseline=baseline, out=out, console=console)
+    record = pipeline.profile_models(
+        models, names, settings, baseline=baseline, out=out, console=console, data_dir=data_dir, dataset=dataset
+    )
     report.print_profile(record, console=console)
     console.print(f"wrote {out / 'profile.json'} ({record.seconds:.0f} s)")
 
@@ -257,6 +276,7 @@ def run_command(
     dataset: DatasetOpt = "auto",
     baseline: BaselineOpt = "relu",
     rewrite: Annotated[str, typer.Option(help="none | pool-first (monotonic activations get both).")] = "none",
+    precision: InferencePrecisionOpt = "fp32",
     models: ModelsOpt = Path("models"),
     out: OutOpt = Path("reports"),
 ) -> None:
@@ -281,6 +301,7 @@ def run_command(
         ablation=True,
         cuda_graph=False,
         say=_say,
+        precision=precision,
     )
     pipeline.run(
         acts,
@@ -336,7 +357,7 @@ def env_command() -> None:
     from actprof.settings import PROVIDERS
 
     statuses = [runtime.backend(p).status() for p in PROVIDERS]
-    report.print_environment(environment.capture(), console=_console(), providers=statuses, gpu=runtime.gpu_info())
+    report.print_environment(environment.capture(), console=_console(), providers=statuses, gpu=environment.gpu_info())
 
 
 def _usage(message: str) -> ActprofError:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import subprocess
 from dataclasses import dataclass, field
 from importlib import metadata
 
@@ -70,3 +71,35 @@ def capture() -> Environment:
         torch_threads=torch_threads,
         ort_providers=providers,
     )
+
+
+def gpu_info():
+    """The first NVIDIA GPU (name, driver, memory) from nvidia-smi; None without one."""
+    from actprof.records import GpuInfo
+
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader,nounits"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout
+        name, driver, memory = (s.strip() for s in out.splitlines()[0].split(","))
+        return GpuInfo(name=name, driver=driver, memory_mib=int(float(memory)))
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+        return None
+
+
+def physical_cores() -> int:
+    """Physical cores this process may run on (SMT siblings counted once): ORT's default thread count,
+    and the count OpenVINO is given so that both runtimes use the same number of threads."""
+    cores = set()
+    for cpu in sorted(os.sched_getaffinity(0)):
+        topology = f"/sys/devices/system/cpu/cpu{cpu}/topology"
+        try:
+            with open(f"{topology}/physical_package_id") as p, open(f"{topology}/core_id") as c:
+                cores.add((p.read().strip(), c.read().strip()))
+        except OSError:
+            cores.add(("cpu", str(cpu)))
+    return len(cores) or 1

@@ -62,3 +62,9 @@ class OutputError(ActprofError):
     """An output location that cannot be written (permissions, disk full)."""
 
     exit_code = EXIT_USAGE
+
+
+class QuantizationError(ActprofError):
+    """A model that ONNX Runtime's quantizer cannot turn into an int8 model."""
+
+    exit_code = EXIT_USAGE

@@ -14,8 +14,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from actprof import export, runtime, storage
-from actprof.errors import ProviderUnavailable
+from actprof.errors import ProviderUnavailable, UsageError
 from actprof.records import ActivationInfo, ModelConfig, ModelRecord, ProfileRecord, ProfileSettings, TrainConfig
+from actprof.settings import (
+    CALIBRATION_IMAGES,
+    INFERENCE_PRECISIONS,
+    SUPPORTED_PRECISIONS,
+    check_timing,
+    parse_choices,
+)
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -182,18 +189,22 @@ def profile_settings(
     ablation: bool,
     cuda_graph: bool,
     say: Say,
+    precision: str = "fp32",
+    calibration_images: int = CALIBRATION_IMAGES,
 ) -> ProfileSettings:
     """Settings for the profile stage from the command line's words (``profile`` and ``run`` alike).
 
     The ORT thread pool is sized here, before any session exists; providers that do not bind are refused
-    when named, or skipped (and said) under 'all'.
+    when named, or skipped (and said) under 'all'. Every precision must run on at least one requested
+    provider; cells a provider does not run (int8 on CUDA…) are skipped and said.
     """
     from actprof import profile
-    from actprof.settings import check_timing
 
     check_timing(min_time=min_time, min_runs=min_runs, threads=threads)
     runtime.ort_runtime(threads)
     requested = runtime.parse_providers(provider)
+    precisions = parse_choices(precision, INFERENCE_PRECISIONS, "--precision")
+    check_precisions(requested, precisions, say=say)
     return ProfileSettings(
         providers=providers_that_bind(requested, explicit=provider.strip().lower() != "all", say=say),
         batch_sizes=profile.parse_batch_sizes(batch_sizes),
@@ -204,18 +215,55 @@ def profile_settings(
         ablation=ablation,
         cuda_graph=cuda_graph,
         input="real MNIST test images (bundled sample)",
+        precisions=precisions,
+        calibration_images=calibration_images,
     )
 
 
+def check_precisions(providers: list[str], precisions: list[str], *, say: Say) -> None:
+    """Refuse a precision no requested provider runs; say which (provider, precision) cells are skipped."""
+    for precision in precisions:
+        runs_it = [p for p in providers if precision in SUPPORTED_PRECISIONS[p]]
+        if not runs_it:
+            elsewhere = [p for p, runs in SUPPORTED_PRECISIONS.items() if precision in runs]
+            raise UsageError(
+                f"--precision {precision} does not run on --provider {','.join(providers)}; "
+                f"{precision} runs on --provider {', '.join(elsewhere)}"
+            )
+        for provider in sorted(set(providers) - set(runs_it)):
+            say(f"skipped {provider} {precision}: {provider} runs {', '.join(SUPPORTED_PRECISIONS[provider])}")
+
+
 def profile_models(
-    models: Path, names: list[str] | None, settings: ProfileSettings, *, baseline: str, out: Path, console: Console
+    models: Path,
+    names: list[str] | None,
+    settings: ProfileSettings,
+    *,
+    baseline: str,
+    out: Path,
+    console: Console,
+    data_dir: Path | None = None,
+    dataset: str = "auto",
 ) -> ProfileRecord:
-    """Profile the models found in ``models`` and write ``out/profile.json``."""
-    from actprof import profile
+    """Profile the models found in ``models`` and write ``out/profile.json``.
+
+    MNIST is loaded for the test split every deployment cell is scored on (and, for int8, the calibration
+    images); derived int8/fp16 models are written to ``out/derived/`` (once everything was measured) so
+    the exact files measured can be deployed."""
+    from actprof import data, precision, profile
 
     found = storage.find_models(models, names)
+    mnist = data.load_mnist(data_dir=data_dir, dataset=dataset, log=lambda m: console.print(m))
+    fp32 = {record.name: (path.name, path.read_bytes()) for path, record in found}
     with console.status("profiling") as status:
-        record = profile.run_profile(found, settings, baseline=baseline, on_progress=status.update)
+        deployment = precision.prepare(
+            fp32, settings.precisions, mnist, calibration_images=settings.calibration_images, say=status.update
+        )
+        record = profile.run_profile(
+            found, settings, baseline=baseline, on_progress=status.update, deployment=deployment
+        )
+    for file, model in deployment.derived.values():  # only once every cell was measured: nothing partial
+        storage.write_bytes_atomic(out / "derived" / file, model)
     storage.write_json(out / "profile.json", record)
     return record
 
@@ -277,7 +325,10 @@ def run(
     stages["train + export"] = time.perf_counter() - started
     report_module.print_training(records, console=console)
     started = time.perf_counter()
-    profile_models(models, [r.name for r in records], settings, baseline=baseline, out=out, console=console)
+    names = [r.name for r in records]
+    profile_models(
+        models, names, settings, baseline=baseline, out=out, console=console, data_dir=data_dir, dataset=dataset
+    )
     stages["profile"] = time.perf_counter() - started
     started = time.perf_counter()
     formats = list(report_module.FORMATS)

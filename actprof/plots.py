@@ -62,12 +62,14 @@ def _series_style(index: int) -> dict[str, str]:
     return {"color": f"C{index % 10}", "linestyle": ("-", "--", ":")[index // 10 % 3], "marker": "."}
 
 
-def latency_bars(profile: ProfileRecord, *, provider: str, batch: int) -> bytes:
+def latency_bars(profile: ProfileRecord, *, provider: str, batch: int, precision: str = "fp32") -> bytes:
     """p50 latency per activation; error bars: the 95% CI of its ratio to the baseline, mapped onto ms."""
     rows = [
         r
         for r in profile.latency
-        if r.provider == provider and r.batch == batch and r.variant == "as-trained" and r.mode == "compute"
+        if (r.provider, r.precision, r.batch) == (provider, precision, batch)
+        and r.variant == "as-trained"
+        and r.mode == "compute"
     ]
     rows.sort(key=lambda r: r.stats.p50_ms)
     base = next((r for r in rows if r.model == profile.baseline), None)
@@ -79,18 +81,22 @@ def latency_bars(profile: ProfileRecord, *, provider: str, batch: int) -> bytes:
             errors[0][i] = max(0.0, r.stats.p50_ms - base.stats.p50_ms * r.vs_baseline.low)
             errors[1][i] = max(0.0, base.stats.p50_ms * r.vs_baseline.high - r.stats.p50_ms)
     ax.barh([r.model for r in rows], values, xerr=errors, capsize=3, color="#4c72b0")
-    ax.set_xlabel(f"p50 latency (ms), {provider}, batch {batch}; error bars: 95% CI of the ratio to the baseline")
+    ax.set_xlabel(
+        f"p50 latency (ms), {provider} {precision}, batch {batch}; error bars: 95% CI of the ratio to the baseline"
+    )
     ax.grid(axis="x", alpha=0.3)
     return _png(plt, fig)
 
 
-def pareto(report: ReportRecord, *, provider: str, batch: int) -> bytes:
+def pareto(report: ReportRecord, *, provider: str, batch: int, precision: str = "fp32") -> bytes:
     """Inference latency vs training seconds to the target accuracy, with the Pareto front."""
     points = []
     for s in report.activations:
         hit = reached(s.time_to_accuracy, report.target_accuracy) if report.target_accuracy else None
         t = hit.seconds if hit else None
-        lat = next((r.p50_ms for r in s.latency if r.provider == provider and r.batch == batch), None)
+        lat = next(
+            (r.p50_ms for r in s.latency if (r.provider, r.precision, r.batch) == (provider, precision, batch)), None
+        )
         if t is not None and lat is not None:
             points.append((t, lat, s.name))
     plt, fig, ax = _figure()
@@ -103,7 +109,7 @@ def pareto(report: ReportRecord, *, provider: str, batch: int) -> bytes:
         ax.legend(fontsize="small")
     target = f"{100 * report.target_accuracy:.0f}%" if report.target_accuracy else "target"
     ax.set_xlabel(f"training seconds to {target} validation accuracy")
-    ax.set_ylabel(f"p50 latency (ms), {provider}, batch {batch}")
+    ax.set_ylabel(f"p50 latency (ms), {provider} {precision}, batch {batch}")
     ax.grid(alpha=0.3)
     if not points:
         ax.text(0.5, 0.5, "no activation reached the target", transform=ax.transAxes, ha="center")
@@ -119,9 +125,9 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[tuple[float, flo
     return front
 
 
-def op_shares(profile: ProfileRecord, *, provider: str, batch: int, top: int = 6) -> bytes:
+def op_shares(profile: ProfileRecord, *, provider: str, batch: int, precision: str = "fp32", top: int = 6) -> bytes:
     """Per-op time per activation as stacked bars (µs per run), the largest op types named."""
-    rows = [p for p in profile.op_profiles if p.provider == provider and p.batch == batch]
+    rows = [p for p in profile.op_profiles if (p.provider, p.precision, p.batch) == (provider, precision, batch)]
     totals: dict[str, float] = {}
     for p in rows:
         for o in p.ops:
@@ -137,7 +143,7 @@ def op_shares(profile: ProfileRecord, *, provider: str, batch: int, top: int = 6
         ax.barh([p.model for p in rows], widths, left=left, label=op)
         left = [a + b for a, b in zip(left, widths, strict=True)]
     clock = "host-side launch " if any(p.clock == "launch" for p in rows) else ""
-    ax.set_xlabel(f"{clock}µs per run by op type ({provider}, batch {batch}, separate profiling session)")
+    ax.set_xlabel(f"{clock}µs per run by op type ({provider} {precision}, batch {batch}, separate profiling session)")
     ax.legend(ncol=4, fontsize="small", loc="lower right")
     ax.grid(axis="x", alpha=0.3)
     return _png(plt, fig)

@@ -8,16 +8,21 @@ is the backend's business (``runtime``): nothing here creates a session.
 from __future__ import annotations
 
 import functools
+import gc
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import onnx
 
-from actprof import graph, latency, runtime, storage
+from actprof import attribution, environment, export, graph, latency, runtime, storage
 from actprof.errors import ProviderUnavailable, UsageError
+from actprof.precision import Deployment
 from actprof.records import (
     AblationResult,
+    DeploymentCell,
     FusionCensus,
     LatencyResult,
     ModelRecord,
@@ -60,38 +65,69 @@ def run_profile(
     *,
     baseline: str | None = "relu",
     on_progress: Progress | None = None,
+    deployment: Deployment | None = None,
 ) -> ProfileRecord:
-    """Profile every model on every requested provider; providers that do not bind are refused."""
+    """Profile every model on every requested provider and precision; providers that do not bind are refused.
+
+    Each backend's models are timed in interleaved rounds of their own (two runtimes' thread pools never
+    share a round). ``deployment`` carries the derived int8/fp16 models and the test split every cell is
+    scored on; without it only fp32 runs, scored on the bundled sample's test split.
+    """
     started = time.perf_counter()
     say = on_progress or (lambda _m: None)
+    deployment = deployment or _sample_deployment()
     backends = [runtime.backend(p) for p in settings.providers]
     statuses = [b.status() for b in backends]
     for status in statuses:
         if not status.binds:
             raise ProviderUnavailable(status.reason)
-    loaded = {record.name: path.read_bytes() for path, record in models}
+    files = {record.name: (path.name, path.read_bytes()) for path, record in models}
+    loaded = {name: data for name, (_, data) in files.items()}
     baseline = baseline if baseline in loaded else None
     _check_cuda_graphs(loaded, settings)
     latencies: list[LatencyResult] = []
     ablations: list[AblationResult] = []
     op_profiles: list[OpProfile] = []
     fusion: list[FusionCensus] = []
+    deployments: list[DeploymentCell] = []
+    reference = {
+        name: export.run_batches(runtime.cpu_session(data), deployment.images) for name, data in loaded.items()
+    }
+    fp32_activations = {
+        name: attribution.activation_counts(onnx.load_from_string(data)) for name, data in loaded.items()
+    }
     for backend in backends:
-        for opt_level in settings.opt_levels:
-            for name, model in loaded.items():
-                say(f"{backend.name}: fusion census of {name} at opt level {opt_level}")
-                fusion.append(backend.census(name, model, opt_level=opt_level))
+        cells = {
+            (name, precision): deployment.derived.get((name, precision), files[name])
+            for precision in settings.precisions
+            if precision in backend.precisions
+            for name in loaded
+        }
+        for (name, precision), (file, data) in cells.items():
+            say(f"{backend.name} {precision}: accuracy and memory of {name}")
+            cell = _deployment_cell(backend, name, precision, file, data, deployment, reference[name], settings)
+            deployments.append(cell)
+        for opt_level in backend.opt_levels(settings.opt_levels):
+            for (name, precision), (_, data) in cells.items():
+                say(f"{backend.name} {precision}: fusion census of {name} at opt level {opt_level}")
+                census = replace(
+                    backend.census(name, data, opt_level=opt_level, precision=precision), precision=precision
+                )
+                if precision == "int8":
+                    census = attribution.with_quantization_folding(census, fp32_activations[name])
+                fusion.append(census)
             for batch in settings.batch_sizes:
                 x = images(batch)
-                lat, abl = _measure(loaded, settings, backend, opt_level, batch, x, baseline, say)
+                lat, abl = _measure(cells, settings, backend, opt_level, batch, x, baseline, say)
                 latencies += lat
                 ablations += abl
-                for name, model in loaded.items():
-                    say(f"{backend.name}: per-op profile of {name} at batch {batch}")
-                    op_profiles.append(backend.op_profile(name, model, batch=batch, opt_level=opt_level, x=x))
+                for (name, precision), (_, data) in cells.items():
+                    say(f"{backend.name} {precision}: per-op profile of {name} at batch {batch}")
+                    ops = backend.op_profile(name, data, batch=batch, opt_level=opt_level, x=x, precision=precision)
+                    op_profiles.append(replace(ops, precision=precision))
     return ProfileRecord(
         **storage.header("profile"),
-        gpu=runtime.gpu_info() if "cuda" in settings.providers else None,
+        gpu=environment.gpu_info() if "cuda" in settings.providers else None,
         settings=settings,
         providers=statuses,
         baseline=baseline,
@@ -101,7 +137,59 @@ def run_profile(
         op_profiles=op_profiles,
         fusion=fusion,
         seconds=time.perf_counter() - started,
+        deployments=deployments,
+        calibration=deployment.calibration,
     )
+
+
+def _sample_deployment() -> Deployment:
+    from actprof.data import load_mnist, to_tensor
+
+    sample = load_mnist(dataset="sample", log=lambda _m: None)
+    return Deployment(images=to_tensor(sample.test_images).numpy(), labels=sample.test_labels, dataset="sample")
+
+
+def _deployment_cell(
+    backend, name, precision, file, data, deployment: Deployment, reference, settings
+) -> DeploymentCell:
+    """Load one cell: the memory it adds (loaded and run once at the smallest profiled batch), then its score
+    on the whole test split (accuracy, agreement with the fp32 model)."""
+    gc.collect()
+    before = runtime.resident_bytes()
+    loaded = backend.load(data, opt_level=backend.opt_levels(["all"])[0], precision=precision)
+    backend.compute_target(loaded, images(min(settings.batch_sizes))).run()
+    added = runtime.resident_bytes() - before
+    logits = _logits(backend, loaded, deployment.images)
+    return DeploymentCell(
+        model=name,
+        provider=backend.name,
+        precision=precision,
+        runs_as=backend.runs_as(loaded, precision),
+        threads=backend.threads(loaded),
+        file=file,
+        sha256=storage.sha256(data),
+        size_bytes=len(data),
+        accuracy=float(np.mean(logits.argmax(1) == deployment.labels)),
+        test_images=len(deployment.labels),
+        dataset=deployment.dataset,
+        argmax_agreement=float(np.mean(logits.argmax(1) == reference.argmax(1))),
+        max_abs_logit_diff=float(np.max(np.abs(logits - reference))),
+        rss_added_bytes=max(added, 0),
+    )
+
+
+def _logits(backend, loaded, x: np.ndarray, chunk: int = 1000) -> np.ndarray:
+    """Outputs for every image, through timing targets of at most ``chunk`` images (bound buffers on a GPU)."""
+    outputs = []
+    targets: dict[int, runtime.Target] = {}
+    for start in range(0, len(x), chunk):
+        batch = np.ascontiguousarray(x[start : start + chunk])
+        target = targets.get(len(batch))
+        if target is None:
+            target = targets[len(batch)] = backend.compute_target(loaded, batch)
+        target.load(batch)
+        outputs.append(np.array(target.output(), dtype=np.float32))
+    return np.concatenate(outputs)
 
 
 def _model_ref(path: Path, record: ModelRecord) -> ModelRef:
@@ -129,10 +217,19 @@ def variants_of(name: str, model: bytes, *, ablation: bool) -> dict[str, bytes]:
     return found
 
 
-def _load_named(backend: runtime.Backend, name: str, variant: str, data: bytes, opt_level: str, *, cuda_graph: bool):
+def _load_named(
+    backend: runtime.Backend,
+    name: str,
+    variant: str,
+    data: bytes,
+    opt_level: str,
+    *,
+    cuda_graph: bool,
+    precision="fp32",
+):
     """backend.load, with a refusal that says which model and variant it is about."""
     try:
-        return backend.load(data, opt_level=opt_level, cuda_graph=cuda_graph)
+        return backend.load(data, opt_level=opt_level, precision=precision, cuda_graph=cuda_graph)
     except UsageError as exc:
         raise UsageError(f"{name} ({variant}): {exc}") from None
 
@@ -149,30 +246,33 @@ def _check_cuda_graphs(loaded: dict[str, bytes], settings: ProfileSettings) -> N
                 _load_named(cuda, name, variant, data, opt_level, cuda_graph=True)
 
 
-def _measure(loaded, settings, backend, opt_level, batch, x, baseline, say):
-    """One interleaved measurement of every (model, variant, mode) at one backend × opt level × batch."""
+def _measure(cells, settings, backend, opt_level, batch, x, baseline, say):
+    """One interleaved measurement of every (model, precision, variant, mode) on one backend × opt level × batch.
+
+    The ablation swaps activations in the fp32 graph, so it runs for fp32 cells only."""
     cuda_graph = settings.cuda_graph and backend.name == "cuda"
-    targets: dict[tuple[str, str, str], runtime.Target] = {}
-    for name, model in loaded.items():
-        for variant, data in variants_of(name, model, ablation=settings.ablation).items():
-            session = _load_named(backend, name, variant, data, opt_level, cuda_graph=cuda_graph)
-            targets[(name, variant, "compute")] = backend.compute_target(session, x)
+    targets: dict[tuple[str, str, str, str], runtime.Target] = {}
+    for (name, precision), (_, model) in cells.items():
+        ablation = settings.ablation and precision == "fp32"
+        for variant, data in variants_of(name, model, ablation=ablation).items():
+            session = _load_named(backend, name, variant, data, opt_level, cuda_graph=cuda_graph, precision=precision)
+            targets[(name, precision, variant, "compute")] = backend.compute_target(session, x)
             end_to_end = backend.end_to_end_target(data, x, opt_level=opt_level) if variant == "as-trained" else None
             if end_to_end is not None:  # fed from host memory: the copies included
-                targets[(name, variant, "end-to-end")] = end_to_end
+                targets[(name, precision, variant, "end-to-end")] = end_to_end
     say(f"{backend.name}: timing {len(targets)} sessions at batch {batch}, opt level {opt_level}")
     keyed = {"|".join(key): target.run for key, target in targets.items()}
     rounds = latency.interleave(keyed, min_seconds=settings.min_time, min_runs=settings.min_runs)
 
-    def key(name: str, variant: str = "as-trained", mode: str = "compute") -> str:
-        return f"{name}|{variant}|{mode}"
+    def key(name: str, precision: str, variant: str = "as-trained", mode: str = "compute") -> str:
+        return f"{name}|{precision}|{variant}|{mode}"
 
     results = []
-    for name, variant, mode in targets:
-        k = key(name, variant, mode)
+    for name, precision, variant, mode in targets:
+        k = key(name, precision, variant, mode)
         vs = None
-        if baseline and variant == "as-trained":
-            vs = latency.ratio(rounds, k, key(baseline, "as-trained", mode))
+        if baseline and variant == "as-trained" and (baseline, precision) in cells:
+            vs = latency.ratio(rounds, k, key(baseline, precision, "as-trained", mode))
         results.append(
             LatencyResult(
                 model=name,
@@ -183,26 +283,30 @@ def _measure(loaded, settings, backend, opt_level, batch, x, baseline, say):
                 mode=mode,
                 stats=latency.stats_from_ns(rounds.samples[k], batch=batch),
                 vs_baseline=vs,
+                precision=precision,
             )
         )
     ablations = []
-    if settings.ablation:
-        p50 = {(r.model, r.variant): r.stats.p50_ms for r in results if r.mode == "compute"}
-        for name in loaded:
-            has_relu_swap = (name, "relu-swap") in p50
-            ablations.append(
-                AblationResult(
-                    model=name,
-                    provider=backend.name,
-                    batch=batch,
-                    opt_level=opt_level,
-                    as_trained_ms=p50[(name, "as-trained")],
-                    relu_swap_ms=p50[(name, "relu-swap")] if has_relu_swap else None,
-                    identity_ms=p50[(name, "identity")],
-                    activation_cost_ms=latency.difference_ms(rounds, key(name), key(name, "identity")),
-                    penalty_vs_relu_ms=(
-                        latency.difference_ms(rounds, key(name), key(name, "relu-swap")) if has_relu_swap else None
-                    ),
-                )
+    p50 = {(r.model, r.variant): r.stats.p50_ms for r in results if r.mode == "compute" and r.precision == "fp32"}
+    for name, precision in cells:
+        if not (settings.ablation and precision == "fp32"):
+            continue
+        has_relu_swap = (name, "relu-swap") in p50
+        ablations.append(
+            AblationResult(
+                model=name,
+                provider=backend.name,
+                batch=batch,
+                opt_level=opt_level,
+                as_trained_ms=p50[(name, "as-trained")],
+                relu_swap_ms=p50[(name, "relu-swap")] if has_relu_swap else None,
+                identity_ms=p50[(name, "identity")],
+                activation_cost_ms=latency.difference_ms(rounds, key(name, "fp32"), key(name, "fp32", "identity")),
+                penalty_vs_relu_ms=(
+                    latency.difference_ms(rounds, key(name, "fp32"), key(name, "fp32", "relu-swap"))
+                    if has_relu_swap
+                    else None
+                ),
             )
+        )
     return results, ablations

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from actprof.environment import Environment
 from actprof.settings import ModelConfig, ProfileSettings, TrainConfig
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: inference precision on latency/census/op records; deployment cells
 
 __all__ = ["ModelConfig", "ProfileSettings", "TrainConfig"]  # re-exported: records embed the settings
 
@@ -178,9 +178,9 @@ class LatencyStats:
 
 @dataclass(frozen=True)
 class ProviderStatus:
-    name: str  # cpu | cuda
-    execution_provider: str  # CPUExecutionProvider | CUDAExecutionProvider
-    compiled: bool  # listed by onnxruntime.get_available_providers()
+    name: str  # cpu | cuda | openvino
+    execution_provider: str  # CPUExecutionProvider | CUDAExecutionProvider | OpenVINO CPU
+    compiled: bool  # installed: listed by onnxruntime.get_available_providers(), or openvino importable
     binds: bool  # a real session created with it reports it first in get_providers()
     reason: str  # why it does not bind, or what bound
 
@@ -212,7 +212,8 @@ class LatencyResult:
     opt_level: str
     mode: str  # compute (CPU; CUDA with IO binding) | end-to-end (CUDA with host copies)
     stats: LatencyStats
-    vs_baseline: Interval | None  # median per-round latency ratio against the baseline model
+    vs_baseline: Interval | None  # median per-round latency ratio against the baseline, same provider and precision
+    precision: str = "fp32"  # the inference precision of the model that ran
 
 
 @dataclass(frozen=True)
@@ -226,6 +227,7 @@ class AblationResult:
     identity_ms: float
     activation_cost_ms: Interval  # as-trained − identity: what the activation op itself costs
     penalty_vs_relu_ms: Interval | None  # as-trained − relu-swap: extra cost over ReLU's kernel and fusions
+    precision: str = "fp32"
 
 
 @dataclass(frozen=True)
@@ -248,8 +250,9 @@ class OpProfile:
     ops: list[OpTime]
     activation_us_per_run: float
     activation_share: float
-    layout_us_per_run: float  # ReorderInput/ReorderOutput/Transpose that ORT added
+    layout_us_per_run: float  # ReorderInput/ReorderOutput/Transpose (ORT) or Reorder (OpenVINO) added
     foreign_nodes: list[str]  # nodes that ran on a provider other than the requested one
+    precision: str = "fp32"
 
     @property
     def clock(self) -> str:
@@ -265,8 +268,41 @@ class FusionCensus:
     opt_level: str
     ops: dict[str, int]  # optimized graph, op type (domain-qualified outside ai.onnx) -> count
     activation_nodes_left: dict[str, int]  # the activation's own ops still standalone
-    fused: dict[str, int]  # e.g. "FusedConv(Relu)", "nchwc.Conv(Relu)", "FusedGemm(Relu)" -> count
-    reorders: int  # layout conversions (ReorderInput/ReorderOutput) ORT inserted
+    fused: dict[str, int]  # e.g. "FusedConv(Relu)", "nchwc.Conv(Relu)", "Convolution(Elu)" (OpenVINO) -> count
+    reorders: int  # layout conversions (ReorderInput/ReorderOutput; OpenVINO's Reorder) inserted
+    precision: str = "fp32"
+    qdq_wrapped: dict[str, int] = field(default_factory=dict)  # int8: activation ops left between DQ and Q
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """The images an int8 model was calibrated on: MNIST training images, never validation or test ones."""
+
+    dataset: str  # full | sample
+    split: str
+    images: int
+    seed: int
+    sha256: str  # of the calibration images' bytes
+
+
+@dataclass(frozen=True)
+class DeploymentCell:
+    """One model deployed one way: a runtime, a precision, what it costs and what it still gets right."""
+
+    model: str
+    provider: str  # cpu | cuda | openvino
+    precision: str  # fp32 | int8 | bf16 | fp16, as requested
+    runs_as: str  # the precision the runtime reports it runs (OpenVINO's inference precision read back)
+    threads: int  # intra-op threads the runtime uses
+    file: str  # the derived model (int8, fp16) written beside the profile; the trained model otherwise
+    sha256: str
+    size_bytes: int
+    accuracy: float  # on the whole test split of the dataset below
+    test_images: int
+    dataset: str
+    argmax_agreement: float  # with the fp32 model in ONNX Runtime on the CPU, same images
+    max_abs_logit_diff: float
+    rss_added_bytes: int  # resident memory added by loading the model and running it once (smallest batch)
 
 
 @dataclass(frozen=True)
@@ -285,6 +321,8 @@ class ProfileRecord:
     op_profiles: list[OpProfile]
     fusion: list[FusionCensus]
     seconds: float
+    deployments: list[DeploymentCell] = field(default_factory=list)
+    calibration: Calibration | None = None
 
 
 @dataclass(frozen=True)
@@ -348,6 +386,7 @@ class LatencyBrief:
     p50_ms: float
     p99_ms: float
     vs_baseline: Interval | None
+    precision: str = "fp32"
 
 
 @dataclass(frozen=True)
@@ -390,6 +429,7 @@ class Verdict:
     summary: str
     training: PairedComparison | None = None  # seconds to the target, paired by seed (several seeds)
     break_even_batch1_range: list[float] = field(default_factory=list)  # [low, high] from both intervals
+    precision: str = "fp32"  # the deployment target is (provider, precision)
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,9 @@ from actprof.records import reached
 from actprof.tables import (
     ablation_rows,
     convergence_rows,
+    deployment_cell_rows,
+    deployment_note,
+    deployment_rows,
     evidence_rows,
     fusion_rows,
     latency_rows,
@@ -87,6 +90,17 @@ def print_environment(
     console.print(_rich_table("Environment", rows))
 
 
+def print_deployment(record: ProfileRecord, *, console: Console) -> None:
+    """The deployment matrix per batch, then what each cell is (accuracy, file, memory)."""
+    if not record.deployments:
+        return
+    from rich.markup import escape
+
+    for batch in record.settings.batch_sizes:
+        console.print(_rich_table(f"Deployment matrix, batch {batch}", deployment_rows(record, batch)))
+    console.print(_rich_table("Deployment cells", deployment_cell_rows(record), escape(deployment_note(record))))
+
+
 def print_profile(record: ProfileRecord, *, console: Console) -> None:
     s, env = record.settings, record.environment
     ort_version = env.versions.get("onnxruntime-gpu") or env.versions.get("onnxruntime")
@@ -95,6 +109,7 @@ def print_profile(record: ProfileRecord, *, console: Console) -> None:
         f"opt level {','.join(s.opt_levels)}; ratios: median of per-round ratios in interleaved rounds, "
         "bootstrap 95% CI"
     )
+    print_deployment(record, console=console)
     console.print(_rich_table("Inference latency", latency_rows(record), caption))
     if record.ablation:
         console.print(
@@ -186,6 +201,10 @@ def markdown(report: ReportRecord, profile: ProfileRecord | None, microbench: Mi
     if any(s.vs_baseline for s in report.activations):
         parts += ["\n## Over seeds: mean ± 95% CI\n", _md_table(seed_rows(report))]
         parts += ["\n## Paired by seed, against the baseline\n", _md_table(evidence_rows(report))]
+    if profile and profile.deployments:
+        for batch in profile.settings.batch_sizes:
+            parts += [f"\n## Deployment matrix, batch {batch}\n", _md_table(deployment_rows(profile, batch))]
+        parts += ["\n" + _md_escape(deployment_note(profile)) + "\n", _md_table(deployment_cell_rows(profile))]
     if profile:
         parts += ["\n## Inference latency\n", _md_table(latency_rows(profile))]
         if profile.ablation:
@@ -193,7 +212,7 @@ def markdown(report: ReportRecord, profile: ProfileRecord | None, microbench: Mi
         parts += ["\n## Per-op time\n", _md_table(op_rows(profile))]
         if op_notes(profile):
             parts += ["\n" + _md_escape(op_notes(profile)) + "\n"]
-        parts += ["\n## What ONNX Runtime fused\n", _md_table(fusion_rows(profile))]
+        parts += ["\n## What each runtime fused\n", _md_table(fusion_rows(profile))]
     if microbench:
         parts += [
             "\n## Activation ops alone: bandwidth as a fraction of copy\n",
@@ -235,27 +254,28 @@ def html_page(
         "latency": [],
         "ops": [],
     }
-    tables = dict.fromkeys(("evidence", "seeds", "roofline", "latency", "ablation", "ops", "ops_note", "fusion"), "")
+    keys = ("evidence", "seeds", "roofline", "latency", "ablation", "ops", "ops_note", "fusion", "cells", "cells_note")
+    tables = dict.fromkeys(keys, "")
+    matrices: list[tuple[int, Markup]] = []
     tables["convergence"] = _html_table(convergence_rows(report))
     if any(s.vs_baseline for s in report.activations):
         tables["seeds"] = _html_table(seed_rows(report))
         tables["evidence"] = _html_table(evidence_rows(report))
     if profile:
-        for provider in sorted({r.provider for r in profile.latency}):
-            for batch in sorted({r.batch for r in profile.latency if r.provider == provider}):
-                where = f"{provider}, batch {batch}"
+        if profile.deployments:
+            matrices = [(b, _html_table(deployment_rows(profile, b))) for b in profile.settings.batch_sizes]
+            tables |= {"cells": _html_table(deployment_cell_rows(profile)), "cells_note": deployment_note(profile)}
+        for provider, precision in dict.fromkeys((r.provider, r.precision) for r in profile.latency):
+            for batch in sorted(
+                {r.batch for r in profile.latency if (r.provider, r.precision) == (provider, precision)}
+            ):
+                where = dict(provider=provider, batch=batch, precision=precision)
+                label = f"{provider} {precision}, batch {batch}"
+                figures["latency"].append(fig(plots.latency_bars(profile, **where), f"p50 latency, {label}"))
                 figures["latency"].append(
-                    fig(plots.latency_bars(profile, provider=provider, batch=batch), f"p50 latency, {where}")
+                    fig(plots.pareto(report, **where), f"Latency vs time to target accuracy, {label}")
                 )
-                figures["latency"].append(
-                    fig(
-                        plots.pareto(report, provider=provider, batch=batch),
-                        f"Latency vs time to target accuracy, {where}",
-                    )
-                )
-                figures["ops"].append(
-                    fig(plots.op_shares(profile, provider=provider, batch=batch), f"Per-op time, {where}")
-                )
+                figures["ops"].append(fig(plots.op_shares(profile, **where), f"Per-op time, {label}"))
         tables |= {
             "latency": _html_table(latency_rows(profile)),
             "ablation": _html_table(ablation_rows(profile)) if profile.ablation else "",
@@ -269,7 +289,8 @@ def html_page(
         loader=jinja2.PackageLoader("actprof", "templates"), autoescape=True, undefined=jinja2.StrictUndefined
     )
     target = f"{100 * report.target_accuracy:.0f}% validation accuracy" if report.target_accuracy else "none reached"
-    return env.get_template("report.html.j2").render(report=report, tables=tables, figures=figures, target=target)
+    page = env.get_template("report.html.j2")
+    return page.render(report=report, tables=tables, figures=figures, target=target, matrices=matrices)
 
 
 def _csv_cell(value: object) -> object:
@@ -295,6 +316,7 @@ def csv_text(report: ReportRecord) -> str:
             "seconds_to_97",
             "seconds_to_98",
             "provider",
+            "inference_precision",
             "batch",
             "mode",
             "p50_ms",
@@ -318,10 +340,10 @@ def csv_text(report: ReportRecord) -> str:
         ]
         for r in s.latency or [None]:
             latency = (
-                [r.provider, r.batch, r.mode, r.p50_ms, r.p99_ms]
+                [r.provider, r.precision, r.batch, r.mode, r.p50_ms, r.p99_ms]
                 + ([r.vs_baseline.value, r.vs_baseline.low, r.vs_baseline.high] if r.vs_baseline else ["", "", ""])
                 if r
-                else [""] * 8
+                else [""] * 9
             )
             writer.writerow([_csv_cell(v) for v in common + latency])
     return buffer.getvalue()

@@ -13,10 +13,10 @@ CPU number is ever labelled CUDA.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import io
 import os
 import re
-import subprocess
 import tempfile
 import time
 from collections.abc import Callable
@@ -27,10 +27,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from actprof import attribution
+from actprof.environment import physical_cores
 from actprof.errors import ModelFileError, ProviderUnavailable, UsageError
 from actprof.graph import INPUT_NAME, OUTPUT_NAME
-from actprof.records import FusionCensus, GpuInfo, OpProfile, ProviderStatus
-from actprof.settings import PROVIDERS, parse_choices
+from actprof.records import FusionCensus, OpProfile, ProviderStatus
+from actprof.settings import INFERENCE_PRECISIONS, PROVIDERS, SUPPORTED_PRECISIONS, parse_choices
 
 if TYPE_CHECKING:
     import onnxruntime as ort
@@ -60,15 +61,31 @@ class Target:
 class Backend:
     """One inference runtime on one device. Subclasses implement every method."""
 
-    name: str  # as in --provider: cpu | cuda
+    name: str  # as in --provider: cpu | cuda | openvino
     label: str  # what the runtime calls it, e.g. CPUExecutionProvider
+    precisions: tuple[str, ...]  # the inference precisions it runs (settings.SUPPORTED_PRECISIONS)
 
     def status(self) -> ProviderStatus:
         """Whether the backend is installed and a real model binds to it."""
         raise NotImplementedError
 
-    def load(self, model: bytes, *, opt_level: str, cuda_graph: bool = False) -> Any:
-        """The model compiled for this backend (an ORT session); a refusal if it would not really run here."""
+    def load(self, model: bytes, *, opt_level: str, precision: str = "fp32", cuda_graph: bool = False) -> Any:
+        """The model compiled for this backend (an ORT session); a refusal if it would not really run here.
+
+        ``model`` is already in ``precision`` where the graph carries it (int8 QDQ, fp16); where the runtime
+        chooses it at compile time (OpenVINO's bf16), ``load`` asks for it and checks it was granted."""
+        raise NotImplementedError
+
+    def opt_levels(self, requested: list[str]) -> list[str]:
+        """The optimization levels this backend is profiled at (ORT's four; OpenVINO has one)."""
+        return requested
+
+    def runs_as(self, loaded: Any, precision: str) -> str:
+        """The precision the loaded model really runs at, as the runtime reports it."""
+        return precision
+
+    def threads(self, loaded: Any) -> int:
+        """Intra-op threads the runtime runs this model with."""
         raise NotImplementedError
 
     def compute_target(
@@ -81,11 +98,13 @@ class Backend:
         """Latency with host copies, where it differs from compute latency (a GPU); else None."""
         return None
 
-    def census(self, name: str, model: bytes, *, opt_level: str) -> FusionCensus:
+    def census(self, name: str, model: bytes, *, opt_level: str, precision: str = "fp32") -> FusionCensus:
         """What the runtime's optimizer made of the graph."""
         raise NotImplementedError
 
-    def op_profile(self, name: str, model: bytes, *, batch: int, opt_level: str, x: np.ndarray) -> OpProfile:
+    def op_profile(
+        self, name: str, model: bytes, *, batch: int, opt_level: str, x: np.ndarray, precision: str = "fp32"
+    ) -> OpProfile:
         """Per-op time from a dedicated profiling run (never the timed one), with what ran where."""
         raise NotImplementedError
 
@@ -272,21 +291,6 @@ def _missing_library(log: str) -> str | None:
     return f"missing {match.group(1)}" if match else None
 
 
-def gpu_info() -> GpuInfo | None:
-    try:
-        out = subprocess.run(
-            ["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader,nounits"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout
-        name, driver, memory = (s.strip() for s in out.splitlines()[0].split(","))
-        return GpuInfo(name=name, driver=driver, memory_mib=int(float(memory)))
-    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
-        return None
-
-
 def host_target(
     session: ort.InferenceSession, x: np.ndarray, *, input_name: str = INPUT_NAME, output_name: str = OUTPUT_NAME
 ) -> Target:
@@ -331,13 +335,20 @@ class OrtBackend(Backend):
     def __init__(self, name: str) -> None:
         self.name = name
         self.label = EXECUTION_PROVIDERS[name]
+        self.precisions = SUPPORTED_PRECISIONS[name]
 
     def status(self) -> ProviderStatus:
         return provider_status(self.name)
 
-    def load(self, model: bytes, *, opt_level: str, cuda_graph: bool = False) -> ort.InferenceSession:
+    def load(
+        self, model: bytes, *, opt_level: str, precision: str = "fp32", cuda_graph: bool = False
+    ) -> ort.InferenceSession:
+        check_precision(self, precision)
         options = session_options(threads=global_threads(), opt_level=opt_level)
         return create_session(model, self.name, options, cuda_graph=cuda_graph)
+
+    def threads(self, loaded) -> int:
+        return global_threads() or physical_cores()
 
     def compute_target(
         self, loaded, x: np.ndarray, *, input_name: str = INPUT_NAME, output_name: str = OUTPUT_NAME
@@ -350,7 +361,7 @@ class OrtBackend(Backend):
             return None
         return host_target(self.load(model, opt_level=opt_level), x)
 
-    def census(self, name: str, model: bytes, *, opt_level: str) -> FusionCensus:
+    def census(self, name: str, model: bytes, *, opt_level: str, precision: str = "fp32") -> FusionCensus:
         import onnx
 
         with tempfile.TemporaryDirectory(prefix="actprof-opt-") as tmp:
@@ -368,6 +379,7 @@ class OrtBackend(Backend):
         batch: int,
         opt_level: str,
         x: np.ndarray,
+        precision: str = "fp32",
         min_runs: int = 20,
         min_seconds: float = 0.1,
     ) -> OpProfile:
@@ -398,8 +410,42 @@ class OrtBackend(Backend):
         )
 
 
+def check_precision(backend: Backend, precision: str) -> None:
+    if precision not in backend.precisions:
+        raise UsageError(
+            f"--precision {precision} is not something --provider {backend.name} runs "
+            f"(it runs {', '.join(backend.precisions)}); {_who_runs(precision)}"
+        )
+
+
+def _who_runs(precision: str) -> str:
+    providers = [p for p, runs in SUPPORTED_PRECISIONS.items() if precision in runs]
+    return (
+        f"{precision} runs on --provider {', '.join(providers)}"
+        if providers
+        else f"choose from: {INFERENCE_PRECISIONS}"
+    )
+
+
+def resident_bytes() -> int:
+    """This process's resident memory (Linux /proc; 0 where it cannot be read), after glibc has returned
+    its freed heap to the system: training keeps freed memory on purpose (``train.keep_freed_memory``),
+    which would otherwise be reused silently and hide what a new session allocates."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
 def backend(name: str) -> Backend:
-    """The backend behind a --provider name."""
+    """The backend behind a --provider name (OpenVINO's is imported only when asked for)."""
+    if name == "openvino":
+        from actprof.runtime_openvino import OpenVinoBackend
+
+        return OpenVinoBackend()
     if name not in EXECUTION_PROVIDERS:
         parse_providers(name)  # raises the usual one-line refusal
     return OrtBackend(name)

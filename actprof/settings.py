@@ -9,14 +9,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from actprof.errors import UsageError
 
 PRECISIONS = ("auto", "fp32", "bf16")  # training precision
 DEVICES = ("cpu", "cuda")  # where PyTorch trains
-PROVIDERS = ("cpu", "cuda")  # where inference is profiled: ONNX Runtime's CPU and CUDA providers
+# Where inference is profiled: ONNX Runtime's CPU and CUDA providers, and OpenVINO's CPU plugin.
+PROVIDERS = ("cpu", "cuda", "openvino")
 OPT_LEVELS = ("disabled", "basic", "extended", "all")
+# Inference precisions, and which each provider runs: int8 is a static QDQ model from ONNX Runtime's
+# quantizer; fp16 the graph converted with fp32 inputs and outputs; bf16 OpenVINO's inference precision.
+INFERENCE_PRECISIONS = ("fp32", "int8", "bf16", "fp16")
+SUPPORTED_PRECISIONS = {"cpu": ("fp32", "int8"), "cuda": ("fp32", "fp16"), "openvino": ("fp32", "bf16", "int8")}
+CALIBRATION_IMAGES = 512  # MNIST training images that calibrate the int8 models
 
 
 def parse_choices(
@@ -116,10 +122,19 @@ class ProfileSettings:
     ablation: bool
     cuda_graph: bool
     input: str  # what was fed: real MNIST test images
+    precisions: list[str] = field(default_factory=lambda: ["fp32"])  # inference precisions (deployment cells)
+    calibration_images: int = CALIBRATION_IMAGES
 
     def __post_init__(self) -> None:
         for provider in self.providers:
             _one_of(provider, PROVIDERS, "--provider")
+        _require(bool(self.precisions), "--precision is empty; choose from: " + ", ".join(INFERENCE_PRECISIONS))
+        for precision in self.precisions:
+            _one_of(precision, INFERENCE_PRECISIONS, "--precision")
+        _require(
+            1 <= self.calibration_images <= 60000,
+            f"--calibration-images must be from 1 to 60000, got {self.calibration_images}",
+        )
         for level in self.opt_levels:
             _one_of(level, OPT_LEVELS, "--opt-level")
         _require(bool(self.opt_levels), "--opt-level is empty; choose from: " + ", ".join(OPT_LEVELS))

@@ -90,6 +90,7 @@ def latency_rows(record: ProfileRecord) -> list[dict[str, str]]:
         rows.append(
             {
                 "provider": r.provider + ("" if r.mode == "compute" else f" ({r.mode})"),
+                "precision": r.precision,
                 "batch": str(r.batch),
                 "activation": r.model,
                 "p50 ms": f"{r.stats.p50_ms:.4f}",
@@ -125,6 +126,7 @@ def op_rows(record: ProfileRecord, top: int = 4) -> list[dict[str, str]]:
         rows.append(
             {
                 "provider": p.provider,
+                "precision": p.precision,
                 "batch": str(p.batch),
                 "activation": p.model,
                 "timed": "host launch" if p.clock == "launch" else "kernel",
@@ -157,14 +159,115 @@ def fusion_rows(record: ProfileRecord) -> list[dict[str, str]]:
     return [
         {
             "provider": f.provider,
+            "precision": f.precision,
             "opt level": f.opt_level,
             "activation": f.model,
             "activation nodes left": " ".join(f"{op}×{n}" for op, n in f.activation_nodes_left.items()) or "none",
             "fused into": " ".join(f"{op}×{n}" for op, n in f.fused.items()) or "nothing",
+            "between DQ and Q (int8)": " ".join(f"{op}×{n}" for op, n in f.qdq_wrapped.items()) or "—",
             "layout reorders": str(f.reorders),
         }
         for f in record.fusion
     ]
+
+
+# --- the deployment matrix ---------------------------------------------------------------------------
+
+ACCURACY_SLACK = 0.005  # a deployment "keeps" the model's accuracy within half a point of its fp32 model
+
+
+def deployment_targets(record: ProfileRecord) -> list[tuple[str, str]]:
+    """(provider, precision) pairs profiled, in the order they ran."""
+    return list(dict.fromkeys((c.provider, c.precision) for c in record.deployments))
+
+
+def _compute_latency(record: ProfileRecord, model: str, provider: str, precision: str, batch: int):
+    return next(
+        (
+            r
+            for r in record.latency
+            if (r.model, r.provider, r.precision, r.batch) == (model, provider, precision, batch)
+            and r.variant == "as-trained"
+            and r.mode == "compute"
+        ),
+        None,
+    )
+
+
+def fp32_accuracy(record: ProfileRecord, model: str) -> float | None:
+    """The model's accuracy at fp32 on the deployment test split (ORT's CPU cell first)."""
+    cells = sorted(
+        (c for c in record.deployments if c.model == model and c.precision == "fp32"), key=lambda c: c.provider != "cpu"
+    )
+    return cells[0].accuracy if cells else None
+
+
+def cheapest_deployment(record: ProfileRecord, model: str, batch: int) -> str:
+    """The lowest-latency (provider, precision) whose accuracy is within ACCURACY_SLACK of the fp32 model."""
+    reference = fp32_accuracy(record, model)
+    candidates = []
+    for cell in record.deployments:
+        timed = _compute_latency(record, model, cell.provider, cell.precision, batch)
+        if cell.model != model or timed is None:
+            continue
+        if reference is None or cell.accuracy >= reference - ACCURACY_SLACK:
+            candidates.append((timed.stats.p50_ms, f"{cell.provider} {cell.precision}"))
+    return min(candidates)[1] if candidates else "—"
+
+
+def deployment_rows(record: ProfileRecord, batch: int) -> list[dict[str, str]]:
+    """Rows: activation; columns: each (provider, precision) — p50, ratio to the baseline there [CI], accuracy."""
+    rows = []
+    for model in dict.fromkeys(c.model for c in record.deployments):
+        row = {"activation": model}
+        for provider, precision in deployment_targets(record):
+            timed = _compute_latency(record, model, provider, precision, batch)
+            cell = next(
+                (c for c in record.deployments if (c.model, c.provider, c.precision) == (model, provider, precision)),
+                None,
+            )
+            if timed is None or cell is None:
+                row[f"{provider} {precision}"] = "—"
+                continue
+            ratio = _interval(timed.vs_baseline, ".2f", "×") if model != record.baseline else "baseline"
+            row[f"{provider} {precision}"] = f"{1000 * timed.stats.p50_ms:,.0f} µs · {ratio} · {_pct(cell.accuracy)}"
+        row["cheapest within 0.5 pt of fp32"] = cheapest_deployment(record, model, batch)
+        rows.append(row)
+    return rows
+
+
+def deployment_cell_rows(record: ProfileRecord) -> list[dict[str, str]]:
+    return [
+        {
+            "activation": c.model,
+            "provider": c.provider,
+            "precision": c.precision,
+            "runs as": c.runs_as,
+            "threads": str(c.threads),
+            "accuracy": f"{_pct(c.accuracy)} of {c.test_images:,} ({c.dataset})",
+            "agrees with fp32": _pct(c.argmax_agreement, 1),
+            "max |Δlogit|": f"{c.max_abs_logit_diff:.2g}",
+            "model file": f"{_bytes(c.size_bytes)} ({c.file})",
+            "memory added": _bytes(c.rss_added_bytes),
+        }
+        for c in record.deployments
+    ]
+
+
+def deployment_note(record: ProfileRecord) -> str:
+    batch = min(record.settings.batch_sizes)
+    parts = [
+        "Each cell: p50 latency · ratio to the baseline on the same runtime and precision [95% CI] · accuracy on "
+        "the whole test split. Memory added: resident memory a loaded model adds once run at batch "
+        f"{batch}. Each runtime's models are timed in rounds of their own."
+    ]
+    if record.calibration:
+        c = record.calibration
+        parts.append(
+            f"int8: static QDQ quantization (ONNX Runtime's quantizer), calibrated on {c.images} MNIST {c.dataset} "
+            f"training images ({c.split}; seed {c.seed}), never test images."
+        )
+    return " ".join(parts)
 
 
 def microbench_rows(record: MicrobenchRecord) -> list[dict[str, str]]:

@@ -34,7 +34,7 @@ from actprof.storage import read_json
 def summarize(record: ModelRecord, profile: ProfileRecord | None) -> ActivationSummary:
     name = record.name
     latency = [
-        LatencyBrief(r.provider, r.batch, r.mode, r.stats.p50_ms, r.stats.p99_ms, r.vs_baseline)
+        LatencyBrief(r.provider, r.batch, r.mode, r.stats.p50_ms, r.stats.p99_ms, r.vs_baseline, r.precision)
         for r in (profile.latency if profile else [])
         if r.model == name and r.variant == "as-trained"
     ]
@@ -65,9 +65,13 @@ def default_target(baseline: ActivationSummary) -> float | None:
     return max(reached) if reached else None
 
 
-def _latency(summary: ActivationSummary, provider: str, batch: int) -> LatencyBrief | None:
+def _latency(summary: ActivationSummary, provider: str, batch: int, precision: str = "fp32") -> LatencyBrief | None:
     return next(
-        (r for r in summary.latency if r.provider == provider and r.batch == batch and r.mode == "compute"),
+        (
+            r
+            for r in summary.latency
+            if (r.provider, r.batch, r.precision) == (provider, batch, precision) and r.mode == "compute"
+        ),
         None,
     )
 
@@ -87,11 +91,18 @@ def _break_even(saved_s: float | None, lost_ms: Interval | None, images: int) ->
     return saved_s / (lost_ms.value / 1e3) * images
 
 
-def judge(act: ActivationSummary, base: ActivationSummary, *, target: float | None, provider: str) -> Verdict:
-    batches = sorted({r.batch for r in act.latency if r.provider == provider})
+def judge(
+    act: ActivationSummary, base: ActivationSummary, *, target: float | None, provider: str, precision: str = "fp32"
+) -> Verdict:
+    """The verdict for one deployment target: ``provider`` at inference ``precision``."""
+    batches = sorted({r.batch for r in act.latency if (r.provider, r.precision) == (provider, precision)})
     largest = batches[-1] if batches else None
-    lost_b1 = _ms_lost(_latency(act, provider, 1), _latency(base, provider, 1))
-    lost_big = _ms_lost(_latency(act, provider, largest), _latency(base, provider, largest)) if largest else None
+    lost_b1 = _ms_lost(_latency(act, provider, 1, precision), _latency(base, provider, 1, precision))
+    lost_big = (
+        _ms_lost(_latency(act, provider, largest, precision), _latency(base, provider, largest, precision))
+        if largest
+        else None
+    )
     t_act = seconds_to(act, target) if target else None
     t_base = seconds_to(base, target) if target else None
     saved = t_base - t_act if t_act is not None and t_base is not None else None
@@ -119,8 +130,14 @@ def judge(act: ActivationSummary, base: ActivationSummary, *, target: float | No
         summary="",
         training=training,
         break_even_batch1_range=_break_even_range(training, lost_b1),
+        precision=precision,
     )
     return _with_summary(verdict)
+
+
+def deployment(v: Verdict) -> str:
+    """How a verdict names its deployment target: "cpu", or "cpu int8" off fp32."""
+    return v.provider if v.precision == "fp32" else f"{v.provider} {v.precision}"
 
 
 def _break_even_range(training: PairedComparison | None, lost: Interval | None) -> list[float]:
@@ -166,7 +183,7 @@ def sentence(v: Verdict) -> str:
         iv = v.ms_lost_per_image_batch1
         parts.append(
             f"{_signed_ms(iv.value)} per image at batch 1 [95% CI {_signed_ms(iv.low)}, {_signed_ms(iv.high)}]"
-            f" on {v.provider} ({_noise(iv)})"
+            f" on {deployment(v)} ({_noise(iv)})"
         )
     if v.ms_lost_per_batch is not None:
         iv = v.ms_lost_per_batch
@@ -272,10 +289,10 @@ def build(
     base_record = next(m for m in models if m.name == baseline)
     summaries = [with_evidence(s, m, base_record, target) for s, m in zip(summaries, models, strict=True)]
     base = next(s for s in summaries if s.name == baseline)
-    providers = sorted({r.provider for s in summaries for r in s.latency}) or ["cpu"]
+    targets = list(dict.fromkeys((r.provider, r.precision) for s in summaries for r in s.latency)) or [("cpu", "fp32")]
     verdicts = [
-        judge(s, base, target=target, provider=provider)
-        for provider in providers
+        judge(s, base, target=target, provider=provider, precision=precision)
+        for provider, precision in targets
         for s in summaries
         if s.name != baseline
     ]
@@ -327,15 +344,15 @@ def diff(base: ReportRecord, new: ReportRecord, *, threshold: float) -> list[Cha
                 now.test_accuracy < old.test_accuracy * (1 - threshold),
             )
         )
-        now_latency = {(r.provider, r.batch, r.mode): r for r in now.latency}
+        now_latency = {(r.provider, r.precision, r.batch, r.mode): r for r in now.latency}
         for r in old.latency:
-            match = now_latency.get((r.provider, r.batch, r.mode))
+            match = now_latency.get((r.provider, r.precision, r.batch, r.mode))
             if r.vs_baseline is None or match is None or match.vs_baseline is None:
                 continue
             a, b = r.vs_baseline.value, match.vs_baseline.value
             changes.append(
                 Change(
-                    f"{old.name} latency × {base.baseline} ({r.provider}, batch {r.batch}, {r.mode})",
+                    f"{old.name} latency × {base.baseline} ({r.provider} {r.precision}, batch {r.batch}, {r.mode})",
                     a,
                     b,
                     b > a * (1 + threshold),

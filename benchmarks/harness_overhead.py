@@ -1,10 +1,11 @@
-"""Does actprof's harness measure what a bare ONNX Runtime loop measures?
+"""Does actprof's harness measure what a bare runtime loop measures?
 
-For each model and batch size, one ORT session (same settings) is timed alternately by a bare loop
-(``perf_counter_ns`` around ``session.run``) and by actprof's harness (warm-up, interleaved rounds),
-``--repeats`` times each; it prints both medians of p50 and their ratio. Goal: within ±3%.
+For each provider, model and batch size, one loaded model (an ORT session; an OpenVINO compiled model and
+infer request) is timed alternately by a bare loop (``perf_counter_ns`` around ``session.run`` or
+``request.infer``) and by actprof's harness (its timing target, warm-up, interleaved rounds), ``--repeats``
+times each; it prints both medians of p50 and their ratio. Goal: within ±3%.
 
-    python benchmarks/harness_overhead.py [--models models] [--repeats 7]
+    python benchmarks/harness_overhead.py [--models models] [--provider cpu,openvino] [--repeats 7]
 
 Without trained models in --models it trains relu and elu on the bundled sample into .bench/models.
 """
@@ -18,24 +19,35 @@ from pathlib import Path
 
 import numpy as np
 
-from actprof import latency, pipeline, profile, runtime, storage
+from actprof import environment, latency, pipeline, profile, runtime, storage
 
 
-def bare_p50_ms(session, x: np.ndarray, seconds: float) -> float:
+def bare_call(provider: str, loaded, x: np.ndarray):
+    """The plainest way to run the loaded model once, written against each runtime's own API."""
+    if provider == "openvino":
+        import openvino
+
+        request = loaded.create_infer_request()
+        request.set_input_tensor(openvino.Tensor(x))
+        return request.infer
     feed = {"input": x}
+    return lambda: loaded.run(["logits"], feed)
+
+
+def bare_p50_ms(call, seconds: float) -> float:
     for _ in range(20):
-        session.run(["logits"], feed)
+        call()
     times = []
     deadline = time.perf_counter() + seconds
     while time.perf_counter() < deadline:
         t0 = time.perf_counter_ns()
-        session.run(["logits"], feed)
+        call()
         times.append(time.perf_counter_ns() - t0)
     return float(np.median(times)) / 1e6
 
 
-def harness_p50_ms(session, x: np.ndarray, seconds: float) -> float:
-    target = runtime.host_target(session, x)
+def harness_p50_ms(backend, loaded, x: np.ndarray, seconds: float) -> float:
+    target = backend.compute_target(loaded, x)
     rounds = latency.interleave({"m": target.run}, min_seconds=seconds, min_runs=30)
     return latency.stats_from_ns(rounds.samples["m"], batch=len(x)).p50_ms
 
@@ -59,25 +71,29 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", type=Path, default=Path("models"))
     parser.add_argument("--batch-sizes", default="1,64")
+    parser.add_argument("--provider", default="cpu,openvino")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--seconds", type=float, default=0.5)
     args = parser.parse_args()
 
     models = ensure_models(args.models)
-    print(f"{'model':>15} {'batch':>5} {'bare p50 ms':>12} {'actprof p50 ms':>15} {'actprof/bare':>13}")
+    print(f"CPU: {environment.cpu_model()}, {environment.physical_cores()} cores")
+    print(f"{'provider':>9} {'model':>15} {'batch':>5} {'bare p50 ms':>12} {'actprof p50 ms':>15} {'actprof/bare':>13}")
     worst = 0.0
-    for path, record in storage.find_models(models, ["relu", "elu"]):
-        for batch in profile.parse_batch_sizes(args.batch_sizes):
-            x = profile.images(batch)
-            options = runtime.session_options(threads=0, opt_level="all")
-            session = runtime.create_session(path.read_bytes(), "cpu", options)
-            bare, ours = [], []
-            for _ in range(args.repeats):  # alternate, so drift hits both alike
-                bare.append(bare_p50_ms(session, x, args.seconds))
-                ours.append(harness_p50_ms(session, x, args.seconds))
-            b, o = statistics.median(bare), statistics.median(ours)
-            worst = max(worst, abs(o / b - 1))
-            print(f"{record.name:>15} {batch:>5} {b:>12.4f} {o:>15.4f} {o / b:>12.3f}x")
+    for provider in runtime.parse_providers(args.provider):
+        backend = runtime.backend(provider)
+        for path, record in storage.find_models(models, ["relu", "elu"]):
+            for batch in profile.parse_batch_sizes(args.batch_sizes):
+                x = profile.images(batch)
+                loaded = backend.load(path.read_bytes(), opt_level=backend.opt_levels(["all"])[0])
+                call = bare_call(provider, loaded, x)
+                bare, ours = [], []
+                for _ in range(args.repeats):  # alternate, so drift hits both alike
+                    bare.append(bare_p50_ms(call, args.seconds))
+                    ours.append(harness_p50_ms(backend, loaded, x, args.seconds))
+                b, o = statistics.median(bare), statistics.median(ours)
+                worst = max(worst, abs(o / b - 1))
+                print(f"{provider:>9} {record.name:>15} {batch:>5} {b:>12.4f} {o:>15.4f} {o / b:>12.3f}x")
     print(f"worst deviation: {100 * worst:.1f}% (goal: within 3%)")
 
 

@@ -12,11 +12,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 # import name -> distribution name, where they differ
 DISTRIBUTION = {"onnxruntime": "onnxruntime-gpu", "markupsafe": "jinja2"}
+# optional extras: imported only by the module of that integration, which refuses cleanly without it
+EXTRAS = {"openvino": "runtime_openvino.py"}
 
 
-def imported_modules() -> set[str]:
+def imported_modules(paths=None) -> set[str]:
     names = set()
-    for path in (ROOT / "actprof").glob("*.py"):
+    for path in paths or (ROOT / "actprof").glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Import):
                 names |= {alias.name.split(".")[0] for alias in node.names}
@@ -25,11 +27,23 @@ def imported_modules() -> set[str]:
     return {n for n in names if n not in sys.stdlib_module_names and n not in ("actprof", "__future__")}
 
 
-def declared() -> set[str]:
+def _names(requirements: list[str]) -> set[str]:
+    return {re.split(r"[<>=!~;\[ ]", dep, maxsplit=1)[0].strip().lower() for dep in requirements}
+
+
+def declared(extra: str | None = None) -> set[str]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    return {re.split(r"[<>=!~;\[ ]", dep, maxsplit=1)[0].strip().lower() for dep in project["dependencies"]}
+    return _names(project["optional-dependencies"][extra] if extra else project["dependencies"])
 
 
 def test_every_imported_package_is_a_runtime_dependency():
-    missing = {DISTRIBUTION.get(m, m) for m in imported_modules()} - declared()
+    missing = {DISTRIBUTION.get(m, m) for m in imported_modules()} - declared() - set(EXTRAS)
     assert not missing, f"imported by actprof but not in [project.dependencies]: {sorted(missing)}"
+
+
+def test_optional_packages_are_extras_imported_only_where_they_belong():
+    for package, module in EXTRAS.items():
+        assert package in declared(package) and package in declared("dev")
+        modules = (ROOT / "actprof").glob("*.py")
+        elsewhere = [p.name for p in modules if p.name != module and package in imported_modules([p])]
+        assert not elsewhere, f"{package} is an optional extra but {elsewhere} import it"

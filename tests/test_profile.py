@@ -41,8 +41,8 @@ def skip_if_cuda_binds(status) -> None:
     [
         ("cpu", ["cpu"]),
         ("cuda", ["cuda"]),
-        ("all", ["cpu", "cuda"]),
-        ("ALL", ["cpu", "cuda"]),
+        ("all", ["cpu", "cuda", "openvino"]),
+        ("ALL", ["cpu", "cuda", "openvino"]),
         ("cpu,cpu", ["cpu"]),
         (" cuda , cpu ", ["cuda", "cpu"]),
     ],
@@ -207,19 +207,21 @@ def cli_all(trained_models, tmp_path_factory, cuda_status):
     return result, out
 
 
-def test_cli_all_providers_skips_cuda_and_profiles_the_cpu(cli_all):
+def test_cli_all_providers_skips_cuda_and_profiles_what_binds(cli_all):
+    """'all' here: ORT's CPU provider and OpenVINO (the dev extra installs it); CUDA is skipped, and said."""
     result, out = cli_all
     assert result.returncode == 0, result.stderr
     assert "skipped cuda" in result.stderr
     assert "did not bind" in result.stderr or "no CUDAExecutionProvider" in result.stderr
     record = read_json(out / "profile.json", ProfileRecord)
     assert record.kind == "profile"
-    assert record.settings.providers == ["cpu"]
-    assert [p.name for p in record.providers] == ["cpu"]
+    assert record.settings.providers == ["cpu", "openvino"]
+    assert [p.name for p in record.providers] == ["cpu", "openvino"]
     assert {m.name for m in record.models} == {"relu", "elu"}
-    assert {(r.model, r.provider, r.batch) for r in record.latency} == {("relu", "cpu", 1), ("elu", "cpu", 1)}
-    assert all(p.provider == "cpu" for p in record.op_profiles)
-    assert all(f.provider == "cpu" for f in record.fusion)
+    expected = {(m, p, 1) for m in ("relu", "elu") for p in ("cpu", "openvino")}
+    assert {(r.model, r.provider, r.batch) for r in record.latency} == expected
+    assert {p.provider for p in record.op_profiles} == {"cpu", "openvino"}
+    assert {f.provider for f in record.fusion} == {"cpu", "openvino"}
     assert record.ablation == []
 
 
