@@ -190,16 +190,18 @@ def activation_counts(model: onnx.ModelProto) -> dict[str, int]:
     return counts
 
 
-def with_quantization_folding(census: FusionCensus, fp32_counts: dict[str, int]) -> FusionCensus:
+def with_quantization_folding(
+    census: FusionCensus, fp32_counts: dict[str, int], int8_counts: dict[str, int]
+) -> FusionCensus:
     """An int8 census, with the activations that quantization folded away named as ``int8(Relu)``.
 
     ORT's quantizer drops a Relu after a Conv or Gemm (the output's quantization range starts at 0), so the
-    int8 graph no longer shows it: an activation site of the fp32 graph that neither survives nor appears in
-    a named fusion was folded into the quantized op before it."""
+    int8 graph no longer has it: a site of the fp32 graph missing from the int8 graph *as quantized* (before
+    any runtime rewrote it: ORT turns Mish into Softplus/Tanh/Mul, which is no folding) was folded into the
+    quantized op before it."""
     fused = dict(census.fused)
     for op, sites in fp32_counts.items():
-        named = sum(n for label, n in fused.items() if label.endswith(f"({op})"))
-        folded = sites - census.activation_nodes_left.get(op, 0) - named
+        folded = sites - int8_counts.get(op, 0)
         if folded > 0:
             fused[f"int8({op})"] = folded
     return replace(census, fused=fused)

@@ -168,7 +168,7 @@ def print_report(
 
 def _md_escape(text: str) -> str:
     """Text from files is data: no HTML, no Markdown emphasis or links, no table breaks."""
-    text = html.escape(str(text), quote=True)
+    text = html.escape(str(text), quote=False)  # <, >, & only: quotes are harmless outside attributes
     return re.sub(r"([\\`*_\[\]|~])", r"\\\1", text).replace("\n", " ")
 
 
