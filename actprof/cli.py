@@ -48,6 +48,12 @@ BaselineOpt = Annotated[str, typer.Option("--baseline", help="Activation every o
 SeedOpt = Annotated[str, typer.Option("--seed", help="Seed, or a comma list: same init draw and data order for all.")]
 SeedsOpt = Annotated[int | None, typer.Option("--seeds", help="Train each activation with N seeds (seed, seed+1, …).")]
 EpochsOpt = Annotated[int, typer.Option("--epochs", help="Training epochs.")]
+HighlightOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--highlight", help="Activations drawn in colour in the curves (default: the decision table's top 3)."
+    ),
+]
 
 
 def _console():
@@ -109,7 +115,7 @@ def train_export(
     )
     _check_device(train_config.device)
     export.check_options(opset=opset, exporter=exporter)
-    export.check_rewrite(rewrite, acts)
+    _say_skipped(export.check_rewrite(rewrite, acts), rewrite)
     console = _console()
     records = pipeline.train_export_all(
         acts,
@@ -124,6 +130,11 @@ def train_export(
     )
     report.print_training(records, console=console)
     console.print(f"wrote {len(records)} model(s) to {out}/")
+
+
+def _say_skipped(skipped: list[str], rewrite: str) -> None:
+    if skipped:
+        _say(f"{rewrite}: skipped {', '.join(skipped)} (not monotonic non-decreasing: the rewrite would not be exact)")
 
 
 def _check_device(device: str) -> None:
@@ -246,6 +257,7 @@ def report_command(
     format: Annotated[str, typer.Option("--format", help="Comma list of table, md, html, json, csv.")] = (
         "table,md,html,json,csv"
     ),
+    highlight: HighlightOpt = None,
     out: OutOpt = Path("reports"),
 ) -> None:
     """The trade-off: convergence, latency, per-op share, fusion, and a verdict with the break-even."""
@@ -256,10 +268,23 @@ def report_command(
         raise _usage(f"--target must be a validation accuracy in % (0-100], got {target}")
     console = _console()
     fraction = target / 100 if target else None
-    written = pipeline.report(
-        models, results, baseline=baseline, target=fraction, formats=formats, out=out, console=console
+    pipeline.report(
+        models,
+        results,
+        baseline=baseline,
+        target=fraction,
+        formats=formats,
+        out=out,
+        console=console,
+        highlight=_highlight(highlight),
+        before_tables=lambda written: console.print("wrote " + ", ".join(str(p) for p in written)),
     )
-    console.print("wrote " + ", ".join(str(p) for p in written))
+
+
+def _highlight(spec: str | None) -> list[str] | None:
+    from actprof import activations
+
+    return [a.name for a in activations.parse_list(spec)] if spec else None
 
 
 @app.command("run")
@@ -277,6 +302,7 @@ def run_command(
     baseline: BaselineOpt = "relu",
     rewrite: Annotated[str, typer.Option(help="none | pool-first (monotonic activations get both).")] = "none",
     precision: InferencePrecisionOpt = "fp32",
+    highlight: HighlightOpt = None,
     models: ModelsOpt = Path("models"),
     out: OutOpt = Path("reports"),
 ) -> None:
@@ -290,7 +316,7 @@ def run_command(
     seed_list = _seeds(seed, seeds)
     train_config = TrainConfig(epochs=epochs, seed=seed_list[0], device=device)
     _check_device(train_config.device)
-    export.check_rewrite(rewrite)  # run applies it only where it is exact
+    _say_skipped(export.check_rewrite(rewrite, [a for a in acts if a.name != baseline] or acts), rewrite)
     settings = pipeline.profile_settings(
         provider=provider,
         batch_sizes=batch_sizes,
@@ -315,6 +341,7 @@ def run_command(
         dataset=dataset,
         extra_seeds=seed_list[1:],
         console=_console(),
+        highlight=_highlight(highlight),
     )
 
 
@@ -344,9 +371,23 @@ def optimize_command(
     from actprof import pipeline
 
     target, moved, max_diff, checked = pipeline.optimize(model, out)
-    _console().print(
+    console = _console()
+    console.print(
         f"moved {moved} activation(s) after their MaxPool; max |Δlogit| {max_diff:.1e} on "
         f"{checked} real images; wrote {target}"
+    )
+    speed = pipeline.rewrite_speed(model.read_bytes(), target.read_bytes())
+    if speed.high < 1:
+        advice = "faster here: ship the rewrite"
+    elif speed.low > 1:
+        advice = "SLOWER here (the rewrite can break a fusion the runtime had): keep the original on this runtime"
+    else:
+        advice = "no faster here, within noise: either will do"
+    console.print(
+        f"ORT CPU, batch 1: the rewrite runs {speed.value:.2f}× the original's latency "
+        f"[95% CI {speed.low:.2f}, {speed.high:.2f}] — {advice}; profile it on your deployment runtime to be sure",
+        markup=False,
+        highlight=False,
     )
 
 

@@ -217,16 +217,19 @@ REWRITES = ("none", "pool-first")
 REWRITE_TOLERANCE = 1e-6
 
 
-def check_rewrite(rewrite: str, acts: Sequence[Activation] = ()) -> None:
-    """A known rewrite, and pool-first only for activations that are monotonic non-decreasing."""
+def check_rewrite(rewrite: str, acts: Sequence[Activation] = ()) -> list[str]:
+    """A known rewrite; returns the activations pool-first skips (not monotonic non-decreasing), and refuses
+    when it would skip every one of ``acts`` (a rewrite that applies to nothing is a mistake)."""
     if rewrite not in REWRITES:
         raise UsageError(f"unknown --rewrite {rewrite!r}; choose from: {', '.join(REWRITES)}")
-    bad = ", ".join(a.name for a in acts if not a.monotonic)
-    if rewrite == "pool-first" and bad:
+    skipped = [a.name for a in acts if not a.monotonic] if rewrite == "pool-first" else []
+    bad = ", ".join(skipped)
+    if acts and len(skipped) == len(acts):
         raise UsageError(
             f"--rewrite pool-first refused for {bad}: not monotonic non-decreasing, so MaxPool(f(x)) != "
             "f(MaxPool(x)); pick monotonic activations (relu, leaky_relu, elu, selu, celu, sigmoid, tanh, softplus)"
         )
+    return skipped
 
 
 def rewrite_pool_first(onnx_bytes: bytes, images: np.ndarray) -> tuple[bytes, Parity, int]:

@@ -15,7 +15,15 @@ from typing import TYPE_CHECKING
 
 from actprof import export, runtime, storage
 from actprof.errors import ProviderUnavailable, UsageError
-from actprof.records import ActivationInfo, ModelConfig, ModelRecord, ProfileRecord, ProfileSettings, TrainConfig
+from actprof.records import (
+    ActivationInfo,
+    Interval,
+    ModelConfig,
+    ModelRecord,
+    ProfileRecord,
+    ProfileSettings,
+    TrainConfig,
+)
 from actprof.settings import (
     CALIBRATION_IMAGES,
     INFERENCE_PRECISIONS,
@@ -272,10 +280,20 @@ def profile_models(
 
 
 def report(
-    models: Path, results: Path, *, baseline: str, target: float | None, formats: list[str], out: Path, console: Console
+    models: Path,
+    results: Path,
+    *,
+    baseline: str,
+    target: float | None,
+    formats: list[str],
+    out: Path,
+    console: Console,
+    highlight: list[str] | None = None,
+    before_tables: Callable[[list[Path]], None] | None = None,
 ) -> list[Path]:
     """Build the verdict from the model records (and profile.json, microbench.json if present) and write
-    every requested format; ``table`` prints to the console."""
+    every requested format; ``table`` prints to the console, last, ending with the decision table
+    (``before_tables`` gets the written paths first, to say things above it)."""
     from actprof import report as report_module
     from actprof import verdict
     from actprof.records import MicrobenchRecord
@@ -288,9 +306,12 @@ def report(
     microbench_path = Path(results) / "microbench.json"
     microbench = storage.read_json(microbench_path, MicrobenchRecord) if microbench_path.exists() else None
     built = verdict.build(model_records, profile, baseline=baseline, target=target)
+    written = report_module.write_reports(out, formats, built, model_records, profile, microbench, highlight)
+    if before_tables:
+        before_tables(written)
     if "table" in formats:
         report_module.print_report(built, profile, console=console, microbench=microbench)
-    return report_module.write_reports(out, formats, built, model_records, profile, microbench)
+    return written
 
 
 def run(
@@ -306,8 +327,10 @@ def run(
     dataset: str,
     extra_seeds: Sequence[int],
     console: Console,
+    highlight: list[str] | None = None,
 ) -> dict[str, float]:
-    """train-export → profile → report; returns the seconds each stage took."""
+    """train-export → profile → report; returns the seconds each stage took. The terminal output ends with
+    the decision table."""
     from actprof import report as report_module
 
     stages: dict[str, float] = {}
@@ -332,13 +355,38 @@ def run(
     stages["profile"] = time.perf_counter() - started
     started = time.perf_counter()
     formats = list(report_module.FORMATS)
-    written = report(models, out, baseline=baseline, target=None, formats=formats, out=out, console=console)
-    stages["report"] = time.perf_counter() - started
-    console.print(
-        "stages: " + ", ".join(f"{k} {v:.1f} s" for k, v in stages.items()) + f"; total {sum(stages.values()):.1f} s"
+
+    def say_where(written: list[Path]) -> None:
+        stages["report"] = time.perf_counter() - started
+        total = f"; total {sum(stages.values()):.1f} s"
+        console.print("stages: " + ", ".join(f"{k} {v:.1f} s" for k, v in stages.items()) + total)
+        console.print("wrote " + ", ".join(str(p) for p in written))
+
+    report(
+        models,
+        out,
+        baseline=baseline,
+        target=None,
+        formats=formats,
+        out=out,
+        console=console,
+        highlight=highlight,
+        before_tables=say_where,
     )
-    console.print("wrote " + ", ".join(str(p) for p in written))
     return stages
+
+
+def rewrite_speed(original: bytes, rewritten: bytes, *, min_seconds: float = 0.3) -> Interval:
+    """The rewritten model's latency over the original's on ORT's CPU provider at batch 1 (median per-round
+    ratio, interleaved): an exact rewrite can still be slower (it can break a fusion the runtime had)."""
+    from actprof import latency, profile
+
+    cpu = runtime.backend("cpu")
+    x = profile.images(1)
+    targets = {name: cpu.compute_target(cpu.load(data, opt_level="all"), x).run for name, data in
+               (("original", original), ("rewritten", rewritten))}  # fmt: skip
+    rounds = latency.interleave(targets, min_seconds=min_seconds, min_runs=30)
+    return latency.ratio(rounds, "rewritten", "original")
 
 
 def optimize(model: Path, out: Path | None) -> tuple[Path, int, float, int]:

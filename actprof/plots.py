@@ -26,13 +26,28 @@ def _png(plt, fig) -> bytes:
     return buffer.getvalue()
 
 
-def accuracy_curves(models: Sequence[ModelRecord], *, x: str) -> bytes:
-    """Validation accuracy vs training steps (``x="steps"``) or training seconds (``x="seconds"``)."""
+def accuracy_curves(
+    models: Sequence[ModelRecord], *, x: str, baseline: str | None = None, highlight: Sequence[str] | None = None
+) -> bytes:
+    """Validation accuracy vs training steps (``x="steps"``) or training seconds (``x="seconds"``).
+
+    The baseline in black and the ``highlight``ed activations in colour, with seed bands; every other
+    activation a thin gray line (all in colour when ``highlight`` is None). Exact rewrites share their
+    original's training and are not drawn."""
     plt, fig, ax = _figure()
-    for i, m in enumerate(models):
+    trained = [m for m in models if m.rewrite is None]
+    shown = [m for m in trained if highlight is None or m.name in highlight or m.name == baseline]
+    for m in (m for m in trained if m not in shown):
         points = m.train.validation
         xs = [p.step if x == "steps" else p.train_seconds for p in points]
-        (line,) = ax.plot(xs, [100 * p.val_accuracy for p in points], label=m.name, **_series_style(i))
+        ax.plot(xs, [100 * p.val_accuracy for p in points], color="0.75", linewidth=0.8, zorder=1)
+    if len(shown) < len(trained):
+        ax.plot([], [], color="0.75", linewidth=0.8, label="others")
+    for i, m in enumerate(shown):
+        points = m.train.validation
+        xs = [p.step if x == "steps" else p.train_seconds for p in points]
+        style = {"color": "black", "linewidth": 2.0, "marker": "."} if m.name == baseline else _series_style(i)
+        (line,) = ax.plot(xs, [100 * p.val_accuracy for p in points], label=m.name, zorder=3, **style)
         if len(m.runs) > 1:  # the band spans every seed's curve (validation points share their steps)
             curves = [[100 * p.val_accuracy for p in run.validation] for run in m.runs]
             if len({len(c) for c in curves}) == 1:
@@ -49,7 +64,7 @@ def accuracy_curves(models: Sequence[ModelRecord], *, x: str) -> bytes:
                 ax.fill_between(band_x, lows, highs, color=line.get_color(), alpha=0.15, linewidth=0)
     ax.set_xlabel("training steps" if x == "steps" else "training seconds (validation excluded)")
     ax.set_ylabel("validation accuracy (%)")
-    lows = [100 * p.val_accuracy for m in models for p in m.train.validation]
+    lows = [100 * p.val_accuracy for m in shown for p in m.train.validation]
     if lows:
         ax.set_ylim(max(min(lows) - 1, 80), 100)
     ax.grid(alpha=0.3)

@@ -281,9 +281,10 @@ def _measure(cells, settings, backend, opt_level, batch, x, baseline, say):
     results = []
     for name, precision, variant, mode in targets:
         k = key(name, precision, variant, mode)
-        vs = None
+        vs = vs_ms = None
         if baseline and variant == "as-trained" and (baseline, precision) in cells:
             vs = latency.ratio(rounds, k, key(baseline, precision, "as-trained", mode))
+            vs_ms = latency.difference_ms(rounds, k, key(baseline, precision, "as-trained", mode))
         results.append(
             LatencyResult(
                 model=name,
@@ -295,6 +296,7 @@ def _measure(cells, settings, backend, opt_level, batch, x, baseline, say):
                 stats=latency.stats_from_ns(rounds.samples[k], batch=batch),
                 vs_baseline=vs,
                 precision=precision,
+                vs_baseline_ms=vs_ms,
             )
         )
     ablations = []

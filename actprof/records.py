@@ -52,6 +52,12 @@ class TimeToAccuracy:
     seconds: float | None
 
 
+def time_to(validation: list[ValPoint], target: float) -> TimeToAccuracy:
+    """The first validation point at or above ``target``, read off a recorded curve (any target works)."""
+    hit = next((p for p in validation if p.val_accuracy >= target), None)
+    return TimeToAccuracy(target, hit.step if hit else None, hit.train_seconds if hit else None)
+
+
 def reached(points: list[TimeToAccuracy], target: float) -> TimeToAccuracy | None:
     """The entry for ``target`` in a time-to-accuracy list (None when that target was not recorded)."""
     return next((t for t in points if math.isclose(t.target, target)), None)
@@ -152,7 +158,7 @@ class ModelRecord:
 
 @dataclass(frozen=True)
 class Interval:
-    """A point estimate with its 95% confidence interval (bootstrap over ``n`` values)."""
+    """A point estimate with the 95% confidence interval of that same statistic (over ``n`` values)."""
 
     value: float
     low: float
@@ -214,6 +220,7 @@ class LatencyResult:
     stats: LatencyStats
     vs_baseline: Interval | None  # median per-round latency ratio against the baseline, same provider and precision
     precision: str = "fp32"  # the inference precision of the model that ran
+    vs_baseline_ms: Interval | None = None  # median per-round latency difference (ms) against the baseline
 
 
 @dataclass(frozen=True)
@@ -387,6 +394,7 @@ class LatencyBrief:
     p99_ms: float
     vs_baseline: Interval | None
     precision: str = "fp32"
+    vs_baseline_ms: Interval | None = None
 
 
 @dataclass(frozen=True)
@@ -409,6 +417,7 @@ class ActivationSummary:
     # "test accuracy", "test loss", "seconds to 97%", "steps to 97%"…: mean, std and 95% CI over the seeds
     # (for time to a target, over the seeds that reached it: n says how many did)
     over_seeds: dict[str, Estimate] = field(default_factory=dict)
+    rewrite: str | None = None  # an exact rewrite of another activation's model: same training, own inference
 
 
 @dataclass(frozen=True)
@@ -430,6 +439,7 @@ class Verdict:
     training: PairedComparison | None = None  # seconds to the target, paired by seed (several seeds)
     break_even_batch1_range: list[float] = field(default_factory=list)  # [low, high] from both intervals
     precision: str = "fp32"  # the deployment target is (provider, precision)
+    call: str = ""  # one word: wins | trade-off | tie | loses | incomplete (see verdict.call)
 
 
 @dataclass(frozen=True)
@@ -443,3 +453,4 @@ class ReportRecord:
     verdicts: list[Verdict]
     profile_created: str | None
     environment: Environment
+    target_rule: str = ""  # how the target accuracy was chosen, in words

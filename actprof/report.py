@@ -17,15 +17,19 @@ from actprof.records import reached
 from actprof.tables import (
     ablation_rows,
     convergence_rows,
+    decision_rows,
     deployment_cell_rows,
     deployment_note,
     deployment_rows,
+    evidence_note,
     evidence_rows,
     fusion_rows,
     latency_rows,
     microbench_rows,
     op_notes,
     op_rows,
+    primary_target,
+    rewrite_rows,
     seed_rows,
     training_rows,
 )
@@ -107,9 +111,11 @@ def print_profile(record: ProfileRecord, *, console: Console) -> None:
     caption = (
         f"ORT {ort_version}, {env.cpu_model}, threads {s.threads or 'ORT default'}, "
         f"opt level {','.join(s.opt_levels)}; ratios: median of per-round ratios in interleaved rounds, "
-        "bootstrap 95% CI"
+        "95% CI of that median (order statistics)"
     )
     print_deployment(record, console=console)
+    if rewrite_rows(record):
+        console.print(_rich_table("The exact rewrite: p50 over the original's", rewrite_rows(record)))
     console.print(_rich_table("Inference latency", latency_rows(record), caption))
     if record.ablation:
         console.print(
@@ -160,10 +166,29 @@ def print_report(
         print_profile(profile, console=console)
     if microbench:
         print_microbench(microbench, console=console)
-    console.rule("Verdict")
+    console.rule("The verdicts in words")
     for v in report.verdicts:
         style = "dim" if v.latency_within_noise else None
         console.print(v.summary, style=style, markup=False, highlight=False)
+    from rich.markup import escape
+
+    if evidence_note(report):
+        console.print(evidence_note(report), markup=False, highlight=False)
+    console.print(_rich_table("The answer", decision_rows(report), escape(decision_caption(report))))
+
+
+def decision_caption(report: ReportRecord) -> str:
+    """What the decision table's numbers are: the target and how it was chosen, where the words apply."""
+    if report.target_accuracy:
+        target = f"Target: {100 * report.target_accuracy:.0f}% validation accuracy ({report.target_rule}). "
+    else:
+        target = f"No target accuracy ({report.target_rule or 'the baseline reached none'}). "
+    return (
+        target + f"s saved: the baseline's seconds to the target minus the activation's (positive: it trains "
+        f"faster). × {report.baseline}: p50 latency ratio at batch 1 on each deployment [95% CI]. The verdict "
+        f"and break-even are for {primary_target(report)} at batch 1: wins (better on one side, worse on "
+        "neither), trade-off (the break-even decides), tie, loses."
+    )
 
 
 def _md_escape(text: str) -> str:
@@ -190,7 +215,10 @@ def markdown(report: ReportRecord, profile: ProfileRecord | None, microbench: Mi
         f"{_md_escape(env.cpu_model)}, {env.cpu_count} cores; "
         + ", ".join(f"{_md_escape(k)} {_md_escape(v)}" for k, v in env.versions.items())
         + "\n",
-        "## Verdict\n",
+        "## The answer\n",
+        _md_table(decision_rows(report)),
+        "\n" + _md_escape(decision_caption(report)) + "\n",
+        "\n## The verdicts in words\n",
         *(
             f"- {_md_escape(v.summary)}{' _(within noise)_' if v.latency_within_noise else ''}\n"
             for v in report.verdicts
@@ -198,13 +226,18 @@ def markdown(report: ReportRecord, profile: ProfileRecord | None, microbench: Mi
         "\n## Convergence\n",
         _md_table(convergence_rows(report)),
     ]
-    if any(s.vs_baseline for s in report.activations):
+    if seed_rows(report):
         parts += ["\n## Over seeds: mean ± 95% CI\n", _md_table(seed_rows(report))]
+    if evidence_rows(report):
         parts += ["\n## Paired by seed, against the baseline\n", _md_table(evidence_rows(report))]
+    if evidence_note(report):
+        parts += ["\n" + _md_escape(evidence_note(report)) + "\n"]
     if profile and profile.deployments:
         for batch in profile.settings.batch_sizes:
             parts += [f"\n## Deployment matrix, batch {batch}\n", _md_table(deployment_rows(profile, batch))]
         parts += ["\n" + _md_escape(deployment_note(profile)) + "\n", _md_table(deployment_cell_rows(profile))]
+    if profile and rewrite_rows(profile):
+        parts += ["\n## The exact pool-first rewrite: p50 over the original's\n", _md_table(rewrite_rows(profile))]
     if profile:
         parts += ["\n## Inference latency\n", _md_table(latency_rows(profile))]
         if profile.ablation:
@@ -231,11 +264,17 @@ def _html_table(rows: list[dict[str, str]]) -> Markup:
     return Markup(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
 
 
+def default_highlight(report: ReportRecord, count: int = 3) -> list[str]:
+    """The curves drawn in colour when --highlight is not given: the decision table's first few."""
+    return [r["activation"] for r in decision_rows(report) if "+" not in r["activation"]][:count]
+
+
 def html_page(
     report: ReportRecord,
     models: Sequence[ModelRecord],
     profile: ProfileRecord | None,
     microbench: MicrobenchRecord | None = None,
+    highlight: Sequence[str] | None = None,
 ) -> str:
     import base64
 
@@ -246,21 +285,34 @@ def html_page(
     def fig(png: bytes, alt: str) -> dict[str, str]:
         return {"data": base64.b64encode(png).decode("ascii"), "alt": alt}
 
+    shown = list(highlight) if highlight else default_highlight(report)
+    curves = {"baseline": report.baseline, "highlight": shown if len(models) > 5 else None}
     figures: dict[str, list[dict[str, str]]] = {
+        "answer": [],
         "curves": [
-            fig(plots.accuracy_curves(models, x="steps"), "Validation accuracy vs training steps"),
-            fig(plots.accuracy_curves(models, x="seconds"), "Validation accuracy vs training seconds"),
+            fig(plots.accuracy_curves(models, x="steps", **curves), "Validation accuracy vs training steps"),
+            fig(plots.accuracy_curves(models, x="seconds", **curves), "Validation accuracy vs training seconds"),
         ],
         "latency": [],
         "ops": [],
     }
-    keys = ("evidence", "seeds", "roofline", "latency", "ablation", "ops", "ops_note", "fusion", "cells", "cells_note")
-    tables = dict.fromkeys(keys, "")
+    keys = ("evidence", "evidence_note", "seeds", "roofline", "latency", "ablation", "ops", "ops_note", "fusion")
+    tables = dict.fromkeys((*keys, "cells", "cells_note", "rewrite"), "")
     matrices: list[tuple[int, Markup]] = []
+    tables["decision"] = _html_table(decision_rows(report))
+    tables["decision_caption"] = decision_caption(report)
     tables["convergence"] = _html_table(convergence_rows(report))
-    if any(s.vs_baseline for s in report.activations):
+    if seed_rows(report):
         tables["seeds"] = _html_table(seed_rows(report))
+    if evidence_rows(report):
         tables["evidence"] = _html_table(evidence_rows(report))
+    tables["evidence_note"] = evidence_note(report)
+    first = next(iter(report.verdicts), None)
+    if profile and first is not None:
+        where = dict(provider=first.provider, precision=first.precision, batch=min(profile.settings.batch_sizes))
+        label = f"{first.provider} {first.precision}, batch {where['batch']}"
+        chart = plots.pareto(report, **where)
+        figures["answer"].append(fig(chart, f"The trade-off: latency vs training seconds to the target, {label}"))
     if profile:
         if profile.deployments:
             matrices = [(b, _html_table(deployment_rows(profile, b))) for b in profile.settings.batch_sizes]
@@ -277,6 +329,7 @@ def html_page(
                 )
                 figures["ops"].append(fig(plots.op_shares(profile, **where), f"Per-op time, {label}"))
         tables |= {
+            "rewrite": _html_table(rewrite_rows(profile)) if rewrite_rows(profile) else "",
             "latency": _html_table(latency_rows(profile)),
             "ablation": _html_table(ablation_rows(profile)) if profile.ablation else "",
             "ops": _html_table(op_rows(profile)),
@@ -356,6 +409,7 @@ def write_reports(
     models: Sequence[ModelRecord],
     profile: ProfileRecord | None,
     microbench: MicrobenchRecord | None = None,
+    highlight: Sequence[str] | None = None,
 ) -> list[Path]:
     from actprof.storage import write_json, write_text_atomic
 
@@ -369,7 +423,7 @@ def write_reports(
             with open(summary, "a", encoding="utf-8") as fh:
                 fh.write(text + "\n")
     if "html" in formats:
-        write_text_atomic(out / "report.html", html_page(report, models, profile, microbench))
+        write_text_atomic(out / "report.html", html_page(report, models, profile, microbench, highlight))
         written.append(out / "report.html")
     if "json" in formats:
         write_json(out / "report.json", report)

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
         PairedComparison,
         ProfileRecord,
         ReportRecord,
+        Verdict,
     )
 
 
@@ -236,6 +237,32 @@ def deployment_rows(record: ProfileRecord, batch: int) -> list[dict[str, str]]:
     return rows
 
 
+def rewrite_rows(record: ProfileRecord) -> list[dict[str, str]]:
+    """For each activation with an exact rewrite: the rewrite's p50 over the original's on every deployment
+    and batch, and which of the two to ship there (the rewrite can be slower: it can break a fusion)."""
+    compute = {
+        (r.model, r.provider, r.precision, r.batch): r.stats.p50_ms
+        for r in record.latency
+        if r.variant == "as-trained" and r.mode == "compute"
+    }
+    places = list(dict.fromkeys((p, q, b) for (_, p, q, b) in compute))
+    rows = []
+    for name in dict.fromkeys(m for (m, *_) in compute if "+" in m):
+        original, rewrite = name.split("+", 1)
+        row = {"activation": original}
+        for provider, precision, batch in places:
+            new, old = (
+                compute.get((name, provider, precision, batch)),
+                compute.get((original, provider, precision, batch)),
+            )
+            if new is None or old is None:
+                continue
+            choice = rewrite if new < old else f"keep {original}"
+            row[f"{provider} {precision}, batch {batch}"] = f"{new / old:.2f}× → {choice}"
+        rows.append(row)
+    return rows
+
+
 def deployment_cell_rows(record: ProfileRecord) -> list[dict[str, str]]:
     return [
         {
@@ -314,20 +341,123 @@ def seed_rows(report: ReportRecord) -> list[dict[str, str]]:
             "seeds": str(len(s.seeds)),
             "test acc %": cell(s, "test accuracy", 100),
             "test loss": cell(s, "test loss", 1, ".4f"),
-            "s → 97%": cell(s, "seconds to 97%", 1, ".1f"),
-            "s → 98%": cell(s, "seconds to 98%", 1, ".1f"),
-            "steps → 97%": cell(s, "steps to 97%", 1, ".0f"),
+            **(
+                {
+                    f"s → {_level(report)}": cell(s, f"seconds to {_level(report)}", 1, ".1f"),
+                    f"steps → {_level(report)}": cell(s, f"steps to {_level(report)}", 1, ".0f"),
+                }
+                if report.target_accuracy
+                else {}
+            ),
         }
-        for s in report.activations
+        for s in trained(report)
         if len(s.seeds) > 1
     ]
 
 
-def evidence_rows(report: ReportRecord) -> list[dict[str, str]]:
-    """Every paired comparison with the baseline (several seeds only)."""
+def decision_rows(report: ReportRecord) -> list[dict[str, str]]:
+    """The answer, one row per activation: convergence against the baseline, the test-time cost on every
+    deployment profiled (ratio at batch 1 [95% CI]), the break-even and one word, best calls first.
+
+    The word and the break-even are for the first deployment target profiled (``primary_target``); an exact
+    rewrite shares its original's training and differs only in inference."""
+    from actprof.verdict import CALLS
+
+    targets = list(dict.fromkeys((v.provider, v.precision) for v in report.verdicts))
+    primary = {v.activation: v for v in report.verdicts if (v.provider, v.precision) == targets[0]} if targets else {}
+    by_target = {(v.activation, v.provider, v.precision): v for v in report.verdicts}
+    level = _level(report)
     rows = []
     for s in report.activations:
-        for c in s.vs_baseline:
+        v = primary.get(s.name)
+        if v is None:
+            continue
+        original = s.name.split("+")[0]
+        row = {
+            "activation": s.name,
+            f"s to {level} (vs {report.baseline})": _race(v) if s.rewrite is None else f"as {original}",
+            "s saved [95% CI]": _saved(v) if s.rewrite is None else "—",
+            "evidence": _evidence(v) if s.rewrite is None else "—",
+        }
+        for provider, precision in targets:
+            other = by_target.get((s.name, provider, precision))
+            ratio = _ratio_at_batch1(s, provider, precision)
+            row[f"× {report.baseline}, {provider} {precision}"] = ratio if other else "—"
+        row["break-even (inferences)"] = _break_even_words(v)
+        row["verdict"] = v.call or "—"
+        rows.append(row)
+    order = {word: i for i, word in enumerate(CALLS)}
+    return sorted(rows, key=lambda r: order.get(r["verdict"], len(order)))
+
+
+def primary_target(report: ReportRecord) -> str:
+    """The deployment target the decision table's words are for, e.g. "cpu fp32"."""
+    first = next(iter(report.verdicts), None)
+    return f"{first.provider} {first.precision}" if first else "none"
+
+
+def _race(v: Verdict) -> str:
+    mine = "not reached" if v.train_seconds is None else f"{v.train_seconds:.1f}"
+    theirs = "not reached" if v.baseline_train_seconds is None else f"{v.baseline_train_seconds:.1f}"
+    return f"{mine} vs {theirs}"
+
+
+def _saved(v: Verdict) -> str:
+    c = v.training
+    if c is not None and c.n >= 2 and not math.isnan(c.low):
+        return f"{-c.mean_difference:+.1f} [{-c.high:+.1f}, {-c.low:+.1f}]"
+    if v.train_seconds_saved is None:
+        return "—"
+    return f"{v.train_seconds_saved:+.1f} (1 seed)"
+
+
+def _evidence(v: Verdict) -> str:
+    c = v.training
+    if c is not None and c.n >= 2:
+        return f"p = {c.p_value:.3f}, {c.reached}" if not math.isnan(c.p_value) else c.reached
+    return "one seed" if v.train_seconds is not None or v.baseline_train_seconds is not None else "—"
+
+
+def _ratio_at_batch1(s: ActivationSummary, provider: str, precision: str) -> str:
+    brief = next(
+        (r for r in s.latency if (r.provider, r.precision, r.batch, r.mode) == (provider, precision, 1, "compute")),
+        None,
+    )
+    return _interval(brief.vs_baseline, ".2f", "×") if brief else "—"
+
+
+def _break_even_words(v: Verdict) -> str:
+    if v.call == "wins":
+        return "pays at any volume"
+    if v.call in ("loses", "tie", "incomplete", ""):
+        return "never pays" if v.call == "loses" else "—"
+    if v.break_even_batch1 is not None:
+        within = (
+            " (gain within noise)"
+            if v.training is not None and v.training.n >= 2 and not v.training.significant
+            else ""
+        )
+        return f"first {v.break_even_batch1:,.0f}{within}"
+    saved, lost = v.train_seconds_saved, v.ms_lost_per_image_batch1
+    if saved is not None and saved < 0 and lost is not None and lost.value < 0:  # slower to train, cheaper to run
+        return f"after {saved / (lost.value / 1e3):,.0f}"
+    return "—"
+
+
+def trained(report: ReportRecord) -> list[ActivationSummary]:
+    """The activations as trained: exact rewrites share their original's training, so they are left out."""
+    return [s for s in report.activations if s.rewrite is None]
+
+
+def _level(report: ReportRecord) -> str:
+    return f"{100 * report.target_accuracy:.0f}%" if report.target_accuracy else "target"
+
+
+def evidence_rows(report: ReportRecord) -> list[dict[str, str]]:
+    """Every paired comparison with the baseline that has at least two paired seeds (see ``evidence_note``)."""
+    rows = []
+    for s in trained(report):
+        for c in (c for c in s.vs_baseline if c.n >= 2):
             scale = 100 if "accuracy" in c.what else 1
             unit = " pp" if "accuracy" in c.what else ""
             rows.append(
@@ -346,6 +476,17 @@ def evidence_rows(report: ReportRecord) -> list[dict[str, str]]:
     return rows
 
 
+def evidence_note(report: ReportRecord) -> str:
+    """One line for the paired comparisons that cannot say anything (fewer than two paired seeds)."""
+    thin = [c for s in trained(report) for c in s.vs_baseline if c.n < 2]
+    if not thin:
+        return ""
+    return (
+        f"{len(thin)} paired comparison(s) with fewer than two paired seeds are not shown: they cannot tell a "
+        "difference from chance (train with --seeds N)."
+    )
+
+
 def _significance(c: PairedComparison) -> str:
     if c.n < 2:
         return "too few seeds"
@@ -362,12 +503,12 @@ def convergence_rows(report: ReportRecord) -> list[dict[str, str]]:
             "init": s.init,
             "test acc": _accuracy(s),
             "ONNX acc": _pct(s.onnx_test_accuracy),
-            "steps / s → 97%": _seconds_to(s, 0.97),
-            "steps / s → 98%": _seconds_to(s, 0.98),
+            f"steps / s → {_level(report)}": _seconds_to(s, report.target_accuracy) if report.target_accuracy else "—",
+            **({"steps / s → 98%": _seconds_to(s, 0.98)} if (report.target_accuracy or 0) < 0.98 else {}),
             "train img/s": _num(s.images_per_second),
             "mean act l1/l2/l3": "/".join(f"{m:+.2f}" for m in s.mean_activation),
             "dead % l1/l2/l3": "/".join(f"{100 * d:.0f}" for d in s.dead_fraction),
             "data": f"{s.dataset}, {s.epochs} ep, {s.precision}",
         }
-        for s in report.activations
+        for s in trained(report)
     ]

@@ -16,7 +16,6 @@ from actprof import storage
 from actprof.errors import ModelFileError, UsageError
 from actprof.evidence import estimate, paired
 from actprof.records import (
-    TARGETS,
     ActivationSummary,
     Interval,
     LatencyBrief,
@@ -24,17 +23,21 @@ from actprof.records import (
     PairedComparison,
     ProfileRecord,
     ReportRecord,
+    TimeToAccuracy,
     TrainResult,
     Verdict,
     reached,
+    time_to,
 )
 from actprof.storage import read_json
 
 
-def summarize(record: ModelRecord, profile: ProfileRecord | None) -> ActivationSummary:
+def summarize(record: ModelRecord, profile: ProfileRecord | None, target: float | None = None) -> ActivationSummary:
     name = record.name
     latency = [
-        LatencyBrief(r.provider, r.batch, r.mode, r.stats.p50_ms, r.stats.p99_ms, r.vs_baseline, r.precision)
+        LatencyBrief(
+            r.provider, r.batch, r.mode, r.stats.p50_ms, r.stats.p99_ms, r.vs_baseline, r.precision, r.vs_baseline_ms
+        )
         for r in (profile.latency if profile else [])
         if r.model == name and r.variant == "as-trained"
     ]
@@ -47,11 +50,20 @@ def summarize(record: ModelRecord, profile: ProfileRecord | None) -> ActivationS
         test_accuracy=record.train.test_accuracy,
         onnx_test_accuracy=record.export.onnx_test_accuracy,
         images_per_second=record.train.images_per_second,
-        time_to_accuracy=record.train.time_to_accuracy,
+        time_to_accuracy=_with_target(record.train, target),
         mean_activation=[s.mean_activation for s in record.train.layer_stats],
         dead_fraction=[s.dead_fraction for s in record.train.layer_stats],
         latency=latency,
+        rewrite=record.rewrite,
     )
+
+
+def _with_target(run: TrainResult, target: float | None) -> list[TimeToAccuracy]:
+    """The recorded times to 90…99%, and the report's target read off the curve when it is another level."""
+    points = list(run.time_to_accuracy)
+    if target is not None and reached(points, target) is None:
+        points.append(time_to(run.validation, target))
+    return sorted(points, key=lambda t: t.target)
 
 
 def seconds_to(summary: ActivationSummary, target: float) -> float | None:
@@ -59,10 +71,18 @@ def seconds_to(summary: ActivationSummary, target: float) -> float | None:
     return hit.seconds if hit else None
 
 
-def default_target(baseline: ActivationSummary) -> float | None:
-    """The highest target accuracy the baseline reached: the one every activation is judged on."""
-    reached = [t for t in TARGETS if seconds_to(baseline, t) is not None]
-    return max(reached) if reached else None
+LEARNED = 0.2  # a baseline whose best validation accuracy stays under this learned nothing to compare against
+
+
+def default_target(baseline: ModelRecord) -> tuple[float | None, str]:
+    """The target every activation is judged on, and the rule in words: the highest whole percent of
+    validation accuracy the baseline reached in every seed (so the baseline itself always reaches it)."""
+    best = min(max((p.val_accuracy for p in run.validation), default=0.0) for run in baseline.runs)
+    if best < LEARNED:
+        return None, f"none: {baseline.name} never passed {100 * LEARNED:.0f}% validation accuracy"
+    target = math.floor(100 * best + 1e-9) / 100
+    seeds = f"in every one of its {len(baseline.runs)} seeds" if len(baseline.runs) > 1 else "in its run"
+    return target, f"the highest whole percent of validation accuracy {baseline.name} reached {seeds}"
 
 
 def _latency(summary: ActivationSummary, provider: str, batch: int, precision: str = "fp32") -> LatencyBrief | None:
@@ -77,9 +97,12 @@ def _latency(summary: ActivationSummary, provider: str, batch: int, precision: s
 
 
 def _ms_lost(act: LatencyBrief | None, base: LatencyBrief | None) -> Interval | None:
-    """Activation − baseline p50, with the interval carried over from the per-round ratio's CI."""
+    """Activation − baseline: the median of per-round differences with that median's CI (older records,
+    without it: the p50 difference with the interval carried over from the ratio's CI)."""
     if act is None or base is None or act.vs_baseline is None:
         return None
+    if act.vs_baseline_ms is not None:
+        return act.vs_baseline_ms
     r = act.vs_baseline
     return Interval(act.p50_ms - base.p50_ms, base.p50_ms * (r.low - 1), base.p50_ms * (r.high - 1), r.n)
 
@@ -151,7 +174,45 @@ def _break_even_range(training: PairedComparison | None, lost: Interval | None) 
 
 
 def _with_summary(v: Verdict) -> Verdict:
-    return replace(v, summary=sentence(v))
+    return replace(v, summary=sentence(v), call=call(v))
+
+
+CALLS = ("wins", "trade-off", "tie", "loses", "incomplete")  # the decision table's order
+
+
+def training_direction(v: Verdict) -> str:
+    """faster | slower | same | unknown: reaching the target against the baseline (same: within noise)."""
+    if math.isnan(v.target_accuracy) or (v.train_seconds is None and v.baseline_train_seconds is None):
+        return "unknown"
+    if v.train_seconds is None:
+        return "slower"  # never reached what the baseline reached
+    if v.baseline_train_seconds is None:
+        return "faster"
+    saved = v.train_seconds_saved or 0.0
+    if v.training is not None and v.training.n >= 2 and not v.training.significant:
+        return "same"
+    return "faster" if saved > 0 else "slower" if saved < 0 else "same"
+
+
+def inference_direction(v: Verdict) -> str:
+    """costlier | cheaper | same | unknown at batch 1 on the verdict's deployment target (same: CI spans 0)."""
+    lost = v.ms_lost_per_image_batch1
+    if lost is None:
+        return "unknown"
+    return "costlier" if lost.low > 0 else "cheaper" if lost.high < 0 else "same"
+
+
+def call(v: Verdict) -> str:
+    """One word for the trade: wins (no worse on either side, better on one), loses (the reverse), trade-off
+    (better on one side, worse on the other: the break-even decides), tie, or incomplete."""
+    train, infer = training_direction(v), inference_direction(v)
+    if "unknown" in (train, infer):
+        return "incomplete"
+    better = (train == "faster") + (infer == "cheaper")
+    worse = (train == "slower") + (infer == "costlier")
+    if better and worse:
+        return "trade-off"
+    return "wins" if better else "loses" if worse else "tie"
 
 
 def sentence(v: Verdict) -> str:
@@ -232,24 +293,24 @@ def _signed_ms(x: float) -> str:
 
 
 def _run_seconds(run: TrainResult, target: float) -> float | None:
-    hit = reached(run.time_to_accuracy, target)
-    return hit.seconds if hit else None
+    return time_to(run.validation, target).seconds
 
 
 def _run_steps(run: TrainResult, target: float) -> float | None:
-    hit = reached(run.time_to_accuracy, target)
-    return float(hit.step) if hit and hit.step is not None else None
+    step = time_to(run.validation, target).step
+    return float(step) if step is not None else None
 
 
-def _seed_metrics() -> dict[str, tuple[Callable[[TrainResult], float | None], bool]]:
-    """What is compared over seeds: name -> (value of one run, whether higher is better)."""
+def _seed_metrics(target: float | None) -> dict[str, tuple[Callable[[TrainResult], float | None], bool]]:
+    """What is compared over seeds: name -> (value of one run, whether higher is better). Time to accuracy
+    is compared at the report's target only (every level is in the records)."""
     metrics: dict[str, tuple[Callable[[TrainResult], float | None], bool]] = {
         "test accuracy": (lambda r: r.test_accuracy, True),
         "test loss": (lambda r: r.test_loss, False),
     }
-    for t in TARGETS:
-        metrics[f"seconds to {100 * t:.0f}%"] = (functools.partial(_run_seconds, target=t), False)
-        metrics[f"steps to {100 * t:.0f}%"] = (functools.partial(_run_steps, target=t), False)
+    if target is not None:
+        metrics[f"seconds to {100 * target:.0f}%"] = (functools.partial(_run_seconds, target=target), False)
+        metrics[f"steps to {100 * target:.0f}%"] = (functools.partial(_run_steps, target=target), False)
     return metrics
 
 
@@ -258,7 +319,7 @@ def with_evidence(
 ) -> ActivationSummary:
     """Seeds, estimates over seeds, and comparisons with the baseline paired by seed."""
     runs = record.runs
-    metrics = _seed_metrics()
+    metrics = _seed_metrics(target)
     base_by_seed = {r.config.seed: r for r in base.runs}
     common = [(r, base_by_seed[r.config.seed]) for r in runs if r.config.seed in base_by_seed]
     comparisons = []
@@ -280,13 +341,15 @@ def with_evidence(
 def build(
     models: list[ModelRecord], profile: ProfileRecord | None, *, baseline: str, target: float | None = None
 ) -> ReportRecord:
-    summaries = [summarize(m, profile) for m in models]
-    base = next((s for s in summaries if s.name == baseline), None)
-    if base is None:
-        names = ", ".join(s.name for s in summaries)
+    base_record = next((m for m in models if m.name == baseline), None)
+    if base_record is None:
+        names = ", ".join(m.name for m in models)
         raise UsageError(f"--baseline {baseline!r} has no trained model here (have: {names}); train it first")
-    target = target if target is not None else default_target(base)
-    base_record = next(m for m in models if m.name == baseline)
+    if target is None:
+        target, rule = default_target(base_record)
+    else:
+        rule = "chosen with --target"
+    summaries = [summarize(m, profile, target) for m in models]
     summaries = [with_evidence(s, m, base_record, target) for s, m in zip(summaries, models, strict=True)]
     base = next(s for s in summaries if s.name == baseline)
     targets = list(dict.fromkeys((r.provider, r.precision) for s in summaries for r in s.latency)) or [("cpu", "fp32")]
@@ -303,6 +366,7 @@ def build(
         activations=summaries,
         verdicts=verdicts,
         profile_created=profile.created if profile else None,
+        target_rule=rule,
     )
 
 
