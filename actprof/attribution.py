@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -45,9 +45,21 @@ NETWORK_OPS = (
 
 
 def is_activation_op(op_type: str) -> bool:
+    """In actprof's own CNN: every op that is not the network is the activation's (decompositions included)."""
     op = op_type.split(".")[-1]
     # OpenVINO names its kernels' variants (FullyConnectedQuantizedLegacy…): those are still the network
     return op not in NETWORK_OPS and not op.startswith(("Convolution", "FullyConnected"))
+
+
+Classifier = Callable[[str], bool]
+
+
+def classifier(activation_ops: frozenset[str] | None) -> Classifier:
+    """``is_activation_op`` for actprof's models; for any other network (residual Adds, BatchNormalization…),
+    membership in an explicit list of activation op types."""
+    if activation_ops is None:
+        return is_activation_op
+    return lambda op_type: op_type.split(".")[-1] in activation_ops
 
 
 # --- ONNX Runtime's profile ------------------------------------------------------------------------
@@ -116,6 +128,7 @@ def op_profile_of(
     opt_level: str,
     runs: int,
     foreign_nodes: list[str],
+    is_activation: Classifier = is_activation_op,
 ) -> OpProfile:
     """Per-op totals over ``runs`` recorded runs → time per run, share, and the activation's part."""
     grand = sum(total for total, _ in totals.values()) / runs
@@ -126,7 +139,7 @@ def op_profile_of(
         ),
         key=lambda o: -o.us_per_run,
     )
-    act_us = sum(o.us_per_run for o in ops if is_activation_op(o.op_type))
+    act_us = sum(o.us_per_run for o in ops if is_activation(o.op_type))
     return OpProfile(
         model=model,
         provider=provider,
@@ -145,7 +158,14 @@ def op_profile_of(
 # --- the optimized graph ---------------------------------------------------------------------------
 
 
-def census_of_optimized(name: str, optimized: onnx.ModelProto, *, provider: str, opt_level: str) -> FusionCensus:
+def census_of_optimized(
+    name: str,
+    optimized: onnx.ModelProto,
+    *,
+    provider: str,
+    opt_level: str,
+    is_activation: Classifier = is_activation_op,
+) -> FusionCensus:
     ops: dict[str, int] = {}
     fused: dict[str, int] = {}
     for node in optimized.graph.node:
@@ -155,15 +175,15 @@ def census_of_optimized(name: str, optimized: onnx.ModelProto, *, provider: str,
         if fused_act:
             label = f"{key}({fused_act})"
             fused[label] = fused.get(label, 0) + 1
-    left = {op: n for op, n in ops.items() if is_activation_op(op)}
+    left = {op: n for op, n in ops.items() if is_activation(op)}
     reorders = sum(n for op, n in ops.items() if op.split(".")[-1] in {"ReorderInput", "ReorderOutput"})
-    wrapped = _qdq_wrapped(optimized)
+    wrapped = _qdq_wrapped(optimized, is_activation)
     return FusionCensus(
         name, provider, opt_level, dict(sorted(ops.items())), left, fused, reorders, qdq_wrapped=wrapped
     )
 
 
-def _qdq_wrapped(model: onnx.ModelProto) -> dict[str, int]:
+def _qdq_wrapped(model: onnx.ModelProto, is_activation: Classifier = is_activation_op) -> dict[str, int]:
     """Activation nodes that a quantized graph runs in float between DequantizeLinear and QuantizeLinear."""
     producer = {out: node.op_type for node in model.graph.node for out in node.output}
     consumers: dict[str, list[str]] = {}
@@ -172,7 +192,7 @@ def _qdq_wrapped(model: onnx.ModelProto) -> dict[str, int]:
             consumers.setdefault(name, []).append(node.op_type)
     wrapped: dict[str, int] = {}
     for node in model.graph.node:
-        if not is_activation_op(_qualified(node)) or not node.input:
+        if not is_activation(_qualified(node)) or not node.input:
             continue
         fed_by_dq = producer.get(node.input[0]) == "DequantizeLinear"
         feeds_q = any(op == "QuantizeLinear" for out in node.output for op in consumers.get(out, []))
@@ -208,7 +228,12 @@ def with_quantization_folding(
 
 
 def census_of_runtime_layers(
-    name: str, layers: list[tuple[str, list[str]]], *, provider: str, opt_level: str
+    name: str,
+    layers: list[tuple[str, list[str]]],
+    *,
+    provider: str,
+    opt_level: str,
+    is_activation: Classifier = is_activation_op,
 ) -> FusionCensus:
     """OpenVINO's runtime model → census. ``layers``: each executed layer's type with the ONNX op types of
     the original nodes it absorbed (an Elu absorbed by a Convolution is a fusion; one absorbed by an Eltwise
@@ -221,8 +246,8 @@ def census_of_runtime_layers(
         if layer_type == "Const":
             continue
         ops[layer_type] = ops.get(layer_type, 0) + 1
-        activations = [op for op in originals if is_activation_op(op)]
-        network_layer = not is_activation_op(layer_type)
+        activations = [op for op in originals if is_activation(op)]
+        network_layer = not is_activation(layer_type)
         for op in activations:
             if network_layer:
                 fused[f"{layer_type}({op})"] = fused.get(f"{layer_type}({op})", 0) + 1

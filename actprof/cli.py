@@ -345,6 +345,67 @@ def run_command(
     )
 
 
+@app.command("swap")
+def swap_command(
+    model: Annotated[Path, typer.Argument(help="Any ONNX model with one input (e.g. a ResNet-50).")],
+    to: Annotated[
+        str, typer.Option("--to", help="Candidates for every site: a comma list (relu, elu, gelu, silu, identity…).")
+    ] = "relu,elu,gelu,silu,identity",
+    sites: Annotated[
+        str | None, typer.Option("--sites", help="Replace only these sites (1-based, as listed), e.g. 1,2,5.")
+    ] = None,
+    provider: ProviderOpt = "cpu",
+    precision: InferencePrecisionOpt = "fp32",
+    batch_sizes: BatchSizesOpt = "1",
+    input_shape: Annotated[
+        str | None, typer.Option("--input-shape", help="name=1x3x224x224 for free dimensions (or another batch).")
+    ] = None,
+    inputs: Annotated[
+        Path | None, typer.Option("--inputs", help="An .npz with real inputs (default: random normal, --seed).")
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the random inputs.")] = 0,
+    threads: Annotated[int, typer.Option(help="Intra-op threads (0: one per physical core).")] = 0,
+    min_time: MinTimeOpt = 0.5,
+    min_runs: Annotated[int, typer.Option("--min-runs", help="Timed runs per variant, at least.")] = 20,
+    out: OutOpt = Path("reports/swap"),
+) -> None:
+    """Price every activation inside any ONNX model: swap them all for each candidate, profile side by side."""
+    from dataclasses import replace
+
+    from actprof import pipeline
+    from actprof import sites as site_table
+
+    candidates = site_table.parse_candidates(to)
+    if seed < 0:
+        raise _usage(f"--seed must be non-negative, got {seed}")
+    settings = pipeline.profile_settings(
+        provider=provider,
+        batch_sizes=batch_sizes,
+        threads=threads,
+        opt_level="all",
+        min_time=min_time,
+        min_runs=min_runs,
+        ablation=False,
+        cuda_graph=False,
+        say=_say,
+        precision=precision,
+    )
+    settings = replace(settings, input="random normal inputs" if inputs is None else f"inputs from {inputs.name}")
+    console = _console()
+    written = pipeline.swap(
+        model,
+        candidates,
+        settings,
+        out=out,
+        site_spec=sites,
+        input_shape=input_shape,
+        inputs_file=inputs,
+        seed=seed,
+        console=console,
+    )
+    console.print("wrote " + ", ".join(str(p) for p in written))
+
+
 @app.command("diff")
 def diff_command(
     base: Annotated[Path, typer.Argument(help="Baseline results: a report directory or report.json.")],

@@ -130,8 +130,14 @@ def prune_unused(model: onnx.ModelProto) -> None:
         graph.node.extend(keep)
     initializers = [t for t in graph.initializer if t.name in used]
     if len(initializers) != len(graph.initializer):
+        dropped = {t.name for t in graph.initializer} - {t.name for t in initializers}
         del graph.initializer[:]
         graph.initializer.extend(initializers)
+        # Before IR version 4 every initializer is also a graph input: drop those too, or the runtime would
+        # ask for them as inputs once their initializer is gone.
+        inputs = [i for i in graph.input if i.name not in dropped]
+        del graph.input[:]
+        graph.input.extend(inputs)
     value_info = [v for v in graph.value_info if v.name in used or v.name in {o for n in keep for o in n.output}]
     del graph.value_info[:]
     graph.value_info.extend(value_info)

@@ -404,3 +404,36 @@ def optimize(model: Path, out: Path | None) -> tuple[Path, int, float, int]:
     if record is not None:
         storage.write_json(target.with_suffix(".json"), export.rewritten_record(record, data, parity, "pool-first"))
     return target, moved, parity.max_abs_diff, parity.images
+
+
+def swap(
+    model: Path,
+    candidates: list[str],
+    settings: ProfileSettings,
+    *,
+    out: Path,
+    site_spec: str | None,
+    input_shape: str | None,
+    inputs_file: Path | None,
+    seed: int,
+    console: Console,
+) -> list[Path]:
+    """Price every activation inside ``model``: variants built, checked and profiled; swap.* written."""
+    from actprof import report as report_module
+    from actprof import swap as swap_stage
+
+    with console.status("swap") as status:
+        record = swap_stage.run_swap(
+            model,
+            candidates,
+            settings,
+            out=out,
+            site_spec=site_spec,
+            input_shape=input_shape,
+            inputs_file=inputs_file,
+            seed=seed,
+            say=status.update,
+        )
+    written = report_module.write_swap_reports(out, record)
+    report_module.print_swap(record, console=console)
+    return written

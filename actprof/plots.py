@@ -124,8 +124,10 @@ def pareto(report: ReportRecord, *, provider: str, batch: int, precision: str = 
         ax.legend(fontsize="small")
     target = f"{100 * report.target_accuracy:.0f}%" if report.target_accuracy else "target"
     ax.set_xlabel(f"training seconds to {target} validation accuracy")
-    ax.set_ylabel(f"p50 latency (ms), {provider} {precision}, batch {batch}")
-    ax.grid(alpha=0.3)
+    ax.set_ylabel(f"p50 latency (ms, log scale), {provider} {precision}, batch {batch}")
+    if points:
+        ax.set_yscale("log")  # one slow activation (Mish: 5x) would flatten every other point onto the axis
+    ax.grid(alpha=0.3, which="both")
     if not points:
         ax.text(0.5, 0.5, "no activation reached the target", transform=ax.transAxes, ha="center")
     return _png(plt, fig)

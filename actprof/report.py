@@ -31,6 +31,8 @@ from actprof.tables import (
     primary_target,
     rewrite_rows,
     seed_rows,
+    swap_rows,
+    swap_site_rows,
     training_rows,
 )
 
@@ -46,6 +48,7 @@ if TYPE_CHECKING:
         ProfileRecord,
         ProviderStatus,
         ReportRecord,
+        SwapRecord,
     )
     from actprof.verdict import Change
 
@@ -446,3 +449,80 @@ def print_diff(changes: Sequence[Change], *, threshold: float, console: Console)
         for c in changes
     ]
     console.print(_rich_table(f"Diff (threshold {100 * threshold:g}%)", rows))
+
+
+# --- bring your own model ----------------------------------------------------------------------------
+
+
+def _swap_caption(record: SwapRecord) -> str:
+    spec = record.inputs[0]
+    freed = (
+        f" To run at other batch sizes, the hard-coded batch of Reshape {', '.join(record.batch_reshapes)} was made -1."
+        if record.batch_reshapes
+        else ""
+    )
+    return (
+        f"{record.model} (opset {record.opset}); input {spec.name} {'x'.join(map(str, spec.shape))} {spec.dtype}, "
+        f"{spec.source}. {record.note.capitalize()}. Ratios: median of per-round ratios to the original on the "
+        f"same runtime and precision, each runtime's variants in rounds of their own [95% CI].{freed}"
+    )
+
+
+def print_swap(record: SwapRecord, *, console: Console) -> None:
+    from rich.markup import escape
+
+    console.print(_rich_table("Activation sites", swap_site_rows(record)))
+    console.print(_rich_table("The activation tax", swap_rows(record), escape(_swap_caption(record))))
+
+
+def swap_markdown(record: SwapRecord) -> str:
+    parts = [
+        f"# actprof swap: the activation tax of {_md_escape(Path(record.model).name)}\n",
+        f"**{_md_escape(record.note.capitalize())}.**\n",
+        "## The activation tax\n",
+        _md_table(swap_rows(record)),
+        "\n" + _md_escape(_swap_caption(record)) + "\n",
+        "\n## Activation sites\n",
+        _md_table(swap_site_rows(record)),
+        "\n## What each runtime fused\n",
+        _md_table(fusion_rows(record)),
+    ]
+    if record.calibration:
+        parts.append(f"\nint8 calibration: {_md_escape(record.calibration)}\n")
+    return "\n".join(parts)
+
+
+def swap_html(record: SwapRecord) -> str:
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("actprof", "templates"), autoescape=True, undefined=jinja2.StrictUndefined
+    )
+    tables = {
+        "tax": _html_table(swap_rows(record)),
+        "sites": _html_table(swap_site_rows(record)),
+        "fusion": _html_table(fusion_rows(record)),
+    }
+    return env.get_template("swap.html.j2").render(record=record, tables=tables, caption=_swap_caption(record))
+
+
+def swap_csv(record: SwapRecord) -> str:
+    import csv
+
+    buffer = io.StringIO()
+    rows = swap_rows(record)
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]) if rows else ["variant"])
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: _csv_cell(v) for k, v in row.items()})
+    return buffer.getvalue()
+
+
+def write_swap_reports(out: Path, record: SwapRecord) -> list[Path]:
+    from actprof.storage import write_json, write_text_atomic
+
+    files = {"swap.md": swap_markdown(record), "swap.html": swap_html(record), "swap.csv": swap_csv(record)}
+    write_json(out / "swap.json", record)
+    for name, text in files.items():
+        write_text_atomic(out / name, text)
+    return [out / "swap.json", *(out / name for name in files)]

@@ -98,14 +98,32 @@ class Backend:
         """Latency with host copies, where it differs from compute latency (a GPU); else None."""
         return None
 
-    def census(self, name: str, model: bytes, *, opt_level: str, precision: str = "fp32") -> FusionCensus:
-        """What the runtime's optimizer made of the graph."""
+    def census(
+        self,
+        name: str,
+        model: bytes,
+        *,
+        opt_level: str,
+        precision: str = "fp32",
+        activation_ops: frozenset[str] | None = None,
+    ) -> FusionCensus:
+        """What the runtime's optimizer made of the graph (``activation_ops``: see attribution.classifier)."""
         raise NotImplementedError
 
     def op_profile(
-        self, name: str, model: bytes, *, batch: int, opt_level: str, x: np.ndarray, precision: str = "fp32"
+        self,
+        name: str,
+        model: bytes,
+        *,
+        batch: int,
+        opt_level: str,
+        x: np.ndarray,
+        precision: str = "fp32",
+        names: tuple[str, str] = (INPUT_NAME, OUTPUT_NAME),
+        activation_ops: frozenset[str] | None = None,
     ) -> OpProfile:
-        """Per-op time from a dedicated profiling run (never the timed one), with what ran where."""
+        """Per-op time from a dedicated profiling run (never the timed one), with what ran where.
+        ``names``: the model's input and output tensor."""
         raise NotImplementedError
 
 
@@ -361,7 +379,15 @@ class OrtBackend(Backend):
             return None
         return host_target(self.load(model, opt_level=opt_level), x)
 
-    def census(self, name: str, model: bytes, *, opt_level: str, precision: str = "fp32") -> FusionCensus:
+    def census(
+        self,
+        name: str,
+        model: bytes,
+        *,
+        opt_level: str,
+        precision: str = "fp32",
+        activation_ops: frozenset[str] | None = None,
+    ) -> FusionCensus:
         import onnx
 
         with tempfile.TemporaryDirectory(prefix="actprof-opt-") as tmp:
@@ -369,7 +395,13 @@ class OrtBackend(Backend):
             options = session_options(threads=global_threads(), opt_level=opt_level, optimized_path=path)
             create_session(model, self.name, options)
             optimized = onnx.load(path)
-        return attribution.census_of_optimized(name, optimized, provider=self.name, opt_level=opt_level)
+        return attribution.census_of_optimized(
+            name,
+            optimized,
+            provider=self.name,
+            opt_level=opt_level,
+            is_activation=attribution.classifier(activation_ops),
+        )
 
     def op_profile(
         self,
@@ -380,13 +412,15 @@ class OrtBackend(Backend):
         opt_level: str,
         x: np.ndarray,
         precision: str = "fp32",
+        names: tuple[str, str] = (INPUT_NAME, OUTPUT_NAME),
+        activation_ops: frozenset[str] | None = None,
         min_runs: int = 20,
         min_seconds: float = 0.1,
     ) -> OpProfile:
         with tempfile.TemporaryDirectory(prefix="actprof-prof-") as tmp:
             options = session_options(threads=global_threads(), opt_level=opt_level, profile_prefix=f"{tmp}/ort")
             session = create_session(model, self.name, options)
-            target = self.compute_target(session, x)
+            target = self.compute_target(session, x, input_name=names[0], output_name=names[1])
             for _ in range(5):
                 target.run()
             started, runs = time.perf_counter(), 0
@@ -407,6 +441,7 @@ class OrtBackend(Backend):
             opt_level=opt_level,
             runs=recorded,
             foreign_nodes=foreign,
+            is_activation=attribution.classifier(activation_ops),
         )
 
 

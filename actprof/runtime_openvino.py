@@ -128,7 +128,15 @@ class OpenVinoBackend(Backend):
         load(x)
         return Target(loaded, request.infer, load, output)
 
-    def census(self, name: str, model: bytes, *, opt_level: str, precision: str = "fp32") -> FusionCensus:
+    def census(
+        self,
+        name: str,
+        model: bytes,
+        *,
+        opt_level: str,
+        precision: str = "fp32",
+        activation_ops: frozenset[str] | None = None,
+    ) -> FusionCensus:
         """From OpenVINO's runtime model: each executed layer's type and the original layers it absorbed."""
         import onnx
 
@@ -140,7 +148,9 @@ class OpenVinoBackend(Backend):
             layer_type = info["layerType"].astype(str)
             originals = [n for n in info["originalLayersNames"].astype(str).split(",") if n]
             layers.append((layer_type, [op_of[n] for n in originals if n in op_of]))
-        return attribution.census_of_runtime_layers(name, layers, provider=self.name, opt_level=opt_level)
+        return attribution.census_of_runtime_layers(
+            name, layers, provider=self.name, opt_level=opt_level, is_activation=attribution.classifier(activation_ops)
+        )
 
     def op_profile(
         self,
@@ -151,12 +161,14 @@ class OpenVinoBackend(Backend):
         opt_level: str,
         x: np.ndarray,
         precision: str = "fp32",
+        names: tuple[str, str] = (INPUT_NAME, OUTPUT_NAME),
+        activation_ops: frozenset[str] | None = None,
         min_runs: int = 20,
         min_seconds: float = 0.1,
     ) -> OpProfile:
         """Per-layer time from OpenVINO's performance counters, summed over every timed run."""
         compiled = self.load(model, opt_level=opt_level, precision=precision, perf_count=True)
-        target = self.compute_target(compiled, x)
+        target = self.compute_target(compiled, x, input_name=names[0], output_name=names[1])
         for _ in range(5):
             target.run()
         totals: dict[tuple[str, str], tuple[float, int]] = {}
@@ -171,5 +183,12 @@ class OpenVinoBackend(Backend):
                     total, count = totals.get(key, (0.0, 0))
                     totals[key] = (total + node.real_time.total_seconds() * 1e6, count + 1)
         return attribution.op_profile_of(
-            totals, model=name, provider=self.name, batch=batch, opt_level=opt_level, runs=runs, foreign_nodes=[]
+            totals,
+            model=name,
+            provider=self.name,
+            batch=batch,
+            opt_level=opt_level,
+            runs=runs,
+            foreign_nodes=[],
+            is_activation=attribution.classifier(activation_ops),
         )

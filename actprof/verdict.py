@@ -134,6 +134,8 @@ def judge(
         t_act = estimate(act.seconds_to_target).mean
         t_base = estimate(base.seconds_to_target).mean
         saved = -training.mean_difference
+    elif t_base is not None and len(base.seconds_to_target) > 1:  # too few pairs: still the baseline's mean
+        t_base = estimate(base.seconds_to_target).mean
     noise = [iv for iv in (lost_b1, lost_big) if iv is not None]
     within_noise = bool(noise) and all(iv.low <= 0 <= iv.high for iv in noise)
     verdict = Verdict(

@@ -1,0 +1,286 @@
+"""Bring your own model: activation sites in real architectures (the onnx package's light ResNet-50 and
+SqueezeNet, weights generated in-graph), the swapped variants, and the swap command end to end."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from onnx import TensorProto, helper, numpy_helper
+
+from actprof import runtime, sites, storage, swap
+from actprof.errors import UsageError
+from actprof.records import SwapRecord
+from tests.helpers import assert_user_error, run_cli
+
+LIGHT = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
+RESNET50, SQUEEZENET = LIGHT / "light_resnet50.onnx", LIGHT / "light_squeezenet.onnx"
+
+
+def run_ort(model: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
+    session = runtime.cpu_session(model.SerializeToString())
+    return session.run(None, {session.get_inputs()[0].name: x})[0]
+
+
+def tiny(nodes, *, opset: int = 20, initializers=(), shape=(1, 4)) -> onnx.ModelProto:
+    graph = helper.make_graph(
+        nodes,
+        "tiny",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(shape))],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, list(shape))],
+        initializer=list(initializers),
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=10)
+
+
+def const(name: str, value: float) -> onnx.TensorProto:
+    return numpy_helper.from_array(np.array(value, dtype=np.float32), name)
+
+
+# --- finding sites --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("path", "count"), [(RESNET50, 49), (SQUEEZENET, 26)])
+def test_real_architectures_have_their_relu_sites_found(path, count):
+    found = sites.find_sites(onnx.load(str(path)))
+    assert len(found) == count and {s.kind for s in found} == {"Relu"}
+
+
+def test_decomposed_patterns_are_one_site_each():
+    nodes = [
+        helper.make_node("Sigmoid", ["x"], ["s"]),
+        helper.make_node("Mul", ["x", "s"], ["a"]),  # SiLU
+        helper.make_node("Div", ["a", "sqrt2"], ["d"]),
+        helper.make_node("Erf", ["d"], ["e"]),
+        helper.make_node("Add", ["e", "one"], ["p"]),
+        helper.make_node("Mul", ["a", "p"], ["m"]),
+        helper.make_node("Mul", ["m", "half"], ["b"]),  # GELU, 0.5 last
+        helper.make_node("Softplus", ["b"], ["sp"]),
+        helper.make_node("Tanh", ["sp"], ["t"]),
+        helper.make_node("Mul", ["b", "t"], ["c"]),  # Mish
+        helper.make_node("Clip", ["c", "zero", "six"], ["y"]),  # ReLU6
+    ]
+    inits = [const("sqrt2", 2**0.5), const("one", 1.0), const("half", 0.5), const("zero", 0.0), const("six", 6.0)]
+    kinds = [s.kind for s in sites.find_sites(tiny(nodes, initializers=inits))]
+    assert kinds == ["SiLU (x·Sigmoid(x))", "GELU (Erf form)", "Mish (x·Tanh(Softplus(x)))", "Clip (ReLU6)"]
+
+
+def test_gelu_with_the_half_applied_to_x_first():
+    nodes = [
+        helper.make_node("Mul", ["x", "half"], ["h"]),
+        helper.make_node("Mul", ["x", "inv"], ["d"]),
+        helper.make_node("Erf", ["d"], ["e"]),
+        helper.make_node("Add", ["e", "one"], ["p"]),
+        helper.make_node("Mul", ["h", "p"], ["y"]),
+    ]
+    model = tiny(nodes, initializers=[const("half", 0.5), const("inv", 2**-0.5), const("one", 1.0)])
+    [site] = sites.find_sites(model)
+    assert site.kind == "GELU (Erf form)" and len(site.nodes) == 5 and site.output == "y"
+
+
+def test_a_sigmoid_that_gates_another_tensor_is_not_silu():
+    nodes = [helper.make_node("Sigmoid", ["x"], ["s"]), helper.make_node("Mul", ["s", "w"], ["y"])]
+    [site] = sites.find_sites(tiny(nodes, initializers=[const("w", 2.0)]))
+    assert site.kind == "Sigmoid"
+
+
+def test_a_clip_that_is_not_relu6_is_no_site():
+    nodes = [helper.make_node("Clip", ["x", "lo", "hi"], ["y"])]
+    assert sites.find_sites(tiny(nodes, initializers=[const("lo", -1.0), const("hi", 1.0)])) == []
+
+
+# --- swapping ---------------------------------------------------------------------------------------
+
+
+def test_swapping_relu_for_relu_gives_the_same_network():
+    model = onnx.load(str(SQUEEZENET))
+    same, decomposed = sites.swap(model, sites.find_sites(model), "relu")
+    x = np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)
+    assert not decomposed
+    np.testing.assert_array_equal(run_ort(same, x), run_ort(model, x))
+
+
+@pytest.mark.parametrize("candidate", list(sites.CANDIDATES))
+def test_every_candidate_builds_a_checked_resnet50(candidate):
+    model = onnx.load(str(RESNET50))
+    found = sites.find_sites(model)
+    variants = swap.build_variants(model, found, list(range(len(found))), [candidate])
+    swapped = onnx.load_from_string(variants[candidate][0])
+    assert not any(node.op_type == "Relu" for node in swapped.graph.node) or candidate == "relu"
+    assert variants[candidate][1] == (candidate in ("gelu", "gelu_tanh", "mish", "hardswish", "celu"))  # opset 9
+
+
+@pytest.mark.parametrize("candidate", ["gelu", "mish", "hardswish", "silu"])
+def test_decomposed_candidates_compute_the_same_function_as_the_single_op(candidate):
+    x = np.linspace(-6, 6, 4 * 64, dtype=np.float32).reshape(64, 4)
+    relu = tiny([helper.make_node("Relu", ["x"], ["y"])], shape=(64, 4))
+    site = sites.find_sites(relu)
+    new_opset, _ = sites.swap(relu, site, candidate)
+    old = onnx.ModelProto()
+    old.CopyFrom(relu)
+    old.opset_import[0].version = 9
+    low_opset, decomposed = sites.swap(old, site, candidate)
+    assert decomposed == (candidate != "silu")
+    np.testing.assert_allclose(run_ort(low_opset, x), run_ort(new_opset, x), atol=1e-5)
+
+
+def test_only_the_chosen_sites_are_replaced():
+    model = onnx.load(str(SQUEEZENET))
+    found = sites.find_sites(model)
+    chosen = swap.parse_sites("1,3", len(found))
+    variants = swap.build_variants(model, found, chosen, ["elu"])
+    ops = [n.op_type for n in onnx.load_from_string(variants["elu"][0]).graph.node]
+    assert ops.count("Elu") == 2 and ops.count("Relu") == len(found) - 2
+
+
+# --- inputs -----------------------------------------------------------------------------------------
+
+
+@given(
+    shape=st.lists(st.integers(1, 4096), min_size=1, max_size=6),
+    name=st.from_regex(r"[A-Za-z_][\w/.]{0,20}", fullmatch=True),
+)
+def test_input_shapes_parse_back(shape, name):
+    assert swap.parse_input_shape(f"{name}={'x'.join(map(str, shape))}") == {name: tuple(shape)}
+
+
+@given(spec=st.text(max_size=30))
+def test_input_shape_parser_never_crashes(spec):
+    try:
+        parsed = swap.parse_input_shape(spec)
+    except UsageError:
+        return
+    assert all(all(d >= 1 for d in shape) for shape in parsed.values())
+
+
+def resolve(model, batches, **kwargs):
+    return swap.resolve_inputs(model, batches, input_shape=kwargs.get("shape", {}), inputs_file=None, seed=0)
+
+
+def test_a_fixed_batch_is_kept_unless_the_shape_is_given():
+    model = onnx.load(str(SQUEEZENET))
+    with pytest.raises(UsageError, match="fixed batch of 1"):
+        resolve(model, [8])
+    inputs = resolve(model, [1, 8], shape={"data_0": (1, 3, 224, 224)})
+    assert inputs.shapes == {1: (1, 3, 224, 224), 8: (8, 3, 224, 224)}
+    assert inputs.batch(8).shape == (8, 3, 224, 224) and inputs.batch(8).dtype == np.float32
+
+
+def test_free_dimensions_need_a_shape_and_sizes_are_checked_first():
+    model = tiny([helper.make_node("Relu", ["x"], ["y"])], shape=("n", "c"))
+    with pytest.raises(UsageError, match="free dimensions"):
+        resolve(model, [1])
+    with pytest.raises(UsageError, match="GiB"):
+        resolve(model, [65536], shape={"x": (1, 1 << 20)})
+    with pytest.raises(UsageError, match="dimensions"):
+        resolve(model, [1], shape={"x": (1, 2, 3)})
+
+
+def test_random_inputs_are_reproducible_from_their_seed():
+    model = onnx.load(str(SQUEEZENET))
+    assert np.array_equal(resolve(model, [1]).batch(1), resolve(model, [1]).batch(1))
+
+
+# --- the command ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def squeezenet_swap(tmp_path_factory):
+    out = tmp_path_factory.mktemp("swap")
+    result = run_cli(
+        "swap", str(SQUEEZENET), "--to", "relu,elu,identity", "--provider", "cpu,openvino",
+        "--min-time", "0.05", "--min-runs", "5", "--out", str(out),
+    )  # fmt: skip
+    return result, out
+
+
+def test_swap_prices_every_candidate_on_every_runtime(squeezenet_swap):
+    result, out = squeezenet_swap
+    assert result.returncode == 0, result.stderr
+    record = storage.read_json(out / "swap.json", SwapRecord)
+    assert len(record.sites) == 26 and record.replaced == list(range(26))
+    cells = {(r.model, r.provider) for r in record.latency}
+    assert cells == {(v, p) for v in ("original", "relu", "elu", "identity") for p in ("cpu", "openvino")}
+    for r in record.latency:
+        assert r.vs_baseline.low <= r.vs_baseline.value <= r.vs_baseline.high
+        if r.model == "original":
+            assert r.vs_baseline.value == pytest.approx(1.0)
+    for variant in record.variants:
+        assert storage.sha256((out / variant.file).read_bytes()) == variant.sha256
+    assert record.inputs[0].source == "random normal, seed 0"
+    for census in record.fusion:  # a real network's Concats and pools are not counted as activation work
+        assert set(census.activation_nodes_left) <= sites.ACTIVATION_OPS, census.activation_nodes_left
+    original = next(f for f in record.fusion if (f.model, f.provider) == ("original", "cpu"))
+    assert sum(original.fused.values()) + original.activation_nodes_left.get("Relu", 0) == 26
+    for name in ("swap.md", "swap.html"):
+        assert "not retrained" in (out / name).read_text()
+    assert "not retrained" in result.stderr.lower()
+
+
+def no_site_model(tmp_path) -> Path:
+    path = tmp_path / "add.onnx"
+    onnx.save(tiny([helper.make_node("Add", ["x", "x"], ["y"])]), str(path))
+    return path
+
+
+def free_model(tmp_path) -> Path:
+    path = tmp_path / "free.onnx"
+    onnx.save(tiny([helper.make_node("Relu", ["x"], ["y"])], shape=("n", "c")), str(path))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("make", "args", "contains"),
+    [
+        (lambda t: (t / "junk.onnx", (t / "junk.onnx").write_bytes(b"nope"))[0], [], "not a valid ONNX model"),
+        (no_site_model, [], "no activation site"),
+        (lambda t: SQUEEZENET, ["--to", "swish"], "unknown candidate"),
+        (free_model, [], "free dimensions"),
+        (lambda t: SQUEEZENET, ["--input-shape", "data_0=1x5x224x224"], "does not run at input shape"),
+        (lambda t: SQUEEZENET, ["--batch-sizes", "4"], "fixed batch of 1"),
+        (lambda t: SQUEEZENET, ["--sites", "27"], "--sites"),
+    ],
+)
+def test_swap_refuses_bad_input_in_one_line(tmp_path, make, args, contains):
+    out = tmp_path / "out"
+    result = run_cli("swap", str(make(tmp_path)), *args, "--min-time", "0.05", "--min-runs", "5", "--out", str(out))
+    assert_user_error(result, code=2, contains=contains)
+    assert not (out / "swap.json").exists()
+
+
+def test_every_light_model_the_onnx_package_ships_has_sites():
+    """Architectures swap was never tuned on: every one yields sites and checked variants."""
+    for path in sorted(LIGHT.glob("*.onnx")):
+        model = onnx.load(str(path))
+        found = sites.find_sites(model)
+        assert found, path.name
+        swap.build_variants(model, found, list(range(len(found))), ["elu", "gelu"])
+
+
+pytestmark = pytest.mark.skipif(not LIGHT.is_dir(), reason=f"the onnx package has no light models at {LIGHT}")
+
+
+def test_an_unused_initializer_listed_as_an_input_goes_with_it():
+    """IR version 3 (the light ResNet-50) lists initializers as graph inputs; one no node reads is pruned from both."""
+    model = onnx.load(str(RESNET50))
+    swapped, _ = sites.swap(model, sites.find_sites(model), "elu")
+    initializers = {t.name for t in swapped.graph.initializer}
+    assert [i.name for i in swapped.graph.input if i.name not in initializers] == ["gpu_0/data_0"]
+    x = np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)
+    assert run_ort(swapped, x).shape == (1, 1000)
+
+
+def test_a_hard_coded_batch_is_freed_only_to_run_other_batch_sizes():
+    model = onnx.load(str(RESNET50))
+    inputs = resolve(model, [1, 2], shape={"gpu_0/data_0": (1, 3, 224, 224)})
+    assert swap.batch_reshapes(model, inputs) == ["n173"]
+    assert swap.batch_reshapes(model, resolve(model, [1])) == []
+    x = inputs.batch(2)
+    two = run_ort(swap.with_input_shape(model, inputs, 2), x)
+    one = run_ort(swap.with_input_shape(model, inputs, 1), x[:1])
+    assert two.shape == (2, 1000)
+    np.testing.assert_allclose(two[:1], one, rtol=1e-4, atol=1e-5)  # the same function, image by image
