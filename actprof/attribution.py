@@ -247,7 +247,7 @@ def census_of_runtime_layers(
             continue
         ops[layer_type] = ops.get(layer_type, 0) + 1
         activations = [op for op in originals if is_activation(op)]
-        network_layer = not is_activation(layer_type)
+        network_layer = not is_activation_op(layer_type)  # OpenVINO's own layer types: Eltwise runs alone
         for op in activations:
             if network_layer:
                 fused[f"{layer_type}({op})"] = fused.get(f"{layer_type}({op})", 0) + 1
@@ -255,7 +255,7 @@ def census_of_runtime_layers(
                 left[op] = left.get(op, 0) + 1
                 if "DequantizeLinear" in originals:
                     wrapped[op] = wrapped.get(op, 0) + 1
-        if not network_layer and not originals:  # an activation-like layer we cannot trace back: say its type
+        if not network_layer and not originals and is_activation(layer_type):  # untraceable: say its type
             left[layer_type] = left.get(layer_type, 0) + 1
     reorders = ops.get("Reorder", 0)
     return FusionCensus(

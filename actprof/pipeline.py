@@ -30,6 +30,7 @@ from actprof.settings import (
     SUPPORTED_PRECISIONS,
     check_timing,
     parse_choices,
+    runs_on,
 )
 
 if TYPE_CHECKING:
@@ -112,13 +113,13 @@ def train_and_export(
         export=replace(exported, file=f"{act.name}.onnx"),
         seed_runs=seed_runs,
     )
-    if rewrite != "none":
+    rewritten = None
+    if rewrite != "none":  # checked before anything is written: a failed parity leaves nothing
         data_rw, parity, _ = export.rewrite_pool_first(onnx_bytes, test_images)
-        storage.save_model(out_dir, act.name, onnx_bytes, record)
-        rewritten = export.rewritten_record(record, data_rw, parity, rewrite)
-        storage.save_model(out_dir, f"{act.name}+{rewrite}", data_rw, rewritten)
-        return record
+        rewritten = (data_rw, export.rewritten_record(record, data_rw, parity, rewrite))
     storage.save_model(out_dir, act.name, onnx_bytes, record)
+    if rewritten:
+        storage.save_model(out_dir, f"{act.name}+{rewrite}", *rewritten)
     return record
 
 
@@ -212,9 +213,11 @@ def profile_settings(
     runtime.ort_runtime(threads)
     requested = runtime.parse_providers(provider)
     precisions = parse_choices(precision, INFERENCE_PRECISIONS, "--precision")
-    check_precisions(requested, precisions, say=say)
+    check_precisions(requested, precisions, say=lambda _m: None)  # a mistake is refused before anything slow
+    bound = providers_that_bind(requested, explicit=provider.strip().lower() != "all", say=say)
+    check_precisions(bound, precisions, say=say)  # …and a precision no bound provider runs, under 'all'
     return ProfileSettings(
-        providers=providers_that_bind(requested, explicit=provider.strip().lower() != "all", say=say),
+        providers=bound,
         batch_sizes=profile.parse_batch_sizes(batch_sizes),
         threads=runtime.global_threads(),
         opt_levels=profile.parse_opt_levels(opt_level),
@@ -233,11 +236,8 @@ def check_precisions(providers: list[str], precisions: list[str], *, say: Say) -
     for precision in precisions:
         runs_it = [p for p in providers if precision in SUPPORTED_PRECISIONS[p]]
         if not runs_it:
-            elsewhere = [p for p, runs in SUPPORTED_PRECISIONS.items() if precision in runs]
-            raise UsageError(
-                f"--precision {precision} does not run on --provider {','.join(providers)}; "
-                f"{precision} runs on --provider {', '.join(elsewhere)}"
-            )
+            where = ",".join(providers) or "none (nothing bound)"
+            raise UsageError(f"--precision {precision} does not run on --provider {where}; {runs_on(precision)}")
         for provider in sorted(set(providers) - set(runs_it)):
             say(f"skipped {provider} {precision}: {provider} runs {', '.join(SUPPORTED_PRECISIONS[provider])}")
 

@@ -72,8 +72,11 @@ def to_fp16(model: bytes) -> bytes:
     return converted.SerializeToString()
 
 
-def quantize_all(models: dict[str, bytes], calibration: np.ndarray) -> dict[str, bytes]:
-    """Every model quantized to int8 (static, QDQ) in one spawned child; QuantizationError names the model."""
+def quantize_all(
+    models: dict[str, bytes], calibration: np.ndarray, *, batch: int = CALIBRATION_BATCH
+) -> dict[str, bytes]:
+    """Every model quantized to int8 (static, QDQ) in one spawned child; QuantizationError names the model.
+    ``batch``: images per calibration feed (a model with a fixed batch needs exactly its batch)."""
     if not models:
         return {}
     context = multiprocessing.get_context("spawn")
@@ -81,7 +84,7 @@ def quantize_all(models: dict[str, bytes], calibration: np.ndarray) -> dict[str,
     with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
         for name, model in models.items():
             try:
-                results[name] = pool.submit(_quantize_static, model, calibration).result()
+                results[name] = pool.submit(_quantize_static, model, calibration, batch).result()
             except ActprofError:
                 raise
             except Exception as exc:  # the quantizer raises many types; any of them means "this model failed"
@@ -92,7 +95,7 @@ def quantize_all(models: dict[str, bytes], calibration: np.ndarray) -> dict[str,
     return results
 
 
-def _quantize_static(model: bytes, calibration: np.ndarray) -> bytes:
+def _quantize_static(model: bytes, calibration: np.ndarray, batch: int) -> bytes:
     """In the child process: ``quantize_static`` on ``model``, calibrated with ``calibration``."""
     import logging
     import tempfile
@@ -110,8 +113,8 @@ def _quantize_static(model: bytes, calibration: np.ndarray) -> bytes:
 
     class Batches(CalibrationDataReader):
         def __init__(self) -> None:
-            chunks = range(0, len(calibration), CALIBRATION_BATCH)
-            self.feeds = iter([{input_name: calibration[i : i + CALIBRATION_BATCH]} for i in chunks])
+            chunks = range(0, len(calibration) - batch + 1, batch)  # whole feeds only
+            self.feeds = iter([{input_name: calibration[i : i + batch]} for i in chunks])
 
         def get_next(self):
             return next(self.feeds, None)

@@ -19,7 +19,7 @@ import onnx
 
 from actprof import attribution, environment, export, graph, latency, runtime, storage
 from actprof.errors import ProviderUnavailable, UsageError
-from actprof.precision import Deployment
+from actprof.precision import DERIVED, Deployment
 from actprof.records import (
     AblationResult,
     DeploymentCell,
@@ -98,7 +98,7 @@ def run_profile(
     }
     for backend in backends:
         cells = {
-            (name, precision): deployment.derived.get((name, precision), files[name])
+            (name, precision): _cell_model(deployment, files, name, precision)
             for precision in settings.precisions
             if precision in backend.precisions
             for name in loaded
@@ -153,6 +153,15 @@ def _warm_up(backend, cells, settings) -> None:
         backend.compute_target(loaded, images(min(settings.batch_sizes))).run()
 
 
+def _cell_model(deployment: Deployment, files, name: str, precision: str) -> tuple[str, bytes]:
+    """The model a cell runs: the derived one for int8/fp16 (never the fp32 model under their label)."""
+    if precision in DERIVED:
+        if (name, precision) not in deployment.derived:
+            raise ValueError(f"no {precision} model was derived for {name}: run precision.prepare first")
+        return deployment.derived[(name, precision)]
+    return files[name]
+
+
 def _sample_deployment() -> Deployment:
     from actprof.data import load_mnist, to_tensor
 
@@ -199,6 +208,7 @@ def _logits(backend, loaded, x: np.ndarray, chunk: int = 1000) -> np.ndarray:
         if target is None:
             target = targets[len(batch)] = backend.compute_target(loaded, batch)
         target.load(batch)
+        target.run()  # on a GPU, output() reads the buffer the last run wrote
         outputs.append(np.array(target.output(), dtype=np.float32))
     return np.concatenate(outputs)
 

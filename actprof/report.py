@@ -188,8 +188,8 @@ def decision_caption(report: ReportRecord) -> str:
         target = f"No target accuracy ({report.target_rule or 'the baseline reached none'}). "
     return (
         target + f"s saved: the baseline's seconds to the target minus the activation's (positive: it trains "
-        f"faster). × {report.baseline}: p50 latency ratio at batch 1 on each deployment [95% CI]. The verdict "
-        f"and break-even are for {primary_target(report)} at batch 1: wins (better on one side, worse on "
+        f"faster). × {report.baseline}: median per-round latency ratio at batch 1 on each deployment [95% CI]. "
+        f"The verdict and break-even are for {primary_target(report)} at batch 1: wins (better on one side, worse on "
         "neither), trade-off (the break-even decides), tie, loses."
     )
 

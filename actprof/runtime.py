@@ -31,7 +31,7 @@ from actprof.environment import physical_cores
 from actprof.errors import ModelFileError, ProviderUnavailable, UsageError
 from actprof.graph import INPUT_NAME, OUTPUT_NAME
 from actprof.records import FusionCensus, OpProfile, ProviderStatus
-from actprof.settings import INFERENCE_PRECISIONS, PROVIDERS, SUPPORTED_PRECISIONS, parse_choices
+from actprof.settings import PROVIDERS, SUPPORTED_PRECISIONS, parse_choices, runs_on
 
 if TYPE_CHECKING:
     import onnxruntime as ort
@@ -449,17 +449,8 @@ def check_precision(backend: Backend, precision: str) -> None:
     if precision not in backend.precisions:
         raise UsageError(
             f"--precision {precision} is not something --provider {backend.name} runs "
-            f"(it runs {', '.join(backend.precisions)}); {_who_runs(precision)}"
+            f"(it runs {', '.join(backend.precisions)}); {runs_on(precision)}"
         )
-
-
-def _who_runs(precision: str) -> str:
-    providers = [p for p, runs in SUPPORTED_PRECISIONS.items() if precision in runs]
-    return (
-        f"{precision} runs on --provider {', '.join(providers)}"
-        if providers
-        else f"choose from: {INFERENCE_PRECISIONS}"
-    )
 
 
 def resident_bytes() -> int:

@@ -25,6 +25,14 @@ SUPPORTED_PRECISIONS = {"cpu": ("fp32", "int8"), "cuda": ("fp32", "fp16"), "open
 CALIBRATION_IMAGES = 512  # MNIST training images that calibrate the int8 models
 
 
+def runs_on(precision: str) -> str:
+    """Where a precision runs, in words for a refusal."""
+    providers = [p for p, runs in SUPPORTED_PRECISIONS.items() if precision in runs]
+    if not providers:
+        return f"choose from: {', '.join(INFERENCE_PRECISIONS)}"
+    return f"{precision} runs on --provider {', '.join(providers)}"
+
+
 def parse_choices(
     spec: str, choices: Sequence[str], option: str, *, allow_all: bool = False, what: str | None = None
 ) -> list[str]:

@@ -35,14 +35,15 @@ T = TypeVar("T")
 def atomic_path(path: Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it into place only if the block succeeds."""
     path = Path(path)
+    tmp: Path | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-    except OSError as exc:
-        raise _output_error(path, exc) from None
-    tmp = Path(tmp_name)
-    try:
+        # Ctrl-C is held while the file is created and named, and delivered after, inside this try: an
+        # interrupt between the two would otherwise orphan the file (seen once in CI).
+        with _sigint_deferred():
+            fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            os.close(fd)
+            tmp = Path(tmp_name)
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; artifacts get the usual permissions
         yield tmp
         os.replace(tmp, path)
@@ -50,7 +51,25 @@ def atomic_path(path: Path) -> Iterator[Path]:
         raise _output_error(path, exc) from None
     finally:
         # BaseException included: Ctrl-C must not leave the temporary file behind either.
-        tmp.unlink(missing_ok=True)
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _sigint_deferred() -> Iterator[None]:
+    """Hold SIGINT at the OS level for a few statements (main thread only; elsewhere a no-op): the
+    interrupt is delivered, as KeyboardInterrupt, right after, where cleanup is already in place."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _umask() -> int:

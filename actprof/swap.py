@@ -19,7 +19,8 @@ import numpy as np
 import onnx
 
 from actprof import export, latency, runtime, sites, storage
-from actprof.errors import ModelFileError, ProviderUnavailable, UsageError
+from actprof.errors import ActprofError, ModelFileError, ProviderUnavailable, UsageError
+from actprof.precision import DERIVED
 from actprof.records import FusionCensus, InputSpec, LatencyResult, OpProfile, SiteRecord, SwapRecord, SwapVariant
 from actprof.settings import ProfileSettings, parse_positive_ints
 
@@ -38,6 +39,7 @@ class Inputs:
     given: np.ndarray | None  # from --inputs; None: random normal with ``seed``
     seed: int
     fixed_batch: int | None = None  # the batch the model declares, where it declares one
+    reshaped: bool = False  # --input-shape overrode the declared shape
 
     def batch(self, size: int) -> np.ndarray:
         shape = self.shapes[size]
@@ -84,7 +86,11 @@ def resolve_inputs(
     if unknown:
         raise UsageError(f"--input-shape names {sorted(unknown)}, but the model's input is {spec.name!r}")
     tensor = spec.type.tensor_type
+    if not spec.type.HasField("tensor_type") or tensor.elem_type not in onnx.helper.get_all_tensor_dtypes():
+        raise UsageError(f"input {spec.name!r} is not a tensor of a known element type; swap cannot feed it")
     dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type))
+    if not tensor.HasField("shape") or not tensor.shape.dim:
+        raise UsageError(f"input {spec.name!r} declares no shape; swap needs its rank (re-export with shapes)")
     declared = [d.dim_value if d.HasField("dim_value") else None for d in tensor.shape.dim]
     base = input_shape.get(spec.name)
     if base is None:
@@ -108,18 +114,22 @@ def resolve_inputs(
     if largest > MAX_INPUT_BYTES:
         raise UsageError(f"the largest input batch would take {largest / 2**30:.1f} GiB; use smaller --batch-sizes")
     given = _load_inputs(inputs_file, spec.name, base[1:]) if inputs_file else None
-    return Inputs(spec.name, model.graph.output[0].name, shapes, dtype, given, seed, declared[0] if declared else None)
+    fixed = declared[0] if declared else None
+    return Inputs(spec.name, model.graph.output[0].name, shapes, dtype, given, seed, fixed, spec.name in input_shape)
 
 
 def _load_inputs(path: Path, name: str, sample_shape: tuple[int, ...]) -> np.ndarray:
     """Inputs from an .npz (no pickle): the array named like the input, or the only one."""
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise UsageError(f"{path} holds a single array; --inputs takes an .npz archive (np.savez)")
+        with loaded as archive:
             key = name if name in archive.files else (archive.files[0] if len(archive.files) == 1 else None)
             if key is None:
                 raise UsageError(f"{path} has no array named {name!r} (has: {', '.join(archive.files)})")
             array = archive[key]
-    except (OSError, ValueError, EOFError) as exc:
+    except (OSError, ValueError, EOFError, TypeError) as exc:
         raise ModelFileError(f"{path} is not a readable .npz of arrays ({str(exc).splitlines()[0][:80]})") from None
     if tuple(array.shape[1:]) != tuple(sample_shape) or len(array) == 0:
         raise UsageError(
@@ -241,7 +251,9 @@ def profile_variants(
         for batch in settings.batch_sizes:
             x = inputs.batch(batch)
             cells = {
-                (name, precision): _at_batch(derived.get((name, precision), data), inputs, batch)
+                (name, precision): _at_batch(
+                    derived[(name, precision)] if precision in DERIVED else data, inputs, batch
+                )
                 for precision in precisions
                 for name, (data, _) in variants.items()
             }
@@ -297,8 +309,13 @@ def _first_run(backend, data: bytes, x: np.ndarray, inputs: Inputs, *, opt_level
         loaded = backend.load(data, opt_level=opt_level, precision=precision)
         target = backend.compute_target(loaded, x, input_name=inputs.name, output_name=inputs.output)
         target.run()
-    except (UsageError, ProviderUnavailable):
-        raise
+    except ActprofError as exc:
+        if isinstance(exc, UsageError | ProviderUnavailable) or not inputs.reshaped:
+            raise
+        shape = "x".join(map(str, x.shape))
+        raise UsageError(
+            f"the model does not run at input shape {shape} on {backend.name} ({exc}); check --input-shape"
+        ) from None
     except Exception as exc:  # ORT and OpenVINO raise their own types, with the cause in the first line
         cause = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__).strip()
         shape = "x".join(map(str, x.shape))
@@ -343,14 +360,16 @@ def run_swap(
     variants = build_variants(model, found, chosen, candidates)
     derived: dict[tuple[str, str], bytes] = {}
     calibration = ""
+    first = settings.batch_sizes[0]
     if "int8" in settings.precisions:
-        first = settings.batch_sizes[0]
-        sample = np.concatenate([inputs.batch(first)] * max(1, 8 // first))[:8]
+        sample = np.concatenate([inputs.batch(first) for _ in range(max(1, -(-8 // first)))])
         say(f"int8: quantizing {len(variants)} variant(s)")
         fixed = {name: _at_batch(data, inputs, first) for name, (data, _) in variants.items()}
-        quantized = precision.quantize_all(fixed, sample)
-        derived = {(name, "int8"): data for name, data in quantized.items()}
+        quantized = precision.quantize_all(fixed, sample, batch=first)
+        derived |= {(name, "int8"): data for name, data in quantized.items()}
         calibration = f"{len(sample)} inputs: {inputs.source(inputs_file)} (not representative data unless given)"
+    if "fp16" in settings.precisions:
+        derived |= {(name, "fp16"): precision.to_fp16(data) for name, (data, _) in variants.items()}
     statuses = [runtime.backend(p).status() for p in settings.providers]
     latencies, op_profiles, fusion, memory = profile_variants(variants, inputs, settings, derived=derived, say=say)
     written = []
@@ -380,16 +399,3 @@ def run_swap(
         calibration=calibration,
         batch_reshapes=batch_reshapes(model, inputs),
     )
-
-
-def activation_share(record: SwapRecord, name: str, provider: str, precision: str, batch: int) -> float | None:
-    """The share of per-op time in activation ops for one variant (from its profiling run)."""
-    profile = next(
-        (
-            p
-            for p in record.op_profiles
-            if (p.model, p.provider, p.precision, p.batch) == (name, provider, precision, batch)
-        ),
-        None,
-    )
-    return profile.activation_share if profile else None

@@ -22,7 +22,16 @@ from actprof import activations
 from actprof.data import MNIST, to_tensor, validation_split
 from actprof.errors import DeviceUnavailable, TrainingDiverged
 from actprof.model import ACT_LAYERS, SeedCNN
-from actprof.records import TARGETS, LayerStats, ModelConfig, TimeToAccuracy, TrainConfig, TrainResult, ValPoint
+from actprof.records import (
+    TARGETS,
+    LayerStats,
+    ModelConfig,
+    TimeToAccuracy,
+    TrainConfig,
+    TrainResult,
+    ValPoint,
+    time_to,
+)
 
 StepCallback = Callable[[int, int], None]
 
@@ -247,11 +256,7 @@ def _grad_norms(model: SeedCNN) -> dict[str, float]:
 
 def time_to_accuracy(points: list[ValPoint], targets: tuple[float, ...] = TARGETS) -> list[TimeToAccuracy]:
     """The first validation point at or above each target (None when never reached)."""
-    reached = []
-    for target in targets:
-        hit = next((p for p in points if p.val_accuracy >= target), None)
-        reached.append(TimeToAccuracy(target, hit.step if hit else None, hit.train_seconds if hit else None))
-    return reached
+    return [time_to(points, target) for target in targets]
 
 
 @torch.inference_mode()

@@ -98,13 +98,13 @@ def _latency(summary: ActivationSummary, provider: str, batch: int, precision: s
 
 def _ms_lost(act: LatencyBrief | None, base: LatencyBrief | None) -> Interval | None:
     """Activation − baseline: the median of per-round differences with that median's CI (older records,
-    without it: the p50 difference with the interval carried over from the ratio's CI)."""
+    without it: the median per-round ratio and its CI, both scaled by the baseline's p50 — one statistic)."""
     if act is None or base is None or act.vs_baseline is None:
         return None
     if act.vs_baseline_ms is not None:
         return act.vs_baseline_ms
-    r = act.vs_baseline
-    return Interval(act.p50_ms - base.p50_ms, base.p50_ms * (r.low - 1), base.p50_ms * (r.high - 1), r.n)
+    r = act.vs_baseline  # older records: the median ratio and its interval, both mapped onto the baseline's ms
+    return Interval(base.p50_ms * (r.value - 1), base.p50_ms * (r.low - 1), base.p50_ms * (r.high - 1), r.n)
 
 
 def _break_even(saved_s: float | None, lost_ms: Interval | None, images: int) -> float | None:

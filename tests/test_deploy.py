@@ -350,3 +350,10 @@ def test_a_runtime_rewrite_is_not_mistaken_for_quantization_folding():
     census = FusionCensus("mish", "cpu", "all", {}, {"Softplus": 3, "Tanh": 3, "Mul": 3}, {}, 0, precision="int8")
     assert attribution.with_quantization_folding(census, {"Mish": 3}, {"Mish": 3}).fused == {}
     assert attribution.with_quantization_folding(census, {"Relu": 3}, {}).fused == {"int8(Relu)": 3}
+
+
+def test_cli_all_refuses_a_precision_whose_only_provider_is_missing(trained_models, tmp_path, without_openvino):
+    out = tmp_path / "reports"
+    result = profile_cli(trained_models, out, "--provider", "all", "--precision", "bf16", env=without_openvino)
+    assert_user_error(result, code=2, contains="bf16 does not run on --provider cpu")
+    assert not out.exists()

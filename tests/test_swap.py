@@ -284,3 +284,37 @@ def test_a_hard_coded_batch_is_freed_only_to_run_other_batch_sizes():
     one = run_ort(swap.with_input_shape(model, inputs, 1), x[:1])
     assert two.shape == (2, 1000)
     np.testing.assert_allclose(two[:1], one, rtol=1e-4, atol=1e-5)  # the same function, image by image
+
+
+def test_int8_calibration_feeds_match_a_fixed_batch():
+    """SqueezeNet declares batch 1: every calibration feed must be one input, not a stack of 64."""
+    from actprof import precision
+
+    model = onnx.load(str(SQUEEZENET))
+    x = resolve(model, [1]).batch(1)
+    [int8] = precision.quantize_all(
+        {"squeezenet": model.SerializeToString()}, np.concatenate([x] * 4), batch=1
+    ).values()
+    assert {"QuantizeLinear", "DequantizeLinear"} <= {n.op_type for n in onnx.load_from_string(int8).graph.node}
+
+
+def test_an_openvino_layer_that_runs_an_activation_alone_is_not_a_fusion():
+    from actprof import attribution
+
+    layers = [("Convolution", ["Conv", "Relu"]), ("Eltwise", ["Elu"]), ("Eltwise", ["Add"])]
+    census = attribution.census_of_runtime_layers(
+        "m",
+        layers,
+        provider="openvino",
+        opt_level="default",
+        is_activation=attribution.classifier(sites.ACTIVATION_OPS),
+    )
+    assert census.fused == {"Convolution(Relu)": 1}
+    assert census.activation_nodes_left == {"Elu": 1}  # the residual Add is not an activation
+
+
+def test_inputs_must_be_an_npz_archive(tmp_path):
+    single = tmp_path / "x.npy"
+    np.save(single, np.zeros((1, 3, 224, 224), dtype=np.float32))
+    result = run_cli("swap", str(SQUEEZENET), "--inputs", str(single), "--out", str(tmp_path / "out"))
+    assert_user_error(result, code=2, contains="takes an .npz archive")
