@@ -135,6 +135,7 @@ def train_export_all(
     dataset: str = "auto",
     extra_seeds: Sequence[int] = (),
     baseline: str | None = None,
+    mnist: MNIST | None = None,
 ) -> list[ModelRecord]:
     """Load MNIST once, then train, export and verify every activation in turn, with a progress bar.
 
@@ -146,7 +147,7 @@ def train_export_all(
     from actprof import data
     from actprof.model import config_for
 
-    mnist = data.load_mnist(data_dir=data_dir, dataset=dataset, log=lambda m: console.print(m))
+    mnist = mnist or data.load_mnist(data_dir=data_dir, dataset=dataset, log=lambda m: console.print(m))
     records = []
     columns = (TextColumn("{task.description:>12}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=False) as progress:
@@ -252,6 +253,7 @@ def profile_models(
     console: Console,
     data_dir: Path | None = None,
     dataset: str = "auto",
+    mnist: MNIST | None = None,
 ) -> ProfileRecord:
     """Profile the models found in ``models`` and write ``out/profile.json``.
 
@@ -261,7 +263,7 @@ def profile_models(
     from actprof import data, precision, profile
 
     found = storage.find_models(models, names)
-    mnist = data.load_mnist(data_dir=data_dir, dataset=dataset, log=lambda m: console.print(m))
+    mnist = mnist or data.load_mnist(data_dir=data_dir, dataset=dataset, log=lambda m: console.print(m))
     fp32 = {record.name: (path.name, path.read_bytes()) for path, record in found}
     with console.status("profiling") as status:
         deployment = precision.prepare(
@@ -331,10 +333,12 @@ def run(
 ) -> dict[str, float]:
     """train-export → profile → report; returns the seconds each stage took. The terminal output ends with
     the decision table."""
+    from actprof import data
     from actprof import report as report_module
 
     stages: dict[str, float] = {}
     started = time.perf_counter()
+    mnist = data.load_mnist(data_dir=data_dir, dataset=dataset, log=lambda m: console.print(m))  # once, for both
     records = train_export_all(
         acts,
         train_config,
@@ -344,14 +348,13 @@ def run(
         dataset=dataset,
         extra_seeds=extra_seeds,
         baseline=baseline,
+        mnist=mnist,
     )
     stages["train + export"] = time.perf_counter() - started
     report_module.print_training(records, console=console)
     started = time.perf_counter()
     names = [r.name for r in records]
-    profile_models(
-        models, names, settings, baseline=baseline, out=out, console=console, data_dir=data_dir, dataset=dataset
-    )
+    profile_models(models, names, settings, baseline=baseline, out=out, console=console, mnist=mnist)
     stages["profile"] = time.perf_counter() - started
     started = time.perf_counter()
     formats = list(report_module.FORMATS)
