@@ -163,10 +163,10 @@ def _cell_model(deployment: Deployment, files, name: str, precision: str) -> tup
 
 
 def _sample_deployment() -> Deployment:
-    from actprof.data import load_mnist, to_tensor
+    from actprof.data import load_mnist
+    from actprof.precision import prepare
 
-    sample = load_mnist(dataset="sample", log=lambda _m: None)
-    return Deployment(images=to_tensor(sample.test_images).numpy(), labels=sample.test_labels, dataset="sample")
+    return prepare({}, ["fp32"], load_mnist(dataset="sample", log=lambda _m: None), calibration_images=0)
 
 
 def _deployment_cell(

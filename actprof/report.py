@@ -117,8 +117,9 @@ def print_profile(record: ProfileRecord, *, console: Console) -> None:
         "95% CI of that median (order statistics)"
     )
     print_deployment(record, console=console)
-    if rewrite_rows(record):
-        console.print(_rich_table("The exact rewrite: p50 over the original's", rewrite_rows(record)))
+    rewrites = rewrite_rows(record)
+    if rewrites:
+        console.print(_rich_table("The exact rewrite: p50 over the original's", rewrites))
     console.print(_rich_table("Inference latency", latency_rows(record), caption))
     if record.ablation:
         console.print(
@@ -162,9 +163,11 @@ def print_report(
     microbench: MicrobenchRecord | None = None,
 ) -> None:
     console.print(_rich_table("Convergence", convergence_rows(report), "steps / training seconds to reach"))
-    if any(s.vs_baseline for s in report.activations):
-        console.print(_rich_table("Over seeds: mean ± 95% CI", seed_rows(report)))
-        console.print(_rich_table("Paired by seed, against the baseline", evidence_rows(report)))
+    seeds, evidence = seed_rows(report), evidence_rows(report)
+    if seeds:
+        console.print(_rich_table("Over seeds: mean ± 95% CI", seeds))
+    if evidence:
+        console.print(_rich_table("Paired by seed, against the baseline", evidence))
     if profile:
         print_profile(profile, console=console)
     if microbench:
@@ -175,8 +178,9 @@ def print_report(
         console.print(v.summary, style=style, markup=False, highlight=False)
     from rich.markup import escape
 
-    if evidence_note(report):
-        console.print(evidence_note(report), markup=False, highlight=False)
+    note = evidence_note(report)
+    if note:
+        console.print(note, markup=False, highlight=False)
     console.print(_rich_table("The answer", decision_rows(report), escape(decision_caption(report))))
 
 
@@ -229,18 +233,20 @@ def markdown(report: ReportRecord, profile: ProfileRecord | None, microbench: Mi
         "\n## Convergence\n",
         _md_table(convergence_rows(report)),
     ]
-    if seed_rows(report):
-        parts += ["\n## Over seeds: mean ± 95% CI\n", _md_table(seed_rows(report))]
-    if evidence_rows(report):
-        parts += ["\n## Paired by seed, against the baseline\n", _md_table(evidence_rows(report))]
-    if evidence_note(report):
-        parts += ["\n" + _md_escape(evidence_note(report)) + "\n"]
+    seeds, evidence, note = seed_rows(report), evidence_rows(report), evidence_note(report)
+    if seeds:
+        parts += ["\n## Over seeds: mean ± 95% CI\n", _md_table(seeds)]
+    if evidence:
+        parts += ["\n## Paired by seed, against the baseline\n", _md_table(evidence)]
+    if note:
+        parts += ["\n" + _md_escape(note) + "\n"]
     if profile and profile.deployments:
         for batch in profile.settings.batch_sizes:
             parts += [f"\n## Deployment matrix, batch {batch}\n", _md_table(deployment_rows(profile, batch))]
         parts += ["\n" + _md_escape(deployment_note(profile)) + "\n", _md_table(deployment_cell_rows(profile))]
-    if profile and rewrite_rows(profile):
-        parts += ["\n## The exact pool-first rewrite: p50 over the original's\n", _md_table(rewrite_rows(profile))]
+    rewrites = rewrite_rows(profile) if profile else []
+    if rewrites:
+        parts += ["\n## The exact pool-first rewrite: p50 over the original's\n", _md_table(rewrites)]
     if profile:
         parts += ["\n## Inference latency\n", _md_table(latency_rows(profile))]
         if profile.ablation:
@@ -305,10 +311,11 @@ def html_page(
     tables["decision"] = _html_table(decision_rows(report))
     tables["decision_caption"] = decision_caption(report)
     tables["convergence"] = _html_table(convergence_rows(report))
-    if seed_rows(report):
-        tables["seeds"] = _html_table(seed_rows(report))
-    if evidence_rows(report):
-        tables["evidence"] = _html_table(evidence_rows(report))
+    seeds, evidence = seed_rows(report), evidence_rows(report)
+    if seeds:
+        tables["seeds"] = _html_table(seeds)
+    if evidence:
+        tables["evidence"] = _html_table(evidence)
     tables["evidence_note"] = evidence_note(report)
     first = next(iter(report.verdicts), None)
     if profile and first is not None:
@@ -332,7 +339,7 @@ def html_page(
                 )
                 figures["ops"].append(fig(plots.op_shares(profile, **where), f"Per-op time, {label}"))
         tables |= {
-            "rewrite": _html_table(rewrite_rows(profile)) if rewrite_rows(profile) else "",
+            "rewrite": _html_table(rewrites) if (rewrites := rewrite_rows(profile)) else "",
             "latency": _html_table(latency_rows(profile)),
             "ablation": _html_table(ablation_rows(profile)) if profile.ablation else "",
             "ops": _html_table(op_rows(profile)),

@@ -256,7 +256,7 @@ def _did_not_bind(provider: str, bound: list[str]) -> str:
     )
 
 
-def _probe_model() -> bytes:
+def probe_model() -> bytes:
     from onnx import TensorProto, helper
 
     node = helper.make_node("Relu", ["x"], ["y"])
@@ -282,7 +282,7 @@ def provider_status(provider: str) -> ProviderStatus:
             ort.set_default_logger_severity(3)  # let the loader's error reach the captured stderr
             options = session_options(threads=1, opt_level="basic")
             options.log_severity_level = 3  # the provider loader names a missing library at error level
-            session = create_session(_probe_model(), provider, options)
+            session = create_session(probe_model(), provider, options)
         except ProviderUnavailable as exc:
             missing = _missing_library(native_log())
             reason = str(exc) + (f" [{missing}]" if missing else "")

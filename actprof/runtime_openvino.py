@@ -61,10 +61,10 @@ class OpenVinoBackend(Backend):
         if DEVICE not in core.available_devices:
             reason = f"--provider openvino: OpenVINO sees no CPU device (it sees: {core.available_devices})"
             return ProviderStatus(self.name, LABEL, True, False, reason)
-        from actprof.runtime import _probe_model
+        from actprof.runtime import probe_model
 
         try:
-            compiled = self.load(_probe_model(), opt_level="default")
+            compiled = self.load(probe_model(), opt_level="default")
         except ModelFileError as exc:
             return ProviderStatus(self.name, LABEL, True, False, f"--provider openvino: {exc}")
         name = core.get_property(DEVICE, "FULL_DEVICE_NAME")

@@ -188,10 +188,10 @@ def opset(model: onnx.ModelProto) -> int:
 
 
 def candidate_nodes(name: str, x: str, y: str, *, opset_version: int, tag: str):
-    """(nodes, initializers) computing ``y = candidate(x)``; ``decomposed`` says if it is not one op."""
+    """(nodes, decomposed) computing ``y = candidate(x)``; ``decomposed``: not written as one op."""
     op, attrs, since = CANDIDATES[name]
     if op and opset_version >= since:
-        return [helper.make_node(op, [x], [y], name=f"{tag}_{op}", **attrs)], [], False
+        return [helper.make_node(op, [x], [y], name=f"{tag}_{op}", **attrs)], False
     t = f"{tag}_t"
     if name == "silu":
         return (
@@ -199,7 +199,6 @@ def candidate_nodes(name: str, x: str, y: str, *, opset_version: int, tag: str):
                 helper.make_node("Sigmoid", [x], [t], name=f"{tag}_Sigmoid"),
                 helper.make_node("Mul", [x, t], [y], name=f"{tag}_Mul"),
             ],
-            [],
             False,
         )
     if name == "mish":
@@ -208,15 +207,15 @@ def candidate_nodes(name: str, x: str, y: str, *, opset_version: int, tag: str):
             helper.make_node("Tanh", [f"{t}0"], [f"{t}1"], name=f"{tag}_Tanh"),
             helper.make_node("Mul", [x, f"{t}1"], [y], name=f"{tag}_Mul"),
         ]
-        return nodes, [], True
+        return nodes, True
     if name == "hardswish":
         nodes = [
             helper.make_node("HardSigmoid", [x], [t], name=f"{tag}_HardSigmoid", alpha=1 / 6, beta=0.5),
             helper.make_node("Mul", [x, t], [y], name=f"{tag}_Mul"),
         ]
-        return nodes, [], True
+        return nodes, True
     if name == "celu":  # max(0,x) + min(0, α(exp(x/α) − 1)) == Elu for α = 1
-        return [helper.make_node("Elu", [x], [y], name=f"{tag}_Elu", alpha=1.0)], [], True
+        return [helper.make_node("Elu", [x], [y], name=f"{tag}_Elu", alpha=1.0)], True
     if name in ("gelu", "gelu_tanh"):
         return _gelu_decomposed(name, x, y, tag)
     raise UsageError(f"--to {name}: needs opset {since}, the model has {opset_version}")
@@ -241,7 +240,7 @@ def _gelu_decomposed(name: str, x: str, y: str, tag: str):
             helper.make_node("Mul", [x, f"{t}2"], [f"{t}3"], name=f"{tag}_Mul"),
             helper.make_node("Mul", [f"{t}3", f"{tag}_half"], [y], name=f"{tag}_Half"),
         ]
-        return constants + nodes, [], True
+        return constants + nodes, True
     # tanh form: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))
     constants = [const("c", 0.044715), const("k", math.sqrt(2 / math.pi)), const("one", 1.0), const("half", 0.5)]
     nodes = [
@@ -255,7 +254,7 @@ def _gelu_decomposed(name: str, x: str, y: str, tag: str):
         helper.make_node("Mul", [x, f"{t}6"], [f"{t}7"], name=f"{tag}_Mul"),
         helper.make_node("Mul", [f"{t}7", f"{tag}_half"], [y], name=f"{tag}_Half"),
     ]
-    return constants + nodes, [], True
+    return constants + nodes, True
 
 
 def swap(model: onnx.ModelProto, sites: list[Site], candidate: str) -> tuple[onnx.ModelProto, bool]:
@@ -266,15 +265,12 @@ def swap(model: onnx.ModelProto, sites: list[Site], candidate: str) -> tuple[onn
     version = opset(model)
     at_last = {max(s.nodes): (n, s) for n, s in enumerate(sites)}
     drop = {i for s in sites for i in s.nodes}
-    nodes, initializers, decomposed = [], [], False
+    nodes, decomposed = [], False
     for i, node in enumerate(out.graph.node):
         if i in at_last:
             n, site = at_last[i]
-            new, inits, split = candidate_nodes(
-                candidate, site.input, site.output, opset_version=version, tag=f"swap{n}"
-            )
+            new, split = candidate_nodes(candidate, site.input, site.output, opset_version=version, tag=f"swap{n}")
             nodes += new
-            initializers += inits
             decomposed |= split
         elif i not in drop:
             copy = onnx.NodeProto()
@@ -282,7 +278,6 @@ def swap(model: onnx.ModelProto, sites: list[Site], candidate: str) -> tuple[onn
             nodes.append(copy)
     del out.graph.node[:]
     out.graph.node.extend(nodes)
-    out.graph.initializer.extend(initializers)
     replaced = {o for s in sites for i in s.nodes for o in model.graph.node[i].output} - {s.output for s in sites}
     kept = [v for v in out.graph.value_info if v.name not in replaced]
     del out.graph.value_info[:]

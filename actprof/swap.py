@@ -312,17 +312,13 @@ def _first_run(backend, data: bytes, x: np.ndarray, inputs: Inputs, *, opt_level
     except ActprofError as exc:
         if isinstance(exc, UsageError | ProviderUnavailable) or not inputs.reshaped:
             raise
-        shape = "x".join(map(str, x.shape))
-        raise UsageError(
-            f"the model does not run at input shape {shape} on {backend.name} ({exc}); check --input-shape"
-        ) from None
+        cause = str(exc)
     except Exception as exc:  # ORT and OpenVINO raise their own types, with the cause in the first line
-        cause = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__).strip()
-        shape = "x".join(map(str, x.shape))
-        raise UsageError(
-            f"the model does not run at input shape {shape} on {backend.name} ({cause[:160]}); check --input-shape"
-        ) from None
-    return target
+        cause = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__).strip()[:160]
+    else:
+        return target
+    shape = "x".join(map(str, x.shape))
+    raise UsageError(f"the model does not run at input shape {shape} on {backend.name} ({cause}); check --input-shape")
 
 
 def _at_batch(data: bytes, inputs: Inputs, batch: int) -> bytes:

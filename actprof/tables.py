@@ -423,10 +423,9 @@ def _evidence(v: Verdict) -> str:
 
 
 def _ratio_at_batch1(s: ActivationSummary, provider: str, precision: str) -> str:
-    brief = next(
-        (r for r in s.latency if (r.provider, r.precision, r.batch, r.mode) == (provider, precision, 1, "compute")),
-        None,
-    )
+    from actprof.verdict import latency_at
+
+    brief = latency_at(s, provider, 1, precision)
     return _interval(brief.vs_baseline, ".2f", "×") if brief else "—"
 
 

@@ -85,7 +85,7 @@ def default_target(baseline: ModelRecord) -> tuple[float | None, str]:
     return target, f"the highest whole percent of validation accuracy {baseline.name} reached {seeds}"
 
 
-def _latency(summary: ActivationSummary, provider: str, batch: int, precision: str = "fp32") -> LatencyBrief | None:
+def latency_at(summary: ActivationSummary, provider: str, batch: int, precision: str = "fp32") -> LatencyBrief | None:
     return next(
         (
             r
@@ -120,9 +120,9 @@ def judge(
     """The verdict for one deployment target: ``provider`` at inference ``precision``."""
     batches = sorted({r.batch for r in act.latency if (r.provider, r.precision) == (provider, precision)})
     largest = batches[-1] if batches else None
-    lost_b1 = _ms_lost(_latency(act, provider, 1, precision), _latency(base, provider, 1, precision))
+    lost_b1 = _ms_lost(latency_at(act, provider, 1, precision), latency_at(base, provider, 1, precision))
     lost_big = (
-        _ms_lost(_latency(act, provider, largest, precision), _latency(base, provider, largest, precision))
+        _ms_lost(latency_at(act, provider, largest, precision), latency_at(base, provider, largest, precision))
         if largest
         else None
     )
