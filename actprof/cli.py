@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from actprof.errors import EXIT_RUNTIME, EXIT_USAGE, ActprofError
+from actprof.settings import parse_positive_floats
 
 app = typer.Typer(
     help="Does a faster-converging activation pay for its test-time cost? "
@@ -48,6 +49,32 @@ BaselineOpt = Annotated[str, typer.Option("--baseline", help="Activation every o
 SeedOpt = Annotated[str, typer.Option("--seed", help="Seed, or a comma list: same init draw and data order for all.")]
 SeedsOpt = Annotated[int | None, typer.Option("--seeds", help="Train each activation with N seeds (seed, seed+1, …).")]
 EpochsOpt = Annotated[int, typer.Option("--epochs", help="Training epochs.")]
+LrOpt = Annotated[
+    str,
+    typer.Option(
+        "--lr", help="Adam learning rate, or a comma list to sweep (each activation's best chosen on validation)."
+    ),
+]
+ModelOpt = Annotated[str, typer.Option("--model", help="seed (the Keras CNN) | deep (6 conv, no batch norm).")]
+DropoutOpt = Annotated[
+    float | None, typer.Option("--dropout", help="Dropout rate after each pooling block (default 0.25).")
+]
+AlphaDropoutOpt = Annotated[
+    float | None, typer.Option("--alpha-dropout", help="Alpha-dropout rate for SELU (default 0.05).")
+]
+ForceOpt = Annotated[
+    bool, typer.Option("--force", help="Retrain every run, even those already saved in <models>/runs/.")
+]
+ExecutorOpt = Annotated[
+    str, typer.Option("--executor", help="local (here, one run after another) | ray (one Ray task per run).")
+]
+RayAddressOpt = Annotated[
+    str | None,
+    typer.Option("--ray-address", help="Ray cluster to join (host:port; default: RAY_ADDRESS or a new local one)."),
+]
+CpusPerTaskOpt = Annotated[
+    int, typer.Option("--cpus-per-task", help="CPUs each Ray training task reserves (0: a whole node's).")
+]
 HighlightOpt = Annotated[
     str | None,
     typer.Option(
@@ -76,9 +103,16 @@ def train_export(
     init: Annotated[str | None, typer.Option(help="he | lecun | glorot | default (family default).")] = None,
     epochs: EpochsOpt = 1,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Batch size.")] = 250,
-    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
+    lr: LrOpt = "1e-3",
     seed: SeedOpt = "0",
     seeds: SeedsOpt = None,
+    model: ModelOpt = "seed",
+    dropout: DropoutOpt = None,
+    alpha_dropout: AlphaDropoutOpt = None,
+    force: ForceOpt = False,
+    executor: ExecutorOpt = "local",
+    ray_address: RayAddressOpt = None,
+    cpus_per_task: CpusPerTaskOpt = 0,
     precision: Annotated[str, typer.Option(help="auto | fp32 | bf16 (training only).")] = "auto",
     val_every: Annotated[int, typer.Option("--val-every", help="Steps between validation points (0: auto).")] = 0,
     threads: ThreadsOpt = 0,
@@ -92,7 +126,9 @@ def train_export(
     ] = "none",
     out: OutOpt = Path("models"),
 ) -> None:
-    """Train each activation on MNIST, export it to ONNX and prove parity with PyTorch."""
+    """Train each activation on MNIST (every learning rate × seed), export to ONNX and prove parity with PyTorch.
+
+    Finished runs are kept in <out>/runs/: the same command again resumes an interrupted sweep."""
     from actprof import activations, export, pipeline, report
     from actprof.records import TrainConfig
 
@@ -103,10 +139,13 @@ def train_export(
     if init is not None:
         activations.check_init(init)
     seed_list = _seeds(seed, seeds)
+    lrs = parse_positive_floats(lr, "--lr")
+    recipe = _recipe(acts, model, dropout, alpha_dropout)
+    placement = _placement(executor, ray_address, cpus_per_task, device)
     train_config = TrainConfig(
         epochs=epochs,
         batch_size=batch_size,
-        lr=lr,
+        lr=lrs[0],
         seed=seed_list[0],
         precision=precision,
         val_every=val_every,
@@ -127,9 +166,48 @@ def train_export(
         data_dir=data_dir,
         dataset=dataset,
         extra_seeds=seed_list[1:],
+        lrs=lrs,
+        recipe=recipe,
+        force=force,
+        placement=placement,
     )
     report.print_training(records, console=console)
     console.print(f"wrote {len(records)} model(s) to {out}/")
+
+
+def _placement(executor: str, address: str | None, cpus_per_task: int, device: str):
+    """None for the local executor; where Ray tasks go otherwise (Ray's presence checked here)."""
+    from actprof import cluster
+    from actprof.settings import parse_choices
+
+    kind = parse_choices(executor, cluster.EXECUTORS, "--executor")
+    if len(kind) > 1:
+        raise _usage("--executor takes one of: local, ray")
+    if cpus_per_task < 0:
+        raise _usage(f"--cpus-per-task must be 0 (a whole node) or more, got {cpus_per_task}")
+    if kind == ["local"]:
+        if address or cpus_per_task:
+            raise _usage("--ray-address and --cpus-per-task apply to --executor ray")
+        return None
+    cluster.check_installed()
+    return cluster.Placement(address=address, cpus_per_task=cpus_per_task, gpu=device == "cuda")
+
+
+def _recipe(acts, model: str, dropout: float | None, alpha_dropout: float | None):
+    """The network and regularisation chosen, checked before any data is loaded."""
+    from actprof.model import config_for
+    from actprof.pipeline import Recipe
+    from actprof.settings import ARCHITECTURES, parse_choices
+
+    architecture = parse_choices(model, ARCHITECTURES, "--model")
+    if len(architecture) > 1:
+        raise _usage("--model takes one network per run; give each network its own --models directory")
+    recipe = Recipe(architecture=architecture[0], dropout=dropout, alpha_dropout=alpha_dropout)
+    if alpha_dropout is not None and not any(a.alpha_dropout for a in acts):
+        raise _usage("--alpha-dropout applies to selu only; use --dropout for the others")
+    for act in acts:  # ModelConfig checks the rates
+        config_for(act, dropout=dropout, alpha_dropout=alpha_dropout, architecture=recipe.architecture)
+    return recipe
 
 
 def _say_skipped(skipped: list[str], rewrite: str) -> None:
@@ -296,6 +374,14 @@ def run_command(
     min_time: MinTimeOpt = 0.1,
     seed: SeedOpt = "0",
     seeds: SeedsOpt = None,
+    lr: LrOpt = "1e-3",
+    model: ModelOpt = "seed",
+    dropout: DropoutOpt = None,
+    alpha_dropout: AlphaDropoutOpt = None,
+    force: ForceOpt = False,
+    executor: ExecutorOpt = "local",
+    ray_address: RayAddressOpt = None,
+    cpus_per_task: CpusPerTaskOpt = 0,
     device: DeviceOpt = "cpu",
     data_dir: DataDirOpt = None,
     dataset: DatasetOpt = "auto",
@@ -314,7 +400,10 @@ def run_command(
     if baseline not in {a.name for a in acts}:
         acts = [activations.get(baseline), *acts]
     seed_list = _seeds(seed, seeds)
-    train_config = TrainConfig(epochs=epochs, seed=seed_list[0], device=device)
+    lrs = parse_positive_floats(lr, "--lr")
+    recipe = _recipe(acts, model, dropout, alpha_dropout)
+    placement = _placement(executor, ray_address, cpus_per_task, device)
+    train_config = TrainConfig(epochs=epochs, seed=seed_list[0], lr=lrs[0], device=device)
     _check_device(train_config.device)
     _say_skipped(export.check_rewrite(rewrite, [a for a in acts if a.name != baseline] or acts), rewrite)
     settings = pipeline.profile_settings(
@@ -340,6 +429,10 @@ def run_command(
         data_dir=data_dir,
         dataset=dataset,
         extra_seeds=seed_list[1:],
+        lrs=lrs,
+        recipe=recipe,
+        force=force,
+        placement=placement,
         console=_console(),
         highlight=_highlight(highlight),
     )

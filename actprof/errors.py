@@ -52,6 +52,12 @@ class TrainingDiverged(ActprofError):
     exit_code = EXIT_RUNTIME
 
 
+class SweepFailed(ActprofError):
+    """Some trainings of a sweep failed; the others are saved and a second run resumes."""
+
+    exit_code = EXIT_RUNTIME
+
+
 class ParityError(ActprofError):
     """The exported ONNX model does not reproduce the PyTorch model."""
 

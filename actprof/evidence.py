@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 
@@ -34,13 +35,34 @@ def estimate(values: Sequence[float]) -> Estimate:
 
 
 def paired(
-    what: str, activation: Sequence[float | None], baseline: Sequence[float | None], *, higher_is_better: bool
+    what: str,
+    activation: Sequence[float | None],
+    baseline: Sequence[float | None],
+    *,
+    higher_is_better: bool,
+    resolution: float | None = None,
 ) -> PairedComparison:
     """activation − baseline, paired by seed, over the seeds where both have a value.
 
     A run that never reached a target has no value; the comparison says how many reached on each side
-    instead of dropping them silently.
+    instead of dropping them silently. ``resolution``: how finely each value was measured; a mean
+    difference no larger than it is reported unresolved (and never significant).
     """
+    comparison = _paired(what, activation, baseline, higher_is_better=higher_is_better)
+    if resolution is None or math.isnan(comparison.mean_difference):
+        return comparison
+    resolved = abs(comparison.mean_difference) > resolution
+    return replace(
+        comparison,
+        resolution=resolution,
+        resolved=resolved,
+        significant=comparison.significant and resolved,
+    )
+
+
+def _paired(
+    what: str, activation: Sequence[float | None], baseline: Sequence[float | None], *, higher_is_better: bool
+) -> PairedComparison:
     from scipy import stats
 
     pairs = [(a, b) for a, b in zip(activation, baseline, strict=True) if a is not None and b is not None]

@@ -1,7 +1,13 @@
-"""The seed CNN of the Keras ELU experiment, built only from a config that is saved with the result.
+"""The networks actprof trains, built only from a config that is saved with the result.
 
-Conv2d(1→32, 3×3) → act → MaxPool 2 → Dropout .25 → Conv2d(32→64, 3×3) → act → MaxPool 2 → Dropout .25
+``seed``: the CNN of the Keras ELU experiment, three activation sites:
+Conv2d(1→32, 3×3) → act → MaxPool 2 → Dropout → Conv2d(32→64, 3×3) → act → MaxPool 2 → Dropout
 → Flatten → Linear(1600→256) → act → Linear(256→10)
+
+``deep``: a plain CNN with six convolutions and no batch norm — the setting of the ELU paper's mean-shift
+argument (nothing re-centres the activations between layers), seven activation sites:
+3 × [Conv2d(3×3, pad 1) → act → Conv2d(3×3, pad 1) → act → MaxPool 2 → Dropout] with 16, 32, 64 channels
+(28 → 14 → 7 → 3 pixels) → Flatten → Linear(576→256) → act → Linear(256→10)
 """
 
 from __future__ import annotations
@@ -15,17 +21,46 @@ from actprof import activations
 from actprof.activations import Activation
 from actprof.records import ModelConfig
 
-ACT_LAYERS = ("act1", "act2", "act3")
+ACT_LAYERS = ("act1", "act2", "act3")  # the seed CNN's activation sites
+DROPOUT = 0.25  # the seed recipe's dropout rate
+# Alpha dropout's rate for the SELU family: the SELU paper suggests 0.05–0.1; at the seed's 0.25 SELU
+# reached 46–50% test accuracy after one epoch on the bundled sample against 90–92% without dropout.
+ALPHA_DROPOUT = 0.05
 
 
-def config_for(act: Activation, *, param: float | None = None, init: str | None = None) -> ModelConfig:
-    """The config an activation's family needs, with the user's overrides applied."""
+def config_for(
+    act: Activation,
+    *,
+    param: float | None = None,
+    init: str | None = None,
+    dropout: float | None = None,
+    alpha_dropout: float | None = None,
+    architecture: str = "seed",
+) -> ModelConfig:
+    """The config an activation's family needs, with the user's overrides applied.
+
+    ``dropout`` sets the rate of plain dropout, ``alpha_dropout`` the rate for families that need alpha
+    dropout (SELU); each applies only to its own families.
+    """
+    rate = (ALPHA_DROPOUT if alpha_dropout is None else alpha_dropout) if act.alpha_dropout else dropout
     return ModelConfig(
         activation=act.name,
         param=act.default_param if param is None else param,
         init=act.init if init is None else activations.check_init(init),
+        dropout=DROPOUT if rate is None else rate,
         alpha_dropout=act.alpha_dropout,
+        architecture=architecture,
     )
+
+
+def build(config: ModelConfig) -> SeedCNN | DeepCNN:
+    """The network a config names."""
+    return DeepCNN(config) if config.architecture == "deep" else SeedCNN(config)
+
+
+def activation_sites(architecture: str) -> int:
+    """How many activation sites the network has: each exports to one activation node."""
+    return len(DeepCNN.ACT_LAYERS if architecture == "deep" else ACT_LAYERS)
 
 
 def _keep_mask(x: torch.Tensor, threshold: int) -> torch.Tensor:
@@ -85,6 +120,8 @@ def dropout_layer(p: float, *, alpha: bool) -> nn.Module:
 
 
 class SeedCNN(nn.Module):
+    ACT_LAYERS = ACT_LAYERS
+
     def __init__(self, config: ModelConfig, act: Activation | None = None) -> None:
         super().__init__()
         self.config = config
@@ -118,6 +155,49 @@ class SeedCNN(nn.Module):
 
     def weight_layers(self) -> dict[str, nn.Module]:
         return {"conv1": self.conv1, "conv2": self.conv2, "fc1": self.fc1, "fc2": self.fc2}
+
+
+class DeepCNN(nn.Module):
+    """Six 3×3 convolutions in three blocks of two, no batch norm: see the module docstring."""
+
+    ACT_LAYERS = tuple(f"act{i}" for i in range(1, 8))
+    WIDTHS = (16, 32, 64)
+
+    def __init__(self, config: ModelConfig, act: Activation | None = None) -> None:
+        super().__init__()
+        self.config = config
+        act = act or activations.get(config.activation)
+        channels = 1
+        for block, width in enumerate(self.WIDTHS):
+            first, second = 2 * block + 1, 2 * block + 2
+            setattr(self, f"conv{first}", nn.Conv2d(channels, width, kernel_size=3, padding=1))
+            setattr(self, f"act{first}", act.module(config.param))
+            setattr(self, f"conv{second}", nn.Conv2d(width, width, kernel_size=3, padding=1))
+            setattr(self, f"act{second}", act.module(config.param))
+            setattr(self, f"pool{block + 1}", nn.MaxPool2d(2))
+            setattr(self, f"drop{block + 1}", dropout_layer(config.dropout, alpha=config.alpha_dropout))
+            channels = width
+        self.flatten = nn.Flatten()
+        self.fc1 = nn.Linear(channels * 3 * 3, 256)
+        self.act7 = act.module(config.param)
+        self.fc2 = nn.Linear(256, 10)
+        initialize(self, config.init)
+
+    pool_first: bool = False  # as SeedCNN: the second activation of each block runs after its pool
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for block in range(len(self.WIDTHS)):
+            first, second = 2 * block + 1, 2 * block + 2
+            x = getattr(self, f"act{first}")(getattr(self, f"conv{first}")(x))
+            x = getattr(self, f"conv{second}")(x)
+            act, pool = getattr(self, f"act{second}"), getattr(self, f"pool{block + 1}")
+            x = act(pool(x)) if self.pool_first else pool(act(x))
+            x = getattr(self, f"drop{block + 1}")(x)
+        return self.fc2(self.act7(self.fc1(self.flatten(x))))
+
+    def weight_layers(self) -> dict[str, nn.Module]:
+        convs = {f"conv{i}": getattr(self, f"conv{i}") for i in range(1, 7)}
+        return {**convs, "fc1": self.fc1, "fc2": self.fc2}
 
 
 def initialize(model: nn.Module, init: str) -> None:

@@ -9,20 +9,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from actprof import export, runtime, storage
-from actprof.errors import ProviderUnavailable, UsageError
+from actprof import export, runtime, storage, sweep
+from actprof.errors import ActprofError, ProviderUnavailable, SweepFailed, UsageError
 from actprof.records import (
-    ActivationInfo,
     Interval,
     ModelConfig,
     ModelRecord,
     ProfileRecord,
     ProfileSettings,
     TrainConfig,
+    TrainJob,
 )
 from actprof.settings import (
     CALIBRATION_IMAGES,
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from actprof.activations import Activation
+    from actprof.cluster import Placement
     from actprof.data import MNIST
 
 Say = Callable[[str], None]
@@ -64,63 +65,130 @@ def train_and_export(
     on_step: Callable[[int, int], None] | None = None,
     rewrite: str = "none",
     extra_seeds: Sequence[int] = (),
+    lrs: Sequence[float] = (),
+    force: bool = False,
 ) -> ModelRecord:
-    """Train one activation, export and verify it, and write ``<act>.onnx`` + ``<act>.json``.
+    """Train one activation at every learning rate (``lrs``; default the config's) and seed, export and
+    verify each run, and write ``<act>.onnx`` + ``<act>.json`` for the chosen rate's first seed.
 
-    With ``rewrite="pool-first"`` also ``<act>+pool-first.onnx`` + ``.json``. ``extra_seeds`` are trained
-    the same way and recorded (``seed_runs``) for the statistics; the first seed's model is exported.
-    Nothing is written unless every run converged to finite losses and every ONNX file passed parity.
+    With ``rewrite="pool-first"`` also ``<act>+pool-first.onnx`` + ``.json``. Raises SweepFailed when a
+    run failed (the finished runs are kept in ``out_dir/runs/``, so running again resumes).
     """
-    from actprof.data import to_tensor
-    from actprof.train import train
-
+    options = ExportOptions(out=out_dir, opset=opset, exporter=exporter, rewrite=rewrite)
     export.check_options(opset=opset, exporter=exporter)
     export.check_rewrite(rewrite, [act])
-    runs = 1 + len(extra_seeds)
+    plan = Sweep(lrs=tuple(lrs) or (train_config.lr,), seeds=(train_config.seed, *extra_seeds), force=force)
+    records, failures = train_sweep(
+        [(act, model_config)], train_config, data, options, plan, progress=lambda _act: on_step, baseline=None
+    )
+    _raise_failures(failures, out_dir)
+    return records[0]
 
-    def progress(run: int) -> Callable[[int, int], None] | None:
+
+@dataclass(frozen=True)
+class Sweep:
+    """What a training sweep covers beyond the activations: learning rates and seeds, and whether runs
+    already saved are trained again."""
+
+    lrs: tuple[float, ...]
+    seeds: tuple[int, ...]
+    force: bool = False
+
+    @property
+    def trainings_per_activation(self) -> int:
+        return len(self.lrs) * len(self.seeds)
+
+
+Progress = Callable[[str], Callable[[int, int], None] | None]  # activation -> its step callback
+
+
+def train_sweep(
+    models: Sequence[tuple[Activation, ModelConfig]],
+    train_config: TrainConfig,
+    data: MNIST,
+    options: ExportOptions,
+    plan: Sweep,
+    *,
+    progress: Progress,
+    baseline: str | None,
+    placement: Placement | None = None,
+) -> tuple[list[ModelRecord], list[sweep.Failure]]:
+    """Every (activation, learning rate, seed) training not already saved, then one model record per
+    activation whose runs finished; ``progress(act)`` gets the activation's steps over all its runs.
+
+    ``baseline``: the activation the others are judged against gets no rewrite (the rewrite applies only
+    where it is exact, and not to the baseline). ``placement``: train on a Ray cluster (None: here, one
+    run after another).
+    """
+    runs_dir = Path(options.out) / sweep.RUNS_DIR
+    jobs = {
+        act.name: sweep.jobs(
+            config, train_config, lrs=plan.lrs, seeds=plan.seeds, opset=options.opset, exporter=options.exporter
+        )
+        for act, config in models
+    }
+    done, todo = sweep.pending([j for js in jobs.values() for j in js], runs_dir, data.identity, force=plan.force)
+
+    def job_progress(job: TrainJob) -> Callable[[int, int], None] | None:
+        on_step = progress(job.model.activation)
         if on_step is None:
             return None
-        return lambda step, total: on_step(run * total + step, runs * total)
+        index, count = jobs[job.model.activation].index(job), plan.trainings_per_activation
+        return lambda step, total: on_step(index * total + step, count * total)
 
-    model, result = train(model_config, train_config, data, on_step=progress(0))
-    seed_runs = [
-        train(model_config, replace(train_config, seed=seed), data, on_step=progress(i + 1))[1]
-        for i, seed in enumerate(extra_seeds)
-    ]
-    test_images = to_tensor(data.test_images).numpy()
-    onnx_bytes, exported = export.export_and_verify(
-        model,
-        expected_ops=act.onnx_ops,
-        test_images=test_images,
-        test_labels=data.test_labels,
-        opset=opset,
-        exporter=exporter,
-    )
-    record = ModelRecord(
-        **storage.header("model"),
-        activation=ActivationInfo(
-            name=act.name,
-            summary=act.summary,
-            param_name=act.param,
-            param=model_config.param,
-            init=model_config.init,
-            monotonic=act.monotonic,
-            alpha_dropout=model_config.alpha_dropout,
-        ),
-        dataset=data.identity,
-        train=result,
-        export=replace(exported, file=f"{act.name}.onnx"),
-        seed_runs=seed_runs,
-    )
+    if placement is None:
+        trained, failures = sweep.run_local(todo, data, runs_dir, on_step=job_progress)
+    else:
+        from actprof import cluster
+
+        finished = dict.fromkeys(jobs, 0)
+
+        def one_more(job: TrainJob) -> None:
+            finished[job.model.activation] += 1
+            on_step = progress(job.model.activation)
+            if on_step is not None:
+                on_step(finished[job.model.activation], plan.trainings_per_activation)
+
+        trained, failures = cluster.run_ray(todo, data, runs_dir, placement, on_done=one_more)
+    results = {**done, **trained}
+    records = []
+    for act, _ in models:
+        finished = [results[j.stem] for j in jobs[act.name] if j.stem in results]
+        failed_here = any(f.job.model.activation == act.name for f in failures)
+        try:
+            onnx_bytes, record = sweep.assemble(act, finished, plan.lrs, len(plan.seeds))
+        except ActprofError:
+            if failed_here:  # its failures are reported already
+                continue
+            raise
+        rewrite = options.rewrite if act.monotonic and act.name != baseline else "none"
+        records.append(_save_model(act, onnx_bytes, record, options.out, rewrite, data))
+    return records, failures
+
+
+def _save_model(act: Activation, onnx_bytes: bytes, record: ModelRecord, out: Path, rewrite: str, data: MNIST):
+    """Write ``<act>.onnx`` + ``.json`` (and the rewrite's pair); the rewrite is verified before anything."""
+    from actprof.data import to_tensor
+
     rewritten = None
-    if rewrite != "none":  # checked before anything is written: a failed parity leaves nothing
-        data_rw, parity, _ = export.rewrite_pool_first(onnx_bytes, test_images)
+    if rewrite != "none":
+        data_rw, parity, _ = export.rewrite_pool_first(onnx_bytes, to_tensor(data.test_images).numpy())
         rewritten = (data_rw, export.rewritten_record(record, data_rw, parity, rewrite))
-    storage.save_model(out_dir, act.name, onnx_bytes, record)
+    storage.save_model(out, act.name, onnx_bytes, record)
     if rewritten:
-        storage.save_model(out_dir, f"{act.name}+{rewrite}", *rewritten)
+        storage.save_model(out, f"{act.name}+{rewrite}", *rewritten)
     return record
+
+
+def _raise_failures(failures: Sequence[sweep.Failure], out: Path) -> None:
+    if failures:
+        shown = "; ".join(str(f) for f in failures[:3]) + (
+            f"; and {len(failures) - 3} more" if len(failures) > 3 else ""
+        )
+        raise SweepFailed(
+            f"{len(failures)} training(s) failed ({shown}); the finished ones are saved in "
+            f"{Path(out) / sweep.RUNS_DIR}: fix the cause and run the same command again to resume"
+        )
 
 
 def train_export_all(
@@ -136,39 +204,59 @@ def train_export_all(
     extra_seeds: Sequence[int] = (),
     baseline: str | None = None,
     mnist: MNIST | None = None,
+    lrs: Sequence[float] = (),
+    recipe: Recipe | None = None,
+    force: bool = False,
+    placement: Placement | None = None,
 ) -> list[ModelRecord]:
-    """Load MNIST once, then train, export and verify every activation in turn, with a progress bar.
-
-    ``baseline``: the activation the others are judged against gets no rewrite (run applies the rewrite
-    only where it is exact, and not to the baseline).
-    """
+    """Load MNIST once, then train, export and verify every activation at every learning rate and seed,
+    with a progress bar per activation. Raises SweepFailed after saving everything that finished."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from actprof import data
     from actprof.model import config_for
 
+    recipe = recipe or Recipe()
     mnist = mnist or data.load_mnist(data_dir=data_dir, dataset=dataset, log=lambda m: console.print(m))
-    records = []
+    plan = Sweep(lrs=tuple(lrs) or (train_config.lr,), seeds=(train_config.seed, *extra_seeds), force=force)
+    models = [
+        (
+            act,
+            config_for(
+                act,
+                param=alpha,
+                init=init,
+                dropout=recipe.dropout,
+                alpha_dropout=recipe.alpha_dropout,
+                architecture=recipe.architecture,
+            ),
+        )
+        for act in acts
+    ]
     columns = (TextColumn("{task.description:>12}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=False) as progress:
-        for act in acts:
-            task = progress.add_task(act.name, total=None)
-            exact = act.monotonic and act.name != baseline  # the rewrite is exact there, and not the baseline
-            records.append(
-                train_and_export(
-                    act,
-                    config_for(act, param=alpha, init=init),
-                    train_config,
-                    mnist,
-                    out_dir=options.out,
-                    opset=options.opset,
-                    exporter=options.exporter,
-                    on_step=lambda step, total, task=task: progress.update(task, completed=step, total=total),
-                    rewrite=options.rewrite if exact else "none",
-                    extra_seeds=extra_seeds,
-                )
-            )
+    with Progress(*columns, console=console, transient=False) as bar:
+        tasks = {act.name: bar.add_task(act.name, total=None) for act in acts}
+        records, failures = train_sweep(
+            models,
+            train_config,
+            mnist,
+            options,
+            plan,
+            progress=lambda name: lambda step, total: bar.update(tasks[name], completed=step, total=total),
+            baseline=baseline,
+            placement=placement,
+        )
+    _raise_failures(failures, options.out)
     return records
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """The network and its regularisation, as the command line chose them (None: the family's default)."""
+
+    architecture: str = "seed"
+    dropout: float | None = None
+    alpha_dropout: float | None = None
 
 
 # --- profiling ---------------------------------------------------------------------------------------
@@ -330,6 +418,10 @@ def run(
     extra_seeds: Sequence[int],
     console: Console,
     highlight: list[str] | None = None,
+    lrs: Sequence[float] = (),
+    recipe: Recipe | None = None,
+    force: bool = False,
+    placement: Placement | None = None,
 ) -> dict[str, float]:
     """train-export → profile → report; returns the seconds each stage took. The terminal output ends with
     the decision table."""
@@ -349,6 +441,10 @@ def run(
         extra_seeds=extra_seeds,
         baseline=baseline,
         mnist=mnist,
+        lrs=lrs,
+        recipe=recipe,
+        force=force,
+        placement=placement,
     )
     stages["train + export"] = time.perf_counter() - started
     report_module.print_training(records, console=console)

@@ -72,6 +72,39 @@ def accuracy_curves(
     return _png(plt, fig)
 
 
+def lr_sensitivity(report: ReportRecord) -> bytes:
+    """Final validation accuracy against the learning rate, one line per activation (mean over seeds, bars
+    spanning the 95% CI; the chosen rate ringed). Flat lines: the activation tolerates the rate."""
+    plt, fig, ax = _figure()
+    study = report.lr_study
+    names = list(dict.fromkeys(c.activation for c in study.cells))
+    for i, name in enumerate(names):
+        cells = sorted((c for c in study.cells if c.activation == name), key=lambda c: c.lr)
+        means = [100 * c.val_accuracy.mean for c in cells]
+        errors = [
+            [
+                0.0 if math.isnan(c.val_accuracy.low) else 100 * (c.val_accuracy.mean - c.val_accuracy.low)
+                for c in cells
+            ],
+            [
+                0.0 if math.isnan(c.val_accuracy.high) else 100 * (c.val_accuracy.high - c.val_accuracy.mean)
+                for c in cells
+            ],
+        ]
+        style = {"color": "black", "linewidth": 2.0, "marker": "o"} if name == report.baseline else _series_style(i)
+        line = ax.errorbar([c.lr for c in cells], means, yerr=errors, capsize=3, label=name, **style)
+        chosen = [(c.lr, 100 * c.val_accuracy.mean) for c in cells if c.chosen]
+        if chosen:
+            ax.scatter(*zip(*chosen, strict=True), s=140, facecolors="none", edgecolors=line[0].get_color(), zorder=4)
+    ax.set_xscale("log")
+    ax.set_xticks(study.lrs, [f"{lr:g}" for lr in study.lrs])
+    ax.set_xlabel("learning rate (Adam)")
+    ax.set_ylabel("final validation accuracy (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(ncol=4, fontsize="small")
+    return _png(plt, fig)
+
+
 def _series_style(index: int) -> dict[str, str]:
     """Ten colours, then the same colours dashed and dotted: 14 activations stay distinguishable."""
     return {"color": f"C{index % 10}", "linestyle": ("-", "--", ":")[index // 10 % 3], "marker": "."}

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from actprof.environment import Environment
 from actprof.settings import ModelConfig, ProfileSettings, TrainConfig
 
-SCHEMA_VERSION = 2  # 2: inference precision on latency/census/op records; deployment cells
+SCHEMA_VERSION = 3  # 3: learning-rate sweeps, architecture, interpolated time to accuracy; 2: deployment cells
 
 __all__ = ["ModelConfig", "ProfileSettings", "TrainConfig"]  # re-exported: records embed the settings
 
@@ -47,15 +47,34 @@ class ValPoint:
 
 @dataclass(frozen=True)
 class TimeToAccuracy:
+    """When a run first reached ``target`` validation accuracy, interpolated linearly between the two
+    validation points around the crossing; the bracket's width is the resolution of that estimate.
+    (Records before schema 3 hold the first point at or above the target, with no resolution.)"""
+
     target: float
-    step: int | None  # None: never reached in this run
+    step: float | None  # None: never reached in this run
     seconds: float | None
+    resolution_steps: float | None = None  # width of the bracket the crossing lies in
+    resolution_seconds: float | None = None
 
 
 def time_to(validation: list[ValPoint], target: float) -> TimeToAccuracy:
-    """The first validation point at or above ``target``, read off a recorded curve (any target works)."""
-    hit = next((p for p in validation if p.val_accuracy >= target), None)
-    return TimeToAccuracy(target, hit.step if hit else None, hit.train_seconds if hit else None)
+    """Read off a recorded curve (any target works): the first crossing of ``target``, interpolated."""
+    index = next((i for i, p in enumerate(validation) if p.val_accuracy >= target), None)
+    if index is None:
+        return TimeToAccuracy(target, None, None)
+    hit = validation[index]
+    if index == 0:  # reached at the first point recorded: nothing to interpolate from
+        return TimeToAccuracy(target, hit.step, hit.train_seconds, 0.0, 0.0)
+    before = validation[index - 1]
+    share = (target - before.val_accuracy) / (hit.val_accuracy - before.val_accuracy)
+    return TimeToAccuracy(
+        target,
+        step=before.step + share * (hit.step - before.step),
+        seconds=before.train_seconds + share * (hit.train_seconds - before.train_seconds),
+        resolution_steps=float(hit.step - before.step),
+        resolution_seconds=hit.train_seconds - before.train_seconds,
+    )
 
 
 def reached(points: list[TimeToAccuracy], target: float) -> TimeToAccuracy | None:
@@ -91,6 +110,9 @@ class TrainResult:
     threads: int
     extra: dict[str, float] = field(default_factory=dict)
     device_name: str = ""  # the CPU model or GPU name training ran on
+    executor: str = "local"  # "local", or "ray (2 of 2 CPUs)": where the run trained and what it reserved
+    # True when the run shared its node's cores with other trainings: its seconds are not comparable
+    contended: bool = False
 
 
 @dataclass(frozen=True)
@@ -130,6 +152,54 @@ class ActivationInfo:
 
 
 @dataclass(frozen=True)
+class TrainJob:
+    """One training of a sweep, as requested: (activation, network, learning rate, seed) and the rest of
+    the recipe. A sweep is resumed by comparing these (with the data hash and package versions)."""
+
+    model: ModelConfig
+    train: TrainConfig
+    opset: int
+    exporter: str
+
+    @property
+    def stem(self) -> str:
+        """The file name of this training's run files: ``elu-seed-lr0.001-s0``."""
+        return f"{self.model.activation}-{self.model.architecture}-lr{self.train.lr:g}-s{self.train.seed}"
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One finished training: trained, exported to ONNX and proven at parity (``runs/<stem>.json``)."""
+
+    schema_version: int
+    kind: str  # "run"
+    created: str
+    environment: Environment
+    job: TrainJob
+    dataset: DatasetIdentity
+    train: TrainResult
+    export: ExportResult
+
+
+@dataclass(frozen=True)
+class LrScore:
+    lr: float
+    val_accuracy: float  # mean over seeds of the final validation accuracy (validation split, never test)
+    low: float  # the lowest and highest seed
+    high: float
+    seeds: int
+
+
+@dataclass(frozen=True)
+class LrChoice:
+    """How an activation's learning rate was chosen: the candidates' validation scores and the winner."""
+
+    rule: str
+    scores: list[LrScore]
+    chosen: float
+
+
+@dataclass(frozen=True)
 class ModelRecord:
     schema_version: int
     kind: str  # "model"
@@ -141,6 +211,10 @@ class ModelRecord:
     export: ExportResult
     rewrite: str | None = None  # "pool-first": the exact rewrite of the exported graph
     seed_runs: list[TrainResult] = field(default_factory=list)  # more seeds, trained the same way (--seeds)
+    # A learning-rate sweep (--lr with several values): the runs at the rates not chosen, and the choice.
+    # ``train`` and ``seed_runs`` are then the runs at the chosen rate.
+    sweep_runs: list[TrainResult] = field(default_factory=list)
+    lr_choice: LrChoice | None = None
 
     @property
     def name(self) -> str:
@@ -149,8 +223,17 @@ class ModelRecord:
 
     @property
     def runs(self) -> list[TrainResult]:
-        """Every training run of this activation, the exported seed first."""
+        """The runs at the chosen learning rate (every seed), the exported seed first."""
         return [self.train, *self.seed_runs]
+
+    @property
+    def all_runs(self) -> list[TrainResult]:
+        """Every training of this activation: every learning rate, every seed."""
+        return [*self.runs, *self.sweep_runs]
+
+    @property
+    def architecture(self) -> str:
+        return self.train.model.architecture
 
 
 # --- profile records -------------------------------------------------------------------------
@@ -383,6 +466,44 @@ class PairedComparison:
     significant: bool
     higher_is_better: bool
     reached: str  # e.g. "3/3 vs 2/3": seeds that reached the target, activation vs baseline
+    # Time to a target is read off validation points: the median bracket width around the crossings
+    # compared. A difference no larger than it cannot be told apart (resolved False, never significant).
+    resolution: float | None = None
+    resolved: bool = True
+
+
+@dataclass(frozen=True)
+class LrCell:
+    """One activation at one learning rate, over its seeds (validation split only)."""
+
+    activation: str
+    lr: float
+    val_accuracy: Estimate  # final validation accuracy
+    seconds_to_target: Estimate  # over the seeds that reached the report's target (n says how many)
+    seeds: int
+    chosen: bool  # this activation's best rate
+
+
+@dataclass(frozen=True)
+class SharedLrComparison:
+    """Activation against the baseline with both at the one shared learning rate, paired by seed."""
+
+    activation: str
+    seconds_to_target: Estimate
+    vs_baseline: PairedComparison | None  # seconds to the target; None with fewer than two paired seeds
+
+
+@dataclass(frozen=True)
+class LrStudy:
+    """A learning-rate sweep read for the report: every (activation, rate) cell, each activation's chosen
+    rate, and the comparison at one rate shared by all."""
+
+    lrs: list[float]
+    rule: str  # how each activation's rate was chosen
+    cells: list[LrCell]
+    shared_lr: float
+    shared_rule: str
+    at_shared: list[SharedLrComparison]
 
 
 @dataclass(frozen=True)
@@ -418,6 +539,8 @@ class ActivationSummary:
     # (for time to a target, over the seeds that reached it: n says how many did)
     over_seeds: dict[str, Estimate] = field(default_factory=dict)
     rewrite: str | None = None  # an exact rewrite of another activation's model: same training, own inference
+    lr: float | None = None  # the learning rate of the runs above (the chosen one in a sweep)
+    recipe: str = ""  # the regularisation: "dropout 0.25", "alpha dropout 0.05"…
 
 
 @dataclass(frozen=True)
@@ -454,6 +577,8 @@ class ReportRecord:
     profile_created: str | None
     environment: Environment
     target_rule: str = ""  # how the target accuracy was chosen, in words
+    architecture: str = "seed"  # the network every activation was trained in (model.describe names it)
+    lr_study: LrStudy | None = None  # a learning-rate sweep (--lr with several rates)
 
 
 # --- bring your own model: the activation tax ----------------------------------------------------

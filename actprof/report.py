@@ -14,15 +14,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from actprof.records import reached
+from actprof.settings import describe
 from actprof.tables import (
     ablation_rows,
-    convergence_rows,
     decision_rows,
     deployment_cell_rows,
     deployment_note,
     deployment_rows,
-    evidence_note,
-    evidence_rows,
     fusion_rows,
     latency_rows,
     microbench_rows,
@@ -30,9 +28,17 @@ from actprof.tables import (
     op_rows,
     primary_target,
     rewrite_rows,
-    seed_rows,
     swap_rows,
     swap_site_rows,
+)
+from actprof.training_tables import (
+    convergence_rows,
+    evidence_note,
+    evidence_rows,
+    lr_note,
+    lr_rows,
+    seed_rows,
+    shared_lr_rows,
     training_rows,
 )
 
@@ -162,7 +168,11 @@ def print_report(
     console: Console,
     microbench: MicrobenchRecord | None = None,
 ) -> None:
-    console.print(_rich_table("Convergence", convergence_rows(report), "steps / training seconds to reach"))
+    caption = f"{describe(report.architecture)}; steps / training seconds to reach, ± half the validation bracket"
+    console.print(_rich_table("Convergence", convergence_rows(report), caption))
+    if report.lr_study:
+        console.print(_rich_table("Learning rates", lr_rows(report), lr_note(report)))
+        console.print(_rich_table("At one shared learning rate", shared_lr_rows(report), shared_lr_note(report)))
     seeds, evidence = seed_rows(report), evidence_rows(report)
     if seeds:
         console.print(_rich_table("Over seeds: mean ± 95% CI", seeds))
@@ -190,11 +200,23 @@ def decision_caption(report: ReportRecord) -> str:
         target = f"Target: {100 * report.target_accuracy:.0f}% validation accuracy ({report.target_rule}). "
     else:
         target = f"No target accuracy ({report.target_rule or 'the baseline reached none'}). "
+    network = f"Network: {describe(report.architecture)}. "
+    if report.lr_study:
+        network += "Each activation at its own learning rate, chosen on the validation split. "
     return (
-        target + f"s saved: the baseline's seconds to the target minus the activation's (positive: it trains "
+        network + target + f"s saved: the baseline's seconds to the target minus the activation's (positive: it trains "
         f"faster). × {report.baseline}: median per-round latency ratio at batch 1 on each deployment [95% CI]. "
         f"The verdict and break-even are for {primary_target(report)} at batch 1: wins (better on one side, worse on "
         "neither), trade-off (the break-even decides), tie, loses."
+    )
+
+
+def shared_lr_note(report: ReportRecord) -> str:
+    study = report.lr_study
+    return (
+        f"What a single-rate study would say: every activation at lr {study.shared_lr:g}, {study.shared_rule}. "
+        "Δ: seconds to the target minus the baseline's, paired by seed; a Δ no larger than the resolution (the "
+        "median validation bracket) is not evidence."
     )
 
 
@@ -218,6 +240,7 @@ def markdown(report: ReportRecord, profile: ProfileRecord | None, microbench: Mi
     env = report.environment
     parts = [
         "# actprof: does a faster-converging activation pay for its test-time cost?\n",
+        f"Network: **{_md_escape(describe(report.architecture))}**. "
         f"Baseline **{_md_escape(report.baseline)}**, target validation accuracy {target}; "
         f"{_md_escape(env.cpu_model)}, {env.cpu_count} cores; "
         + ", ".join(f"{_md_escape(k)} {_md_escape(v)}" for k, v in env.versions.items())
@@ -233,6 +256,15 @@ def markdown(report: ReportRecord, profile: ProfileRecord | None, microbench: Mi
         "\n## Convergence\n",
         _md_table(convergence_rows(report)),
     ]
+    if report.lr_study:
+        parts += [
+            "\n## Learning rates\n",
+            _md_table(lr_rows(report)),
+            "\n" + _md_escape(lr_note(report)) + "\n",
+            "\n## At one shared learning rate\n",
+            _md_table(shared_lr_rows(report)),
+            "\n" + _md_escape(shared_lr_note(report)) + "\n",
+        ]
     seeds, evidence, note = seed_rows(report), evidence_rows(report), evidence_note(report)
     if seeds:
         parts += ["\n## Over seeds: mean ± 95% CI\n", _md_table(seeds)]
@@ -304,9 +336,20 @@ def html_page(
         ],
         "latency": [],
         "ops": [],
+        "lr": [],
     }
+    if report.lr_study:
+        alt = "Final validation accuracy vs learning rate (mean, 95% CI over seeds; ringed: the chosen rate)"
+        figures["lr"].append(fig(plots.lr_sensitivity(report), alt))
     keys = ("evidence", "evidence_note", "seeds", "roofline", "latency", "ablation", "ops", "ops_note", "fusion")
-    tables = dict.fromkeys((*keys, "cells", "cells_note", "rewrite"), "")
+    tables = dict.fromkeys((*keys, "cells", "cells_note", "rewrite", "lr", "lr_note", "shared", "shared_note"), "")
+    if report.lr_study:
+        tables |= {
+            "lr": _html_table(lr_rows(report)),
+            "lr_note": lr_note(report),
+            "shared": _html_table(shared_lr_rows(report)),
+            "shared_note": shared_lr_note(report),
+        }
     matrices: list[tuple[int, Markup]] = []
     tables["decision"] = _html_table(decision_rows(report))
     tables["decision_caption"] = decision_caption(report)
@@ -353,7 +396,8 @@ def html_page(
     )
     target = f"{100 * report.target_accuracy:.0f}% validation accuracy" if report.target_accuracy else "none reached"
     page = env.get_template("report.html.j2")
-    return page.render(report=report, tables=tables, figures=figures, target=target, matrices=matrices)
+    network = describe(report.architecture)
+    return page.render(report=report, tables=tables, figures=figures, target=target, matrices=matrices, network=network)
 
 
 def _csv_cell(value: object) -> object:

@@ -14,6 +14,12 @@ from dataclasses import dataclass, field
 from actprof.errors import UsageError
 
 PRECISIONS = ("auto", "fp32", "bf16")  # training precision
+# The networks trained: the seed CNN of the Keras ELU experiment, and a plain deep CNN without batch norm.
+ARCHITECTURES = ("seed", "deep")
+DESCRIPTIONS = {
+    "seed": "seed CNN (2 conv + 2 dense, 3 activation sites)",
+    "deep": "deep CNN (6 conv + 2 dense, no batch norm, 7 activation sites)",
+}
 DEVICES = ("cpu", "cuda")  # where PyTorch trains
 # Where inference is profiled: ONNX Runtime's CPU and CUDA providers, and OpenVINO's CPU plugin.
 PROVIDERS = ("cpu", "cuda", "openvino")
@@ -65,6 +71,17 @@ def parse_positive_ints(spec: str, option: str, *, limit: int = 65536) -> list[i
     return list(dict.fromkeys(values))
 
 
+def parse_positive_floats(spec: str, option: str) -> list[float]:
+    """A comma list of finite positive numbers (``3e-4,1e-3``), in the order given, without repeats."""
+    try:
+        values = [float(s) for s in spec.split(",") if s.strip()]
+    except ValueError:
+        raise UsageError(f"{option} must be a comma list of positive numbers, got {spec!r}") from None
+    if not values or any(not math.isfinite(v) or v <= 0 for v in values):
+        raise UsageError(f"{option} must be a comma list of finite positive numbers, got {spec!r}")
+    return list(dict.fromkeys(values))
+
+
 def _require(condition: bool, message: str) -> None:
     if not condition:
         raise UsageError(message)
@@ -79,11 +96,16 @@ class ModelConfig:
     activation: str
     param: float | None  # the activation's parameter (alpha, slope, beta…); None when it has none
     init: str  # he | lecun | glorot | default
-    dropout: float = 0.25
+    dropout: float = 0.25  # the rate of every dropout layer (alpha dropout's rate when alpha_dropout)
     alpha_dropout: bool = False
+    architecture: str = "seed"  # seed | deep
 
     def __post_init__(self) -> None:
-        _require(0.0 <= self.dropout < 1.0, f"--dropout must be in [0, 1), got {self.dropout}")
+        option = "--alpha-dropout" if self.alpha_dropout else "--dropout"
+        _require(
+            math.isfinite(self.dropout) and 0.0 <= self.dropout < 1.0, f"{option} must be in [0, 1), got {self.dropout}"
+        )
+        _one_of(self.architecture, ARCHITECTURES, "--model")
         _require(self.param is None or math.isfinite(self.param), f"--alpha must be finite, got {self.param}")
 
 
@@ -94,7 +116,7 @@ class TrainConfig:
     lr: float = 1e-3
     seed: int = 0
     val_fraction: float = 0.1
-    val_every: int = 0  # steps between validation points; 0: about 12 points per run
+    val_every: int = 0  # steps between validation points; 0: dense where curves are steep (train.validation_steps)
     val_size: int = 2000  # images of the validation split evaluated at each point
     # auto: bf16 autocast where the CPU or GPU has native bf16 (about 2x faster here, same accuracy), else
     # fp32. The validation curve and the test accuracy are measured at this precision; the weights, the
@@ -160,3 +182,15 @@ def check_timing(*, min_time: float, min_runs: int, threads: int) -> None:
     )
     _require(min_runs >= 1, f"--min-runs must be at least 1, got {min_runs}")
     _require(threads >= 0, f"--threads must be 0 (ORT default) or more, got {threads}")
+
+
+def describe(architecture: str) -> str:
+    """The network in words, as every report names it."""
+    return DESCRIPTIONS.get(architecture, architecture)
+
+
+def recipe(config: ModelConfig) -> str:
+    """The regularisation a run trained with, in words: "dropout 0.25", "alpha dropout 0.05", "no dropout"."""
+    if config.dropout == 0:
+        return "no dropout"
+    return f"{'alpha dropout' if config.alpha_dropout else 'dropout'} {config.dropout:g}"

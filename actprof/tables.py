@@ -6,10 +6,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from typing import TYPE_CHECKING
-
-from actprof.records import reached
 
 if TYPE_CHECKING:
     from actprof.records import (
@@ -17,8 +14,6 @@ if TYPE_CHECKING:
         FusionCensus,
         Interval,
         MicrobenchRecord,
-        ModelRecord,
-        PairedComparison,
         ProfileRecord,
         ReportRecord,
         SwapRecord,
@@ -47,36 +42,6 @@ def _bytes(n: float) -> str:
             return f"{n:,.0f} {unit}"
         n /= 1024
     return f"{n:,.0f} GiB"
-
-
-def _reached(record: ModelRecord, target: float) -> tuple[int | None, float | None]:
-    hit = reached(record.train.time_to_accuracy, target)
-    return (hit.step, hit.seconds) if hit else (None, None)
-
-
-def training_rows(records: Sequence[ModelRecord]) -> list[dict[str, str]]:
-    rows = []
-    for r in records:
-        steps97, secs97 = _reached(r, 0.97)
-        steps98, secs98 = _reached(r, 0.98)
-        rows.append(
-            {
-                "activation": r.name,
-                "init": r.activation.init,
-                "train prec": r.train.config.precision,
-                "test acc": _pct(r.train.test_accuracy),
-                "ONNX acc": _pct(r.export.onnx_test_accuracy),
-                "→97% steps/s": f"{_num(steps97)} / {_num(secs97, '.1f')}",
-                "→98% steps/s": f"{_num(steps98)} / {_num(secs98, '.1f')}",
-                "img/s": _num(r.train.images_per_second),
-                "mean act l1/l2/l3": "/".join(f"{s.mean_activation:+.2f}" for s in r.train.layer_stats),
-                "dead % l1/l2/l3": "/".join(f"{100 * s.dead_fraction:.0f}" for s in r.train.layer_stats),
-                "max|Δlogit|": f"{r.export.parity.max_abs_diff:.0e}",
-                "ONNX act ops": " ".join(f"{op}×{n}" for op, n in r.export.activation_census.items())
-                + (" (decomposed)" if r.export.decomposed else ""),
-            }
-        )
-    return rows
 
 
 def _interval(iv: Interval | None, fmt: str = ".2f", unit: str = "") -> str:
@@ -314,49 +279,6 @@ def microbench_rows(record: MicrobenchRecord) -> list[dict[str, str]]:
     ]
 
 
-def _seconds_to(summary: ActivationSummary, target: float) -> str:
-    hit = reached(summary.time_to_accuracy, target)
-    return "not reached" if hit is None or hit.seconds is None else f"{hit.step} / {hit.seconds:.1f} s"
-
-
-def _accuracy(s: ActivationSummary) -> str:
-    e = s.over_seeds.get("test accuracy")
-    if e is None or e.n < 2:
-        return _pct(s.test_accuracy)
-    return f"{100 * e.mean:.2f}% ± {100 * (e.high - e.mean):.2f} (n={e.n})"
-
-
-def seed_rows(report: ReportRecord) -> list[dict[str, str]]:
-    """Per activation, mean ± 95% CI over seeds (several seeds only)."""
-
-    def cell(s: ActivationSummary, key: str, scale: float = 1.0, fmt: str = ".2f") -> str:
-        e = s.over_seeds.get(key)
-        if e is None or e.n == 0:
-            return f"never (0/{len(s.seeds)})"
-        half = "" if math.isnan(e.high) else f" ± {scale * (e.high - e.mean):{fmt}}"
-        reached = f" ({e.n}/{len(s.seeds)})" if e.n < len(s.seeds) else ""
-        return f"{scale * e.mean:{fmt}}{half}{reached}"
-
-    return [
-        {
-            "activation": s.name,
-            "seeds": str(len(s.seeds)),
-            "test acc %": cell(s, "test accuracy", 100),
-            "test loss": cell(s, "test loss", 1, ".4f"),
-            **(
-                {
-                    f"s → {_level(report)}": cell(s, f"seconds to {_level(report)}", 1, ".1f"),
-                    f"steps → {_level(report)}": cell(s, f"steps to {_level(report)}", 1, ".0f"),
-                }
-                if report.target_accuracy
-                else {}
-            ),
-        }
-        for s in trained(report)
-        if len(s.seeds) > 1
-    ]
-
-
 def decision_rows(report: ReportRecord) -> list[dict[str, str]]:
     """The answer, one row per activation: convergence against the baseline, the test-time cost on every
     deployment profiled (ratio at batch 1 [95% CI]), the break-even and one word, best calls first.
@@ -454,67 +376,6 @@ def trained(report: ReportRecord) -> list[ActivationSummary]:
 
 def _level(report: ReportRecord) -> str:
     return f"{100 * report.target_accuracy:.0f}%" if report.target_accuracy else "target"
-
-
-def evidence_rows(report: ReportRecord) -> list[dict[str, str]]:
-    """Every paired comparison with the baseline that has at least two paired seeds (see ``evidence_note``)."""
-    rows = []
-    for s in trained(report):
-        for c in (c for c in s.vs_baseline if c.n >= 2):
-            scale = 100 if "accuracy" in c.what else 1
-            unit = " pp" if "accuracy" in c.what else ""
-            rows.append(
-                {
-                    "activation": s.name,
-                    f"vs {report.baseline}": c.what,
-                    "seeds": str(c.n),
-                    "mean Δ": "—" if math.isnan(c.mean_difference) else f"{scale * c.mean_difference:+.3f}{unit}",
-                    "95% CI": "—" if math.isnan(c.low) else f"[{scale * c.low:+.3f}, {scale * c.high:+.3f}]",
-                    "p": "—" if math.isnan(c.p_value) else f"{c.p_value:.3f}",
-                    "d_z": "—" if math.isnan(c.effect_size) else f"{c.effect_size:+.2f}",
-                    "verdict": _significance(c),
-                    "reached": c.reached,
-                }
-            )
-    return rows
-
-
-def evidence_note(report: ReportRecord) -> str:
-    """One line for the paired comparisons that cannot say anything (fewer than two paired seeds)."""
-    thin = [c for s in trained(report) for c in s.vs_baseline if c.n < 2]
-    if not thin:
-        return ""
-    return (
-        f"{len(thin)} paired comparison(s) with fewer than two paired seeds are not shown: they cannot tell a "
-        "difference from chance (train with --seeds N)."
-    )
-
-
-def _significance(c: PairedComparison) -> str:
-    if c.n < 2:
-        return "too few seeds"
-    if not c.significant:
-        return "within noise"
-    better = (c.mean_difference > 0) == c.higher_is_better
-    return "significantly " + ("better" if better else "worse")
-
-
-def convergence_rows(report: ReportRecord) -> list[dict[str, str]]:
-    return [
-        {
-            "activation": s.name,
-            "init": s.init,
-            "test acc": _accuracy(s),
-            "ONNX acc": _pct(s.onnx_test_accuracy),
-            f"steps / s → {_level(report)}": _seconds_to(s, report.target_accuracy) if report.target_accuracy else "—",
-            **({"steps / s → 98%": _seconds_to(s, 0.98)} if (report.target_accuracy or 0) < 0.98 else {}),
-            "train img/s": _num(s.images_per_second),
-            "mean act l1/l2/l3": "/".join(f"{m:+.2f}" for m in s.mean_activation),
-            "dead % l1/l2/l3": "/".join(f"{100 * d:.0f}" for d in s.dead_fraction),
-            "data": f"{s.dataset}, {s.epochs} ep, {s.precision}",
-        }
-        for s in trained(report)
-    ]
 
 
 # --- bring your own model ----------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Train the seed CNN briefly and record how it converged.
+"""Train a network briefly and record how it converged.
 
 The loop is written for a 2-core CPU and runs unchanged on a CUDA GPU: the whole training set is
 staged once as one float tensor on the training device, batches are gathered with ``index_select`` (no
@@ -21,7 +21,7 @@ from torch import nn
 from actprof import activations
 from actprof.data import MNIST, to_tensor, validation_split
 from actprof.errors import DeviceUnavailable, TrainingDiverged
-from actprof.model import ACT_LAYERS, SeedCNN
+from actprof.model import build
 from actprof.records import (
     TARGETS,
     LayerStats,
@@ -42,7 +42,7 @@ def train(
     data: MNIST,
     *,
     on_step: StepCallback | None = None,
-) -> tuple[SeedCNN, TrainResult]:
+) -> tuple[nn.Module, TrainResult]:
     """Train one model; returns it (eval mode, fp32, on the CPU) and its record.
 
     Raises TrainingDiverged on NaN/inf and DeviceUnavailable for ``device="cuda"`` without a GPU.
@@ -60,7 +60,7 @@ def train(
     x_test, y_test = _stage(data.test_images, data.test_labels, device)
     val_probe = slice(0, min(config.val_size, len(y_val)))
 
-    model = SeedCNN(model_config).to(device=device, memory_format=torch.channels_last)
+    model = build(model_config).to(device=device, memory_format=torch.channels_last)
     model.pool_first = config.pool_first and activations.get(model_config.activation).monotonic
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, fused=True)
     loss_fn = nn.CrossEntropyLoss()
@@ -69,13 +69,14 @@ def train(
     n = len(y_train)
     steps_per_epoch = math.ceil(n / config.batch_size)
     total_steps = steps_per_epoch * config.epochs
-    if config.val_every == 0:
-        config = replace(config, val_every=max(1, total_steps // 12))
+    checkpoints = validation_steps(total_steps, config.val_every, config.epochs)
     step_loss = torch.empty(total_steps, device=device)
     step_correct = torch.empty(total_steps, device=device)
     step_sizes = torch.empty(total_steps, device=device)
     shuffle = torch.Generator().manual_seed(config.seed)
-    validation: list[ValPoint] = []
+    point_x, point_y = x_val[val_probe], y_val[val_probe]
+    with autocast:  # before the first step: where every curve starts (interpolation needs a left end)
+        validation = [ValPoint(0, 0.0, 0.0, *evaluate(model, point_x, point_y), {})]
     train_seconds = 0.0
     step = 0
 
@@ -102,10 +103,9 @@ def train(
             step += 1
             if on_step:
                 on_step(step, total_steps)
-            if step % config.val_every == 0 or step == total_steps:
+            if step in checkpoints:
                 train_seconds += _clock(device) - started
                 _check_finite(step_loss[step - 1].item(), step)
-                point_x, point_y = x_val[val_probe], y_val[val_probe]
                 with autocast:  # at the training precision, like the test set below (bf16 halves the cost)
                     val_loss, val_acc = evaluate(model, point_x, point_y)
                 validation.append(
@@ -197,7 +197,21 @@ def resolve_precision(precision: str, device: torch.device | None = None) -> str
     return "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
 
 
-def _warm_up(model: SeedCNN, xb: torch.Tensor, yb: torch.Tensor, loss_fn, autocast, lr: float) -> None:
+def validation_steps(total_steps: int, every: int, epochs: int) -> frozenset[int]:
+    """The steps after which the validation subset is evaluated (the last step always is).
+
+    ``every`` > 0: uniformly, every ``every`` steps. 0 (the default): dense where curves are steep — step k
+    of n points is total·(k/n)², so the first points are one or two steps apart and the last ones several
+    — with n = 24 points per epoch's worth of curve up to 96. Time to accuracy is interpolated between
+    the two points around each crossing, and the width of that bracket is recorded as its resolution.
+    """
+    if every > 0:
+        return frozenset([*range(every, total_steps + 1, every), total_steps])
+    points = min(96, 24 * epochs)
+    return frozenset(max(1, round(total_steps * (k / points) ** 2)) for k in range(1, points + 1))
+
+
+def _warm_up(model: nn.Module, xb: torch.Tensor, yb: torch.Tensor, loss_fn, autocast, lr: float) -> None:
     """Two untimed steps on a throwaway copy, so that one-time setup is not in the first model's training
     time. The weights and the random streams are left as they were."""
     import copy
@@ -247,7 +261,7 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int = 10
     return total_loss / len(y), correct / len(y)
 
 
-def _grad_norms(model: SeedCNN) -> dict[str, float]:
+def _grad_norms(model: nn.Module) -> dict[str, float]:
     return {
         name: float(layer.weight.grad.norm()) if layer.weight.grad is not None else math.nan
         for name, layer in model.weight_layers().items()
@@ -255,17 +269,17 @@ def _grad_norms(model: SeedCNN) -> dict[str, float]:
 
 
 def time_to_accuracy(points: list[ValPoint], targets: tuple[float, ...] = TARGETS) -> list[TimeToAccuracy]:
-    """The first validation point at or above each target (None when never reached)."""
+    """When each target was first reached, interpolated on the recorded curve (None when never reached)."""
     return [time_to(points, target) for target in targets]
 
 
 @torch.inference_mode()
-def activation_stats(model: SeedCNN, x: torch.Tensor) -> list[LayerStats]:
+def activation_stats(model: nn.Module, x: torch.Tensor) -> list[LayerStats]:
     """Mean activation and dead-unit fraction per activation layer over one validation batch."""
     outputs: dict[str, torch.Tensor] = {}
     hooks = [
         getattr(model, name).register_forward_hook(lambda _m, _i, out, name=name: outputs.__setitem__(name, out))
-        for name in ACT_LAYERS
+        for name in model.ACT_LAYERS
     ]
     try:
         model.eval()
@@ -274,7 +288,7 @@ def activation_stats(model: SeedCNN, x: torch.Tensor) -> list[LayerStats]:
         for hook in hooks:
             hook.remove()
     stats = []
-    for name in ACT_LAYERS:
+    for name in model.ACT_LAYERS:
         out = outputs[name].float().flatten(1)  # one column per unit (channel × position, or neuron)
         alive = (out > 0).any(dim=0)
         stats.append(

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import functools
 import math
+import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from actprof import storage
+from actprof import learning_rate, storage
 from actprof.errors import ModelFileError, UsageError
 from actprof.evidence import estimate, paired
 from actprof.records import (
@@ -29,6 +30,7 @@ from actprof.records import (
     reached,
     time_to,
 )
+from actprof.settings import recipe
 from actprof.storage import read_json
 
 
@@ -55,6 +57,8 @@ def summarize(record: ModelRecord, profile: ProfileRecord | None, target: float 
         dead_fraction=[s.dead_fraction for s in record.train.layer_stats],
         latency=latency,
         rewrite=record.rewrite,
+        lr=record.train.config.lr,
+        recipe=recipe(record.train.model),
     )
 
 
@@ -303,17 +307,57 @@ def _run_steps(run: TrainResult, target: float) -> float | None:
     return float(step) if step is not None else None
 
 
-def _seed_metrics(target: float | None) -> dict[str, tuple[Callable[[TrainResult], float | None], bool]]:
-    """What is compared over seeds: name -> (value of one run, whether higher is better). Time to accuracy
-    is compared at the report's target only (every level is in the records)."""
-    metrics: dict[str, tuple[Callable[[TrainResult], float | None], bool]] = {
-        "test accuracy": (lambda r: r.test_accuracy, True),
-        "test loss": (lambda r: r.test_loss, False),
+def _seconds_resolution(run: TrainResult, target: float) -> float | None:
+    return time_to(run.validation, target).resolution_seconds
+
+
+def _steps_resolution(run: TrainResult, target: float) -> float | None:
+    return time_to(run.validation, target).resolution_steps
+
+
+Metric = tuple[Callable[[TrainResult], float | None], bool, Callable[[TrainResult], float | None] | None]
+
+
+def _seed_metrics(target: float | None) -> dict[str, Metric]:
+    """What is compared over seeds: name -> (value of one run, whether higher is better, the resolution of
+    that value in one run or None). Time to accuracy is compared at the report's target only."""
+    metrics: dict[str, Metric] = {
+        "test accuracy": (lambda r: r.test_accuracy, True, None),
+        "test loss": (lambda r: r.test_loss, False, None),
     }
     if target is not None:
-        metrics[f"seconds to {100 * target:.0f}%"] = (functools.partial(_run_seconds, target=target), False)
-        metrics[f"steps to {100 * target:.0f}%"] = (functools.partial(_run_steps, target=target), False)
+        at = functools.partial
+        metrics[f"seconds to {100 * target:.0f}%"] = (
+            at(_run_seconds, target=target),
+            False,
+            at(_seconds_resolution, target=target),
+        )
+        metrics[f"steps to {100 * target:.0f}%"] = (
+            at(_run_steps, target=target),
+            False,
+            at(_steps_resolution, target=target),
+        )
     return metrics
+
+
+def resolution(runs: list[TrainResult], of: Callable[[TrainResult], float | None] | None) -> float | None:
+    """The median resolution of a time-to-target over the runs that reached it (None: not measured)."""
+    if of is None:
+        return None
+    widths = sorted(w for w in (of(r) for r in runs) if w is not None)
+    return float(statistics.median(widths)) if widths else None
+
+
+def compare(what: str, metric: Metric, mine: list[TrainResult], theirs: list[TrainResult]) -> PairedComparison:
+    """``mine`` − ``theirs`` paired in order (the same seed on each side), with the metric's resolution."""
+    value, higher, resolution_of = metric
+    return paired(
+        what,
+        [value(r) for r in mine],
+        [value(r) for r in theirs],
+        higher_is_better=higher,
+        resolution=resolution([*mine, *theirs], resolution_of),
+    )
 
 
 def with_evidence(
@@ -327,22 +371,30 @@ def with_evidence(
     comparisons = []
     if record is not base and len(common) > 1:
         mine, theirs = [a for a, _ in common], [b for _, b in common]
-        comparisons = [
-            paired(name, [value(r) for r in mine], [value(r) for r in theirs], higher_is_better=higher)
-            for name, (value, higher) in metrics.items()
-        ]
+        comparisons = [compare(name, metric, mine, theirs) for name, metric in metrics.items()]
     return replace(
         summary,
-        over_seeds={name: estimate([value(r) for r in runs]) for name, (value, _) in metrics.items()},
+        over_seeds={name: estimate([value(r) for r in runs]) for name, (value, _, _) in metrics.items()},
         seeds=[r.config.seed for r in runs],
         seconds_to_target=[_run_seconds(r, target) for r in runs] if target else [],
         vs_baseline=comparisons,
     )
 
 
+def one_architecture(models: list[ModelRecord]) -> str:
+    """The network every model was trained in: one report compares activations in one network."""
+    found = sorted({m.architecture for m in models})
+    if len(found) > 1:
+        raise UsageError(
+            f"the models directory mixes networks ({', '.join(found)}); train each --model into its own --models"
+        )
+    return found[0]
+
+
 def build(
     models: list[ModelRecord], profile: ProfileRecord | None, *, baseline: str, target: float | None = None
 ) -> ReportRecord:
+    architecture = one_architecture(models)
     base_record = next((m for m in models if m.name == baseline), None)
     if base_record is None:
         names = ", ".join(m.name for m in models)
@@ -369,6 +421,8 @@ def build(
         verdicts=verdicts,
         profile_created=profile.created if profile else None,
         target_rule=rule,
+        architecture=architecture,
+        lr_study=learning_rate.study(models, base_record, target),
     )
 
 

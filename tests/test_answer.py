@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-from actprof import pipeline, profile, report, storage, tables, verdict
+from actprof import pipeline, profile, report, storage, tables, training_tables, verdict
 from actprof.records import Interval, PairedComparison, Verdict
 from tests.helpers import quick_settings, run_cli
 
@@ -116,8 +116,8 @@ def test_the_decision_table_is_sorted_by_verdict_and_covers_every_activation(ans
 
 def test_rewrites_stay_out_of_the_training_tables_and_curves(answered):
     _, record, built = answered
-    assert all("+" not in r["activation"] for r in tables.convergence_rows(built))
-    assert all("+" not in r["activation"] for r in tables.evidence_rows(built))
+    assert all("+" not in r["activation"] for r in training_tables.convergence_rows(built))
+    assert all("+" not in r["activation"] for r in training_tables.evidence_rows(built))
     rows = tables.rewrite_rows(record)
     assert {r["activation"] for r in rows} == {"elu", "leaky_relu"}
     assert all(
@@ -146,10 +146,10 @@ def test_paired_rows_that_cannot_say_anything_fold_into_one_note(answered):
     solid = PairedComparison("test accuracy", 3, 0.01, 0.0, 0.02, 0.04, 1.2, True, True, "3/3 vs 3/3")
     summaries = [dataclasses.replace(s, vs_baseline=[thin, solid]) for s in built.activations]
     folded = dataclasses.replace(built, activations=summaries)
-    rows = tables.evidence_rows(folded)
+    rows = training_tables.evidence_rows(folded)
     assert rows and all(r["seeds"] == "3" for r in rows)  # only the comparison that can say something
     trained = len(tables.trained(folded))
-    assert tables.evidence_note(folded).startswith(f"{trained} paired comparison(s) with fewer than two")
+    assert training_tables.evidence_note(folded).startswith(f"{trained} paired comparison(s) with fewer than two")
 
 
 def verdict_with(saved, lost, *, training=None, reached=True):

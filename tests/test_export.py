@@ -9,7 +9,7 @@ import pytest
 
 from actprof import activations, export, pipeline, runtime, storage
 from actprof.data import to_tensor
-from actprof.errors import ModelFileError, ParityError, TrainingDiverged
+from actprof.errors import ModelFileError, ParityError, SweepFailed
 from actprof.model import config_for
 from actprof.records import SCHEMA_VERSION, ModelRecord, TrainConfig
 from actprof.storage import read_json
@@ -111,7 +111,7 @@ def test_parity_failure_is_an_error(trained_models, sample):
 def test_nan_loss_stops_the_run_and_writes_nothing(tmp_path, sample):
     act = activations.get("relu")
     diverging = TrainConfig(epochs=1, lr=1e8, val_every=5, val_size=200, precision="fp32")
-    with pytest.raises(TrainingDiverged, match="lower --lr"):
+    with pytest.raises(SweepFailed, match="lower --lr"):
         pipeline.train_and_export(act, config_for(act), diverging, sample, out_dir=tmp_path)
     assert list(tmp_path.iterdir()) == []
 
@@ -164,7 +164,11 @@ def test_cli_train_export_writes_both_files(tmp_path):
     result = run_cli("train-export", "--act", "elu", "--dataset", "sample", "--val-every", "10", "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr
     assert "bundled sample" in result.stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["elu.json", "elu.onnx"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["elu.json", "elu.onnx", "runs"]
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == [
+        "elu-seed-lr0.001-s0.json",
+        "elu-seed-lr0.001-s0.onnx",
+    ]
     assert json.loads((tmp_path / "elu.json").read_text())["activation"]["name"] == "elu"
 
 

@@ -130,9 +130,10 @@ def test_dropout_kind(name):
     from actprof.model import ByteDropout
 
     for layer in (model.drop1, model.drop2):
-        assert type(layer) is ByteDropout
-        assert layer.alpha == (name == "selu")
-        assert layer.p == 0.25
+        if name == "selu":  # alpha dropout at the SELU paper's 0.05: not a multiple of 1/256, so torch's own
+            assert type(layer) is nn.AlphaDropout and layer.p == 0.05
+        else:
+            assert type(layer) is ByteDropout and not layer.alpha and layer.p == 0.25
 
 
 # --- config_for --------------------------------------------------------------------------------
@@ -142,7 +143,11 @@ def test_dropout_kind(name):
 def test_config_for_defaults(name):
     act = ACTIVATIONS[name]
     assert config_for(act) == ModelConfig(
-        activation=name, param=act.default_param, init=act.init, dropout=0.25, alpha_dropout=act.alpha_dropout
+        activation=name,
+        param=act.default_param,
+        init=act.init,
+        dropout=0.05 if act.alpha_dropout else 0.25,
+        alpha_dropout=act.alpha_dropout,
     )
 
 

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # import name -> distribution name, where they differ
 DISTRIBUTION = {"onnxruntime": "onnxruntime-gpu", "markupsafe": "jinja2"}
 # optional extras: imported only by the module of that integration, which refuses cleanly without it
-EXTRAS = {"openvino": "runtime_openvino.py"}
+EXTRAS = {"openvino": "runtime_openvino.py", "ray": "cluster.py"}
 
 
 def imported_modules(paths=None) -> set[str]:

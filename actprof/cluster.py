@@ -1,0 +1,162 @@
+"""Sweeps on a Ray cluster: every training job one Ray task (the only module that imports ``ray``).
+
+Ray is an optional extra (``pip install 'actprof[ray]'``). The driver connects to a cluster (or starts a
+local one), ships MNIST once to the object store, submits one task per (activation, network, learning
+rate, seed) asking for the CPUs it trains with (or one GPU), and writes each result through the same
+atomic writer as the local executor as it arrives. Tasks are not retried: a failed one is reported with
+its configuration and the sweep resumes from what finished.
+
+Timing honesty: by default a task reserves a whole node's CPUs, so no two trainings share cores. A user
+who packs tasks tighter (``--cpus-per-task``) gets every time measured that way flagged as contended.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from actprof import sweep
+from actprof.errors import ActprofError, UsageError
+
+if TYPE_CHECKING:
+    from actprof.data import MNIST
+    from actprof.records import RunRecord, TrainJob
+
+EXECUTORS = ("local", "ray")
+INSTALL_HINT = "pip install 'actprof[ray]'"
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where training tasks go: the cluster's address (None: start or join a local one), the CPUs each
+    task reserves (0: a whole node's) and whether it needs a GPU."""
+
+    address: str | None = None
+    cpus_per_task: int = 0
+    gpu: bool = False
+
+
+def _ray():
+    try:
+        import ray
+    except ImportError:
+        raise UsageError(f"--executor ray needs Ray, which is not installed: {INSTALL_HINT}") from None
+    return ray
+
+
+def check_installed() -> None:
+    """Refuse ``--executor ray`` before anything slow starts when Ray is missing."""
+    _ray()
+
+
+def connect(address: str | None) -> None:
+    """Join the cluster at ``address``; None starts a local cluster (or joins the one RAY_ADDRESS names).
+
+    An address that does not answer is refused in seconds, not after Ray's own minute-long retries."""
+    ray = _ray()
+    if ray.is_initialized():
+        return
+    if address and address != "auto":
+        _check_reachable(address)
+    options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.ERROR}
+    if not address:
+        options["_node_ip_address"] = "127.0.0.1"  # a cluster started here listens on loopback only
+    try:
+        ray.init(address=address, **options)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise UsageError(
+            f"cannot join the Ray cluster at {address or 'a new local cluster'} ({str(exc).splitlines()[0][:160]}); "
+            "start one with `ray start --head` or fix --ray-address"
+        ) from None
+
+
+def _check_reachable(address: str, timeout: float = 3.0) -> None:
+    target = address.removeprefix("ray://")
+    host, _, port = target.rpartition(":")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout):
+            return
+    except (OSError, ValueError):
+        raise UsageError(
+            f"--ray-address {address}: nothing answers there; start a head with `ray start --head` "
+            "or give the address it printed (host:port)"
+        ) from None
+
+
+def node_cpus() -> dict[str, int]:
+    """CPUs per alive node (Ray's logical CPUs), by node id."""
+    ray = _ray()
+    return {n["NodeID"]: int(n["Resources"].get("CPU", 0)) for n in ray.nodes() if n.get("Alive")}
+
+
+def cpus_per_task(placement: Placement) -> int:
+    """What each task asks for: the user's number, or a whole node's CPUs (the smallest node's, so that
+    every task fits anywhere; on a larger node tasks then share it and are flagged contended)."""
+    if placement.cpus_per_task:
+        return placement.cpus_per_task
+    sizes = [c for c in node_cpus().values() if c > 0]
+    if not sizes:
+        raise ActprofError("the Ray cluster has no node with CPUs; add a worker with `ray start --address ...`")
+    return min(sizes)
+
+
+def _train_task(job: TrainJob, data: MNIST) -> tuple[bytes, RunRecord]:
+    """Runs on a worker: train with exactly the CPUs reserved, and say whether the node was shared."""
+    import ray
+    import torch
+
+    context = ray.get_runtime_context()
+    reserved = context.get_assigned_resources().get("CPU", 0) or 1
+    torch.set_num_threads(max(1, int(reserved)))
+    onnx_bytes, record = sweep.run_job(job, data)
+    node = next((n for n in ray.nodes() if n["NodeID"] == context.get_node_id()), None)
+    total = int(node["Resources"].get("CPU", reserved)) if node else int(reserved)
+    contended = reserved < total  # other tasks could run beside this one on the same cores' node
+    train = replace(record.train, contended=contended, executor=f"ray ({int(reserved)} of {total} CPUs)")
+    return onnx_bytes, replace(record, train=train)
+
+
+def run_ray(
+    todo: Sequence[TrainJob],
+    data: MNIST,
+    runs_dir: Path,
+    placement: Placement,
+    *,
+    on_done: Callable[[TrainJob], None] = lambda job: None,
+) -> tuple[dict[str, tuple[bytes, RunRecord]], list[sweep.Failure]]:
+    """Every job as one Ray task; results are saved on the driver as they arrive, failures collected."""
+    ray = _ray()
+    if not todo:
+        return {}, []
+    connect(placement.address)
+    cpus = cpus_per_task(placement)
+    task = ray.remote(_train_task).options(num_cpus=cpus, num_gpus=1 if placement.gpu else 0, max_retries=0)
+    data_ref = ray.put(data)
+    running = {task.remote(job, data_ref): job for job in todo}
+    results: dict[str, tuple[bytes, RunRecord]] = {}
+    failures = []
+    while running:
+        (ref,), _ = ray.wait(list(running), num_returns=1)
+        job = running.pop(ref)
+        try:
+            onnx_bytes, record = ray.get(ref)
+        except ray.exceptions.RayTaskError as exc:
+            cause = getattr(exc, "cause", None)
+            reason = str(cause) if isinstance(cause, ActprofError) else _first_line(cause or exc)
+            failures.append(sweep.Failure(job, reason))
+        except ray.exceptions.RayError as exc:  # the worker died or its node was lost
+            failures.append(sweep.Failure(job, f"{type(exc).__name__}: {_first_line(exc)}"))
+        else:
+            sweep.save_run(runs_dir, onnx_bytes, record)
+            results[job.stem] = (onnx_bytes, record)
+        on_done(job)
+    return results, failures
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:200]

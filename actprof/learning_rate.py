@@ -1,0 +1,96 @@
+"""Reading a learning-rate sweep: activations compared each at its own best rate, and all at one shared rate.
+
+Every choice here is made on the validation split, never on the test set: an activation's rate by its
+mean final validation accuracy over seeds (``sweep.choose_lr``, at training time), and the shared rate as
+the one with the highest such accuracy averaged over all activations. The headline verdict uses each
+activation's chosen rate; the shared-rate comparison shows what a single-rate study would have said.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+
+from actprof.evidence import estimate, paired
+from actprof.records import LrCell, LrStudy, ModelRecord, SharedLrComparison, TrainResult, time_to
+
+SHARED_RULE = (
+    "the rate with the highest final validation accuracy averaged over every activation and seed "
+    "(validation split, never the test set)"
+)
+
+
+def study(models: Sequence[ModelRecord], baseline: ModelRecord, target: float | None) -> LrStudy | None:
+    """The sweep's cells and the shared-rate comparison (None: no record here swept more than one rate)."""
+    trained = [m for m in models if m.rewrite is None]
+    if not any(m.lr_choice for m in trained):
+        return None
+    lrs = sorted({r.config.lr for m in trained for r in m.all_runs})
+    shared = shared_lr(trained, lrs)
+    return LrStudy(
+        lrs=lrs,
+        rule=next(m.lr_choice.rule for m in trained if m.lr_choice),
+        cells=[cell(m, lr, target) for m in trained for lr in lrs if at_lr(m, lr)],
+        shared_lr=shared,
+        shared_rule=SHARED_RULE,
+        at_shared=[at_shared(m, baseline, shared, target) for m in trained if at_lr(m, shared)],
+    )
+
+
+def at_lr(record: ModelRecord, lr: float) -> list[TrainResult]:
+    """An activation's runs at one learning rate, in seed order."""
+    return sorted((r for r in record.all_runs if r.config.lr == lr), key=lambda r: r.config.seed)
+
+
+def _seconds(run: TrainResult, target: float | None) -> float | None:
+    return time_to(run.validation, target).seconds if target else None
+
+
+def cell(record: ModelRecord, lr: float, target: float | None) -> LrCell:
+    runs = at_lr(record, lr)
+    return LrCell(
+        activation=record.name,
+        lr=lr,
+        val_accuracy=estimate([r.val_accuracy for r in runs]),
+        seconds_to_target=estimate([_seconds(r, target) for r in runs]),
+        seeds=len(runs),
+        chosen=record.train.config.lr == lr,
+    )
+
+
+def shared_lr(models: Sequence[ModelRecord], lrs: Sequence[float]) -> float:
+    """The rate every activation was trained at with the best mean final validation accuracy."""
+    common = [lr for lr in lrs if all(at_lr(m, lr) for m in models)] or list(lrs)
+
+    def mean_accuracy(lr: float) -> float:
+        runs = [r for m in models for r in at_lr(m, lr)]
+        return statistics.fmean(r.val_accuracy for r in runs) if runs else float("-inf")
+
+    return max(common, key=lambda lr: (mean_accuracy(lr), -lr))
+
+
+def median_resolution(runs: Sequence[TrainResult], target: float) -> float | None:
+    """The median width, in seconds, of the validation brackets the target's crossings were read in."""
+    widths = [w for w in (time_to(r.validation, target).resolution_seconds for r in runs) if w is not None]
+    return float(statistics.median(widths)) if widths else None
+
+
+def at_shared(record: ModelRecord, baseline: ModelRecord, lr: float, target: float | None) -> SharedLrComparison:
+    """Seconds to the report's target at the shared rate, paired by seed with the baseline's."""
+    mine = at_lr(record, lr)
+    seconds = estimate([_seconds(r, target) for r in mine])
+    if record is baseline or target is None:
+        return SharedLrComparison(record.name, seconds, None)
+    theirs = {r.config.seed: r for r in at_lr(baseline, lr)}
+    pairs = [(r, theirs[r.config.seed]) for r in mine if r.config.seed in theirs]
+    if len(pairs) < 2:
+        return SharedLrComparison(record.name, seconds, None)
+    a, b = [p[0] for p in pairs], [p[1] for p in pairs]
+    comparison = paired(
+        f"seconds to {100 * target:.0f}% at lr {lr:g}",
+        [_seconds(r, target) for r in a],
+        [_seconds(r, target) for r in b],
+        higher_is_better=False,
+        resolution=median_resolution([*a, *b], target),
+    )
+    return SharedLrComparison(record.name, seconds, comparison)

@@ -1,0 +1,200 @@
+"""The training sweep: activation × network × learning rate × seed, one job per training.
+
+A job trains, exports to ONNX and proves parity, and leaves ``<models>/runs/<stem>.onnx`` and
+``<stem>.json`` (a ``RunRecord``). Running a sweep again skips every job whose files exist and match — the
+job as requested, the data's hash, actprof's and the packages' versions — so an interrupted or partly
+failed sweep continues where it stopped; ``force`` retrains. Per activation, the learning rate is chosen on
+the validation split (never the test set), and the chosen rate's first seed becomes ``<act>.onnx``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from actprof import activations, storage
+from actprof.errors import ActprofError, ModelFileError
+from actprof.records import (
+    ActivationInfo,
+    LrChoice,
+    LrScore,
+    ModelConfig,
+    ModelRecord,
+    RunRecord,
+    TrainConfig,
+    TrainJob,
+)
+
+if TYPE_CHECKING:
+    from actprof.data import MNIST
+    from actprof.records import DatasetIdentity
+
+RUNS_DIR = "runs"
+LR_RULE = (
+    "the highest mean final validation accuracy over seeds (validation split, never the test set); "
+    "a rate where any seed failed is not eligible; ties go to the smaller rate"
+)
+
+StepCallback = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A job that did not finish, and why (one line)."""
+
+    job: TrainJob
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{describe(self.job)}: {self.reason}"
+
+
+def describe(job: TrainJob) -> str:
+    """A job in words for progress lines and failures: ``elu, deep CNN, lr 0.003, seed 1``."""
+    return f"{job.model.activation}, {job.model.architecture} CNN, lr {job.train.lr:g}, seed {job.train.seed}"
+
+
+def jobs(
+    model: ModelConfig, train: TrainConfig, *, lrs: Sequence[float], seeds: Sequence[int], opset: int, exporter: str
+) -> list[TrainJob]:
+    """Every (learning rate, seed) training of one activation on one network, learning rate outermost."""
+    return [TrainJob(model, replace(train, lr=lr, seed=seed), opset, exporter) for lr in lrs for seed in seeds]
+
+
+def run_job(job: TrainJob, data: MNIST, *, on_step: StepCallback | None = None) -> tuple[bytes, RunRecord]:
+    """Train, export and prove parity; nothing is written here. Raises ActprofError (diverged, parity)."""
+    from actprof import export
+    from actprof.data import to_tensor
+    from actprof.train import train
+
+    model, result = train(job.model, job.train, data, on_step=on_step)
+    onnx_bytes, exported = export.export_and_verify(
+        model,
+        expected_ops=activations.get(job.model.activation).onnx_ops,
+        test_images=to_tensor(data.test_images).numpy(),
+        test_labels=data.test_labels,
+        opset=job.opset,
+        exporter=job.exporter,
+    )
+    record = RunRecord(
+        **storage.header("run"),
+        job=job,
+        dataset=data.identity,
+        train=result,
+        export=replace(exported, file=f"{job.stem}.onnx"),
+    )
+    return onnx_bytes, record
+
+
+def save_run(runs_dir: Path, onnx_bytes: bytes, record: RunRecord) -> None:
+    storage.write_bytes_atomic(runs_dir / f"{record.job.stem}.onnx", onnx_bytes)
+    storage.write_json(runs_dir / f"{record.job.stem}.json", record)
+
+
+def finished(runs_dir: Path, job: TrainJob, dataset: DatasetIdentity) -> tuple[bytes, RunRecord] | None:
+    """The saved result of ``job`` if it matches what would be trained now; None means train it."""
+    onnx_path, json_path = runs_dir / f"{job.stem}.onnx", runs_dir / f"{job.stem}.json"
+    if not (onnx_path.is_file() and json_path.is_file()):
+        return None
+    try:
+        record = storage.read_json(json_path, RunRecord)
+    except ModelFileError:  # damaged or from an incompatible actprof: train it again
+        return None
+    onnx_bytes = onnx_path.read_bytes()
+    now = storage.header("run")["environment"]
+    same = (
+        record.kind == "run"
+        and record.job == job
+        and record.dataset.sha256 == dataset.sha256
+        and record.environment.actprof == now.actprof
+        and record.environment.versions == now.versions
+        and storage.sha256(onnx_bytes) == record.export.sha256
+    )
+    return (onnx_bytes, record) if same else None
+
+
+def pending(
+    all_jobs: Sequence[TrainJob], runs_dir: Path, dataset: DatasetIdentity, *, force: bool
+) -> tuple[dict[str, tuple[bytes, RunRecord]], list[TrainJob]]:
+    """Split a sweep into the results already on disk (by stem) and the jobs still to train."""
+    done: dict[str, tuple[bytes, RunRecord]] = {}
+    todo = []
+    for job in all_jobs:
+        saved = None if force else finished(runs_dir, job, dataset)
+        if saved is None:
+            todo.append(job)
+        else:
+            done[job.stem] = saved
+    return done, todo
+
+
+def run_local(
+    todo: Sequence[TrainJob],
+    data: MNIST,
+    runs_dir: Path,
+    *,
+    on_step: Callable[[TrainJob], StepCallback | None] = lambda job: None,
+) -> tuple[dict[str, tuple[bytes, RunRecord]], list[Failure]]:
+    """Run jobs one after another in this process, saving each as it finishes; failures are collected."""
+    results: dict[str, tuple[bytes, RunRecord]] = {}
+    failures = []
+    for job in todo:
+        try:
+            onnx_bytes, record = run_job(job, data, on_step=on_step(job))
+        except ActprofError as exc:
+            failures.append(Failure(job, str(exc)))
+            continue
+        save_run(runs_dir, onnx_bytes, record)
+        results[job.stem] = (onnx_bytes, record)
+    return results, failures
+
+
+def choose_lr(runs: Sequence[RunRecord], expected_seeds: int) -> LrChoice:
+    """The learning rate with the highest mean final validation accuracy over seeds, among the rates
+    where every seed finished. Raises ActprofError when no rate is eligible."""
+    by_lr: dict[float, list[float]] = {}
+    for run in runs:
+        by_lr.setdefault(run.job.train.lr, []).append(run.train.val_accuracy)
+    scores = [LrScore(lr, sum(accs) / len(accs), min(accs), max(accs), len(accs)) for lr, accs in sorted(by_lr.items())]
+    eligible = [s for s in scores if s.seeds == expected_seeds and math.isfinite(s.val_accuracy)]
+    if not eligible:
+        raise ActprofError("no learning rate finished every seed; see the failures above")
+    best = max(eligible, key=lambda s: (s.val_accuracy, -s.lr))
+    return LrChoice(rule=LR_RULE, scores=scores, chosen=best.lr)
+
+
+def assemble(
+    act: activations.Activation, results: Sequence[tuple[bytes, RunRecord]], lrs: Sequence[float], seeds: int
+) -> tuple[bytes, ModelRecord]:
+    """One activation's model record from its finished runs: the chosen rate's runs, the others as the sweep,
+    and the chosen rate's first seed as the exported model."""
+    records = [r for _, r in results]
+    choice = choose_lr(records, seeds) if len(lrs) > 1 else None
+    chosen = choice.chosen if choice else lrs[0]
+    at_chosen = [(b, r) for b, r in results if r.job.train.lr == chosen]
+    if len(at_chosen) < seeds:
+        raise ActprofError(f"{act.name}: not every seed finished at lr {chosen:g}; see the failures above")
+    onnx_bytes, first = at_chosen[0]
+    model = first.job.model
+    record = ModelRecord(
+        **storage.header("model"),
+        activation=ActivationInfo(
+            name=act.name,
+            summary=act.summary,
+            param_name=act.param,
+            param=model.param,
+            init=model.init,
+            monotonic=act.monotonic,
+            alpha_dropout=model.alpha_dropout,
+        ),
+        dataset=first.dataset,
+        train=first.train,
+        export=replace(first.export, file=f"{act.name}.onnx"),
+        seed_runs=[r.train for _, r in at_chosen[1:]],
+        sweep_runs=[r.train for r in records if r.job.train.lr != chosen],
+        lr_choice=choice,
+    )
+    return onnx_bytes, record
