@@ -75,6 +75,13 @@ RayAddressOpt = Annotated[
 CpusPerTaskOpt = Annotated[
     int, typer.Option("--cpus-per-task", help="CPUs each Ray training task reserves (0: a whole node's).")
 ]
+ProfileOnOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--profile-on",
+        help="Profile on the Ray node offering this custom resource (ray start --resources '{\"NAME\": 1}').",
+    ),
+]
 HighlightOpt = Annotated[
     str | None,
     typer.Option(
@@ -152,11 +159,12 @@ def train_export(
         threads=threads,
         device=device,
     )
-    _check_device(train_config.device)
+    if placement is None:  # a Ray task asks the cluster for its GPU instead
+        _check_device(train_config.device)
     export.check_options(opset=opset, exporter=exporter)
     _say_skipped(export.check_rewrite(rewrite, acts), rewrite)
     console = _console()
-    records = pipeline.train_export_all(
+    records, failures = pipeline.train_export_all(
         acts,
         train_config,
         pipeline.ExportOptions(out=out, opset=opset, exporter=exporter, rewrite=rewrite),
@@ -173,10 +181,12 @@ def train_export(
     )
     report.print_training(records, console=console)
     console.print(f"wrote {len(records)} model(s) to {out}/")
+    pipeline.raise_failures(failures, out)
 
 
-def _placement(executor: str, address: str | None, cpus_per_task: int, device: str):
-    """None for the local executor; where Ray tasks go otherwise (Ray's presence checked here)."""
+def _placement(executor: str, address: str | None, cpus_per_task: int, device: str, *, profile_on: str | None = None):
+    """None for the local executor; where Ray tasks go otherwise (Ray's presence checked here).
+    ``--ray-address`` also serves ``--profile-on`` with local training."""
     from actprof import cluster
     from actprof.settings import parse_choices
 
@@ -186,11 +196,29 @@ def _placement(executor: str, address: str | None, cpus_per_task: int, device: s
     if cpus_per_task < 0:
         raise _usage(f"--cpus-per-task must be 0 (a whole node) or more, got {cpus_per_task}")
     if kind == ["local"]:
-        if address or cpus_per_task:
-            raise _usage("--ray-address and --cpus-per-task apply to --executor ray")
+        if (address and not profile_on) or cpus_per_task:
+            raise _usage("--ray-address and --cpus-per-task apply to --executor ray (or --profile-on)")
         return None
-    cluster.check_installed()
-    return cluster.Placement(address=address, cpus_per_task=cpus_per_task, gpu=device == "cuda")
+    placement = cluster.Placement(address=address, cpus_per_task=cpus_per_task, gpu=device == "cuda")
+    cluster.connect(address)  # an unreachable cluster or an impossible task is refused before any data loads
+    cluster.check_feasible(cluster.cpus_per_task(placement), gpu=placement.gpu)
+    return placement
+
+
+def _remote_profile(resource: str | None, address: str | None, threads: int):
+    """Where the profile stage runs: here (None), or on the Ray node offering ``resource``."""
+    if resource is None:
+        if address:
+            raise _usage("--ray-address applies to --profile-on here; add --profile-on RESOURCE")
+        return None
+    from actprof import cluster
+    from actprof.pipeline import RemoteProfile
+
+    if not resource.strip():
+        raise _usage("--profile-on needs the name of a custom Ray resource, e.g. --profile-on profiler")
+    cluster.connect(address)
+    cluster.profiling_node_cpus(resource.strip())  # refused now, not after the training
+    return RemoteProfile(resource=resource.strip(), address=address, threads=threads)
 
 
 def _recipe(acts, model: str, dropout: float | None, alpha_dropout: float | None):
@@ -205,6 +233,8 @@ def _recipe(acts, model: str, dropout: float | None, alpha_dropout: float | None
     recipe = Recipe(architecture=architecture[0], dropout=dropout, alpha_dropout=alpha_dropout)
     if alpha_dropout is not None and not any(a.alpha_dropout for a in acts):
         raise _usage("--alpha-dropout applies to selu only; use --dropout for the others")
+    if dropout is not None and all(a.alpha_dropout for a in acts):
+        raise _usage("--dropout does not apply to selu (it uses alpha dropout); use --alpha-dropout")
     for act in acts:  # ModelConfig checks the rates
         config_for(act, dropout=dropout, alpha_dropout=alpha_dropout, architecture=recipe.architecture)
     return recipe
@@ -261,6 +291,8 @@ def profile_command(
     ] = 512,
     data_dir: DataDirOpt = None,
     dataset: DatasetOpt = "auto",
+    profile_on: ProfileOnOpt = None,
+    ray_address: RayAddressOpt = None,
     out: OutOpt = Path("reports"),
 ) -> None:
     """Time inference per provider × precision × batch; accuracy and memory per cell, per-op time, fusion, ablation."""
@@ -282,8 +314,17 @@ def profile_command(
     activations.get(baseline)
     names = None if act.strip().lower() == "all" else [a.name for a in activations.parse_list(act)]
     console = _console()
+    remote = _remote_profile(profile_on, ray_address, threads)
     record = pipeline.profile_models(
-        models, names, settings, baseline=baseline, out=out, console=console, data_dir=data_dir, dataset=dataset
+        models,
+        names,
+        settings,
+        baseline=baseline,
+        out=out,
+        console=console,
+        data_dir=data_dir,
+        dataset=dataset,
+        profile_on=remote,
     )
     report.print_profile(record, console=console)
     console.print(f"wrote {out / 'profile.json'} ({record.seconds:.0f} s)")
@@ -382,6 +423,7 @@ def run_command(
     executor: ExecutorOpt = "local",
     ray_address: RayAddressOpt = None,
     cpus_per_task: CpusPerTaskOpt = 0,
+    profile_on: ProfileOnOpt = None,
     device: DeviceOpt = "cpu",
     data_dir: DataDirOpt = None,
     dataset: DatasetOpt = "auto",
@@ -402,9 +444,10 @@ def run_command(
     seed_list = _seeds(seed, seeds)
     lrs = parse_positive_floats(lr, "--lr")
     recipe = _recipe(acts, model, dropout, alpha_dropout)
-    placement = _placement(executor, ray_address, cpus_per_task, device)
+    placement = _placement(executor, ray_address, cpus_per_task, device, profile_on=profile_on)
     train_config = TrainConfig(epochs=epochs, seed=seed_list[0], lr=lrs[0], device=device)
-    _check_device(train_config.device)
+    if placement is None:
+        _check_device(train_config.device)
     _say_skipped(export.check_rewrite(rewrite, [a for a in acts if a.name != baseline] or acts), rewrite)
     settings = pipeline.profile_settings(
         provider=provider,
@@ -433,6 +476,7 @@ def run_command(
         recipe=recipe,
         force=force,
         placement=placement,
+        profile_on=_remote_profile(profile_on, ray_address if profile_on else None, 0),
         console=_console(),
         highlight=_highlight(highlight),
     )

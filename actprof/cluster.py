@@ -13,6 +13,7 @@ who packs tasks tighter (``--cpus-per-task``) gets every time measured that way 
 from __future__ import annotations
 
 import logging
+import os
 import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from actprof import sweep
-from actprof.errors import ActprofError, UsageError
+from actprof.errors import ActprofError, TrainingDiverged, UsageError
 
 if TYPE_CHECKING:
     from actprof.data import MNIST
@@ -60,16 +61,19 @@ def connect(address: str | None) -> None:
     ray = _ray()
     if ray.is_initialized():
         return
-    if address and address != "auto":
-        _check_reachable(address)
+    address = address or os.environ.get("RAY_ADDRESS") or None
     options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.ERROR}
-    if not address:
-        options["_node_ip_address"] = "127.0.0.1"  # a cluster started here listens on loopback only
+    if address is None:
+        address = "local"  # a new cluster of this machine alone, listening on loopback only
+        options["_node_ip_address"] = "127.0.0.1"
+    elif address != "auto":
+        _check_reachable(address)
     try:
         ray.init(address=address, **options)
     except (ConnectionError, RuntimeError, ValueError) as exc:
+        where = "a new local cluster" if address == "local" else address
         raise UsageError(
-            f"cannot join the Ray cluster at {address or 'a new local cluster'} ({str(exc).splitlines()[0][:160]}); "
+            f"cannot join the Ray cluster at {where} ({_first_line(exc)[:160]}); "
             "start one with `ray start --head` or fix --ray-address"
         ) from None
 
@@ -104,6 +108,20 @@ def cpus_per_task(placement: Placement) -> int:
     return min(sizes)
 
 
+def check_feasible(cpus: int, *, gpu: bool) -> None:
+    """Refuse a task no alive node can run (Ray would leave it pending forever, silently)."""
+    ray = _ray()
+    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+    if not any(r.get("CPU", 0) >= cpus and (not gpu or r.get("GPU", 0) >= 1) for r in nodes):
+        biggest = max((int(r.get("CPU", 0)) for r in nodes), default=0)
+        need = f"{cpus} CPUs" + (" and a GPU" if gpu else "")
+        raise UsageError(
+            f"no node of the Ray cluster has {need} (the largest has {biggest} CPUs"
+            + (f", {sum(int(r.get('GPU', 0)) for r in nodes)} GPUs in all" if gpu else "")
+            + "); lower --cpus-per-task or add a node that has them"
+        )
+
+
 def _train_task(job: TrainJob, data: MNIST) -> tuple[bytes, RunRecord]:
     """Runs on a worker: train with exactly the CPUs reserved, and say whether the node was shared."""
     import ray
@@ -134,6 +152,7 @@ def run_ray(
         return {}, []
     connect(placement.address)
     cpus = cpus_per_task(placement)
+    check_feasible(cpus, gpu=placement.gpu)
     task = ray.remote(_train_task).options(num_cpus=cpus, num_gpus=1 if placement.gpu else 0, max_retries=0)
     data_ref = ray.put(data)
     running = {task.remote(job, data_ref): job for job in todo}
@@ -146,8 +165,11 @@ def run_ray(
             onnx_bytes, record = ray.get(ref)
         except ray.exceptions.RayTaskError as exc:
             cause = getattr(exc, "cause", None)
-            reason = str(cause) if isinstance(cause, ActprofError) else _first_line(cause or exc)
-            failures.append(sweep.Failure(job, reason))
+            if isinstance(cause, TrainingDiverged):
+                failures.append(sweep.save_diverged(runs_dir, job, data.identity, str(cause)))
+            else:
+                reason = str(cause) if isinstance(cause, ActprofError) else _first_line(cause or exc)
+                failures.append(sweep.Failure(job, reason))
         except ray.exceptions.RayError as exc:  # the worker died or its node was lost
             failures.append(sweep.Failure(job, f"{type(exc).__name__}: {_first_line(exc)}"))
         else:
@@ -160,3 +182,72 @@ def run_ray(
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return (text[0] if text else type(exc).__name__)[:200]
+
+
+# --- profiling on a node the user selects --------------------------------------------------------
+
+
+def profiling_node_cpus(resource: str) -> int:
+    """CPUs of the smallest alive node offering the custom resource ``resource`` (the task reserves all of
+    them, so nothing else runs beside the measurement). Refuses when no node offers it."""
+    ray = _ray()
+    sizes = [int(n["Resources"].get("CPU", 0)) for n in ray.nodes() if n.get("Alive") and resource in n["Resources"]]
+    if not sizes:
+        raise UsageError(
+            f"--profile-on {resource}: no node of the Ray cluster offers that resource; start the node to profile "
+            f"on with `ray start ... --resources '{{\"{resource}\": 1}}'`"
+        )
+    return min(sizes)
+
+
+def _profile_task(files: dict[str, bytes], names: list[str] | None, settings, threads: int, baseline: str, mnist):
+    """Runs on the selected node: the same profile stage as on the driver, in a scratch directory."""
+    import io
+    import tempfile
+
+    from rich.console import Console
+
+    from actprof import pipeline, runtime
+
+    runtime.ort_runtime(threads)  # this node's own thread pool (ORT's default: one per physical core here)
+    settings = replace(settings, threads=runtime.global_threads())
+    with tempfile.TemporaryDirectory() as scratch:
+        models, out = Path(scratch) / "models", Path(scratch) / "out"
+        models.mkdir()
+        for name, data in files.items():
+            (models / name).write_bytes(data)
+        quiet = Console(file=io.StringIO())
+        record = pipeline.profile_models(
+            models, names, settings, baseline=baseline, out=out, console=quiet, mnist=mnist
+        )
+        derived = {p.name: p.read_bytes() for p in sorted((out / "derived").glob("*"))}
+    return record, derived
+
+
+def profile_on(
+    resource: str,
+    address: str | None,
+    files: dict[str, bytes],
+    names: list[str] | None,
+    settings,
+    *,
+    threads: int,
+    baseline: str,
+    mnist: MNIST,
+):
+    """The profile stage as one Ray task on a node offering ``resource``, reserving all its CPUs.
+
+    Returns the profile record (its environment names that node's hardware) and the derived model files."""
+    ray = _ray()
+    connect(address)
+    cpus = profiling_node_cpus(resource)
+    task = ray.remote(_profile_task).options(num_cpus=cpus, resources={resource: 1}, max_retries=0)
+    try:
+        return ray.get(task.remote(files, names, settings, threads, baseline, mnist))
+    except ray.exceptions.RayTaskError as exc:
+        cause = getattr(exc, "cause", None)
+        if isinstance(cause, ActprofError):
+            raise cause from None
+        raise ActprofError(f"profiling on the {resource} node failed: {_first_line(cause or exc)}") from None
+    except ray.exceptions.RayError as exc:
+        raise ActprofError(f"profiling on the {resource} node failed: {_first_line(exc)}") from None

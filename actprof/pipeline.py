@@ -81,7 +81,7 @@ def train_and_export(
     records, failures = train_sweep(
         [(act, model_config)], train_config, data, options, plan, progress=lambda _act: on_step, baseline=None
     )
-    _raise_failures(failures, out_dir)
+    raise_failures(failures, out_dir)
     return records[0]
 
 
@@ -112,6 +112,7 @@ def train_sweep(
     progress: Progress,
     baseline: str | None,
     placement: Placement | None = None,
+    say: Say = lambda _m: None,
 ) -> tuple[list[ModelRecord], list[sweep.Failure]]:
     """Every (activation, learning rate, seed) training not already saved, then one model record per
     activation whose runs finished; ``progress(act)`` gets the activation's steps over all its runs.
@@ -127,7 +128,16 @@ def train_sweep(
         )
         for act, config in models
     }
-    done, todo = sweep.pending([j for js in jobs.values() for j in js], runs_dir, data.identity, force=plan.force)
+    done, diverged, todo = sweep.pending(
+        [j for js in jobs.values() for j in js], runs_dir, data.identity, force=plan.force
+    )
+    if done or diverged:
+        done = {**done}
+        finished_before = len(done) + len(diverged)
+        say(
+            f"resumed: {finished_before} of {finished_before + len(todo)} trainings already in {runs_dir}, "
+            f"unchanged ({len(diverged)} of them diverged; --force retrains them)"
+        )
 
     def job_progress(job: TrainJob) -> Callable[[int, int], None] | None:
         on_step = progress(job.model.activation)
@@ -150,6 +160,7 @@ def train_sweep(
                 on_step(finished[job.model.activation], plan.trainings_per_activation)
 
         trained, failures = cluster.run_ray(todo, data, runs_dir, placement, on_done=one_more)
+    failures = [*diverged, *failures]
     results = {**done, **trained}
     records = []
     for act, _ in models:
@@ -180,14 +191,16 @@ def _save_model(act: Activation, onnx_bytes: bytes, record: ModelRecord, out: Pa
     return record
 
 
-def _raise_failures(failures: Sequence[sweep.Failure], out: Path) -> None:
+def raise_failures(failures: Sequence[sweep.Failure], out: Path) -> None:
+    """SweepFailed (exit 1) naming the failed runs, when there are any."""
     if failures:
         shown = "; ".join(str(f) for f in failures[:3]) + (
             f"; and {len(failures) - 3} more" if len(failures) > 3 else ""
         )
         raise SweepFailed(
             f"{len(failures)} training(s) failed ({shown}); the finished ones are saved in "
-            f"{Path(out) / sweep.RUNS_DIR}: fix the cause and run the same command again to resume"
+            f"{Path(out) / sweep.RUNS_DIR} and the same command resumes (diverged runs stay recorded as such: "
+            "drop that rate, or lower it, or --force)"
         )
 
 
@@ -208,9 +221,10 @@ def train_export_all(
     recipe: Recipe | None = None,
     force: bool = False,
     placement: Placement | None = None,
-) -> list[ModelRecord]:
+) -> tuple[list[ModelRecord], list[sweep.Failure]]:
     """Load MNIST once, then train, export and verify every activation at every learning rate and seed,
-    with a progress bar per activation. Raises SweepFailed after saving everything that finished."""
+    with a progress bar per activation. Returns the activations assembled and the runs that failed
+    (``raise_failures`` turns those into SweepFailed)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from actprof import data
@@ -245,9 +259,9 @@ def train_export_all(
             progress=lambda name: lambda step, total: bar.update(tasks[name], completed=step, total=total),
             baseline=baseline,
             placement=placement,
+            say=lambda m: console.print(m, markup=False, highlight=False),
         )
-    _raise_failures(failures, options.out)
-    return records
+    return records, failures
 
 
 @dataclass(frozen=True)
@@ -342,28 +356,56 @@ def profile_models(
     data_dir: Path | None = None,
     dataset: str = "auto",
     mnist: MNIST | None = None,
+    profile_on: RemoteProfile | None = None,
 ) -> ProfileRecord:
     """Profile the models found in ``models`` and write ``out/profile.json``.
 
     MNIST is loaded for the test split every deployment cell is scored on (and, for int8, the calibration
     images); derived int8/fp16 models are written to ``out/derived/`` (once everything was measured) so
-    the exact files measured can be deployed."""
+    the exact files measured can be deployed. ``profile_on``: measure on the Ray node offering that
+    resource instead of here (the record then names that node's hardware)."""
     from actprof import data, precision, profile
 
     found = storage.find_models(models, names)
     mnist = mnist or data.load_mnist(data_dir=data_dir, dataset=dataset, log=lambda m: console.print(m))
-    fp32 = {record.name: (path.name, path.read_bytes()) for path, record in found}
-    with console.status("profiling") as status:
-        deployment = precision.prepare(
-            fp32, settings.precisions, mnist, calibration_images=settings.calibration_images, say=status.update
-        )
-        record = profile.run_profile(
-            found, settings, baseline=baseline, on_progress=status.update, deployment=deployment
-        )
-    for file, model in deployment.derived.values():  # only once every cell was measured: nothing partial
+    if profile_on is not None:
+        from actprof import cluster
+
+        files = {p.name: p.read_bytes() for path, _ in found for p in (path, path.with_suffix(".json"))}
+        with console.status(f"profiling on the Ray node offering {profile_on.resource!r}"):
+            record, derived = cluster.profile_on(
+                profile_on.resource,
+                profile_on.address,
+                files,
+                names,
+                settings,
+                threads=profile_on.threads,
+                baseline=baseline,
+                mnist=mnist,
+            )
+    else:
+        fp32 = {record.name: (path.name, path.read_bytes()) for path, record in found}
+        with console.status("profiling") as status:
+            deployment = precision.prepare(
+                fp32, settings.precisions, mnist, calibration_images=settings.calibration_images, say=status.update
+            )
+            record = profile.run_profile(
+                found, settings, baseline=baseline, on_progress=status.update, deployment=deployment
+            )
+        derived = dict(deployment.derived.values())
+    for file, model in derived.items():  # only once every cell was measured: nothing partial
         storage.write_bytes_atomic(out / "derived" / file, model)
     storage.write_json(out / "profile.json", record)
     return record
+
+
+@dataclass(frozen=True)
+class RemoteProfile:
+    """Profile on a Ray node the user selects by a custom resource, with ORT's requested thread count."""
+
+    resource: str
+    address: str | None = None
+    threads: int = 0
 
 
 # --- reporting and the whole run --------------------------------------------------------------------
@@ -422,6 +464,7 @@ def run(
     recipe: Recipe | None = None,
     force: bool = False,
     placement: Placement | None = None,
+    profile_on: RemoteProfile | None = None,
 ) -> dict[str, float]:
     """train-export → profile → report; returns the seconds each stage took. The terminal output ends with
     the decision table."""
@@ -431,7 +474,7 @@ def run(
     stages: dict[str, float] = {}
     started = time.perf_counter()
     mnist = data.load_mnist(data_dir=data_dir, dataset=dataset, log=lambda m: console.print(m))  # once, for both
-    records = train_export_all(
+    records, failures = train_export_all(
         acts,
         train_config,
         ExportOptions(out=models, rewrite=rewrite),
@@ -448,9 +491,13 @@ def run(
     )
     stages["train + export"] = time.perf_counter() - started
     report_module.print_training(records, console=console)
-    started = time.perf_counter()
     names = [r.name for r in records]
-    profile_models(models, names, settings, baseline=baseline, out=out, console=console, mnist=mnist)
+    if failures and baseline not in names:  # nothing to judge against: stop here
+        raise_failures(failures, models)
+    started = time.perf_counter()
+    profile_models(
+        models, names, settings, baseline=baseline, out=out, console=console, mnist=mnist, profile_on=profile_on
+    )
     stages["profile"] = time.perf_counter() - started
     started = time.perf_counter()
     formats = list(report_module.FORMATS)
@@ -472,6 +519,7 @@ def run(
         highlight=highlight,
         before_tables=say_where,
     )
+    raise_failures(failures, models)  # the report covers what finished; the exit code says what did not
     return stages
 
 

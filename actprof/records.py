@@ -64,8 +64,8 @@ def time_to(validation: list[ValPoint], target: float) -> TimeToAccuracy:
     if index is None:
         return TimeToAccuracy(target, None, None)
     hit = validation[index]
-    if index == 0:  # reached at the first point recorded: nothing to interpolate from
-        return TimeToAccuracy(target, hit.step, hit.train_seconds, 0.0, 0.0)
+    if index == 0:  # reached at the first point recorded: somewhere since the start (exact only at step 0)
+        return TimeToAccuracy(target, hit.step, hit.train_seconds, float(hit.step), hit.train_seconds)
     before = validation[index - 1]
     share = (target - before.val_accuracy) / (hit.val_accuracy - before.val_accuracy)
     return TimeToAccuracy(
@@ -163,8 +163,8 @@ class TrainJob:
 
     @property
     def stem(self) -> str:
-        """The file name of this training's run files: ``elu-seed-lr0.001-s0``."""
-        return f"{self.model.activation}-{self.model.architecture}-lr{self.train.lr:g}-s{self.train.seed}"
+        """The file name of this training's run files: ``elu-seed-lr0.001-s0`` (every digit of the rate)."""
+        return f"{self.model.activation}-{self.model.architecture}-lr{self.train.lr!r}-s{self.train.seed}"
 
 
 @dataclass(frozen=True)
@@ -179,6 +179,20 @@ class RunRecord:
     dataset: DatasetIdentity
     train: TrainResult
     export: ExportResult
+
+
+@dataclass(frozen=True)
+class DivergedRun:
+    """A training whose loss became NaN/inf (``runs/<stem>.json``, no ONNX): deterministic for its job, so a
+    resumed sweep does not train it again (``--force`` does)."""
+
+    schema_version: int
+    kind: str  # "diverged"
+    created: str
+    environment: Environment
+    job: TrainJob
+    dataset: DatasetIdentity
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -541,6 +555,7 @@ class ActivationSummary:
     rewrite: str | None = None  # an exact rewrite of another activation's model: same training, own inference
     lr: float | None = None  # the learning rate of the runs above (the chosen one in a sweep)
     recipe: str = ""  # the regularisation: "dropout 0.25", "alpha dropout 0.05"…
+    contended_runs: int = 0  # runs that shared their node's cores with other trainings (Ray, packed tasks)
 
 
 @dataclass(frozen=True)
@@ -561,6 +576,9 @@ class Verdict:
     summary: str
     training: PairedComparison | None = None  # seconds to the target, paired by seed (several seeds)
     break_even_batch1_range: list[float] = field(default_factory=list)  # [low, high] from both intervals
+    # the wider of the two validation brackets the crossings of the target were read in (one seed: a saving
+    # no larger than this is not a difference)
+    train_resolution_s: float | None = None
     precision: str = "fp32"  # the deployment target is (provider, precision)
     call: str = ""  # one word: wins | trade-off | tie | loses | incomplete (see verdict.call)
 

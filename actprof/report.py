@@ -32,6 +32,7 @@ from actprof.tables import (
     swap_site_rows,
 )
 from actprof.training_tables import (
+    contention_note,
     convergence_rows,
     evidence_note,
     evidence_rows,
@@ -200,9 +201,14 @@ def decision_caption(report: ReportRecord) -> str:
         target = f"Target: {100 * report.target_accuracy:.0f}% validation accuracy ({report.target_rule}). "
     else:
         target = f"No target accuracy ({report.target_rule or 'the baseline reached none'}). "
-    network = f"Network: {describe(report.architecture)}. "
+    network = f"Network: {describe(report.architecture)}. " + (
+        contention_note(report) + " " if contention_note(report) else ""
+    )
     if report.lr_study:
-        network += "Each activation at its own learning rate, chosen on the validation split. "
+        base_lr = next((f"{s.lr:g}" for s in report.activations if s.name == report.baseline and s.lr), "—")
+        network += (
+            f"Each activation at its own learning rate, chosen on the validation split ({report.baseline}: {base_lr}). "
+        )
     return (
         network + target + f"s saved: the baseline's seconds to the target minus the activation's (positive: it trains "
         f"faster). × {report.baseline}: median per-round latency ratio at batch 1 on each deployment [95% CI]. "
@@ -415,6 +421,9 @@ def csv_text(report: ReportRecord) -> str:
     writer.writerow(
         [
             "activation",
+            "network",
+            "lr",
+            "recipe",
             "init",
             "precision",
             "test_accuracy",
@@ -437,6 +446,9 @@ def csv_text(report: ReportRecord) -> str:
         t97, t98 = (getattr(reached(s.time_to_accuracy, t), "seconds", None) for t in (0.97, 0.98))
         common = [
             s.name,
+            report.architecture,
+            s.lr,
+            s.recipe,
             s.init,
             s.precision,
             s.test_accuracy,

@@ -9,6 +9,7 @@ the validation split (never the test set), and the chosen rate's first seed beco
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -16,9 +17,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from actprof import activations, storage
-from actprof.errors import ActprofError, ModelFileError
+from actprof.errors import ActprofError, ModelFileError, TrainingDiverged
 from actprof.records import (
     ActivationInfo,
+    DivergedRun,
     LrChoice,
     LrScore,
     ModelConfig,
@@ -43,10 +45,12 @@ StepCallback = Callable[[int, int], None]
 
 @dataclass(frozen=True)
 class Failure:
-    """A job that did not finish, and why (one line)."""
+    """A job that did not finish, and why (one line). A diverged job is saved and not trained again on
+    resume; any other failure (a worker or node lost) is trained again."""
 
     job: TrainJob
     reason: str
+    diverged: bool = False
 
     def __str__(self) -> str:
         return f"{describe(self.job)}: {self.reason}"
@@ -94,41 +98,58 @@ def save_run(runs_dir: Path, onnx_bytes: bytes, record: RunRecord) -> None:
     storage.write_json(runs_dir / f"{record.job.stem}.json", record)
 
 
-def finished(runs_dir: Path, job: TrainJob, dataset: DatasetIdentity) -> tuple[bytes, RunRecord] | None:
-    """The saved result of ``job`` if it matches what would be trained now; None means train it."""
-    onnx_path, json_path = runs_dir / f"{job.stem}.onnx", runs_dir / f"{job.stem}.json"
-    if not (onnx_path.is_file() and json_path.is_file()):
-        return None
+def save_diverged(runs_dir: Path, job: TrainJob, dataset: DatasetIdentity, reason: str) -> Failure:
+    """Record a diverged training (no ONNX file; a stale one is removed) and return its failure."""
+    (runs_dir / f"{job.stem}.onnx").unlink(missing_ok=True)
+    record = DivergedRun(**storage.header("diverged"), job=job, dataset=dataset, reason=reason)
+    storage.write_json(runs_dir / f"{job.stem}.json", record)
+    return Failure(job, reason, diverged=True)
+
+
+Saved = tuple[bytes, RunRecord]
+
+
+def finished(runs_dir: Path, job: TrainJob, dataset: DatasetIdentity) -> Saved | Failure | None:
+    """The saved result of ``job`` (or its saved divergence) if it matches what would be trained now —
+    the job, the data's hash, actprof's and the packages' versions; None means train it."""
+    json_path = runs_dir / f"{job.stem}.json"
     try:
-        record = storage.read_json(json_path, RunRecord)
-    except ModelFileError:  # damaged or from an incompatible actprof: train it again
+        kind = json.loads(json_path.read_bytes()).get("kind")
+        record = storage.read_json(json_path, DivergedRun if kind == "diverged" else RunRecord)
+    except (OSError, ValueError, AttributeError, ModelFileError):  # missing, damaged, incompatible: train it
         return None
-    onnx_bytes = onnx_path.read_bytes()
     now = storage.header("run")["environment"]
     same = (
-        record.kind == "run"
-        and record.job == job
+        record.job == job
         and record.dataset.sha256 == dataset.sha256
         and record.environment.actprof == now.actprof
         and record.environment.versions == now.versions
-        and storage.sha256(onnx_bytes) == record.export.sha256
     )
-    return (onnx_bytes, record) if same else None
+    if not same:
+        return None
+    if isinstance(record, DivergedRun):
+        return Failure(job, record.reason, diverged=True)
+    onnx_path = runs_dir / f"{job.stem}.onnx"
+    onnx_bytes = onnx_path.read_bytes() if onnx_path.is_file() else b""
+    return (onnx_bytes, record) if storage.sha256(onnx_bytes) == record.export.sha256 else None
 
 
 def pending(
     all_jobs: Sequence[TrainJob], runs_dir: Path, dataset: DatasetIdentity, *, force: bool
-) -> tuple[dict[str, tuple[bytes, RunRecord]], list[TrainJob]]:
-    """Split a sweep into the results already on disk (by stem) and the jobs still to train."""
-    done: dict[str, tuple[bytes, RunRecord]] = {}
-    todo = []
+) -> tuple[dict[str, Saved], list[Failure], list[TrainJob]]:
+    """Split a sweep into the results already on disk (by stem), the saved divergences, and the jobs
+    still to train."""
+    done: dict[str, Saved] = {}
+    diverged, todo = [], []
     for job in all_jobs:
         saved = None if force else finished(runs_dir, job, dataset)
         if saved is None:
             todo.append(job)
+        elif isinstance(saved, Failure):
+            diverged.append(saved)
         else:
             done[job.stem] = saved
-    return done, todo
+    return done, diverged, todo
 
 
 def run_local(
@@ -137,13 +158,16 @@ def run_local(
     runs_dir: Path,
     *,
     on_step: Callable[[TrainJob], StepCallback | None] = lambda job: None,
-) -> tuple[dict[str, tuple[bytes, RunRecord]], list[Failure]]:
+) -> tuple[dict[str, Saved], list[Failure]]:
     """Run jobs one after another in this process, saving each as it finishes; failures are collected."""
-    results: dict[str, tuple[bytes, RunRecord]] = {}
+    results: dict[str, Saved] = {}
     failures = []
     for job in todo:
         try:
             onnx_bytes, record = run_job(job, data, on_step=on_step(job))
+        except TrainingDiverged as exc:
+            failures.append(save_diverged(runs_dir, job, data.identity, str(exc)))
+            continue
         except ActprofError as exc:
             failures.append(Failure(job, str(exc)))
             continue

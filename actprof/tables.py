@@ -297,8 +297,10 @@ def decision_rows(report: ReportRecord) -> list[dict[str, str]]:
         if v is None:
             continue
         original = s.name.split("+")[0]
-        row = {
-            "activation": s.name,
+        row = {"activation": s.name}
+        if report.lr_study is not None:
+            row["lr (best on val)"] = "—" if s.lr is None else f"{s.lr:g}"
+        row |= {
             f"s to {level} (vs {report.baseline})": _race(v) if s.rewrite is None else f"as {original}",
             "s saved [95% CI]": _saved(v) if s.rewrite is None else "—",
             "evidence": _evidence(v) if s.rewrite is None else "—",

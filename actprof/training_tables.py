@@ -13,7 +13,7 @@ from actprof.settings import describe
 from actprof.tables import _level, _num, _pct, trained
 
 if TYPE_CHECKING:
-    from actprof.records import ActivationSummary, ModelRecord, PairedComparison, ReportRecord
+    from actprof.records import ActivationSummary, LrCell, ModelRecord, PairedComparison, ReportRecord
 
 
 def _reached(record: ModelRecord, target: float) -> tuple[float | None, float | None]:
@@ -158,7 +158,7 @@ def convergence_rows(report: ReportRecord) -> list[dict[str, str]]:
             **({"steps / s → 98%": _seconds_to(s, 0.98)} if (report.target_accuracy or 0) < 0.98 else {}),
             "lr": "—" if s.lr is None else f"{s.lr:g}",
             "recipe": s.recipe or "—",
-            "train img/s": _num(s.images_per_second),
+            "train img/s": _num(s.images_per_second) + (" (contended)" if s.contended_runs else ""),
             "mean act per layer": _per_layer(s.mean_activation, "+.2f"),
             "dead % per layer": _per_layer([100 * d for d in s.dead_fraction], ".0f"),
             "data": f"{s.dataset}, {s.epochs} ep, {s.precision}",
@@ -170,23 +170,45 @@ def convergence_rows(report: ReportRecord) -> list[dict[str, str]]:
 # --- learning-rate sweeps ---------------------------------------------------------------------------
 
 
+def contention_note(report: ReportRecord) -> str:
+    """A warning when training times were measured on cores shared with other trainings."""
+    runs = sum(s.contended_runs for s in trained(report))
+    if not runs:
+        return ""
+    return (
+        f"{runs} training run(s) shared their node's cores with other trainings (Ray tasks packed with "
+        "--cpus-per-task, or on a node larger than the smallest): their seconds and img/s are not comparable "
+        "with the others'. Retrain them with whole-node tasks (--cpus-per-task 0 --force) before reading the race."
+    )
+
+
 def lr_rows(report: ReportRecord) -> list[dict[str, str]]:
     """Per activation, each rate's final validation accuracy over seeds (and seconds to the target); the
-    chosen rate marked ✓."""
+    chosen rate marked ✓; "—" where no run finished at that rate (every seed diverged)."""
     study = report.lr_study
     if study is None:
         return []
-    rows: dict[str, dict[str, str]] = {}
-    for c in study.cells:
-        row = rows.setdefault(c.activation, {"activation": c.activation})
-        acc = c.val_accuracy
-        spread = "" if math.isnan(acc.high) else f" ± {100 * (acc.high - acc.mean):.2f}"
-        seconds = c.seconds_to_target
-        reach = f"{seconds.mean:.1f} s" if seconds.n else "not reached"
-        if seconds.n and seconds.n < c.seeds:
-            reach += f" ({seconds.n}/{c.seeds})"
-        row[f"lr {c.lr:g}"] = f"{'✓ ' if c.chosen else ''}{100 * acc.mean:.2f}%{spread} · {reach}"
-    return list(rows.values())
+    cells = {(c.activation, c.lr): c for c in study.cells}
+    names = list(dict.fromkeys(c.activation for c in study.cells))
+    return [
+        {"activation": name} | {f"lr {lr:g}": _lr_cell(cells.get((name, lr)), report) for lr in study.lrs}
+        for name in names
+    ]
+
+
+def _lr_cell(c: LrCell | None, report: ReportRecord) -> str:
+    if c is None:
+        return "—"
+    acc = c.val_accuracy
+    spread = "" if math.isnan(acc.high) else f" ± {100 * (acc.high - acc.mean):.2f}"
+    seconds = c.seconds_to_target
+    if report.target_accuracy is None:
+        reach = "no target"
+    elif not seconds.n:
+        reach = "not reached"
+    else:
+        reach = f"{seconds.mean:.1f} s" + (f" ({seconds.n}/{c.seeds})" if seconds.n < c.seeds else "")
+    return f"{'✓ ' if c.chosen else ''}{100 * acc.mean:.2f}%{spread} · {reach}"
 
 
 def lr_note(report: ReportRecord) -> str:
@@ -195,7 +217,8 @@ def lr_note(report: ReportRecord) -> str:
         return ""
     return (
         f"Final validation accuracy, mean ± 95% CI over seeds · mean training seconds to {_level(report)} "
-        f"(seeds that reached it). ✓ the rate each activation is judged at: {study.rule}. "
+        f"(seeds that reached it); —: no run finished at that rate. ✓ the rate each activation is judged at: "
+        f"{study.rule}. "
         f"Network: {describe(report.architecture)}."
     )
 
@@ -212,7 +235,9 @@ def shared_lr_rows(report: ReportRecord) -> list[dict[str, str]]:
         rows.append(
             {
                 "activation": s.activation,
-                f"s → {_level(report)} at lr {study.shared_lr:g}": f"{e.mean:.2f}" if e.n else "not reached",
+                f"s → {_level(report)} at lr {study.shared_lr:g}": f"{e.mean:.2f}"
+                if e.n
+                else ("not reached" if report.target_accuracy else "no target"),
                 f"Δ vs {report.baseline} [95% CI]": "—"
                 if c is None or math.isnan(c.low)
                 else f"{c.mean_difference:+.2f} [{c.low:+.2f}, {c.high:+.2f}]",

@@ -59,15 +59,14 @@ def summarize(record: ModelRecord, profile: ProfileRecord | None, target: float 
         rewrite=record.rewrite,
         lr=record.train.config.lr,
         recipe=recipe(record.train.model),
+        contended_runs=sum(r.contended for r in record.all_runs),
     )
 
 
 def _with_target(run: TrainResult, target: float | None) -> list[TimeToAccuracy]:
-    """The recorded times to 90…99%, and the report's target read off the curve when it is another level."""
-    points = list(run.time_to_accuracy)
-    if target is not None and reached(points, target) is None:
-        points.append(time_to(run.validation, target))
-    return sorted(points, key=lambda t: t.target)
+    """The times to 90…99% and to the report's target, each read off the curve the same way."""
+    targets = {t.target for t in run.time_to_accuracy} | ({target} if target is not None else set())
+    return [time_to(run.validation, t) for t in sorted(targets)]  # re-read: older records were not interpolated
 
 
 def seconds_to(summary: ActivationSummary, target: float) -> float | None:
@@ -160,8 +159,18 @@ def judge(
         training=training,
         break_even_batch1_range=_break_even_range(training, lost_b1),
         precision=precision,
+        train_resolution_s=_resolution_at(act, base, target),
     )
     return _with_summary(verdict)
+
+
+def _resolution_at(act: ActivationSummary, base: ActivationSummary, target: float | None) -> float | None:
+    widths = [
+        hit.resolution_seconds
+        for s in (act, base)
+        if target and (hit := reached(s.time_to_accuracy, target)) and hit.resolution_seconds is not None
+    ]
+    return max(widths) if widths else None
 
 
 def deployment(v: Verdict) -> str:
@@ -197,6 +206,8 @@ def training_direction(v: Verdict) -> str:
     saved = v.train_seconds_saved or 0.0
     if v.training is not None and v.training.n >= 2 and not v.training.significant:
         return "same"
+    if (v.training is None or v.training.n < 2) and v.train_resolution_s and abs(saved) <= v.train_resolution_s:
+        return "same"  # one seed, and the difference is inside the validation bracket
     return "faster" if saved > 0 else "slower" if saved < 0 else "same"
 
 
@@ -240,6 +251,8 @@ def sentence(v: Verdict) -> str:
                 f"mean over {c.n} paired seeds, 95% CI of the seconds saved [{-c.high:+.1f}, {-c.low:+.1f}] s, "
                 f"p = {c.p_value:.3f}, d_z = {-c.effect_size:+.2f}: {verdict}; reached {c.reached}"
             )
+        elif v.train_resolution_s and abs(saved) <= v.train_resolution_s:
+            evidence = f"one seed, and within the ±{v.train_resolution_s:.2f} s the validation points resolve"
         else:
             evidence = "one seed: no interval (use --seeds)"
         parts.append(
@@ -279,6 +292,8 @@ def sentence(v: Verdict) -> str:
             )
             + f"; after that {v.baseline} is cheaper."
         )
+    elif v.ms_lost_per_image_batch1 is None:
+        parts.append("no latency was profiled for this deployment: run actprof profile to price inference.")
     elif v.train_seconds_saved is not None and v.train_seconds_saved > 0:
         parts.append("it is also no slower at inference: it pays at any volume.")
     elif training_noise and v.ms_lost_per_image_batch1 is not None and v.ms_lost_per_image_batch1.value > 0:

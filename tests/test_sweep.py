@@ -217,16 +217,25 @@ def test_resume_retrains_only_what_changed_or_is_damaged(tmp_path, sample):
     assert all(stamp()[name] != second[name] for name in second)
 
 
-def test_a_failed_run_leaves_the_rest_and_is_named(tmp_path, sample):
+def test_a_diverged_run_leaves_the_rest_is_named_and_is_not_retrained(tmp_path, sample):
     act = activations.get("relu")
     diverging = replace(SWEEP, precision="fp32")
-    with pytest.raises(SweepFailed, match=r"relu, seed CNN, lr 1e\+08, seed 0: loss became"):
+
+    def sweep_once():
         pipeline.train_and_export(act, config_for(act), diverging, sample, out_dir=tmp_path, lrs=(1e-3, 1e8))
+
+    with pytest.raises(SweepFailed, match=r"relu, seed CNN, lr 1e\+08, seed 0: loss became"):
+        sweep_once()
     record = storage.load_record(tmp_path / "relu.json")
     assert record.lr_choice.chosen == 1e-3
     assert [s.seeds for s in record.lr_choice.scores] == [1]
     saved = sorted(p.name for p in (tmp_path / "runs").iterdir())
-    assert saved == ["relu-seed-lr0.001-s0.json", "relu-seed-lr0.001-s0.onnx"]
+    assert saved == ["relu-seed-lr0.001-s0.json", "relu-seed-lr0.001-s0.onnx", "relu-seed-lr100000000.0-s0.json"]
+    assert json.loads((tmp_path / "runs" / saved[2]).read_text())["kind"] == "diverged"
+    before = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "runs").iterdir()}
+    with pytest.raises(SweepFailed, match="diverged runs stay recorded"):  # still reported, not retrained
+        sweep_once()
+    assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "runs").iterdir()} == before
 
 
 # --- the report ---------------------------------------------------------------------------------
