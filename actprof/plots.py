@@ -97,6 +97,7 @@ def lr_sensitivity(report: ReportRecord) -> bytes:
         if chosen:
             ax.scatter(*zip(*chosen, strict=True), s=140, facecolors="none", edgecolors=line[0].get_color(), zorder=4)
     ax.set_xscale("log")
+    ax.minorticks_off()  # only the rates swept are labelled
     ax.set_xticks(study.lrs, [f"{lr:g}" for lr in study.lrs])
     ax.set_xlabel("learning rate (Adam)")
     ax.set_ylabel("final validation accuracy (%)")

@@ -518,6 +518,7 @@ class LrStudy:
     shared_lr: float
     shared_rule: str
     at_shared: list[SharedLrComparison]
+    shared_target: float | None = None  # the baseline's highest whole percent in every seed at the shared rate
 
 
 @dataclass(frozen=True)

@@ -220,7 +220,9 @@ def decision_caption(report: ReportRecord) -> str:
 def shared_lr_note(report: ReportRecord) -> str:
     study = report.lr_study
     return (
-        f"What a single-rate study would say: every activation at lr {study.shared_lr:g}, {study.shared_rule}. "
+        f"What a single-rate study would say: every activation at lr {study.shared_lr:g}, {study.shared_rule}; "
+        "the target there is the highest whole percent of validation accuracy "
+        f"{report.baseline} reached in every seed at that rate. "
         "Δ: seconds to the target minus the baseline's, paired by seed; a Δ no larger than the resolution (the "
         "median validation bracket) is not evidence."
     )

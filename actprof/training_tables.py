@@ -228,6 +228,7 @@ def shared_lr_rows(report: ReportRecord) -> list[dict[str, str]]:
     study = report.lr_study
     if study is None:
         return []
+    level = f"{100 * study.shared_target:.0f}%" if study.shared_target else "target"
     rows = []
     for s in study.at_shared:
         c = s.vs_baseline
@@ -235,9 +236,9 @@ def shared_lr_rows(report: ReportRecord) -> list[dict[str, str]]:
         rows.append(
             {
                 "activation": s.activation,
-                f"s → {_level(report)} at lr {study.shared_lr:g}": f"{e.mean:.2f}"
+                f"s → {level} at lr {study.shared_lr:g}": f"{e.mean:.2f}"
                 if e.n
-                else ("not reached" if report.target_accuracy else "no target"),
+                else ("not reached" if study.shared_target else "no target"),
                 f"Δ vs {report.baseline} [95% CI]": "—"
                 if c is None or math.isnan(c.low)
                 else f"{c.mean_difference:+.2f} [{c.low:+.2f}, {c.high:+.2f}]",

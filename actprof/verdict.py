@@ -74,16 +74,15 @@ def seconds_to(summary: ActivationSummary, target: float) -> float | None:
     return hit.seconds if hit else None
 
 
-LEARNED = 0.2  # a baseline whose best validation accuracy stays under this learned nothing to compare against
+LEARNED = learning_rate.LEARNED
 
 
 def default_target(baseline: ModelRecord) -> tuple[float | None, str]:
     """The target every activation is judged on, and the rule in words: the highest whole percent of
     validation accuracy the baseline reached in every seed (so the baseline itself always reaches it)."""
-    best = min(max((p.val_accuracy for p in run.validation), default=0.0) for run in baseline.runs)
-    if best < LEARNED:
+    target = learning_rate.common_target(baseline.runs)
+    if target is None:
         return None, f"none: {baseline.name} never passed {100 * LEARNED:.0f}% validation accuracy"
-    target = math.floor(100 * best + 1e-9) / 100
     seeds = f"in every one of its {len(baseline.runs)} seeds" if len(baseline.runs) > 1 else "in its run"
     return target, f"the highest whole percent of validation accuracy {baseline.name} reached {seeds}"
 

@@ -113,7 +113,9 @@ def test_nan_loss_stops_the_run_and_writes_nothing(tmp_path, sample):
     diverging = TrainConfig(epochs=1, lr=1e8, val_every=5, val_size=200, precision="fp32")
     with pytest.raises(SweepFailed, match="lower --lr"):
         pipeline.train_and_export(act, config_for(act), diverging, sample, out_dir=tmp_path)
-    assert list(tmp_path.iterdir()) == []
+    assert [p.name for p in tmp_path.iterdir()] == ["runs"]  # no model: only the divergence is recorded
+    [record] = (tmp_path / "runs").iterdir()
+    assert record.suffix == ".json" and json.loads(record.read_text())["kind"] == "diverged"
 
 
 def test_same_seed_gives_a_bit_identical_model(tmp_path, sample):

@@ -13,7 +13,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from actprof import activations, evidence, pipeline, report, storage, verdict
+from actprof import activations, evidence, learning_rate, pipeline, report, storage, verdict
 from actprof.errors import SweepFailed, UsageError
 from actprof.model import DeepCNN, SeedCNN, build, config_for
 from actprof.records import ModelRecord, RunRecord, ValPoint, time_to
@@ -250,6 +250,8 @@ def test_report_compares_at_the_best_and_at_a_shared_rate(swept, tmp_path):
     runs = [r for m in records for r in m.all_runs]
     accuracy = {lr: np.mean([r.val_accuracy for r in runs if r.config.lr == lr]) for lr in study.lrs}
     assert study.shared_lr == max(accuracy, key=accuracy.get)
+    relu = next(m for m in records if m.name == "relu")
+    assert study.shared_target == learning_rate.common_target(learning_rate.at_lr(relu, study.shared_lr))
     elu = next(s for s in study.at_shared if s.activation == "elu")
     assert elu.vs_baseline is None or elu.vs_baseline.what.endswith(f"at lr {study.shared_lr:g}")
     report.write_reports(tmp_path, ["md", "html"], built, records, None, None, None)
