@@ -58,16 +58,17 @@ def connect(address: str | None) -> None:
     """Join the cluster at ``address``; None starts a local cluster (or joins the one RAY_ADDRESS names).
 
     An address that does not answer is refused in seconds, not after Ray's own minute-long retries."""
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    if address not in (None, "auto"):
+        _check_reachable(address)
+        _use_token_if_available()  # before Ray reads its configuration
     ray = _ray()
     if ray.is_initialized():
         return
-    address = address or os.environ.get("RAY_ADDRESS") or None
     options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.ERROR}
     if address is None:
         address = "local"  # a new cluster of this machine alone, listening on loopback only
         options["_node_ip_address"] = "127.0.0.1"
-    elif address != "auto":
-        _check_reachable(address)
     try:
         ray.init(address=address, **options)
     except (ConnectionError, RuntimeError, ValueError) as exc:
@@ -76,6 +77,17 @@ def connect(address: str | None) -> None:
             f"cannot join the Ray cluster at {where} ({_first_line(exc)[:160]}); "
             "start one with `ray start --head` or fix --ray-address"
         ) from None
+
+
+def _use_token_if_available() -> None:
+    """Ray 2.60 clusters started with ``ray start`` use token authentication when a token exists
+    (~/.ray/auth_token, RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH), but a driver joining them by explicit
+    address does not send it unless RAY_AUTH_MODE=token: the join then fails with InvalidAuthToken."""
+    if "RAY_AUTH_MODE" in os.environ:
+        return  # the user chose
+    token_file = Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
+    if os.environ.get("RAY_AUTH_TOKEN") or token_file.is_file():
+        os.environ["RAY_AUTH_MODE"] = "token"
 
 
 def _check_reachable(address: str, timeout: float = 3.0) -> None:
