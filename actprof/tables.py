@@ -299,7 +299,7 @@ def decision_rows(report: ReportRecord) -> list[dict[str, str]]:
         original = s.name.split("+")[0]
         row = {"activation": s.name}
         if report.lr_study is not None:
-            row["lr (best on val)"] = "—" if s.lr is None else f"{s.lr:g}"
+            row["best lr"] = "—" if s.lr is None else f"{s.lr:g}"
         row |= {
             f"s to {level} (vs {report.baseline})": _race(v) if s.rewrite is None else f"as {original}",
             "s saved [95% CI]": _saved(v) if s.rewrite is None else "—",
