@@ -49,11 +49,6 @@ def _ray():
     return ray
 
 
-def check_installed() -> None:
-    """Refuse ``--executor ray`` before anything slow starts when Ray is missing."""
-    _ray()
-
-
 def connect(address: str | None) -> None:
     """Join the cluster at ``address``; None starts a local cluster (or joins the one RAY_ADDRESS names).
 

@@ -7,13 +7,15 @@ gets a confidence interval, a p-value (paired t-test) and an effect size (Cohen'
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Sequence
+import statistics
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 import numpy as np
 
-from actprof.records import Estimate, PairedComparison
+from actprof.records import Estimate, PairedComparison, TrainResult, time_to
 
 ALPHA = 0.05
 
@@ -95,4 +97,71 @@ def _paired(
         significant=p_value < ALPHA,
         higher_is_better=higher_is_better,
         reached=reached,
+    )
+
+
+# --- what is compared over seeds -------------------------------------------------------------------
+
+# (value of one run, whether higher is better, the resolution of that value in one run or None)
+Metric = tuple[Callable[[TrainResult], float | None], bool, Callable[[TrainResult], float | None] | None]
+
+
+def run_seconds(run: TrainResult, target: float) -> float | None:
+    return time_to(run.validation, target).seconds
+
+
+def _run_steps(run: TrainResult, target: float) -> float | None:
+    step = time_to(run.validation, target).step
+    return float(step) if step is not None else None
+
+
+def _seconds_resolution(run: TrainResult, target: float) -> float | None:
+    return time_to(run.validation, target).resolution_seconds
+
+
+def _steps_resolution(run: TrainResult, target: float) -> float | None:
+    return time_to(run.validation, target).resolution_steps
+
+
+def seconds_metric(target: float) -> Metric:
+    """Training seconds to ``target`` validation accuracy (lower is better), with its validation bracket."""
+    at = functools.partial
+    return at(run_seconds, target=target), False, at(_seconds_resolution, target=target)
+
+
+def seed_metrics(target: float | None) -> dict[str, Metric]:
+    """What is compared over seeds: name -> (value of one run, whether higher is better, the resolution of
+    that value in one run or None). Time to accuracy is compared at the report's target only."""
+    metrics: dict[str, Metric] = {
+        "test accuracy": (lambda r: r.test_accuracy, True, None),
+        "test loss": (lambda r: r.test_loss, False, None),
+    }
+    if target is not None:
+        at = functools.partial
+        metrics[f"seconds to {100 * target:.0f}%"] = seconds_metric(target)
+        metrics[f"steps to {100 * target:.0f}%"] = (
+            at(_run_steps, target=target),
+            False,
+            at(_steps_resolution, target=target),
+        )
+    return metrics
+
+
+def resolution(runs: list[TrainResult], of: Callable[[TrainResult], float | None] | None) -> float | None:
+    """The median resolution of a time-to-target over the runs that reached it (None: not measured)."""
+    if of is None:
+        return None
+    widths = sorted(w for w in (of(r) for r in runs) if w is not None)
+    return float(statistics.median(widths)) if widths else None
+
+
+def compare(what: str, metric: Metric, mine: list[TrainResult], theirs: list[TrainResult]) -> PairedComparison:
+    """``mine`` − ``theirs`` paired in order (the same seed on each side), with the metric's resolution."""
+    value, higher, resolution_of = metric
+    return paired(
+        what,
+        [value(r) for r in mine],
+        [value(r) for r in theirs],
+        higher_is_better=higher,
+        resolution=resolution([*mine, *theirs], resolution_of),
     )

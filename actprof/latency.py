@@ -70,6 +70,19 @@ def _window_median(run: Run, *, runs: int) -> float:
     return float(np.median(times))
 
 
+def run_for(run: Run, *, min_runs: int, min_seconds: float, warm_up: int = 0, after_each: Run = lambda: None) -> int:
+    """``warm_up`` untimed calls, then calls until both ``min_runs`` and ``min_seconds`` are reached, each
+    followed by ``after_each`` (e.g. reading a profiler's counters); returns how many followed the warm-up."""
+    for _ in range(warm_up):
+        run()
+    started, runs = time.perf_counter(), 0
+    while runs < min_runs or time.perf_counter() - started < min_seconds:
+        run()
+        after_each()
+        runs += 1
+    return runs
+
+
 def time_runs(run: Run, count: int) -> list[int]:
     """``count`` timed runs, each with ``perf_counter_ns`` around the call alone."""
     clock = time.perf_counter_ns

@@ -12,8 +12,8 @@ import math
 import statistics
 from collections.abc import Sequence
 
-from actprof.evidence import estimate, paired
-from actprof.records import LrCell, LrStudy, ModelRecord, SharedLrComparison, TrainResult, time_to
+from actprof.evidence import compare, estimate, run_seconds, seconds_metric
+from actprof.records import LrCell, LrStudy, ModelRecord, SharedLrComparison, TrainResult
 
 LEARNED = 0.2  # a baseline whose best validation accuracy stays under this learned nothing to compare against
 
@@ -55,17 +55,13 @@ def at_lr(record: ModelRecord, lr: float) -> list[TrainResult]:
     return sorted((r for r in record.all_runs if r.config.lr == lr), key=lambda r: r.config.seed)
 
 
-def _seconds(run: TrainResult, target: float | None) -> float | None:
-    return time_to(run.validation, target).seconds if target else None
-
-
 def cell(record: ModelRecord, lr: float, target: float | None) -> LrCell:
     runs = at_lr(record, lr)
     return LrCell(
         activation=record.name,
         lr=lr,
         val_accuracy=estimate([r.val_accuracy for r in runs]),
-        seconds_to_target=estimate([_seconds(r, target) for r in runs]),
+        seconds_to_target=estimate([run_seconds(r, target) if target else None for r in runs]),
         seeds=len(runs),
         chosen=record.train.config.lr == lr,
     )
@@ -82,28 +78,16 @@ def shared_lr(models: Sequence[ModelRecord], lrs: Sequence[float]) -> float:
     return max(common, key=lambda lr: (mean_accuracy(lr), -lr))
 
 
-def median_resolution(runs: Sequence[TrainResult], target: float) -> float | None:
-    """The median width, in seconds, of the validation brackets the target's crossings were read in."""
-    widths = [w for w in (time_to(r.validation, target).resolution_seconds for r in runs) if w is not None]
-    return float(statistics.median(widths)) if widths else None
-
-
 def at_shared(record: ModelRecord, baseline: ModelRecord, lr: float, target: float | None) -> SharedLrComparison:
     """Seconds to the report's target at the shared rate, paired by seed with the baseline's."""
     mine = at_lr(record, lr)
-    seconds = estimate([_seconds(r, target) for r in mine])
+    seconds = estimate([run_seconds(r, target) if target else None for r in mine])
     if record is baseline or target is None:
         return SharedLrComparison(record.name, seconds, None)
     theirs = {r.config.seed: r for r in at_lr(baseline, lr)}
     pairs = [(r, theirs[r.config.seed]) for r in mine if r.config.seed in theirs]
     if len(pairs) < 2:
         return SharedLrComparison(record.name, seconds, None)
-    a, b = [p[0] for p in pairs], [p[1] for p in pairs]
-    comparison = paired(
-        f"seconds to {100 * target:.0f}% at lr {lr:g}",
-        [_seconds(r, target) for r in a],
-        [_seconds(r, target) for r in b],
-        higher_is_better=False,
-        resolution=median_resolution([*a, *b], target),
-    )
+    what = f"seconds to {100 * target:.0f}% at lr {lr:g}"
+    comparison = compare(what, seconds_metric(target), [a for a, _ in pairs], [b for _, b in pairs])
     return SharedLrComparison(record.name, seconds, comparison)

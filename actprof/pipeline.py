@@ -77,7 +77,7 @@ def train_and_export(
     options = ExportOptions(out=out_dir, opset=opset, exporter=exporter, rewrite=rewrite)
     export.check_options(opset=opset, exporter=exporter)
     export.check_rewrite(rewrite, [act])
-    plan = Sweep(lrs=tuple(lrs) or (train_config.lr,), seeds=(train_config.seed, *extra_seeds), force=force)
+    plan = Sweep.of(train_config, lrs, extra_seeds, force=force)
     records, failures = train_sweep(
         [(act, model_config)], train_config, data, options, plan, progress=lambda _act: on_step, baseline=None
     )
@@ -93,6 +93,11 @@ class Sweep:
     lrs: tuple[float, ...]
     seeds: tuple[int, ...]
     force: bool = False
+
+    @classmethod
+    def of(cls, train: TrainConfig, lrs: Sequence[float], extra_seeds: Sequence[int], *, force: bool) -> Sweep:
+        """The config's rate and seed, or the rates given, and the extra seeds after the config's."""
+        return cls(lrs=tuple(lrs) or (train.lr,), seeds=(train.seed, *extra_seeds), force=force)
 
     @property
     def trainings_per_activation(self) -> int:
@@ -132,7 +137,6 @@ def train_sweep(
         [j for js in jobs.values() for j in js], runs_dir, data.identity, force=plan.force
     )
     if done or diverged:
-        done = {**done}
         finished_before = len(done) + len(diverged)
         say(
             f"resumed: {finished_before} of {finished_before + len(todo)} trainings already in {runs_dir}, "
@@ -232,7 +236,7 @@ def train_export_all(
 
     recipe = recipe or Recipe()
     mnist = mnist or data.load_mnist(data_dir=data_dir, dataset=dataset, log=lambda m: console.print(m))
-    plan = Sweep(lrs=tuple(lrs) or (train_config.lr,), seeds=(train_config.seed, *extra_seeds), force=force)
+    plan = Sweep.of(train_config, lrs, extra_seeds, force=force)
     models = [
         (
             act,

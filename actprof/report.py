@@ -201,9 +201,7 @@ def decision_caption(report: ReportRecord) -> str:
         target = f"Target: {100 * report.target_accuracy:.0f}% validation accuracy ({report.target_rule}). "
     else:
         target = f"No target accuracy ({report.target_rule or 'the baseline reached none'}). "
-    network = f"Network: {describe(report.architecture)}. " + (
-        contention_note(report) + " " if contention_note(report) else ""
-    )
+    network = " ".join(filter(None, [f"Network: {describe(report.architecture)}.", contention_note(report)])) + " "
     if report.lr_study:
         base_lr = next((f"{s.lr:g}" for s in report.activations if s.name == report.baseline and s.lr), "—")
         network += (

@@ -18,7 +18,6 @@ import io
 import os
 import re
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from actprof import attribution
+from actprof import attribution, latency
 from actprof.environment import physical_cores
 from actprof.errors import ModelFileError, ProviderUnavailable, UsageError
 from actprof.graph import INPUT_NAME, OUTPUT_NAME
@@ -126,6 +125,8 @@ class Backend:
         ``names``: the model's input and output tensor."""
         raise NotImplementedError
 
+
+PROFILE_WARM_UP = 5  # untimed runs before a per-op profile's timed ones
 
 # --- ONNX Runtime ----------------------------------------------------------------------------------
 
@@ -421,15 +422,10 @@ class OrtBackend(Backend):
             options = session_options(threads=global_threads(), opt_level=opt_level, profile_prefix=f"{tmp}/ort")
             session = create_session(model, self.name, options)
             target = self.compute_target(session, x, input_name=names[0], output_name=names[1])
-            for _ in range(5):
-                target.run()
-            started, runs = time.perf_counter(), 0
-            while runs < min_runs or time.perf_counter() - started < min_seconds:
-                target.run()
-                runs += 1
+            runs = latency.run_for(target.run, min_runs=min_runs, min_seconds=min_seconds, warm_up=PROFILE_WARM_UP)
             events = attribution.load_profile_file(Path(session.end_profiling()))
         # Warm-up runs are in the profile too (and on CUDA the binding's first run): count every one.
-        recorded = runs + 5 + (1 if self.name == "cuda" else 0)
+        recorded = runs + PROFILE_WARM_UP + (1 if self.name == "cuda" else 0)
         providers = attribution.node_providers(events)
         foreign = sorted(f"{node} ({prov})" for node, prov in providers.items() if prov != self.label)
         totals = attribution.parse_profile(events)

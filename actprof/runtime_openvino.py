@@ -15,17 +15,16 @@ models in rounds of their own.
 from __future__ import annotations
 
 import functools
-import time
 from typing import Any
 
 import numpy as np
 
-from actprof import attribution
+from actprof import attribution, latency
 from actprof.environment import physical_cores
 from actprof.errors import ModelFileError, ProviderUnavailable
 from actprof.graph import INPUT_NAME, OUTPUT_NAME
 from actprof.records import FusionCensus, OpProfile, ProviderStatus
-from actprof.runtime import Backend, Target, check_precision, global_threads
+from actprof.runtime import PROFILE_WARM_UP, Backend, Target, check_precision, global_threads
 from actprof.settings import SUPPORTED_PRECISIONS
 
 DEVICE = "CPU"
@@ -169,19 +168,19 @@ class OpenVinoBackend(Backend):
         """Per-layer time from OpenVINO's performance counters, summed over every timed run."""
         compiled = self.load(model, opt_level=opt_level, precision=precision, perf_count=True)
         target = self.compute_target(compiled, x, input_name=names[0], output_name=names[1])
-        for _ in range(5):
-            target.run()
         totals: dict[tuple[str, str], tuple[float, int]] = {}
-        started, runs = time.perf_counter(), 0
         request = target.run.__self__
-        while runs < min_runs or time.perf_counter() - started < min_seconds:
-            target.run()
-            runs += 1
+
+        def add_counters() -> None:  # the request's counters describe its last run only
             for node in request.profiling_info:
                 if str(node.status).endswith("EXECUTED") and node.node_type not in ("Parameter", "Result"):
                     key = (node.node_type, self.name)
                     total, count = totals.get(key, (0.0, 0))
                     totals[key] = (total + node.real_time.total_seconds() * 1e6, count + 1)
+
+        runs = latency.run_for(
+            target.run, min_runs=min_runs, min_seconds=min_seconds, warm_up=PROFILE_WARM_UP, after_each=add_counters
+        )
         return attribution.op_profile_of(
             totals,
             model=name,

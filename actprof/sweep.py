@@ -32,6 +32,7 @@ from actprof.records import (
 
 if TYPE_CHECKING:
     from actprof.data import MNIST
+    from actprof.environment import Environment
     from actprof.records import DatasetIdentity
 
 RUNS_DIR = "runs"
@@ -109,16 +110,15 @@ def save_diverged(runs_dir: Path, job: TrainJob, dataset: DatasetIdentity, reaso
 Saved = tuple[bytes, RunRecord]
 
 
-def finished(runs_dir: Path, job: TrainJob, dataset: DatasetIdentity) -> Saved | Failure | None:
+def finished(runs_dir: Path, job: TrainJob, dataset: DatasetIdentity, now: Environment) -> Saved | Failure | None:
     """The saved result of ``job`` (or its saved divergence) if it matches what would be trained now —
-    the job, the data's hash, actprof's and the packages' versions; None means train it."""
+    the job, the data's hash, actprof's and the packages' versions (``now``); None means train it."""
     json_path = runs_dir / f"{job.stem}.json"
     try:
         kind = json.loads(json_path.read_bytes()).get("kind")
         record = storage.read_json(json_path, DivergedRun if kind == "diverged" else RunRecord)
     except (OSError, ValueError, AttributeError, ModelFileError):  # missing, damaged, incompatible: train it
         return None
-    now = storage.header("run")["environment"]
     same = (
         record.job == job
         and record.dataset.sha256 == dataset.sha256
@@ -139,10 +139,13 @@ def pending(
 ) -> tuple[dict[str, Saved], list[Failure], list[TrainJob]]:
     """Split a sweep into the results already on disk (by stem), the saved divergences, and the jobs
     still to train."""
+    from actprof import environment
+
+    now = environment.capture()
     done: dict[str, Saved] = {}
     diverged, todo = [], []
     for job in all_jobs:
-        saved = None if force else finished(runs_dir, job, dataset)
+        saved = None if force else finished(runs_dir, job, dataset, now)
         if saved is None:
             todo.append(job)
         elif isinstance(saved, Failure):

@@ -6,16 +6,13 @@ Also the CI gate: ``diff`` compares two result sets and lists regressions beyond
 
 from __future__ import annotations
 
-import functools
 import math
-import statistics
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from actprof import learning_rate, storage
 from actprof.errors import ModelFileError, UsageError
-from actprof.evidence import estimate, paired
+from actprof.evidence import compare, estimate, run_seconds, seed_metrics
 from actprof.records import (
     ActivationSummary,
     Interval,
@@ -312,74 +309,12 @@ def _signed_ms(x: float) -> str:
     return f"{x:+.4f} ms"
 
 
-def _run_seconds(run: TrainResult, target: float) -> float | None:
-    return time_to(run.validation, target).seconds
-
-
-def _run_steps(run: TrainResult, target: float) -> float | None:
-    step = time_to(run.validation, target).step
-    return float(step) if step is not None else None
-
-
-def _seconds_resolution(run: TrainResult, target: float) -> float | None:
-    return time_to(run.validation, target).resolution_seconds
-
-
-def _steps_resolution(run: TrainResult, target: float) -> float | None:
-    return time_to(run.validation, target).resolution_steps
-
-
-Metric = tuple[Callable[[TrainResult], float | None], bool, Callable[[TrainResult], float | None] | None]
-
-
-def _seed_metrics(target: float | None) -> dict[str, Metric]:
-    """What is compared over seeds: name -> (value of one run, whether higher is better, the resolution of
-    that value in one run or None). Time to accuracy is compared at the report's target only."""
-    metrics: dict[str, Metric] = {
-        "test accuracy": (lambda r: r.test_accuracy, True, None),
-        "test loss": (lambda r: r.test_loss, False, None),
-    }
-    if target is not None:
-        at = functools.partial
-        metrics[f"seconds to {100 * target:.0f}%"] = (
-            at(_run_seconds, target=target),
-            False,
-            at(_seconds_resolution, target=target),
-        )
-        metrics[f"steps to {100 * target:.0f}%"] = (
-            at(_run_steps, target=target),
-            False,
-            at(_steps_resolution, target=target),
-        )
-    return metrics
-
-
-def resolution(runs: list[TrainResult], of: Callable[[TrainResult], float | None] | None) -> float | None:
-    """The median resolution of a time-to-target over the runs that reached it (None: not measured)."""
-    if of is None:
-        return None
-    widths = sorted(w for w in (of(r) for r in runs) if w is not None)
-    return float(statistics.median(widths)) if widths else None
-
-
-def compare(what: str, metric: Metric, mine: list[TrainResult], theirs: list[TrainResult]) -> PairedComparison:
-    """``mine`` − ``theirs`` paired in order (the same seed on each side), with the metric's resolution."""
-    value, higher, resolution_of = metric
-    return paired(
-        what,
-        [value(r) for r in mine],
-        [value(r) for r in theirs],
-        higher_is_better=higher,
-        resolution=resolution([*mine, *theirs], resolution_of),
-    )
-
-
 def with_evidence(
     summary: ActivationSummary, record: ModelRecord, base: ModelRecord, target: float | None
 ) -> ActivationSummary:
     """Seeds, estimates over seeds, and comparisons with the baseline paired by seed."""
     runs = record.runs
-    metrics = _seed_metrics(target)
+    metrics = seed_metrics(target)
     base_by_seed = {r.config.seed: r for r in base.runs}
     common = [(r, base_by_seed[r.config.seed]) for r in runs if r.config.seed in base_by_seed]
     comparisons = []
@@ -390,7 +325,7 @@ def with_evidence(
         summary,
         over_seeds={name: estimate([value(r) for r in runs]) for name, (value, _, _) in metrics.items()},
         seeds=[r.config.seed for r in runs],
-        seconds_to_target=[_run_seconds(r, target) for r in runs] if target else [],
+        seconds_to_target=[run_seconds(r, target) for r in runs] if target else [],
         vs_baseline=comparisons,
     )
 
