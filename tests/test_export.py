@@ -195,3 +195,55 @@ def test_elu_on_full_mnist_reaches_96_percent_in_ort(tmp_path, full_mnist_dir):
     session = plain_ort_session(str(tmp_path / "elu.onnx"))
     logits = export.run_batches(session, to_tensor(mnist.test_images).numpy())
     assert float(np.mean(logits.argmax(1) == mnist.test_labels)) >= 0.96
+
+
+def _perturbed(name: str, seed: int):
+    """A network with every parameter non-zero and distinct per seed, as after training."""
+    import torch
+
+    from actprof.model import build
+
+    torch.manual_seed(seed)
+    model = build(config_for(activations.get(name))).eval()
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(torch.randn_like(parameter) * 0.01)
+    return model
+
+
+@pytest.mark.parametrize("name", ["elu", "gelu", "selu"])
+def test_later_runs_of_a_sweep_reuse_the_export_and_get_a_fresh_exports_bytes(monkeypatch, name):
+    exports = []
+    fresh_export = export.to_onnx
+    monkeypatch.setattr(export, "to_onnx", lambda *a, **k: exports.append(1) or fresh_export(*a, **k))
+    monkeypatch.setattr(export, "_TEMPLATES", {})
+    first, second = _perturbed(name, 0), _perturbed(name, 1)
+    export.reuse_or_export(first, opset=export.DEFAULT_OPSET, exporter="dynamo")
+    reused = export.reuse_or_export(second, opset=export.DEFAULT_OPSET, exporter="dynamo")
+    assert len(exports) == 1
+    expected = fresh_export(second, opset=export.DEFAULT_OPSET, exporter="dynamo")
+    assert reused.SerializeToString() == expected.SerializeToString()
+
+
+def test_a_graph_that_folded_a_parameter_is_exported_afresh(monkeypatch):
+    # PReLU's slope is exported reshaped for broadcasting: not an initializer of its own shape, so no reuse.
+    exports = []
+    fresh_export = export.to_onnx
+    monkeypatch.setattr(export, "to_onnx", lambda *a, **k: exports.append(1) or fresh_export(*a, **k))
+    monkeypatch.setattr(export, "_TEMPLATES", {})
+    for seed in (0, 1):
+        export.reuse_or_export(_perturbed("prelu", seed), opset=export.DEFAULT_OPSET, exporter="dynamo")
+    assert len(exports) == 2
+
+
+def test_staged_data_is_reused_until_the_split_or_precision_changes(sample):
+    import torch
+
+    from actprof.train import staged
+
+    cpu = torch.device("cpu")
+    first = staged(sample, 0.1, cpu, torch.bfloat16)
+    assert all(a is b for a, b in zip(first, staged(sample, 0.1, cpu, torch.bfloat16), strict=True))
+    fp32 = staged(sample, 0.1, cpu, torch.float32)
+    assert fp32[0].dtype == torch.float32 and torch.equal(fp32[0].to(torch.bfloat16), first[0])
+    assert len(staged(sample, 0.2, cpu, torch.float32)[2]) != len(fp32[2])  # another validation split

@@ -127,13 +127,13 @@ def test_default_init_matches_plain_pytorch_layers():
 @pytest.mark.parametrize("name", list(ACTIVATIONS))
 def test_dropout_kind(name):
     model = build(name)
-    from actprof.model import ByteDropout
+    from actprof.dropout import FastDropout
 
     for layer in (model.drop1, model.drop2):
         if name == "selu":  # alpha dropout at the SELU paper's 0.05: not a multiple of 1/256, so torch's own
             assert type(layer) is nn.AlphaDropout and layer.p == 0.05
         else:
-            assert type(layer) is ByteDropout and not layer.alpha and layer.p == 0.25
+            assert type(layer) is FastDropout and not layer.alpha and layer.p == 0.25
 
 
 # --- config_for --------------------------------------------------------------------------------
@@ -203,50 +203,6 @@ def assert_same_weights(a: SeedCNN, b: SeedCNN) -> None:
 # --- the trainer's fast paths: same function, same distribution ---------------------------------
 
 
-def test_byte_dropout_keeps_three_quarters_and_rescales():
-    from actprof.model import ByteDropout
-
-    torch.manual_seed(0)
-    drop = ByteDropout(0.25).train()
-    x = torch.ones(200, 32, 13, 13).contiguous(memory_format=torch.channels_last)
-    y = drop(x)
-    kept = (y != 0).float().mean().item()
-    assert abs(kept - 0.75) < 0.005
-    assert torch.allclose(y[y != 0], torch.tensor(1 / 0.75))
-    assert y.is_contiguous(memory_format=torch.channels_last)
-    assert torch.equal(drop.eval()(x), x)
-
-
-def test_byte_dropout_masks_are_independent_of_layout_position():
-    from actprof.model import ByteDropout
-
-    torch.manual_seed(1)
-    y = ByteDropout(0.25).train()(torch.ones(4000, 3, 2, 2).contiguous(memory_format=torch.channels_last))
-    per_channel = (y != 0).float().mean(dim=(0, 2, 3))
-    assert torch.all((per_channel - 0.75).abs() < 0.02), per_channel
-
-
-def test_byte_dropout_refuses_probabilities_it_cannot_draw_exactly():
-    from actprof.model import ByteDropout, dropout_layer
-
-    with pytest.raises(ValueError):
-        ByteDropout(0.3)
-    assert isinstance(dropout_layer(0.3, alpha=False), nn.Dropout)
-    assert isinstance(dropout_layer(0.3, alpha=True), nn.AlphaDropout)
-
-
-def test_byte_alpha_dropout_keeps_selu_moments():
-    from actprof.model import ByteDropout
-
-    torch.manual_seed(0)
-    x = torch.randn(400_000, dtype=torch.float64)
-    y = ByteDropout(0.25, alpha=True).train()(x)
-    reference = nn.functional.alpha_dropout(x, 0.25, training=True)
-    assert abs(y.mean().item() - reference.mean().item()) < 0.01
-    assert abs(y.std().item() - reference.std().item()) < 0.01
-    assert abs(y.mean().item()) < 0.01 and abs(y.std().item() - 1) < 0.01
-
-
 @pytest.mark.parametrize("name", ["relu", "elu", "selu", "sigmoid", "tanh", "leaky_relu", "celu", "softplus"])
 def test_pool_first_order_computes_the_same_function(name):
     torch.manual_seed(0)
@@ -257,3 +213,70 @@ def test_pool_first_order_computes_the_same_function(name):
         model.pool_first = True
         reordered = model(x)
     assert torch.equal(canonical, reordered)
+
+
+# --- the trainer's lean form: only what reaches the loss, channels-last throughout -----------------
+
+
+def _pair(name: str, architecture: str, seed: int = 0):
+    """The same network twice: canonical, and in the trainer's form (lean, pool-first where exact)."""
+    from actprof.model import build as build_network
+
+    act = ACTIVATIONS[name]
+    torch.manual_seed(seed)
+    canonical = build_network(config_for(act, dropout=0.0, architecture=architecture))
+    lean = build_network(config_for(act, dropout=0.0, architecture=architecture))
+    lean.load_state_dict(canonical.state_dict())
+    lean.lean, lean.pool_first = True, act.monotonic
+    # Both channels-last, as the trainer runs them: the rewrites are then the only difference.
+    return canonical.to(memory_format=torch.channels_last), lean.to(memory_format=torch.channels_last)
+
+
+LEAN_CASES = [(name, arch) for arch in ("seed", "deep") for name in ("relu", "elu", "gelu", "mish", "prelu")]
+
+
+@pytest.mark.parametrize(("name", "architecture"), LEAN_CASES)
+def test_lean_form_gives_the_same_outputs(name, architecture):
+    canonical, lean = _pair(name, architecture)
+    x = torch.rand(16, 1, 28, 28).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        torch.testing.assert_close(lean.eval()(x), canonical.eval()(x), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(("name", "architecture"), LEAN_CASES)
+def test_lean_form_gives_the_same_gradients(name, architecture):
+    # Every parameter, including those of the first layers, whose unused outputs the lean form skips:
+    # what it leaves out never reached the loss, so no gradient changes.
+    canonical, lean = _pair(name, architecture)
+    x = torch.rand(32, 1, 28, 28).contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, 10, (32,))
+    for model in (canonical, lean):
+        nn.functional.cross_entropy(model.train()(x), y).backward()
+    for (label, expected), got in zip(canonical.named_parameters(), lean.parameters(), strict=True):
+        # fc1's columns are summed in another order: fp32 rounding, relative to the largest gradient.
+        error = (got.grad - expected.grad).abs().max() / expected.grad.abs().max()
+        assert error < 1e-5, (label, float(error))
+
+
+@pytest.mark.parametrize("architecture", ["seed", "deep"])
+def test_lean_form_under_bf16_autocast_stays_within_bf16_rounding(architecture):
+    # The images staged as bf16 are what autocast would cast them to: the same bf16 forward either way.
+    canonical, lean = _pair("elu", architecture)
+    x = torch.rand(64, 1, 28, 28).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        expected = canonical.eval()(x).float()
+        got = lean.eval()(x.to(torch.bfloat16)).float()
+    assert (got - expected).abs().max() < 0.01 * expected.abs().max()
+
+
+def test_lean_form_reads_only_the_rows_that_reach_the_output():
+    from actprof.model import _rows_used
+
+    canonical, lean = _pair("relu", "seed")
+    x = torch.rand(4, 1, 28, 28)
+    changed = x.clone()
+    changed[:, :, _rows_used(28) :, :] = 1e6  # rows 26 and 27: floored away by the second pool
+    changed[:, :, :, _rows_used(28) :] = -1e6
+    with torch.no_grad():
+        assert torch.equal(canonical.eval()(x), canonical(changed))
+        assert torch.equal(lean.eval()(x), lean(changed))
