@@ -90,7 +90,6 @@ def run_profile(
     op_profiles: list[OpProfile] = []
     fusion: list[FusionCensus] = []
     deployments: list[DeploymentCell] = []
-    reference = References(loaded, deployment.images)
     fp32_activations = {
         name: attribution.activation_counts(onnx.load_from_string(data)) for name, data in loaded.items()
     }
@@ -104,7 +103,7 @@ def run_profile(
         _warm_up(backend, cells, settings)
         for (name, precision), (file, data) in cells.items():
             say(f"{backend.name} {precision}: accuracy and memory of {name}")
-            cell = _deployment_cell(backend, name, precision, file, data, deployment, reference, settings)
+            cell = _deployment_cell(backend, name, precision, file, data, deployment, loaded[name], settings)
             deployments.append(cell)
         for opt_level in backend.opt_levels(settings.opt_levels):
             for (name, precision), (_, data) in cells.items():
@@ -167,25 +166,8 @@ def _sample_deployment() -> Deployment:
     return prepare({}, ["fp32"], load_mnist(dataset="sample", log=lambda _m: None), calibration_images=0)
 
 
-class References:
-    """Each model's fp32 logits on the test split from ORT's CPU provider, computed when first needed, or
-    taken from the CPU fp32 deployment cell, which runs that very session (same model, provider and
-    options): not computed twice (14 s of the 14-activation ``run``)."""
-
-    def __init__(self, models: dict[str, bytes], images: np.ndarray) -> None:
-        self._models, self._images, self._logits = models, images, {}
-
-    def offer(self, name: str, logits: np.ndarray) -> None:
-        self._logits.setdefault(name, logits)
-
-    def __getitem__(self, name: str) -> np.ndarray:
-        if name not in self._logits:
-            self._logits[name] = export.run_batches(runtime.cpu_session(self._models[name]), self._images)
-        return self._logits[name]
-
-
 def _deployment_cell(
-    backend, name, precision, file, data, deployment: Deployment, references: References, settings
+    backend, name, precision, file, data, deployment: Deployment, fp32_model: bytes, settings
 ) -> DeploymentCell:
     """Load one cell: the memory it adds (loaded and run once at the smallest profiled batch), then its score
     on the whole test split (accuracy, agreement with the fp32 model)."""
@@ -194,10 +176,11 @@ def _deployment_cell(
     loaded = backend.load(data, opt_level=backend.opt_levels(["all"])[0], precision=precision)
     backend.compute_target(loaded, images(min(settings.batch_sizes))).run()
     added = runtime.resident_bytes() - before
-    logits = _logits(backend, loaded, deployment.images)
-    if backend.name == "cpu" and precision == "fp32":
-        references.offer(name, logits)
-    reference = references[name]
+    if backend.name == "cpu" and precision == "fp32":  # the session export scores with: its logits are shared
+        logits = export.cpu_logits(data, deployment.images, session=loaded)
+    else:
+        logits = _logits(backend, loaded, deployment.images)
+    reference = export.cpu_logits(fp32_model, deployment.images)  # what every cell is compared with
     return DeploymentCell(
         model=name,
         provider=backend.name,

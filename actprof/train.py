@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -60,12 +60,8 @@ def train(
     x_train, y_train, x_val, y_val, x_test, y_test = staged(data, config.val_fraction, device, dtype)
     val_probe = slice(0, min(config.val_size, len(y_val)))
 
-    model = build(model_config).to(device=device, memory_format=torch.channels_last)
-    model.pool_first = config.pool_first and activations.get(model_config.activation).monotonic
-    model.lean = True  # exact: skips only what never reaches the loss (model.SeedCNN.lean)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, fused=True)
-    loss_fn = nn.CrossEntropyLoss()
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16")
+    stepper = Stepper.of(model_config, config, device)
+    model, autocast = stepper.model, stepper.autocast
 
     n = len(y_train)
     steps_per_epoch = math.ceil(n / config.batch_size)
@@ -84,7 +80,7 @@ def train(
     # The first steps of a process pay one-time setup (CUDA's lazy init and cuDNN autotuning; oneDNN
     # primitive creation on the CPU), billed to the first activation trained (the baseline, in `actprof run`)
     # without this: on the H100 that model trained at 8,553 img/s on the sample and the next at 77,196.
-    _warm_up(model, x_train[: config.batch_size], y_train[: config.batch_size], loss_fn, autocast, config.lr)
+    _warm_up(stepper, x_train[: config.batch_size], y_train[: config.batch_size])
     for _ in range(config.epochs):
         order = torch.randperm(n, generator=shuffle).to(device)  # the same order on every device
         model.train()
@@ -92,12 +88,7 @@ def train(
         for first in range(0, n, config.batch_size):
             idx = order[first : first + config.batch_size]
             xb, yb = x_train.index_select(0, idx), y_train.index_select(0, idx)
-            with autocast:
-                logits = model(xb)
-                loss = loss_fn(logits.float(), yb)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            loss, logits = stepper.step(xb, yb)
             step_loss[step] = loss.detach()
             step_correct[step] = (logits.detach().argmax(1) == yb).sum()
             step_sizes[step] = len(yb)
@@ -212,20 +203,54 @@ def validation_steps(total_steps: int, every: int, epochs: int) -> frozenset[int
     return frozenset(max(1, round(total_steps * (k / points) ** 2)) for k in range(1, points + 1))
 
 
-def _warm_up(model: nn.Module, xb: torch.Tensor, yb: torch.Tensor, loss_fn, autocast, lr: float) -> None:
+@dataclass
+class Stepper:
+    """The network in the form it trains in, and one optimizer step on a batch.
+
+    The form: channels-last, bf16 autocast where chosen, fused Adam, and the model's exact training
+    rewrites (``lean``: only what reaches the loss; ``pool_first`` for monotonic activations). The
+    benchmarks profile this very step.
+    """
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    autocast: torch.autocast
+    loss_fn: nn.Module
+
+    @classmethod
+    def of(cls, model_config: ModelConfig, config: TrainConfig, device: torch.device) -> Stepper:
+        model = build(model_config).to(device=device, memory_format=torch.channels_last)
+        model.pool_first = config.pool_first and activations.get(model_config.activation).monotonic
+        model.lean = True  # exact: skips only what never reaches the loss (model.SeedCNN.lean)
+        return cls(
+            model=model,
+            optimizer=torch.optim.Adam(model.parameters(), lr=config.lr, fused=True),
+            autocast=torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16"),
+            loss_fn=nn.CrossEntropyLoss(),
+        )
+
+    def step(self, xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Forward, backward and update on one batch; returns the loss and the logits."""
+        with self.autocast:
+            logits = self.model(xb)
+            loss = self.loss_fn(logits.float(), yb)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return loss, logits
+
+
+def _warm_up(stepper: Stepper, xb: torch.Tensor, yb: torch.Tensor) -> None:
     """Two untimed steps on a throwaway copy, so that one-time setup is not in the first model's training
     time. The weights and the random streams are left as they were."""
     import copy
 
-    twin = copy.deepcopy(model)
-    optimizer = torch.optim.Adam(twin.parameters(), lr=lr, fused=True)
+    model = copy.deepcopy(stepper.model)
+    lr = stepper.optimizer.param_groups[0]["lr"]
+    twin = replace(stepper, model=model, optimizer=torch.optim.Adam(model.parameters(), lr=lr, fused=True))
     with torch.random.fork_rng(devices=[xb.device] if xb.device.type == "cuda" else []):
         for _ in range(2):
-            with autocast:
-                loss = loss_fn(twin(xb).float(), yb)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            twin.step(xb, yb)
     if xb.device.type == "cuda":
         torch.cuda.synchronize(xb.device)
 

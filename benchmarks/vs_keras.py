@@ -6,13 +6,16 @@ training images (what actprof trains on after holding out 10% for validation), b
 Adam 1e-3, He-normal init. Throughput is images per second of training, validation excluded, first
 step (graph tracing / warm-up) included on both sides.
 
-    python benchmarks/vs_keras.py --data-dir ../shared/data/mnist [--acts relu,elu] [--repeats 2]
+    python benchmarks/vs_keras.py --data-dir ../shared/data/mnist [--acts relu,elu] [--repeats 3] [--model deep]
+
+``--model deep`` runs actprof's deep CNN in both (written here in Keras layer for layer).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -49,13 +52,25 @@ def activation(shared_axes):
     return layers.Activation(functions[act])
 
 init = "lecun_normal" if act == "selu" else ("glorot_uniform" if act in ("sigmoid", "tanh") else "he_normal")
-drop = layers.AlphaDropout if act == "selu" else layers.Dropout
+drop = (lambda: layers.AlphaDropout(0.05)) if act == "selu" else (lambda: layers.Dropout(0.25))
+if sys.argv[3] == "seed":  # the blog post's CNN
+    body = [
+        layers.Conv2D(32, 3, kernel_initializer=init), activation([1, 2, 3]), layers.MaxPooling2D(2), drop(),
+        layers.Conv2D(64, 3, kernel_initializer=init), activation([1, 2, 3]), layers.MaxPooling2D(2), drop(),
+    ]
+else:  # actprof's deep CNN: 3 x [conv 3x3 same, act, conv 3x3 same, act, max pool 2, dropout], 16/32/64 wide
+    body = [
+        layer
+        for width in (16, 32, 64)
+        for layer in (
+            layers.Conv2D(width, 3, padding="same", kernel_initializer=init), activation([1, 2, 3]),
+            layers.Conv2D(width, 3, padding="same", kernel_initializer=init), activation([1, 2, 3]),
+            layers.MaxPooling2D(2), drop(),
+        )
+    ]
 model = keras.Sequential([
     keras.Input((28, 28, 1)),
-    layers.Conv2D(32, 3, kernel_initializer=init), activation([1, 2, 3]),
-    layers.MaxPooling2D(2), drop(0.25),
-    layers.Conv2D(64, 3, kernel_initializer=init), activation([1, 2, 3]),
-    layers.MaxPooling2D(2), drop(0.25),
+    *body,
     layers.Flatten(),
     layers.Dense(256, kernel_initializer=init), activation([1]),
     layers.Dense(10, activation="softmax", kernel_initializer=init),
@@ -77,11 +92,11 @@ def ensure_keras() -> Path:
     return python
 
 
-def run_keras(python: Path, images: Path, act: str) -> dict:
+def run_keras(python: Path, images: Path, act: str, architecture: str = "seed") -> dict:
     with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as fh:
         fh.write(KERAS_WORKER)
     out = subprocess.run(
-        [str(python), fh.name, str(images), act],
+        [str(python), fh.name, str(images), act, architecture],
         capture_output=True,
         text=True,
         check=True,
@@ -90,7 +105,7 @@ def run_keras(python: Path, images: Path, act: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def run_actprof(data_dir: Path, act: str, precision: str) -> dict:
+def run_actprof(data_dir: Path, act: str, precision: str, architecture: str = "seed") -> dict:
     # A subprocess too, so neither side inherits the other's thread pools or warm caches.
     code = (
         "import json, sys\n"
@@ -101,7 +116,7 @@ def run_actprof(data_dir: Path, act: str, precision: str) -> dict:
         "from actprof.train import train\n"
         f"mnist = data.load_mnist(data_dir=Path({str(data_dir)!r}), log=lambda m: None)\n"
         f"act = activations.get({act!r})\n"
-        f"_, r = train(config_for(act), TrainConfig(precision={precision!r}), mnist)\n"
+        f"_, r = train(config_for(act, architecture={architecture!r}), TrainConfig(precision={precision!r}), mnist)\n"
         "print(json.dumps({'images_per_second': r.images_per_second, 'seconds': r.train_seconds,"
         " 'test_accuracy': r.test_accuracy, 'precision': r.config.precision}))\n"
     )
@@ -115,11 +130,13 @@ def main() -> None:
     parser.add_argument("--acts", default="relu,elu")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--precision", default="auto", help="actprof's training precision: auto | fp32 | bf16")
+    parser.add_argument("--model", default="seed", choices=["seed", "deep"], help="the network, in both")
     args = parser.parse_args()
 
     sys.path.insert(0, str(ROOT))
     from actprof import data
     from actprof.data import validation_split
+    from actprof.environment import cpu_model
 
     mnist = data.load_mnist(data_dir=args.data_dir, log=lambda m: None)
     train_idx, _ = validation_split(len(mnist.train_labels))
@@ -129,12 +146,13 @@ def main() -> None:
     python = ensure_keras()
 
     header = f"{'activation':>10} {'Keras img/s':>12} {'actprof img/s':>14} {'actprof/Keras':>14}"
+    print(f"{args.model} CNN on {cpu_model()} ({os.cpu_count()} CPUs), interleaved: Keras, actprof, Keras, …")
     print(f"{header}  (medians of {args.repeats})")
     for act in args.acts.split(","):
         keras_runs, ours = [], []
         for _ in range(args.repeats):  # interleaved: drift hits both alike
-            keras_runs.append(run_keras(python, images, act)["images_per_second"])
-            ours.append(run_actprof(args.data_dir, act, args.precision)["images_per_second"])
+            keras_runs.append(run_keras(python, images, act, args.model)["images_per_second"])
+            ours.append(run_actprof(args.data_dir, act, args.precision, args.model)["images_per_second"])
         k, o = statistics.median(keras_runs), statistics.median(ours)
         runs = f"keras {[round(v) for v in keras_runs]}, actprof {[round(v) for v in ours]}"
         print(f"{act:>10} {k:>12,.0f} {o:>14,.0f} {o / k:>13.2f}x   {runs}")

@@ -1,0 +1,73 @@
+"""Does the faster training step still train the same network to the same place? Side by side with an
+earlier revision.
+
+Trains each activation with each seed on full MNIST (1 epoch, the default recipe), once with the
+working tree's code and once with ``--reference``'s, interleaved seed by seed. It then prints test
+accuracy, the mean loss of the last 50 steps, and img/s. The dropout masks come from another random
+stream, so runs with the same seed are not step-for-step equal. "The same function" means the
+distributions agree: the two codes' mean test accuracies differ by less than their seed spread.
+
+    python benchmarks/same_function.py --data-dir ../shared/data/mnist --reference 44c9067 [--acts relu,elu] [--seeds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+
+from reference import checkout, python
+
+TRAIN = """
+import json
+from pathlib import Path
+from actprof import activations, data
+from actprof.model import config_for
+from actprof.records import TrainConfig
+from actprof.train import train
+mnist = data.load_mnist(data_dir=Path({data_dir!r}), log=lambda m: None)
+_, r = train(config_for(activations.get({act!r}), architecture={model!r}), TrainConfig(seed={seed}), mnist)
+print(json.dumps({{"test": r.test_accuracy, "tail_loss": sum(r.step_loss[-50:]) / 50,
+                  "img_s": r.images_per_second}}))
+"""
+
+
+def run(tree: Path | None, data_dir: Path, act: str, seed: int, model: str) -> dict:
+    code = TRAIN.format(data_dir=str(data_dir.resolve()), act=act, seed=seed, model=model)
+    return json.loads(python(code, tree).stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", type=Path, required=True)
+    parser.add_argument("--reference", required=True, help="git revision to compare with")
+    parser.add_argument("--acts", default="relu,elu")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--model", default="seed", choices=["seed", "deep"])
+    args = parser.parse_args()
+    old_tree = checkout(args.reference)
+    print(
+        f"{'activation':>10} {'code':>10} {'test acc per seed':>26} {'mean':>7} {'spread':>7} "
+        f"{'last-50 loss':>12} {'img/s':>7}"
+    )
+    for act in args.acts.split(","):
+        results: dict[str, list[dict]] = {"reference": [], "this tree": []}
+        for seed in range(args.seeds):  # interleaved: drift hits both alike
+            results["reference"].append(run(old_tree, args.data_dir, act, seed, args.model))
+            results["this tree"].append(run(None, args.data_dir, act, seed, args.model))
+        for label, runs in results.items():
+            accs = [r["test"] * 100 for r in runs]
+            print(
+                f"{act:>10} {label:>10} {' '.join(f'{a:6.2f}' for a in accs):>26} {statistics.mean(accs):7.2f} "
+                f"{max(accs) - min(accs):7.2f} {statistics.mean(r['tail_loss'] for r in runs):12.4f} "
+                f"{statistics.median(r['img_s'] for r in runs):7,.0f}"
+            )
+        means = [statistics.mean(r["test"] * 100 for r in runs) for runs in results.values()]
+        spread = max(max(r["test"] for r in runs) - min(r["test"] for r in runs) for runs in results.values()) * 100
+        verdict = "within" if abs(means[1] - means[0]) < spread else "OUTSIDE"
+        print(f"{'':>10} mean difference {means[1] - means[0]:+.2f} points: {verdict} the seed spread ({spread:.2f})")
+
+
+if __name__ == "__main__":
+    main()
