@@ -93,15 +93,18 @@ def reuse_or_export(model: torch.nn.Module, *, opset: int, exporter: str) -> onn
     parameter as an initializer of the same name and shape, which makes the result the bytes a fresh
     export gives (tested); the parity check that follows guards every run either way.
     """
+    import onnx
+
     config = getattr(model, "config", None)
-    key = (config, opset, exporter)
+    key = (config, getattr(model, "lean", False), getattr(model, "pool_first", False), opset, exporter)
     template = _TEMPLATES.get(key) if config is not None else None
     if template is not None:
         return with_parameters(template, model)
     proto = to_onnx(model, opset=opset, exporter=exporter)
     if config is not None and holds_every_parameter(proto, model):
         _TEMPLATES.clear()  # one network at a time: a sweep runs an activation's trainings back to back
-        _TEMPLATES[key] = proto
+        _TEMPLATES[key] = onnx.ModelProto()
+        _TEMPLATES[key].CopyFrom(proto)  # the caller's copy may be changed; the template must not be
     return proto
 
 
@@ -164,11 +167,14 @@ def cpu_logits(model: bytes, images: np.ndarray, session: ort.InferenceSession |
     ``cpu_session`` makes), computed once per process for the same model and images."""
     import hashlib
 
-    key = (sha256(model), hashlib.blake2b(np.ascontiguousarray(images).data, digest_size=16).hexdigest())
+    digest = hashlib.blake2b(np.ascontiguousarray(images).data, digest_size=16).hexdigest()
+    key = (sha256(model), f"{images.dtype.str}{images.shape}{digest}")
     if key not in _CPU_LOGITS:
         if len(_CPU_LOGITS) >= _CPU_LOGITS_KEPT:
             del _CPU_LOGITS[next(iter(_CPU_LOGITS))]
-        _CPU_LOGITS[key] = run_batches(session or cpu_session(model), images)
+        logits = run_batches(session or cpu_session(model), images)
+        logits.flags.writeable = False  # shared by every caller
+        _CPU_LOGITS[key] = logits
     return _CPU_LOGITS[key]
 
 

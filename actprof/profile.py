@@ -90,6 +90,8 @@ def run_profile(
     op_profiles: list[OpProfile] = []
     fusion: list[FusionCensus] = []
     deployments: list[DeploymentCell] = []
+    for model in loaded.values():  # every cell's reference, before any cell measures its memory
+        export.cpu_logits(model, deployment.images)
     fp32_activations = {
         name: attribution.activation_counts(onnx.load_from_string(data)) for name, data in loaded.items()
     }

@@ -108,7 +108,8 @@ def train(
 
     model.eval()
     # At the training precision, like the curve (bf16: ~2x cheaper); the exported fp32 model's accuracy is
-    # measured separately, in ONNX Runtime. Still pool-first here: the same outputs, bit for bit.
+    # measured separately, in ONNX Runtime. Still in the training form here: the same function (up to
+    # rounding: fc1 sums its inputs in channels-last order).
     with autocast:
         test_loss, test_acc = evaluate(model, x_test, y_test)
     model.pool_first = model.lean = False  # the canonical network from here on: statistics, export
@@ -128,7 +129,7 @@ def train(
         val_accuracy=validation[-1].val_accuracy,
         test_loss=test_loss,
         test_accuracy=test_acc,
-        layer_stats=activation_stats(model, x_val[:1000].float()),
+        layer_stats=activation_stats(model, _validation_images(data, config.val_fraction, 1000)),
         threads=threads,
         device_name=device_name(device),
     )
@@ -245,7 +246,7 @@ def _warm_up(stepper: Stepper, xb: torch.Tensor, yb: torch.Tensor) -> None:
     time. The weights and the random streams are left as they were."""
     import copy
 
-    model = copy.deepcopy(stepper.model)
+    model = copy.deepcopy(stepper.model).train()  # the caller's may be in eval mode (after the first point)
     lr = stepper.optimizer.param_groups[0]["lr"]
     twin = replace(stepper, model=model, optimizer=torch.optim.Adam(model.parameters(), lr=lr, fused=True))
     with torch.random.fork_rng(devices=[xb.device] if xb.device.type == "cuda" else []):
@@ -283,6 +284,12 @@ def staged(data: MNIST, val_fraction: float, device: torch.device, dtype: torch.
     _STAGED.clear()
     _STAGED[key] = (data, tensors)  # holding `data` keeps its id from being reused by another object
     return tensors
+
+
+def _validation_images(data: MNIST, val_fraction: float, count: int) -> torch.Tensor:
+    """The first ``count`` validation images as fp32 (the staged ones may be bf16, which rounds pixels)."""
+    _, val_idx = validation_split(len(data.train_labels), fraction=val_fraction)
+    return to_tensor(data.train_images[val_idx[:count]])
 
 
 def _stage(

@@ -5,7 +5,8 @@ imports, loading MNIST, staging it, the first ONNX export, and the parity sessio
 ``actprof train-export --act relu,elu --lr 3e-4,1e-3,3e-3 --seeds 3`` (18 trainings). It pays those
 once: the staged data and, per (activation, network), the exported graph are reused across seeds and
 learning rates. Both on full MNIST, 1 epoch each, into fresh directories. With ``--reference REV`` the
-same two commands also run with that revision's code, interleaved, for the before and after.
+same commands also run with that revision's code, interleaved command by command, for the before and
+after.
 
     python benchmarks/sweep_cost.py --data-dir ../shared/data/mnist [--reference 44c9067]
 """
@@ -36,35 +37,18 @@ def training_seconds(models: Path) -> float:
     return sum(json.loads(p.read_text())["train"]["train_seconds"] for p in (models / "runs").glob("*.json"))
 
 
-def measure(tree: Path | None, data_dir: Path, acts: list[str]) -> dict[str, float]:
+def measure(trees: dict[str, Path | None], data_dir: Path, acts: list[str]) -> dict[str, dict[str, float]]:
+    """Every command once per code, the codes interleaved command by command (drift hits both alike)."""
+    commands = {f"single {act}": ["train-export", "--act", act] for act in acts}
+    commands["sweep"] = ["train-export", "--act", ",".join(acts), "--lr", LRS, "--seeds", str(SEEDS)]
     work = Path(tempfile.mkdtemp(prefix="actprof-sweep-"))
+    figures: dict[str, dict[str, float]] = {label: {} for label in trees}
     try:
-        figures = {}
-        for act in acts:
-            out = work / f"single-{act}"
-            figures[f"single {act}"] = timed(
-                ["train-export", "--act", act, "--data-dir", str(data_dir), "--out", str(out)], tree
-            )
-            figures[f"single {act} training"] = training_seconds(out)
-        out = work / "sweep"
-        wall = timed(
-            [
-                "train-export",
-                "--act",
-                ",".join(acts),
-                "--lr",
-                LRS,
-                "--seeds",
-                str(SEEDS),
-                "--data-dir",
-                str(data_dir),
-                "--out",
-                str(out),
-            ],
-            tree,
-        )
-        figures["sweep"] = wall
-        figures["sweep training"] = training_seconds(out)
+        for name, args in commands.items():
+            for label, tree in trees.items():
+                out = work / f"{label}-{name}".replace(" ", "-")
+                figures[label][name] = timed([*args, "--data-dir", str(data_dir), "--out", str(out)], tree)
+                figures[label][f"{name} training"] = training_seconds(out)
         return figures
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -95,7 +79,7 @@ def main() -> None:
     trees = {"this tree": None}
     if args.reference:
         trees = {args.reference: checkout(args.reference), **trees}
-    results = {label: measure(tree, data_dir, acts) for label, tree in trees.items()}
+    results = measure(trees, data_dir, acts)
     print(f"{len(acts)} activations x 3 learning rates x {SEEDS} seeds, full MNIST, 1 epoch")
     for label, figures in results.items():
         report(label, figures, acts)

@@ -30,12 +30,11 @@ BATCH = 250
 KINDS = {  # ATen op name -> kind (convolutions and matmuls are split further by their shapes below)
     "aten::max_pool2d_with_indices": "pool",
     "aten::max_pool2d_with_indices_backward": "pool",
-    "aten::fill_": "pool",  # the zeroed gradient max-pool backward scatters into
-    "aten::random_": "dropout",
+    "aten::fill_": "pool",  # in these networks only the zeroed gradient max-pool backward scatters into
+    "aten::random_": "dropout",  # the int16 ops below are only the dropout's in these two networks
     "aten::__rshift__": "dropout",
     "aten::bitwise_right_shift_": "dropout",
     "aten::bitwise_and_": "dropout",
-    "aten::add_": "dropout",
     "aten::_fused_adam_": "optimizer",
     "aten::index_select": "gather batch",
     "aten::_log_softmax": "loss",
