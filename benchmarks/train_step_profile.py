@@ -36,6 +36,11 @@ KINDS = {  # ATen op name -> kind (convolutions and matmuls are split further by
     "aten::bitwise_right_shift_": "dropout",
     "aten::bitwise_and_": "dropout",
     "aten::_fused_adam_": "optimizer",
+    # actprof's kernels (actprof/fused.py), profiled as their autograd functions
+    "_ConvPool": "first block, fused (conv1 + pool)",
+    "_ConvPoolBackward": "first block, fused (conv1 + pool)",
+    "_MaxPool": "pool",
+    "_MaxPoolBackward": "pool",
     "aten::index_select": "gather batch",
     "aten::_log_softmax": "loss",
     "aten::_log_softmax_backward_data": "loss",
@@ -139,7 +144,7 @@ def profile(act: str, architecture: str, data_dir: Path, steps: int) -> None:
     per_kind: dict[str, float] = defaultdict(float)
     flops: dict[str, float] = defaultdict(float)
     for event in events:
-        if event.key.startswith("aten::") and event.self_cpu_time_total > 0:
+        if (event.key.startswith("aten::") or event.key in KINDS) and event.self_cpu_time_total > 0:
             kind = kind_of(event)
             per_kind[kind] += event.self_cpu_time_total / 1e3 / steps  # ms per step
             if kind.startswith("conv"):

@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from actprof import fused
 from actprof.activations import ACTIVATIONS
 from actprof.errors import UsageError
 from actprof.model import ACT_LAYERS, SeedCNN, config_for
@@ -235,8 +236,42 @@ def _pair(name: str, architecture: str, seed: int = 0):
 LEAN_CASES = [(name, arch) for arch in ("seed", "deep") for name in ("relu", "elu", "gelu", "mish", "prelu")]
 
 
+@pytest.fixture(params=["kernels", "torch layers"], autouse=False)
+def kernels(request, monkeypatch):
+    """The lean form both ways: with actprof's C kernels (fused conv1 + pool, max pools) and without."""
+    monkeypatch.setenv("ACTPROF_FUSED", "1" if request.param == "kernels" else "0")
+    return request.param
+
+
+def autograd_nodes(output: torch.Tensor) -> set[str]:
+    """The kinds of backward node ``output``'s graph holds."""
+    seen, todo = {}, [output.grad_fn]
+    while todo:
+        node = todo.pop()
+        if node is not None and id(node) not in seen:
+            seen[id(node)] = type(node).__name__
+            todo.extend(next_node for next_node, _ in node.next_functions)
+    return set(seen.values())
+
+
+@pytest.mark.skipif(fused.library() is None, reason="no C compiler: the kernels cannot be built")
+@pytest.mark.parametrize(
+    ("name", "architecture", "expected"),
+    [
+        ("relu", "seed", {"_ConvPoolBackward", "_MaxPoolBackward"}),  # conv1 + pool1 fused, pool2
+        ("gelu", "seed", {"_MaxPoolBackward"}),  # not monotonic: the pool follows the activation
+        ("relu", "deep", {"_MaxPoolBackward"}),
+    ],
+)
+def test_lean_form_on_a_cpu_runs_actprofs_kernels(name, architecture, expected):
+    canonical, lean = _pair(name, architecture)
+    x = torch.rand(4, 1, 28, 28).contiguous(memory_format=torch.channels_last)
+    assert expected <= autograd_nodes(lean.train()(x))
+    assert not {"_ConvPoolBackward", "_MaxPoolBackward"} & autograd_nodes(canonical.train()(x))
+
+
 @pytest.mark.parametrize(("name", "architecture"), LEAN_CASES)
-def test_lean_form_gives_the_same_outputs(name, architecture):
+def test_lean_form_gives_the_same_outputs(name, architecture, kernels):
     canonical, lean = _pair(name, architecture)
     x = torch.rand(16, 1, 28, 28).contiguous(memory_format=torch.channels_last)
     with torch.no_grad():
@@ -244,7 +279,7 @@ def test_lean_form_gives_the_same_outputs(name, architecture):
 
 
 @pytest.mark.parametrize(("name", "architecture"), LEAN_CASES)
-def test_lean_form_gives_the_same_gradients(name, architecture):
+def test_lean_form_gives_the_same_gradients(name, architecture, kernels):
     # Every parameter, including those of the first layers, whose unused outputs the lean form skips:
     # what it leaves out never reached the loss, so no gradient changes.
     canonical, lean = _pair(name, architecture)
@@ -259,7 +294,7 @@ def test_lean_form_gives_the_same_gradients(name, architecture):
 
 
 @pytest.mark.parametrize("architecture", ["seed", "deep"])
-def test_lean_form_under_bf16_autocast_stays_within_bf16_rounding(architecture):
+def test_lean_form_under_bf16_autocast_stays_within_bf16_rounding(architecture, kernels):
     # The images staged as bf16 are what autocast would cast them to: the same bf16 forward either way.
     canonical, lean = _pair("elu", architecture)
     x = torch.rand(64, 1, 28, 28).contiguous(memory_format=torch.channels_last)
@@ -269,7 +304,21 @@ def test_lean_form_under_bf16_autocast_stays_within_bf16_rounding(architecture):
     assert (got - expected).abs().max() < 0.01 * expected.abs().max()
 
 
-def test_lean_form_reads_only_the_rows_that_reach_the_output():
+@pytest.mark.parametrize("architecture", ["seed", "deep"])
+def test_lean_form_under_bf16_autocast_trains_on_the_same_gradients(architecture, kernels):
+    # What the trainer does each step: bf16 autocast, images staged as bf16, dropout off here.
+    canonical, lean = _pair("elu", architecture)
+    x = torch.rand(64, 1, 28, 28).contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, 10, (64,))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        nn.functional.cross_entropy(canonical.train()(x).float(), y).backward()
+        nn.functional.cross_entropy(lean.train()(x.to(torch.bfloat16)).float(), y).backward()
+    for (label, expected), got in zip(canonical.named_parameters(), lean.parameters(), strict=True):
+        error = (got.grad - expected.grad).abs().max() / expected.grad.abs().max()
+        assert error < 0.03, (label, float(error))
+
+
+def test_lean_form_reads_only_the_rows_that_reach_the_output(kernels):
     from actprof.model import _rows_used
 
     canonical, lean = _pair("relu", "seed")

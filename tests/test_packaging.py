@@ -47,3 +47,13 @@ def test_optional_packages_are_extras_imported_only_where_they_belong():
         modules = (ROOT / "actprof").glob("*.py")
         elsewhere = [p.name for p in modules if p.name != module and package in imported_modules([p])]
         assert not elsewhere, f"{package} is an optional extra but {elsewhere} import it"
+
+
+def test_every_data_file_the_package_reads_ships_with_it():
+    from fnmatch import fnmatch
+
+    patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["actprof"]
+    files = [p.relative_to(ROOT / "actprof").as_posix() for p in (ROOT / "actprof").rglob("*") if p.is_file()]
+    data = [f for f in files if not f.endswith((".py", ".pyc")) and "__pycache__" not in f]
+    unshipped = [f for f in data if not any(fnmatch(f, pattern) for pattern in patterns)]
+    assert not unshipped, f"in actprof/ but not in package-data (a wheel would lack them): {unshipped}"

@@ -1,0 +1,269 @@
+/* A one-input-channel 3x3 convolution (no padding, stride 1) followed by a 2x2 max pool (stride 2,
+ * floor), forward and backward, for a CPU training step. actprof/fused.py says why it exists.
+ *
+ * Layouts: images x[n][h][w] (image and row strides given, columns contiguous), bf16 or fp32; weights
+ * w[k][c] with k = 3*ky + kx; the pooled output and its gradient channels-last, out[n][py][px][c], bf16 or
+ * fp32; codes[n][py][px][c] say which of the window's four positions (2*dy + dx) won: the first maximum
+ * in row-major order, a NaN always winning, as torch's max pool. channels is a multiple of LANES.
+ *
+ * Sums are fp32. With round_bf16 the weights and the bias are first rounded to bf16, as bf16 autocast
+ * casts them, and the pooled maximum is rounded to bf16 on output. torch rounds every convolution output
+ * before pooling; rounding is monotonic, so the pooled values are the same, and where two sums round to
+ * one bf16 value the gradient may go to the larger sum rather than to the first of the tie.
+ *
+ * GCC's vector extensions: LANES channels per vector (one AVX-512 register, two AVX2 ones), a channel
+ * block's nine weights held in registers and each window's four sums computed side by side. Images are
+ * split over OpenMP threads; loaded after torch, the library shares torch's own OpenMP runtime (same
+ * soname) and so its thread pool, instead of a second set of threads competing for the cores.
+ */
+#include <stdint.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#define MAX_WIDTH 4096
+#define MAX_CHANNELS 512
+
+#ifndef LANES
+#define LANES 16
+#endif
+typedef float vf __attribute__((vector_size(LANES * 4)));
+typedef int32_t vi __attribute__((vector_size(LANES * 4)));
+typedef uint32_t vu __attribute__((vector_size(LANES * 4)));
+typedef uint16_t vh __attribute__((vector_size(LANES * 2)));
+typedef uint8_t vb __attribute__((vector_size(LANES)));
+
+static inline vf select(vi mask, vf yes, vf no) { return (vf)((mask & (vi)yes) | (~mask & (vi)no)); }
+
+static inline vf round_to_bf16(vf f) {  /* round to nearest even, as torch; a NaN stays a NaN */
+    vu u = (vu)f;
+    vu rounded = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+    return select(f != f, f, (vf)rounded);
+}
+
+static inline vh to_bf16_bits(vf f) { return __builtin_convertvector((vu)round_to_bf16(f) >> 16, vh); }
+
+static inline vf load_channels(const void *p, int bf16, int64_t at) {
+    if (bf16) {
+        vh bits;
+        memcpy(&bits, (const uint16_t *)p + at, sizeof bits);
+        return (vf)(__builtin_convertvector(bits, vu) << 16);
+    }
+    vf f;
+    memcpy(&f, (const float *)p + at, sizeof f);
+    return f;
+}
+
+/* Rows [2*py, 2*py + 4) of one image as fp32: every window of pooled row py lies in them. */
+static void load_rows(const void *x, int bf16, int64_t start, int64_t row_stride, int width, float *rows) {
+    for (int r = 0; r < 4; r++)
+        for (int col = 0; col < width; col++) {
+            const int64_t at = start + r * row_stride + col;
+            if (bf16) {
+                const uint32_t u = (uint32_t)((const uint16_t *)x)[at] << 16;
+                memcpy(&rows[r * width + col], &u, 4);
+            } else {
+                rows[r * width + col] = ((const float *)x)[at];
+            }
+        }
+}
+
+
+static void forward_images(const void *x, int x_bf16, int64_t image_stride, int64_t row_stride, int height,
+                           int width, const float *weight, const float *bias, int channels, int round_bf16, void *out,
+                           int out_bf16, uint8_t *codes, int64_t first, int64_t last) {
+    const int pooled_h = (height - 2) / 2, pooled_w = (width - 2) / 2;
+    float rows[4 * MAX_WIDTH];
+    for (int64_t n = first; n < last; n++)
+        for (int py = 0; py < pooled_h; py++) {
+            load_rows(x, x_bf16, n * image_stride + 2 * py * row_stride, row_stride, width, rows);
+            for (int block = 0; block < channels; block += LANES) {
+                vf w[9], b;
+                for (int k = 0; k < 9; k++) {
+                    memcpy(&w[k], weight + k * channels + block, sizeof w[k]);
+                    if (round_bf16) w[k] = round_to_bf16(w[k]);
+                }
+                memcpy(&b, bias + block, sizeof b);
+                if (round_bf16) b = round_to_bf16(b);
+                for (int px = 0; px < pooled_w; px++) {
+                    const float *patch = rows + 2 * px;  /* the window's 4x4 input patch */
+                    vf acc[4] = {b, b, b, b};
+                    for (int ky = 0; ky < 3; ky++)
+                        for (int kx = 0; kx < 3; kx++)
+                            for (int pos = 0; pos < 4; pos++)
+                                acc[pos] += patch[(ky + (pos >> 1)) * width + kx + (pos & 1)] * w[3 * ky + kx];
+                    vf best = acc[0];
+                    vi winner = {0};
+                    for (int pos = 1; pos < 4; pos++) {
+                        const vi takes = (acc[pos] > best) | (acc[pos] != acc[pos]);
+                        best = select(takes, acc[pos], best);
+                        winner = (takes & pos) | (~takes & winner);
+                    }
+                    const int64_t at = ((n * pooled_h + py) * pooled_w + px) * channels + block;
+                    if (out_bf16) {
+                        const vh bits = to_bf16_bits(best);
+                        memcpy((uint16_t *)out + at, &bits, sizeof bits);
+                    } else {
+                        memcpy((float *)out + at, &best, sizeof best);
+                    }
+                    if (codes) {
+                        const vb code = __builtin_convertvector(winner, vb);
+                        memcpy(codes + at, &code, sizeof code);
+                    }
+                }
+            }
+        }
+}
+
+/* Adds the weight and bias gradients of images [first, last) to grad_weight[k][c] and grad_bias[c]. */
+static void backward_images(const void *x, int x_bf16, int64_t image_stride, int64_t row_stride, int height,
+                            int width, const void *grad, int grad_bf16, const uint8_t *codes, int channels,
+                            float *grad_weight, float *grad_bias, int64_t first, int64_t last) {
+    const int pooled_h = (height - 2) / 2, pooled_w = (width - 2) / 2;
+    float rows[4 * MAX_WIDTH];
+    for (int block = 0; block < channels; block += LANES) {
+        vf gw[9] = {{0}}, gb = {0};
+        for (int64_t n = first; n < last; n++)
+            for (int py = 0; py < pooled_h; py++) {
+                load_rows(x, x_bf16, n * image_stride + 2 * py * row_stride, row_stride, width, rows);
+                for (int px = 0; px < pooled_w; px++) {
+                    const int64_t at = ((n * pooled_h + py) * pooled_w + px) * channels + block;
+                    const vf g = load_channels(grad, grad_bf16, at);
+                    vb code8;
+                    memcpy(&code8, codes + at, sizeof code8);
+                    const vi code = __builtin_convertvector(code8, vi);
+                    gb += g;
+                    for (int pos = 0; pos < 4; pos++) {
+                        const float *patch = rows + (pos >> 1) * width + 2 * px + (pos & 1);
+                        const vf routed = (vf)((vi)g & (code == pos));
+                        for (int ky = 0; ky < 3; ky++)
+                            for (int kx = 0; kx < 3; kx++) gw[3 * ky + kx] += patch[ky * width + kx] * routed;
+                    }
+                }
+            }
+        for (int k = 0; k < 9; k++)
+            for (int lane = 0; lane < LANES; lane++) grad_weight[k * channels + block + lane] += gw[k][lane];
+        for (int lane = 0; lane < LANES; lane++) grad_bias[block + lane] += gb[lane];
+    }
+}
+
+/* The images [first, last) of each thread: contiguous shares, as OpenMP's static schedule. */
+static void share(int64_t images, int64_t *first, int64_t *last) {
+    int threads = 1, thread = 0;
+#ifdef _OPENMP
+    threads = omp_get_num_threads();
+    thread = omp_get_thread_num();
+#endif
+    *first = images * thread / threads;
+    *last = images * (thread + 1) / threads;
+}
+
+int conv_pool_forward(const void *x, int x_bf16, int64_t image_stride, int64_t row_stride, int height, int width,
+                      const float *weight, const float *bias, int channels, int round_bf16, void *out, int out_bf16,
+                      uint8_t *codes, int64_t images) {
+    if (channels % LANES || width > MAX_WIDTH || height < 4 || width < 4) return -1;
+#pragma omp parallel
+    {
+        int64_t first, last;
+        share(images, &first, &last);
+        forward_images(x, x_bf16, image_stride, row_stride, height, width, weight, bias, channels, round_bf16, out,
+                       out_bf16, codes, first, last);
+    }
+    return 0;
+}
+
+/* Sets grad_weight[k][c] and grad_bias[c] (fp32) to the gradients of the images' summed loss. */
+int conv_pool_backward(const void *x, int x_bf16, int64_t image_stride, int64_t row_stride, int height, int width,
+                       const void *grad, int grad_bf16, const uint8_t *codes, int channels, float *grad_weight,
+                       float *grad_bias, int64_t images) {
+    if (channels % LANES || channels > MAX_CHANNELS || width > MAX_WIDTH || height < 4 || width < 4) return -1;
+    memset(grad_weight, 0, 9 * channels * sizeof(float));
+    memset(grad_bias, 0, channels * sizeof(float));
+#pragma omp parallel
+    {
+        int64_t first, last;
+        share(images, &first, &last);
+        float partial_weight[9 * MAX_CHANNELS] = {0}, partial_bias[MAX_CHANNELS] = {0};
+        backward_images(x, x_bf16, image_stride, row_stride, height, width, grad, grad_bf16, codes, channels,
+                        partial_weight, partial_bias, first, last);
+#pragma omp critical
+        {
+            for (int i = 0; i < 9 * channels; i++) grad_weight[i] += partial_weight[i];
+            for (int c = 0; c < channels; c++) grad_bias[c] += partial_bias[c];
+        }
+    }
+    return 0;
+}
+
+/* A 2x2 max pool (stride 2, floor) over channels-last x[n][h][w][c], bf16 or fp32, with the same codes as
+ * conv_pool_forward. It only compares, so it is exactly torch's max pool, values and winners. */
+static inline void store_any(void *p, int bf16, int64_t at, vf v) {
+    if (bf16) {
+        const vh bits = __builtin_convertvector((vu)v >> 16, vh);  /* exact: v came from bf16 */
+        memcpy((uint16_t *)p + at, &bits, sizeof bits);
+    } else {
+        memcpy((float *)p + at, &v, sizeof v);
+    }
+}
+
+int max_pool_forward(const void *x, int bf16, int64_t images, int height, int width, int channels, void *out,
+                     uint8_t *codes) {
+    if (channels % LANES) return -1;
+    const int pooled_h = height / 2, pooled_w = width / 2;
+#pragma omp parallel for schedule(static)
+    for (int64_t n = 0; n < images; n++)
+        for (int py = 0; py < pooled_h; py++)
+            for (int px = 0; px < pooled_w; px++)
+                for (int block = 0; block < channels; block += LANES) {
+                    const int64_t corner = ((n * height + 2 * py) * width + 2 * px) * channels + block;
+                    const int64_t offsets[4] = {0, channels, (int64_t)width * channels, (int64_t)(width + 1) * channels};
+                    vf best = load_channels(x, bf16, corner);
+                    vi winner = {0};
+                    for (int pos = 1; pos < 4; pos++) {
+                        const vf v = load_channels(x, bf16, corner + offsets[pos]);
+                        const vi takes = (v > best) | (v != v);
+                        best = select(takes, v, best);
+                        winner = (takes & pos) | (~takes & winner);
+                    }
+                    const int64_t at = ((n * pooled_h + py) * pooled_w + px) * channels + block;
+                    store_any(out, bf16, at, best);
+                    if (codes) {
+                        const vb code = __builtin_convertvector(winner, vb);
+                        memcpy(codes + at, &code, sizeof code);
+                    }
+                }
+    return 0;
+}
+
+/* grad_in (channels-last, the input's shape) from grad_out and the codes: each window's gradient goes to
+ * its winner, zeros elsewhere, including the last row or column a floor pool leaves out. One pass. */
+int max_pool_backward(const void *grad_out, int bf16, const uint8_t *codes, int64_t images, int height, int width,
+                      int channels, void *grad_in) {
+    if (channels % LANES) return -1;
+    const int pooled_h = height / 2, pooled_w = width / 2;
+    const size_t element = bf16 ? 2 : 4;
+    const vf zero = {0};
+#pragma omp parallel for schedule(static)
+    for (int64_t n = 0; n < images; n++) {
+        char *image = (char *)grad_in + n * height * width * channels * element;
+        if (height % 2) memset(image + (int64_t)(height - 1) * width * channels * element, 0, width * channels * element);
+        for (int py = 0; py < pooled_h; py++) {
+            if (width % 2)
+                for (int r = 0; r < 2; r++)
+                    memset(image + ((int64_t)(2 * py + r) * width + width - 1) * channels * element, 0, channels * element);
+            for (int px = 0; px < pooled_w; px++)
+                for (int block = 0; block < channels; block += LANES) {
+                    const int64_t at = ((n * pooled_h + py) * pooled_w + px) * channels + block;
+                    const vf g = load_channels(grad_out, bf16, at);
+                    vb code8;
+                    memcpy(&code8, codes + at, sizeof code8);
+                    const vi code = __builtin_convertvector(code8, vi);
+                    const int64_t corner = ((n * height + 2 * py) * width + 2 * px) * channels + block;
+                    const int64_t offsets[4] = {0, channels, (int64_t)width * channels, (int64_t)(width + 1) * channels};
+                    for (int pos = 0; pos < 4; pos++) store_any(grad_in, bf16, corner + offsets[pos], select(code == pos, g, zero));
+                }
+        }
+    }
+    return 0;
+}

@@ -1,0 +1,281 @@
+"""The seed CNN's first block — a 1-input-channel 3×3 convolution and the 2×2 max pool after it — as one C
+kernel for CPU training.
+
+In the unfused step this block was the largest cost on the 2-core CPU (benchmarks/RESULTS.md): oneDNN's
+convolution with one input channel reaches a tenth of the machine's roof, and the pool moves its 4.6 M
+bf16 outputs and their int64 indices three times (forward, a zeroed gradient, the scatter back). Fused,
+the convolution's outputs never leave registers: each window's four are computed, compared and only the
+maximum is written, with a one-byte code of which position won. The backward needs no input gradient (the
+images), so it is one pass computing the weight and bias gradients from the codes.
+
+The kernel (``conv_pool.c``) is compiled once per machine with the system's C compiler into the user
+cache and loaded with ctypes; its OpenMP threads are torch's own (conv_pool.c says how). Without a
+compiler, or with ``ACTPROF_FUSED=0``, the model keeps torch's own layers: the same function.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+from functools import cache
+from pathlib import Path
+
+import torch
+
+SOURCE = Path(__file__).with_name("conv_pool.c")
+FLAGS = ("-O3", "-march=native", "-fno-math-errno", "-shared", "-fPIC")
+# Threads: OpenMP where the compiler has it (sharing torch's runtime), else the kernel runs on one thread.
+THREADING = (("-fopenmp",), ())
+LANES = 16  # channels per vector in the kernel
+MAX_CHANNELS = 512
+MAX_WIDTH = 4096
+
+
+def enabled() -> bool:
+    return os.environ.get("ACTPROF_FUSED", "1") != "0"
+
+
+def applies(x: torch.Tensor, conv: torch.nn.Conv2d) -> bool:
+    """Whether ``fused_conv_pool`` can stand in for ``MaxPool2d(2)(conv(x))`` here."""
+    return (
+        enabled()
+        and x.device.type == "cpu"
+        and conv.weight.device.type == "cpu"
+        and x.dim() == 4
+        and x.shape[1] == 1
+        and x.dtype in (torch.float32, torch.bfloat16)
+        and not x.requires_grad
+        and conv.in_channels == 1
+        and conv.out_channels % LANES == 0
+        and conv.out_channels <= MAX_CHANNELS
+        and conv.kernel_size == (3, 3)
+        and conv.stride == (1, 1)
+        and conv.padding == (0, 0)
+        and conv.dilation == (1, 1)
+        and conv.groups == 1
+        and conv.bias is not None
+        and x.shape[2] >= 4
+        and 4 <= x.shape[3] <= MAX_WIDTH
+        and _autocast_dtype() in (None, torch.bfloat16)
+        and library() is not None
+    )
+
+
+def fused_conv_pool(x: torch.Tensor, conv: torch.nn.Conv2d) -> torch.Tensor:
+    """``MaxPool2d(2)(conv(x))`` in channels-last, at bf16 under bf16 autocast (as torch would compute it,
+    up to the order of the convolution's fp32 sums), else at the input's precision."""
+    round_bf16 = _autocast_dtype() == torch.bfloat16 or x.dtype == torch.bfloat16
+    if round_bf16:
+        x = x.to(torch.bfloat16)  # as autocast casts a convolution's input (a no-op for staged bf16 images)
+    return _ConvPool.apply(x, conv.weight, conv.bias, round_bf16)
+
+
+class _ConvPool(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias, round_bf16):
+        x = x if x.stride(3) == 1 else x.contiguous()
+        n, _, height, width = x.shape
+        channels = weight.shape[0]
+        out = torch.empty(
+            (n, (height - 2) // 2, (width - 2) // 2, channels),
+            dtype=torch.bfloat16 if round_bf16 else x.dtype,
+        )
+        codes = torch.empty(out.shape, dtype=torch.uint8) if any(ctx.needs_input_grad[1:3]) else None
+        taps = _tap_major(weight)
+        bias = bias.detach().float().contiguous()
+        _check(
+            library().conv_pool_forward(
+                *_image_args(x),
+                taps.data_ptr(),
+                bias.data_ptr(),
+                channels,
+                int(round_bf16),
+                out.data_ptr(),
+                int(out.dtype == torch.bfloat16),
+                codes.data_ptr() if codes is not None else None,
+                n,
+            )
+        )
+        if codes is not None:
+            ctx.save_for_backward(x, codes)
+        return out.permute(0, 3, 1, 2)  # NCHW shape, channels-last memory
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, codes = ctx.saved_tensors
+        channels = codes.shape[3]
+        grad = grad if grad.dtype in (torch.float32, torch.bfloat16) else grad.float()
+        grad = grad.permute(0, 2, 3, 1).contiguous()  # a view when it is already channels-last
+        grad_weight, grad_bias = torch.empty((9, channels)), torch.empty(channels)
+        _check(
+            library().conv_pool_backward(
+                *_image_args(x),
+                grad.data_ptr(),
+                int(grad.dtype == torch.bfloat16),
+                codes.data_ptr(),
+                channels,
+                grad_weight.data_ptr(),
+                grad_bias.data_ptr(),
+                x.shape[0],
+            )
+        )
+        return None, grad_weight.t().reshape(channels, 1, 3, 3), grad_bias, None
+
+
+def pool_applies(x: torch.Tensor, pool: torch.nn.Module) -> bool:
+    """Whether ``max_pool2`` can stand in for ``pool(x)``: a 2×2, stride-2 max pool on a channels-last CPU
+    tensor."""
+    return (
+        enabled()
+        and isinstance(pool, torch.nn.MaxPool2d)
+        and _pair(pool.kernel_size) == (2, 2)
+        and _pair(pool.stride) == (2, 2)
+        and _pair(pool.padding) == (0, 0)
+        and _pair(pool.dilation) == (1, 1)
+        and not pool.ceil_mode
+        and not pool.return_indices
+        and x.device.type == "cpu"
+        and x.dim() == 4
+        and x.dtype in (torch.float32, torch.bfloat16)
+        and x.shape[1] % LANES == 0
+        and x.shape[2] >= 2
+        and x.shape[3] >= 2
+        and x.is_contiguous(memory_format=torch.channels_last)
+        and library() is not None
+    )
+
+
+def max_pool2(x: torch.Tensor) -> torch.Tensor:
+    """``MaxPool2d(2)(x)`` for a channels-last ``x``: the same values and the same winners (it only compares),
+    with one-byte codes instead of int64 indices, and a backward that writes the input gradient in one pass
+    instead of zeroing it and scattering into it."""
+    return _MaxPool.apply(x)
+
+
+class _MaxPool(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        n, channels, height, width = x.shape
+        out = torch.empty((n, height // 2, width // 2, channels), dtype=x.dtype)
+        codes = torch.empty(out.shape, dtype=torch.uint8) if ctx.needs_input_grad[0] else None
+        _check(
+            library().max_pool_forward(
+                x.data_ptr(),
+                int(x.dtype == torch.bfloat16),
+                n,
+                height,
+                width,
+                channels,
+                out.data_ptr(),
+                codes.data_ptr() if codes is not None else None,
+            )
+        )
+        if codes is not None:
+            ctx.save_for_backward(codes)
+            ctx.input_shape, ctx.input_dtype = x.shape, x.dtype
+        return out.permute(0, 3, 1, 2)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (codes,) = ctx.saved_tensors
+        n, channels, height, width = ctx.input_shape
+        grad = grad.to(ctx.input_dtype).permute(0, 2, 3, 1).contiguous()
+        grad_in = torch.empty((n, height, width, channels), dtype=ctx.input_dtype)
+        _check(
+            library().max_pool_backward(
+                grad.data_ptr(),
+                int(grad.dtype == torch.bfloat16),
+                codes.data_ptr(),
+                n,
+                height,
+                width,
+                channels,
+                grad_in.data_ptr(),
+            )
+        )
+        return grad_in.permute(0, 3, 1, 2)
+
+
+def _pair(value) -> tuple:
+    return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+
+
+def _tap_major(weight: torch.Tensor) -> torch.Tensor:
+    """(C, 1, 3, 3) → (9, C) fp32: for each tap, every channel's weight, contiguous."""
+    return weight.detach().float().reshape(weight.shape[0], 9).t().contiguous()
+
+
+def _image_args(x: torch.Tensor) -> tuple:
+    return x.data_ptr(), int(x.dtype == torch.bfloat16), x.stride(0), x.stride(2), x.shape[2], x.shape[3]
+
+
+def _autocast_dtype() -> torch.dtype | None:
+    return torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else None
+
+
+def _check(code: int) -> None:
+    if code:
+        raise RuntimeError("actprof's fused kernel refused its arguments (fused.applies should have said so)")
+
+
+@cache
+def library() -> ctypes.CDLL | None:
+    """The compiled kernel, built on first use; None where it cannot be built (no C compiler)."""
+    path = None
+    for threading in THREADING:
+        try:
+            path = _build((*FLAGS, *threading))
+            break
+        except (OSError, subprocess.CalledProcessError):
+            continue
+    if path is None:
+        return None
+    lib = ctypes.CDLL(str(path))
+    i64, i32, ptr = ctypes.c_int64, ctypes.c_int, ctypes.c_void_p
+    image = [ptr, i32, i64, i64, i32, i32]
+    lib.conv_pool_forward.argtypes = [*image, ptr, ptr, i32, i32, ptr, i32, ptr, i64]
+    lib.conv_pool_backward.argtypes = [*image, ptr, i32, ptr, i32, ptr, ptr, i64]
+    lib.max_pool_forward.argtypes = [ptr, i32, i64, i32, i32, i32, ptr, ptr]
+    lib.max_pool_backward.argtypes = [ptr, i32, ptr, i64, i32, i32, i32, ptr]
+    for kernel in (lib.conv_pool_forward, lib.conv_pool_backward, lib.max_pool_forward, lib.max_pool_backward):
+        kernel.restype = i32
+    return lib
+
+
+def _build(flags: tuple[str, ...]) -> Path:
+    """Compile the kernel into the cache, named by everything that decides the binary (the source, the
+    flags, the compiler, this CPU's features, for -march=native); atomic, so concurrent workers agree."""
+    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        raise OSError("no C compiler")
+    key = hashlib.sha256()
+    for part in (SOURCE.read_bytes(), " ".join(flags).encode(), compiler.encode(), _cpu_features().encode()):
+        key.update(part)
+    target = _cache_dir() / f"conv_pool-{key.hexdigest()[:16]}.so"
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
+        built = Path(scratch) / target.name
+        subprocess.run([compiler, *flags, str(SOURCE), "-o", str(built), "-lm"], check=True, capture_output=True)
+        os.replace(built, target)
+    return target
+
+
+def _cache_dir() -> Path:
+    if os.environ.get("ACTPROF_KERNEL_DIR"):
+        return Path(os.environ["ACTPROF_KERNEL_DIR"])
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "actprof" / "kernels"
+
+
+def _cpu_features() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            return next((line for line in fh if line.startswith(("flags", "Features"))), "")
+    except OSError:
+        return ""
