@@ -80,11 +80,9 @@ class _ConvPool(torch.autograd.Function):
         x = x if x.stride(3) == 1 else x.contiguous()
         n, _, height, width = x.shape
         channels = weight.shape[0]
-        out = torch.empty(
-            (n, (height - 2) // 2, (width - 2) // 2, channels),
-            dtype=torch.bfloat16 if round_bf16 else x.dtype,
-        )
-        codes = torch.empty(out.shape, dtype=torch.uint8) if any(ctx.needs_input_grad[1:3]) else None
+        dtype = torch.bfloat16 if round_bf16 else x.dtype
+        out = _channels_last_empty(n, channels, (height - 2) // 2, (width - 2) // 2, dtype)
+        codes = torch.empty_like(out, dtype=torch.uint8) if any(ctx.needs_input_grad[1:3]) else None
         taps = _tap_major(weight)
         bias = bias.detach().float().contiguous()
         _check(
@@ -102,12 +100,12 @@ class _ConvPool(torch.autograd.Function):
         )
         if codes is not None:
             ctx.save_for_backward(x, codes)
-        return out.permute(0, 3, 1, 2)  # NCHW shape, channels-last memory
+        return out
 
     @staticmethod
     def backward(ctx, grad):
         x, codes = ctx.saved_tensors
-        channels = codes.shape[3]
+        channels = codes.shape[1]
         grad = grad if grad.dtype in (torch.float32, torch.bfloat16) else grad.float()
         grad = grad.permute(0, 2, 3, 1).contiguous()  # a view when it is already channels-last
         grad_weight, grad_bias = torch.empty((9, channels)), torch.empty(channels)
@@ -160,8 +158,8 @@ class _MaxPool(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x):
         n, channels, height, width = x.shape
-        out = torch.empty((n, height // 2, width // 2, channels), dtype=x.dtype)
-        codes = torch.empty(out.shape, dtype=torch.uint8) if ctx.needs_input_grad[0] else None
+        out = _channels_last_empty(n, channels, height // 2, width // 2, x.dtype)
+        codes = torch.empty_like(out, dtype=torch.uint8) if ctx.needs_input_grad[0] else None
         _check(
             library().max_pool_forward(
                 x.data_ptr(),
@@ -177,14 +175,14 @@ class _MaxPool(torch.autograd.Function):
         if codes is not None:
             ctx.save_for_backward(codes)
             ctx.input_shape, ctx.input_dtype = x.shape, x.dtype
-        return out.permute(0, 3, 1, 2)
+        return out
 
     @staticmethod
     def backward(ctx, grad):
         (codes,) = ctx.saved_tensors
         n, channels, height, width = ctx.input_shape
         grad = grad.to(ctx.input_dtype).permute(0, 2, 3, 1).contiguous()
-        grad_in = torch.empty((n, height, width, channels), dtype=ctx.input_dtype)
+        grad_in = _channels_last_empty(n, channels, height, width, ctx.input_dtype)
         _check(
             library().max_pool_backward(
                 grad.data_ptr(),
@@ -197,7 +195,13 @@ class _MaxPool(torch.autograd.Function):
                 grad_in.data_ptr(),
             )
         )
-        return grad_in.permute(0, 3, 1, 2)
+        return grad_in
+
+
+def _channels_last_empty(n: int, channels: int, height: int, width: int, dtype: torch.dtype) -> torch.Tensor:
+    """An NCHW tensor laid out as [n][h][w][c], the kernels' layout (not a view: autograd allows in-place
+    activations on it)."""
+    return torch.empty((n, channels, height, width), dtype=dtype, memory_format=torch.channels_last)
 
 
 def _pair(value) -> tuple:
