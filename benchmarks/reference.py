@@ -30,9 +30,16 @@ def checkout(revision: str) -> Path:
 
 
 def python(code: str, tree: Path | None = None, **kwargs) -> subprocess.CompletedProcess:
-    """Run ``code`` in a fresh interpreter with ``tree``'s actprof (the working tree's by default)."""
-    env = {**os.environ, "PYTHONPATH": str(tree or ROOT)}
-    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True, **kwargs)
+    """Run ``code`` in a fresh interpreter with ``tree``'s actprof (the working tree's by default).
+
+    ``-P``: without it ``python -c`` puts the current directory first on the path, ahead of PYTHONPATH, and
+    run from the repository root every "revision" would import the working tree's actprof.
+    """
+    tree = tree or ROOT
+    check = f"import actprof, pathlib; assert pathlib.Path(actprof.__file__).is_relative_to({str(tree)!r})\n"
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    command = [sys.executable, "-P", "-c", check + code]
+    return subprocess.run(command, env=env, capture_output=True, text=True, check=True, **kwargs)
 
 
 def cli(args: list[str], tree: Path | None = None) -> subprocess.CompletedProcess:
