@@ -228,17 +228,14 @@ def _check(code: int) -> None:
 
 @cache
 def library() -> ctypes.CDLL | None:
-    """The compiled kernel, built on first use; None where it cannot be built (no C compiler)."""
-    path = None
-    for threading in THREADING:
-        try:
-            path = _build((*FLAGS, *threading))
-            break
-        except (OSError, subprocess.CalledProcessError):
-            continue
-    if path is None:
+    """The compiled kernels, built on first use; None where they cannot be built or loaded."""
+    path = _built()
+    try:
+        lib = ctypes.CDLL(str(path)) if path is not None else None
+    except OSError:  # built but not loadable (a damaged cache file, a foreign libc): torch's layers
+        lib = None
+    if lib is None:
         return None
-    lib = ctypes.CDLL(str(path))
     i64, i32, ptr = ctypes.c_int64, ctypes.c_int, ctypes.c_void_p
     image = [ptr, i32, i64, i64, i32, i32]
     lib.conv_pool_forward.argtypes = [*image, ptr, ptr, i32, i32, ptr, i32, ptr, i64]
@@ -248,6 +245,16 @@ def library() -> ctypes.CDLL | None:
     for kernel in (lib.conv_pool_forward, lib.conv_pool_backward, lib.max_pool_forward, lib.max_pool_backward):
         kernel.restype = i32
     return lib
+
+
+def _built() -> Path | None:
+    """The library with OpenMP threads if the compiler can, else single-threaded; None without a compiler."""
+    for threading in THREADING:
+        try:
+            return _build((*FLAGS, *threading))
+        except (OSError, subprocess.CalledProcessError):
+            continue
+    return None
 
 
 def _build(flags: tuple[str, ...]) -> Path:
