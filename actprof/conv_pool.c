@@ -55,6 +55,59 @@ static inline vf load_channels(const void *p, int bf16, int64_t at) {
     return f;
 }
 
+/* Stores LANES values, rounded to bf16 (as torch's ops round their fp32 results) or as fp32. */
+static inline void store_channels(void *p, int bf16, int64_t at, vf v) {
+    if (bf16) {
+        const vh bits = to_bf16_bits(v);
+        memcpy((uint16_t *)p + at, &bits, sizeof bits);
+    } else {
+        memcpy((float *)p + at, &v, sizeof v);
+    }
+}
+
+/* The activation after the pool, act = {kind, a, b, c} or NULL for none:
+ *   kind 1, leaky:  z > 0 ? z : a*z                      (ReLU: a = 0; LeakyReLU: a = its slope >= 0)
+ *   kind 2, ELU family: z > 0 ? b*z : b*a*expm1(c*z)     (ELU: (alpha, 1, 1); SELU: (alpha, scale, 1);
+ *                                                          CELU: (alpha, 1, 1/alpha); a, b, c > 0)
+ * torch's formulas. Both are non-decreasing and keep the sign of z, so the backward can take the
+ * derivative from the output y, as torch's own in-place ELU does: 1 or a, and b or c*(y + b*a). */
+enum { NO_ACTIVATION = 0, LEAKY = 1, ELU_FAMILY = 2 };
+
+/* expm1(w) for w <= 0 in fp32, within a few ulp: a Taylor polynomial near 0 (where exp(w) - 1 would cancel),
+ * exp(w) - 1 elsewhere with exp(w) = 2^n * p(r), r = w - n*ln2 in [-ln2/2, ln2/2]. */
+static inline vf broadcast(float value) { return (vf){0} + value; }
+
+static inline vf horner(vf x, const float *coefficients, int count) {  /* highest power first */
+    vf sum = broadcast(coefficients[0]);
+    for (int i = 1; i < count; i++) sum = sum * x + coefficients[i];
+    return sum;
+}
+
+static inline vf expm1_nonpositive(vf w) {
+    static const float exp_series[] = {1.0f / 5040, 1.0f / 720, 1.0f / 120, 1.0f / 24, 1.0f / 6, 0.5f, 1.0f, 1.0f};
+    static const float expm1_series[] = {1.0f / 40320, 1.0f / 5040, 1.0f / 720, 1.0f / 120, 1.0f / 24, 1.0f / 6,
+                                         0.5f, 1.0f, 0.0f};
+    w = select(w < -87.0f, broadcast(-87.0f), w);   /* exp underflows below: expm1 is -1 there anyway */
+    const vi n = __builtin_convertvector(w * 1.44269504f - 0.5f, vi);  /* w <= 0: truncation rounds */
+    const vf nf = __builtin_convertvector(n, vf);
+    const vf r = (w - nf * 0.693145752f) - nf * 1.42860677e-6f;      /* ln 2 in two parts */
+    const vf exp_w = horner(r, exp_series, 8) * (vf)((n + 127) << 23);
+    return select(w > -0.34657359f, horner(w, expm1_series, 9), exp_w - 1.0f);
+}
+
+static inline vf activate(const float *act, vf z) {
+    if (!act) return z;
+    const vi positive = z > 0.0f;
+    if ((int)act[0] == LEAKY) return select(positive, z, z * act[1]);
+    return select(positive, z * act[2], act[2] * act[1] * expm1_nonpositive(select(positive, broadcast(0), z * act[3])));
+}
+
+static inline vf derivative_from_output(const float *act, vf y) {
+    const vi positive = y > 0.0f;
+    if ((int)act[0] == LEAKY) return select(positive, broadcast(1.0f), broadcast(act[1]));
+    return select(positive, broadcast(act[2]), act[3] * (y + act[2] * act[1]));
+}
+
 /* Rows [2*py, 2*py + 4) of one image as fp32: every window of pooled row py lies in them. */
 static void load_rows(const void *x, int bf16, int64_t start, int64_t row_stride, int width, float *rows) {
     for (int r = 0; r < 4; r++)
@@ -72,7 +125,7 @@ static void load_rows(const void *x, int bf16, int64_t start, int64_t row_stride
 
 static void forward_images(const void *x, int x_bf16, int64_t image_stride, int64_t row_stride, int height,
                            int width, const float *weight, const float *bias, int channels, int round_bf16, void *out,
-                           int out_bf16, uint8_t *codes, int64_t first, int64_t last) {
+                           int out_bf16, uint8_t *codes, const float *act, int64_t first, int64_t last) {
     const int pooled_h = (height - 2) / 2, pooled_w = (width - 2) / 2;
     float rows[4 * MAX_WIDTH];
     for (int64_t n = first; n < last; n++)
@@ -101,12 +154,8 @@ static void forward_images(const void *x, int x_bf16, int64_t image_stride, int6
                         winner = (takes & pos) | (~takes & winner);
                     }
                     const int64_t at = ((n * pooled_h + py) * pooled_w + px) * channels + block;
-                    if (out_bf16) {
-                        const vh bits = to_bf16_bits(best);
-                        memcpy((uint16_t *)out + at, &bits, sizeof bits);
-                    } else {
-                        memcpy((float *)out + at, &best, sizeof best);
-                    }
+                    if (out_bf16) best = round_to_bf16(best);  /* the pool's output, the activation's input */
+                    store_channels(out, out_bf16, at, activate(act, best));
                     if (codes) {
                         const vb code = __builtin_convertvector(winner, vb);
                         memcpy(codes + at, &code, sizeof code);
@@ -119,7 +168,8 @@ static void forward_images(const void *x, int x_bf16, int64_t image_stride, int6
 /* Adds the weight and bias gradients of images [first, last) to grad_weight[k][c] and grad_bias[c]. */
 static void backward_images(const void *x, int x_bf16, int64_t image_stride, int64_t row_stride, int height,
                             int width, const void *grad, int grad_bf16, const uint8_t *codes, int channels,
-                            float *grad_weight, float *grad_bias, int64_t first, int64_t last) {
+                            const void *out, int out_bf16, const float *act, float *grad_weight, float *grad_bias,
+                            int64_t first, int64_t last) {
     const int pooled_h = (height - 2) / 2, pooled_w = (width - 2) / 2;
     float rows[4 * MAX_WIDTH];
     for (int block = 0; block < channels; block += LANES) {
@@ -129,7 +179,8 @@ static void backward_images(const void *x, int x_bf16, int64_t image_stride, int
                 load_rows(x, x_bf16, n * image_stride + 2 * py * row_stride, row_stride, width, rows);
                 for (int px = 0; px < pooled_w; px++) {
                     const int64_t at = ((n * pooled_h + py) * pooled_w + px) * channels + block;
-                    const vf g = load_channels(grad, grad_bf16, at);
+                    vf g = load_channels(grad, grad_bf16, at);
+                    if (act) g *= derivative_from_output(act, load_channels(out, out_bf16, at));
                     vb code8;
                     memcpy(&code8, codes + at, sizeof code8);
                     const vi code = __builtin_convertvector(code8, vi);
@@ -161,22 +212,23 @@ static void share(int64_t images, int64_t *first, int64_t *last) {
 
 int conv_pool_forward(const void *x, int x_bf16, int64_t image_stride, int64_t row_stride, int height, int width,
                       const float *weight, const float *bias, int channels, int round_bf16, void *out, int out_bf16,
-                      uint8_t *codes, int64_t images) {
+                      uint8_t *codes, int64_t images, const float *act) {
     if (channels % LANES || width > MAX_WIDTH || height < 4 || width < 4) return -1;
 #pragma omp parallel
     {
         int64_t first, last;
         share(images, &first, &last);
         forward_images(x, x_bf16, image_stride, row_stride, height, width, weight, bias, channels, round_bf16, out,
-                       out_bf16, codes, first, last);
+                       out_bf16, codes, act, first, last);
     }
     return 0;
 }
 
-/* Sets grad_weight[k][c] and grad_bias[c] (fp32) to the gradients of the images' summed loss. */
+/* Sets grad_weight[k][c] and grad_bias[c] (fp32) to the gradients of the images' summed loss; out (the
+ * forward's output) is read only with an activation. */
 int conv_pool_backward(const void *x, int x_bf16, int64_t image_stride, int64_t row_stride, int height, int width,
                        const void *grad, int grad_bf16, const uint8_t *codes, int channels, float *grad_weight,
-                       float *grad_bias, int64_t images) {
+                       float *grad_bias, int64_t images, const void *out, int out_bf16, const float *act) {
     if (channels % LANES || channels > MAX_CHANNELS || width > MAX_WIDTH || height < 4 || width < 4) return -1;
     memset(grad_weight, 0, 9 * channels * sizeof(float));
     memset(grad_bias, 0, channels * sizeof(float));
@@ -185,8 +237,8 @@ int conv_pool_backward(const void *x, int x_bf16, int64_t image_stride, int64_t 
         int64_t first, last;
         share(images, &first, &last);
         float partial_weight[9 * MAX_CHANNELS] = {0}, partial_bias[MAX_CHANNELS] = {0};
-        backward_images(x, x_bf16, image_stride, row_stride, height, width, grad, grad_bf16, codes, channels,
-                        partial_weight, partial_bias, first, last);
+        backward_images(x, x_bf16, image_stride, row_stride, height, width, grad, grad_bf16, codes, channels, out,
+                        out_bf16, act, partial_weight, partial_bias, first, last);
 #pragma omp critical
         {
             for (int i = 0; i < 9 * channels; i++) grad_weight[i] += partial_weight[i];
@@ -197,27 +249,19 @@ int conv_pool_backward(const void *x, int x_bf16, int64_t image_stride, int64_t 
 }
 
 /* A 2x2 max pool (stride 2, floor) over channels-last x[n][h][w][c], bf16 or fp32, with the same codes as
- * conv_pool_forward. It only compares, so it is exactly torch's max pool, values and winners. */
-static inline void store_any(void *p, int bf16, int64_t at, vf v) {
-    if (bf16) {
-        const vh bits = __builtin_convertvector((vu)v >> 16, vh);  /* exact: v came from bf16 */
-        memcpy((uint16_t *)p + at, &bits, sizeof bits);
-    } else {
-        memcpy((float *)p + at, &v, sizeof v);
-    }
-}
-
+ * conv_pool_forward, and the activation after it (act, or NULL). The pool only compares, so it is
+ * exactly torch's max pool, values and winners. */
 int max_pool_forward(const void *x, int bf16, int64_t images, int height, int width, int channels, void *out,
-                     uint8_t *codes) {
+                     uint8_t *codes, const float *act) {
     if (channels % LANES) return -1;
     const int pooled_h = height / 2, pooled_w = width / 2;
+    const int64_t offsets[4] = {0, channels, (int64_t)width * channels, (int64_t)(width + 1) * channels};
 #pragma omp parallel for schedule(static)
     for (int64_t n = 0; n < images; n++)
         for (int py = 0; py < pooled_h; py++)
             for (int px = 0; px < pooled_w; px++)
                 for (int block = 0; block < channels; block += LANES) {
                     const int64_t corner = ((n * height + 2 * py) * width + 2 * px) * channels + block;
-                    const int64_t offsets[4] = {0, channels, (int64_t)width * channels, (int64_t)(width + 1) * channels};
                     vf best = load_channels(x, bf16, corner);
                     vi winner = {0};
                     for (int pos = 1; pos < 4; pos++) {
@@ -227,7 +271,7 @@ int max_pool_forward(const void *x, int bf16, int64_t images, int height, int wi
                         winner = (takes & pos) | (~takes & winner);
                     }
                     const int64_t at = ((n * pooled_h + py) * pooled_w + px) * channels + block;
-                    store_any(out, bf16, at, best);
+                    store_channels(out, bf16, at, activate(act, best));  /* without one, exact: best is x's */
                     if (codes) {
                         const vb code = __builtin_convertvector(winner, vb);
                         memcpy(codes + at, &code, sizeof code);
@@ -237,12 +281,14 @@ int max_pool_forward(const void *x, int bf16, int64_t images, int height, int wi
 }
 
 /* grad_in (channels-last, the input's shape) from grad_out and the codes: each window's gradient goes to
- * its winner, zeros elsewhere, including the last row or column a floor pool leaves out. One pass. */
+ * its winner, zeros elsewhere, including the last row or column a floor pool leaves out. One pass. With
+ * an activation, grad_out is first multiplied by its derivative, taken from the forward's output. */
 int max_pool_backward(const void *grad_out, int bf16, const uint8_t *codes, int64_t images, int height, int width,
-                      int channels, void *grad_in) {
+                      int channels, void *grad_in, const void *out, const float *act) {
     if (channels % LANES) return -1;
     const int pooled_h = height / 2, pooled_w = width / 2;
     const size_t element = bf16 ? 2 : 4;
+    const int64_t offsets[4] = {0, channels, (int64_t)width * channels, (int64_t)(width + 1) * channels};
     const vf zero = {0};
 #pragma omp parallel for schedule(static)
     for (int64_t n = 0; n < images; n++) {
@@ -255,13 +301,14 @@ int max_pool_backward(const void *grad_out, int bf16, const uint8_t *codes, int6
             for (int px = 0; px < pooled_w; px++)
                 for (int block = 0; block < channels; block += LANES) {
                     const int64_t at = ((n * pooled_h + py) * pooled_w + px) * channels + block;
-                    const vf g = load_channels(grad_out, bf16, at);
+                    vf g = load_channels(grad_out, bf16, at);
+                    if (act) g *= derivative_from_output(act, load_channels(out, bf16, at));
                     vb code8;
                     memcpy(&code8, codes + at, sizeof code8);
                     const vi code = __builtin_convertvector(code8, vi);
                     const int64_t corner = ((n * height + 2 * py) * width + 2 * px) * channels + block;
-                    const int64_t offsets[4] = {0, channels, (int64_t)width * channels, (int64_t)(width + 1) * channels};
-                    for (int pos = 0; pos < 4; pos++) store_any(grad_in, bf16, corner + offsets[pos], select(code == pos, g, zero));
+                    for (int pos = 0; pos < 4; pos++)
+                        store_channels(grad_in, bf16, corner + offsets[pos], select(code == pos, g, zero));
                 }
         }
     }

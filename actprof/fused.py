@@ -25,6 +25,7 @@ from functools import cache
 from pathlib import Path
 
 import torch
+from torch import nn
 
 SOURCE = Path(__file__).with_name("conv_pool.c")
 FLAGS = ("-O3", "-march=native", "-fno-math-errno", "-shared", "-fPIC")
@@ -33,6 +34,8 @@ THREADING = (("-fopenmp",), ())
 LANES = 16  # channels per vector in the kernel
 MAX_CHANNELS = 512
 MAX_WIDTH = 4096
+LEAKY, ELU_FAMILY = 1.0, 2.0  # conv_pool.c's activation kinds
+SELU_ALPHA, SELU_SCALE = 1.6732632423543772848170429916717, 1.0507009873554804934193349852946
 
 
 def enabled() -> bool:
@@ -65,65 +68,6 @@ def applies(x: torch.Tensor, conv: torch.nn.Conv2d) -> bool:
     )
 
 
-def fused_conv_pool(x: torch.Tensor, conv: torch.nn.Conv2d) -> torch.Tensor:
-    """``MaxPool2d(2)(conv(x))`` in channels-last, at bf16 under bf16 autocast (as torch would compute it,
-    up to the order of the convolution's fp32 sums), else at the input's precision."""
-    round_bf16 = _autocast_dtype() == torch.bfloat16 or x.dtype == torch.bfloat16
-    if round_bf16:
-        x = x.to(torch.bfloat16)  # as autocast casts a convolution's input (a no-op for staged bf16 images)
-    return _ConvPool.apply(x, conv.weight, conv.bias, round_bf16)
-
-
-class _ConvPool(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x, weight, bias, round_bf16):
-        x = x if x.stride(3) == 1 else x.contiguous()
-        n, _, height, width = x.shape
-        channels = weight.shape[0]
-        dtype = torch.bfloat16 if round_bf16 else x.dtype
-        out = _channels_last_empty(n, channels, (height - 2) // 2, (width - 2) // 2, dtype)
-        codes = torch.empty_like(out, dtype=torch.uint8) if any(ctx.needs_input_grad[1:3]) else None
-        taps = _tap_major(weight)
-        bias = bias.detach().float().contiguous()
-        _check(
-            library().conv_pool_forward(
-                *_image_args(x),
-                taps.data_ptr(),
-                bias.data_ptr(),
-                channels,
-                int(round_bf16),
-                out.data_ptr(),
-                int(out.dtype == torch.bfloat16),
-                codes.data_ptr() if codes is not None else None,
-                n,
-            )
-        )
-        if codes is not None:
-            ctx.save_for_backward(x, codes)
-        return out
-
-    @staticmethod
-    def backward(ctx, grad):
-        x, codes = ctx.saved_tensors
-        channels = codes.shape[1]
-        grad = grad if grad.dtype in (torch.float32, torch.bfloat16) else grad.float()
-        grad = grad.permute(0, 2, 3, 1).contiguous()  # a view when it is already channels-last
-        grad_weight, grad_bias = torch.empty((9, channels)), torch.empty(channels)
-        _check(
-            library().conv_pool_backward(
-                *_image_args(x),
-                grad.data_ptr(),
-                int(grad.dtype == torch.bfloat16),
-                codes.data_ptr(),
-                channels,
-                grad_weight.data_ptr(),
-                grad_bias.data_ptr(),
-                x.shape[0],
-            )
-        )
-        return None, grad_weight.t().reshape(channels, 1, 3, 3), grad_bias, None
-
-
 def pool_applies(x: torch.Tensor, pool: torch.nn.Module) -> bool:
     """Whether ``max_pool2`` can stand in for ``pool(x)``: a 2×2, stride-2 max pool on a channels-last CPU
     tensor."""
@@ -147,16 +91,106 @@ def pool_applies(x: torch.Tensor, pool: torch.nn.Module) -> bool:
     )
 
 
-def max_pool2(x: torch.Tensor) -> torch.Tensor:
-    """``MaxPool2d(2)(x)`` for a channels-last ``x``: the same values and the same winners (it only compares),
-    with one-byte codes instead of int64 indices, and a backward that writes the input gradient in one pass
-    instead of zeroing it and scattering into it."""
-    return _MaxPool.apply(x)
+def fused_conv_pool(x: torch.Tensor, conv: torch.nn.Conv2d, activation: nn.Module | None = None) -> torch.Tensor:
+    """``activation(MaxPool2d(2)(conv(x)))`` in channels-last, at bf16 under bf16 autocast (as torch would
+    compute it, up to the order of the convolution's fp32 sums), else at the input's precision. The
+    activation runs inside the kernel where ``activation_args`` knows it, else after it."""
+    round_bf16 = _autocast_dtype() == torch.bfloat16 or x.dtype == torch.bfloat16
+    if round_bf16:
+        x = x.to(torch.bfloat16)  # as autocast casts a convolution's input (a no-op for staged bf16 images)
+    act = activation_args(activation)
+    out = _ConvPool.apply(x, conv.weight, conv.bias, round_bf16, act)
+    return activation(out) if activation is not None and act is None else out
+
+
+def max_pool2(x: torch.Tensor, activation: nn.Module | None = None) -> torch.Tensor:
+    """``activation(MaxPool2d(2)(x))`` for a channels-last ``x``. The pool has the same values and winners as
+    torch's (it only compares), keeps one-byte codes instead of int64 indices, and its backward writes the
+    input gradient in one pass instead of zeroing it and scattering into it. The activation as in
+    ``fused_conv_pool``."""
+    act = activation_args(activation)
+    out = _MaxPool.apply(x, act)
+    return activation(out) if activation is not None and act is None else out
+
+
+def activation_args(module: nn.Module | None) -> tuple[float, float, float, float] | None:
+    """The kernels' description of an activation (conv_pool.c: kind, a, b, c), or None for one they do not
+    compute. Only non-decreasing ones that keep the sign, so the derivative can come from the output."""
+    if isinstance(module, nn.ReLU):
+        return (LEAKY, 0.0, 0.0, 0.0)
+    if isinstance(module, nn.LeakyReLU) and module.negative_slope >= 0:
+        return (LEAKY, float(module.negative_slope), 0.0, 0.0)
+    if isinstance(module, nn.ELU) and module.alpha > 0:
+        return (ELU_FAMILY, float(module.alpha), 1.0, 1.0)
+    if isinstance(module, nn.CELU) and module.alpha > 0:
+        return (ELU_FAMILY, float(module.alpha), 1.0, 1.0 / module.alpha)
+    if isinstance(module, nn.SELU):
+        return (ELU_FAMILY, SELU_ALPHA, SELU_SCALE, 1.0)
+    return None
+
+
+def _act_pointer(act: tuple[float, ...] | None):
+    return (ctypes.c_float * 4)(*act) if act is not None else None
+
+
+class _ConvPool(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias, round_bf16, act):
+        x = x if x.stride(3) == 1 else x.contiguous()
+        n, _, height, width = x.shape
+        channels = weight.shape[0]
+        dtype = torch.bfloat16 if round_bf16 else x.dtype
+        out = _channels_last_empty(n, channels, (height - 2) // 2, (width - 2) // 2, dtype)
+        codes = torch.empty_like(out, dtype=torch.uint8) if any(ctx.needs_input_grad[1:3]) else None
+        taps = _tap_major(weight)
+        bias = bias.detach().float().contiguous()
+        _check(
+            library().conv_pool_forward(
+                *_image_args(x),
+                taps.data_ptr(),
+                bias.data_ptr(),
+                channels,
+                int(round_bf16),
+                out.data_ptr(),
+                int(out.dtype == torch.bfloat16),
+                codes.data_ptr() if codes is not None else None,
+                n,
+                _act_pointer(act),
+            )
+        )
+        if codes is not None:
+            ctx.save_for_backward(x, codes, out)
+            ctx.act = act
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, codes, out = ctx.saved_tensors
+        channels = codes.shape[1]
+        grad = grad if grad.dtype in (torch.float32, torch.bfloat16) else grad.float()
+        grad = grad.contiguous(memory_format=torch.channels_last)
+        grad_weight, grad_bias = torch.empty((9, channels)), torch.empty(channels)
+        _check(
+            library().conv_pool_backward(
+                *_image_args(x),
+                grad.data_ptr(),
+                int(grad.dtype == torch.bfloat16),
+                codes.data_ptr(),
+                channels,
+                grad_weight.data_ptr(),
+                grad_bias.data_ptr(),
+                x.shape[0],
+                out.data_ptr(),
+                int(out.dtype == torch.bfloat16),
+                _act_pointer(ctx.act),
+            )
+        )
+        return None, grad_weight.t().reshape(channels, 1, 3, 3), grad_bias, None, None
 
 
 class _MaxPool(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x):
+    def forward(ctx, x, act):
         n, channels, height, width = x.shape
         out = _channels_last_empty(n, channels, height // 2, width // 2, x.dtype)
         codes = torch.empty_like(out, dtype=torch.uint8) if ctx.needs_input_grad[0] else None
@@ -170,19 +204,20 @@ class _MaxPool(torch.autograd.Function):
                 channels,
                 out.data_ptr(),
                 codes.data_ptr() if codes is not None else None,
+                _act_pointer(act),
             )
         )
         if codes is not None:
-            ctx.save_for_backward(codes)
-            ctx.input_shape, ctx.input_dtype = x.shape, x.dtype
+            ctx.save_for_backward(codes, out)
+            ctx.input_shape, ctx.act = x.shape, act
         return out
 
     @staticmethod
     def backward(ctx, grad):
-        (codes,) = ctx.saved_tensors
+        codes, out = ctx.saved_tensors
         n, channels, height, width = ctx.input_shape
-        grad = grad.to(ctx.input_dtype).permute(0, 2, 3, 1).contiguous()
-        grad_in = _channels_last_empty(n, channels, height, width, ctx.input_dtype)
+        grad = grad.to(out.dtype).contiguous(memory_format=torch.channels_last)
+        grad_in = _channels_last_empty(n, channels, height, width, out.dtype)
         _check(
             library().max_pool_backward(
                 grad.data_ptr(),
@@ -193,9 +228,11 @@ class _MaxPool(torch.autograd.Function):
                 width,
                 channels,
                 grad_in.data_ptr(),
+                out.data_ptr(),
+                _act_pointer(ctx.act),
             )
         )
-        return grad_in
+        return grad_in, None
 
 
 def _channels_last_empty(n: int, channels: int, height: int, width: int, dtype: torch.dtype) -> torch.Tensor:
@@ -238,10 +275,11 @@ def library() -> ctypes.CDLL | None:
         return None
     i64, i32, ptr = ctypes.c_int64, ctypes.c_int, ctypes.c_void_p
     image = [ptr, i32, i64, i64, i32, i32]
-    lib.conv_pool_forward.argtypes = [*image, ptr, ptr, i32, i32, ptr, i32, ptr, i64]
-    lib.conv_pool_backward.argtypes = [*image, ptr, i32, ptr, i32, ptr, ptr, i64]
-    lib.max_pool_forward.argtypes = [ptr, i32, i64, i32, i32, i32, ptr, ptr]
-    lib.max_pool_backward.argtypes = [ptr, i32, ptr, i64, i32, i32, i32, ptr]
+    act = ctypes.POINTER(ctypes.c_float)
+    lib.conv_pool_forward.argtypes = [*image, ptr, ptr, i32, i32, ptr, i32, ptr, i64, act]
+    lib.conv_pool_backward.argtypes = [*image, ptr, i32, ptr, i32, ptr, ptr, i64, ptr, i32, act]
+    lib.max_pool_forward.argtypes = [ptr, i32, i64, i32, i32, i32, ptr, ptr, act]
+    lib.max_pool_backward.argtypes = [ptr, i32, ptr, i64, i32, i32, i32, ptr, ptr, act]
     for kernel in (lib.conv_pool_forward, lib.conv_pool_backward, lib.max_pool_forward, lib.max_pool_backward):
         kernel.restype = i32
     return lib

@@ -13,7 +13,6 @@ argument (nothing re-centres the activations between layers), seven activation s
 from __future__ import annotations
 
 import math
-from functools import partial
 
 import torch
 from torch import nn
@@ -80,6 +79,11 @@ def _max_pool(pool: nn.Module, x: torch.Tensor, *, lean: bool) -> torch.Tensor:
     return fused.max_pool2(x) if lean and fused.pool_applies(x, pool) else pool(x)
 
 
+def _pool_then(act: nn.Module, pool: nn.Module, x: torch.Tensor, *, lean: bool) -> torch.Tensor:
+    """``act(pool(x))``; in the lean form on a CPU, one kernel for both where it knows the activation."""
+    return fused.max_pool2(x, activation=act) if lean and fused.pool_applies(x, pool) else act(pool(x))
+
+
 def _rows_used(size: int) -> int:
     """How many leading input rows (or columns) of the seed CNN reach its output: conv 3 → pool 2 (floor)
     → conv 3 → pool 2 (floor) uses 2 + 2·(2 + 2·p) of them, p the final pooled size."""
@@ -120,21 +124,20 @@ class SeedCNN(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.lean:
             x = x[:, :, : _rows_used(x.shape[2]), : _rows_used(x.shape[3])]
-        pool1, pool2 = (partial(_max_pool, pool, lean=self.lean) for pool in (self.pool1, self.pool2))
         if self.pool_first:
-            x = self.drop1(self.act1(self._conv_pool1(x)))
-            x = self.drop2(self.act2(pool2(self.conv2(x))))
+            x = self.drop1(self._first_block(x))
+            x = self.drop2(_pool_then(self.act2, self.pool2, self.conv2(x), lean=self.lean))
         else:
-            x = self.drop1(pool1(self.act1(self.conv1(x))))
-            x = self.drop2(pool2(self.act2(self.conv2(x))))
+            x = self.drop1(_max_pool(self.pool1, self.act1(self.conv1(x)), lean=self.lean))
+            x = self.drop2(_max_pool(self.pool2, self.act2(self.conv2(x)), lean=self.lean))
         x = _linear_nhwc(x, self.fc1) if self.lean else self.fc1(self.flatten(x))
         return self.fc2(self.act3(x))
 
-    def _conv_pool1(self, x: torch.Tensor) -> torch.Tensor:
-        """pool1(conv1(x)); in the lean form on a CPU, one fused kernel that never stores conv1's output."""
+    def _first_block(self, x: torch.Tensor) -> torch.Tensor:
+        """act1(pool1(conv1(x))); in the lean form on a CPU, one kernel that never stores conv1's output."""
         if self.lean and fused.applies(x, self.conv1):
-            return fused.fused_conv_pool(x, self.conv1)
-        return self.pool1(self.conv1(x))
+            return fused.fused_conv_pool(x, self.conv1, activation=self.act1)
+        return self.act1(self.pool1(self.conv1(x)))
 
     def weight_layers(self) -> dict[str, nn.Module]:
         return {"conv1": self.conv1, "conv2": self.conv2, "fc1": self.fc1, "fc2": self.fc2}
@@ -180,9 +183,8 @@ class DeepCNN(nn.Module):
                 x = nn.functional.conv2d(nn.functional.pad(x, (1, 0, 1, 0)), conv.weight, conv.bias)
             else:
                 x = conv(x)
-            act = getattr(self, f"act{second}")
-            pool = partial(_max_pool, getattr(self, f"pool{block + 1}"), lean=self.lean)
-            x = act(pool(x)) if self.pool_first else pool(act(x))
+            act, pool = getattr(self, f"act{second}"), getattr(self, f"pool{block + 1}")
+            x = _pool_then(act, pool, x, lean=self.lean) if self.pool_first else _max_pool(pool, act(x), lean=self.lean)
             x = getattr(self, f"drop{block + 1}")(x)
         x = _linear_nhwc(x, self.fc1) if self.lean else self.fc1(self.flatten(x))
         return self.fc2(self.act7(x))

@@ -222,3 +222,76 @@ def test_without_a_compiler_the_trainer_keeps_torchs_layers(tmp_path):
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "(4, 10)"
+
+
+# --- the activation after the pool, inside the kernels -------------------------------------------
+
+KERNEL_ACTIVATIONS = [
+    nn.ReLU(),
+    nn.LeakyReLU(0.01),
+    nn.LeakyReLU(0.3),
+    nn.ELU(),
+    nn.ELU(alpha=0.5),
+    nn.CELU(alpha=2.0),
+    nn.SELU(),
+]
+
+
+@pytest.mark.parametrize("act", KERNEL_ACTIVATIONS, ids=repr)
+def test_the_kernels_know_these_activations(act):
+    assert fused.activation_args(act) is not None
+
+
+@pytest.mark.parametrize("act", [nn.GELU(), nn.Mish(), nn.LeakyReLU(-0.1), nn.ELU(alpha=-1.0), nn.Tanh()], ids=repr)
+def test_other_activations_run_after_the_kernel_in_torch(act):
+    assert fused.activation_args(act) is None
+    x = channels_last(torch.randn(2, 16, 6, 6))
+    torch.testing.assert_close(fused.max_pool2(x, activation=act), act(nn.functional.max_pool2d(x, 2)))
+
+
+def test_elu_in_the_kernel_is_torchs_within_a_few_ulp_over_its_whole_range():
+    # Every regime of the kernel's expm1: 0 and -0, tiny values, both sides of the switch from the Taylor
+    # series to exp(w) - 1 (-ln 2 / 2), large negative values and the underflow of exp.
+    edges = torch.tensor([0.0, -0.0, -1e-30, -1e-8, -1e-3, -0.3465, -0.3466, -0.35, -1.0, -10.0, -86.9, -87.5, -200.0])
+    grid = -torch.logspace(-8, 2.5, 16 * 400 - len(edges))
+    values = torch.cat([edges, grid, -edges, -grid])  # and as many positive ones
+    x = channels_last(values.reshape(1, 16, -1, 1).repeat_interleave(2, 2).repeat_interleave(2, 3))
+    for act in (nn.ELU(), nn.ELU(alpha=0.5), nn.CELU(alpha=2.0), nn.SELU()):
+        expected = act(nn.functional.max_pool2d(x.double(), 2))
+        got = fused.max_pool2(x, activation=act).double()
+        assert ((got - expected).abs() <= 4 * 2**-24 * expected.abs() + 1e-37).all(), act
+
+
+@pytest.mark.parametrize("act", KERNEL_ACTIVATIONS, ids=repr)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_pool_and_activation_match_torch(act, dtype):
+    x = channels_last(torch.randn(8, 32, 9, 10).to(dtype))
+    expected_in, got_in = x.clone().requires_grad_(), x.clone().requires_grad_()
+    expected = act(nn.functional.max_pool2d(expected_in, 2))
+    got = fused.max_pool2(got_in, activation=act)
+    upstream = torch.randn_like(expected)
+    expected.backward(upstream)
+    got.backward(upstream)
+    assert got.dtype == expected.dtype == dtype
+    if dtype == torch.float32:
+        torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-7)
+        torch.testing.assert_close(got_in.grad, expected_in.grad, rtol=1e-5, atol=1e-6)
+    else:  # fp32 results a few ulp apart can round to neighbouring bf16 values; the derivative comes
+        # from the bf16 output rather than the input (as torch's in-place ELU does)
+        step = 2**-7 * expected.float().abs()
+        assert ((got.float() - expected.float()).abs() <= step).all()
+        assert (got != expected).float().mean() < 0.01
+        grad_step = 2**-6 * expected_in.grad.float().abs() + 1e-6
+        assert ((got_in.grad.float() - expected_in.grad.float()).abs() <= grad_step).all()
+
+
+@pytest.mark.parametrize("act", KERNEL_ACTIVATIONS, ids=repr)
+def test_conv_pool_and_activation_match_torch_in_fp32(act):
+    conv = conv_and_pool(32)
+    x = images(6, 26, 26, crop=2)
+    upstream = channels_last(torch.randn(6, 32, 12, 12))
+    expected, expected_w, expected_b = grads_of(lambda x: act(torch_block(conv)(x)), conv, x, upstream)
+    got, got_w, got_b = grads_of(lambda x: fused.fused_conv_pool(x, conv, activation=act), conv, x, upstream)
+    torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(got_w, expected_w, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(got_b, expected_b, rtol=1e-5, atol=1e-5)
