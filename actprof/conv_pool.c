@@ -65,16 +65,28 @@ static inline void store_channels(void *p, int bf16, int64_t at, vf v) {
     }
 }
 
-/* The activation after the pool, act = {kind, a, b, c} or NULL for none:
+/* What follows the pool, or NULL for nothing: an activation, then dropout.
+ *
+ * The activation (kind 0: none):
  *   kind 1, leaky:  z > 0 ? z : a*z                      (ReLU: a = 0; LeakyReLU: a = its slope >= 0)
  *   kind 2, ELU family: z > 0 ? b*z : b*a*expm1(c*z)     (ELU: (alpha, 1, 1); SELU: (alpha, scale, 1);
  *                                                          CELU: (alpha, 1, 1/alpha); a, b, c > 0)
  * torch's formulas. Both are non-decreasing and keep the sign of z, so the backward can take the
- * derivative from the output y, as torch's own in-place ELU does: 1 or a, and b or c*(y + b*a). */
+ * derivative from the output y, as torch's own in-place ELU does: 1 or a, and b or c*(y + b*a).
+ *
+ * Dropout (words NULL: none), as actprof.dropout.FastDropout: unit i of the output (its index in memory
+ * order) is kept when bits [i*bits, (i+1)*bits) of the random words, as a number, are at least dropped
+ * (so it is dropped with probability dropped / 2^bits), and a kept unit is multiplied by scale. */
+typedef struct {
+    int32_t kind;
+    float a, b, c;
+    const uint32_t *words;
+    int32_t bits, dropped;
+    float scale;
+} epilogue;
+
 enum { NO_ACTIVATION = 0, LEAKY = 1, ELU_FAMILY = 2 };
 
-/* expm1(w) for w <= 0 in fp32, within a few ulp: a Taylor polynomial near 0 (where exp(w) - 1 would cancel),
- * exp(w) - 1 elsewhere with exp(w) = 2^n * p(r), r = w - n*ln2 in [-ln2/2, ln2/2]. */
 static inline vf broadcast(float value) { return (vf){0} + value; }
 
 static inline vf horner(vf x, const float *coefficients, int count) {  /* highest power first */
@@ -95,17 +107,58 @@ static inline vf expm1_nonpositive(vf w) {
     return select(w > -0.34657359f, horner(w, expm1_series, 9), exp_w - 1.0f);
 }
 
-static inline vf activate(const float *act, vf z) {
-    if (!act) return z;
+static inline vf activate(const epilogue *post, vf z) {
     const vi positive = z > 0.0f;
-    if ((int)act[0] == LEAKY) return select(positive, z, z * act[1]);
-    return select(positive, z * act[2], act[2] * act[1] * expm1_nonpositive(select(positive, broadcast(0), z * act[3])));
+    if (post->kind == LEAKY) return select(positive, z, z * post->a);
+    if (post->kind == ELU_FAMILY)
+        return select(positive, z * post->b, post->b * post->a * expm1_nonpositive(select(positive, broadcast(0), z * post->c)));
+    return z;
 }
 
-static inline vf derivative_from_output(const float *act, vf y) {
+static inline vf derivative_from_output(const epilogue *post, vf y) {
     const vi positive = y > 0.0f;
-    if ((int)act[0] == LEAKY) return select(positive, broadcast(1.0f), broadcast(act[1]));
-    return select(positive, broadcast(act[2]), act[3] * (y + act[2] * act[1]));
+    if (post->kind == LEAKY) return select(positive, broadcast(1.0f), broadcast(post->a));
+    if (post->kind == ELU_FAMILY) return select(positive, broadcast(post->b), post->c * (y + post->b * post->a));
+    return broadcast(1.0f);
+}
+
+/* Which of the LANES units from `unit` on dropout keeps (-1) or drops (0). */
+static inline vi kept(const epilogue *post, int64_t unit) {
+    const uint32_t mask = (1u << post->bits) - 1;
+    vu word, shift;
+    if (post->bits * LANES == 32 && unit % LANES == 0) {  /* one word: the common case (p = 0.25, 0.75) */
+        word = (vu){0} + post->words[unit / LANES];
+        for (int j = 0; j < LANES; j++) shift[j] = post->bits * j;
+    } else {
+        for (int j = 0; j < LANES; j++) {
+            const int64_t bit = (unit + j) * post->bits;
+            word[j] = post->words[bit >> 5];
+            shift[j] = bit & 31;
+        }
+    }
+    return (vi)(((word >> shift) & mask) >= (uint32_t)post->dropped);
+}
+
+/* The epilogue of LANES pooled values z from `unit` on; y rounded to bf16 where the output is bf16, as
+ * torch rounds the activation's output before dropout multiplies it. */
+static inline vf finish(const epilogue *post, vf z, int bf16, int64_t unit) {
+    if (!post) return z;
+    vf y = activate(post, z);
+    if (!post->words) return y;
+    if (bf16) y = round_to_bf16(y);
+    return y * select(kept(post, unit), broadcast(post->scale), broadcast(0));  /* NaN * 0 stays NaN */
+}
+
+/* The gradient with respect to the pooled values z, from the gradient g of the epilogue's output `out`.
+ * Under dropout the activation's output of a kept unit is out / scale (up to the rounding of out). */
+static inline vf gradient_before(const epilogue *post, vf g, vf out, int64_t unit) {
+    if (!post) return g;
+    vf y = out;
+    if (post->words) {
+        g = g * select(kept(post, unit), broadcast(post->scale), broadcast(0));
+        y = out / post->scale;
+    }
+    return post->kind == NO_ACTIVATION ? g : g * derivative_from_output(post, y);
 }
 
 /* Rows [2*py, 2*py + 4) of one image as fp32: every window of pooled row py lies in them. */
@@ -125,7 +178,7 @@ static void load_rows(const void *x, int bf16, int64_t start, int64_t row_stride
 
 static void forward_images(const void *x, int x_bf16, int64_t image_stride, int64_t row_stride, int height,
                            int width, const float *weight, const float *bias, int channels, int round_bf16, void *out,
-                           int out_bf16, uint8_t *codes, const float *act, int64_t first, int64_t last) {
+                           int out_bf16, uint8_t *codes, const epilogue *post, int64_t first, int64_t last) {
     const int pooled_h = (height - 2) / 2, pooled_w = (width - 2) / 2;
     float rows[4 * MAX_WIDTH];
     for (int64_t n = first; n < last; n++)
@@ -155,7 +208,7 @@ static void forward_images(const void *x, int x_bf16, int64_t image_stride, int6
                     }
                     const int64_t at = ((n * pooled_h + py) * pooled_w + px) * channels + block;
                     if (out_bf16) best = round_to_bf16(best);  /* the pool's output, the activation's input */
-                    store_channels(out, out_bf16, at, activate(act, best));
+                    store_channels(out, out_bf16, at, finish(post, best, out_bf16, at));
                     if (codes) {
                         const vb code = __builtin_convertvector(winner, vb);
                         memcpy(codes + at, &code, sizeof code);
@@ -168,7 +221,7 @@ static void forward_images(const void *x, int x_bf16, int64_t image_stride, int6
 /* Adds the weight and bias gradients of images [first, last) to grad_weight[k][c] and grad_bias[c]. */
 static void backward_images(const void *x, int x_bf16, int64_t image_stride, int64_t row_stride, int height,
                             int width, const void *grad, int grad_bf16, const uint8_t *codes, int channels,
-                            const void *out, int out_bf16, const float *act, float *grad_weight, float *grad_bias,
+                            const void *out, int out_bf16, const epilogue *post, float *grad_weight, float *grad_bias,
                             int64_t first, int64_t last) {
     const int pooled_h = (height - 2) / 2, pooled_w = (width - 2) / 2;
     float rows[4 * MAX_WIDTH];
@@ -180,7 +233,7 @@ static void backward_images(const void *x, int x_bf16, int64_t image_stride, int
                 for (int px = 0; px < pooled_w; px++) {
                     const int64_t at = ((n * pooled_h + py) * pooled_w + px) * channels + block;
                     vf g = load_channels(grad, grad_bf16, at);
-                    if (act) g *= derivative_from_output(act, load_channels(out, out_bf16, at));
+                    if (post) g = gradient_before(post, g, load_channels(out, out_bf16, at), at);
                     vb code8;
                     memcpy(&code8, codes + at, sizeof code8);
                     const vi code = __builtin_convertvector(code8, vi);
@@ -212,14 +265,14 @@ static void share(int64_t images, int64_t *first, int64_t *last) {
 
 int conv_pool_forward(const void *x, int x_bf16, int64_t image_stride, int64_t row_stride, int height, int width,
                       const float *weight, const float *bias, int channels, int round_bf16, void *out, int out_bf16,
-                      uint8_t *codes, int64_t images, const float *act) {
+                      uint8_t *codes, int64_t images, const epilogue *post) {
     if (channels % LANES || width > MAX_WIDTH || height < 4 || width < 4) return -1;
 #pragma omp parallel
     {
         int64_t first, last;
         share(images, &first, &last);
         forward_images(x, x_bf16, image_stride, row_stride, height, width, weight, bias, channels, round_bf16, out,
-                       out_bf16, codes, act, first, last);
+                       out_bf16, codes, post, first, last);
     }
     return 0;
 }
@@ -228,7 +281,7 @@ int conv_pool_forward(const void *x, int x_bf16, int64_t image_stride, int64_t r
  * forward's output) is read only with an activation. */
 int conv_pool_backward(const void *x, int x_bf16, int64_t image_stride, int64_t row_stride, int height, int width,
                        const void *grad, int grad_bf16, const uint8_t *codes, int channels, float *grad_weight,
-                       float *grad_bias, int64_t images, const void *out, int out_bf16, const float *act) {
+                       float *grad_bias, int64_t images, const void *out, int out_bf16, const epilogue *post) {
     if (channels % LANES || channels > MAX_CHANNELS || width > MAX_WIDTH || height < 4 || width < 4) return -1;
     memset(grad_weight, 0, 9 * channels * sizeof(float));
     memset(grad_bias, 0, channels * sizeof(float));
@@ -238,7 +291,7 @@ int conv_pool_backward(const void *x, int x_bf16, int64_t image_stride, int64_t 
         share(images, &first, &last);
         float partial_weight[9 * MAX_CHANNELS] = {0}, partial_bias[MAX_CHANNELS] = {0};
         backward_images(x, x_bf16, image_stride, row_stride, height, width, grad, grad_bf16, codes, channels, out,
-                        out_bf16, act, partial_weight, partial_bias, first, last);
+                        out_bf16, post, partial_weight, partial_bias, first, last);
 #pragma omp critical
         {
             for (int i = 0; i < 9 * channels; i++) grad_weight[i] += partial_weight[i];
@@ -252,7 +305,7 @@ int conv_pool_backward(const void *x, int x_bf16, int64_t image_stride, int64_t 
  * conv_pool_forward, and the activation after it (act, or NULL). The pool only compares, so it is
  * exactly torch's max pool, values and winners. */
 int max_pool_forward(const void *x, int bf16, int64_t images, int height, int width, int channels, void *out,
-                     uint8_t *codes, const float *act) {
+                     uint8_t *codes, const epilogue *post) {
     if (channels % LANES) return -1;
     const int pooled_h = height / 2, pooled_w = width / 2;
     const int64_t offsets[4] = {0, channels, (int64_t)width * channels, (int64_t)(width + 1) * channels};
@@ -271,7 +324,7 @@ int max_pool_forward(const void *x, int bf16, int64_t images, int height, int wi
                         winner = (takes & pos) | (~takes & winner);
                     }
                     const int64_t at = ((n * pooled_h + py) * pooled_w + px) * channels + block;
-                    store_channels(out, bf16, at, activate(act, best));  /* without one, exact: best is x's */
+                    store_channels(out, bf16, at, finish(post, best, bf16, at));  /* without one, exact: x's */
                     if (codes) {
                         const vb code = __builtin_convertvector(winner, vb);
                         memcpy(codes + at, &code, sizeof code);
@@ -284,7 +337,7 @@ int max_pool_forward(const void *x, int bf16, int64_t images, int height, int wi
  * its winner, zeros elsewhere, including the last row or column a floor pool leaves out. One pass. With
  * an activation, grad_out is first multiplied by its derivative, taken from the forward's output. */
 int max_pool_backward(const void *grad_out, int bf16, const uint8_t *codes, int64_t images, int height, int width,
-                      int channels, void *grad_in, const void *out, const float *act) {
+                      int channels, void *grad_in, const void *out, const epilogue *post) {
     if (channels % LANES) return -1;
     const int pooled_h = height / 2, pooled_w = width / 2;
     const size_t element = bf16 ? 2 : 4;
@@ -302,7 +355,7 @@ int max_pool_backward(const void *grad_out, int bf16, const uint8_t *codes, int6
                 for (int block = 0; block < channels; block += LANES) {
                     const int64_t at = ((n * pooled_h + py) * pooled_w + px) * channels + block;
                     vf g = load_channels(grad_out, bf16, at);
-                    if (act) g *= derivative_from_output(act, load_channels(out, bf16, at));
+                    if (post) g = gradient_before(post, g, load_channels(out, bf16, at), at);
                     vb code8;
                     memcpy(&code8, codes + at, sizeof code8);
                     const vi code = __builtin_convertvector(code8, vi);

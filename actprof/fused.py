@@ -21,11 +21,14 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
 import torch
 from torch import nn
+
+from actprof.dropout import FastDropout, bits_per_draw
 
 SOURCE = Path(__file__).with_name("conv_pool.c")
 FLAGS = ("-O3", "-march=native", "-fno-math-errno", "-shared", "-fPIC")
@@ -34,7 +37,7 @@ THREADING = (("-fopenmp",), ())
 LANES = 16  # channels per vector in the kernel
 MAX_CHANNELS = 512
 MAX_WIDTH = 4096
-LEAKY, ELU_FAMILY = 1.0, 2.0  # conv_pool.c's activation kinds
+NO_ACTIVATION, LEAKY, ELU_FAMILY = 0, 1, 2  # conv_pool.c's activation kinds
 SELU_ALPHA, SELU_SCALE = 1.6732632423543772848170429916717, 1.0507009873554804934193349852946
 
 
@@ -91,31 +94,48 @@ def pool_applies(x: torch.Tensor, pool: torch.nn.Module) -> bool:
     )
 
 
-def fused_conv_pool(x: torch.Tensor, conv: torch.nn.Conv2d, activation: nn.Module | None = None) -> torch.Tensor:
-    """``activation(MaxPool2d(2)(conv(x)))`` in channels-last, at bf16 under bf16 autocast (as torch would
-    compute it, up to the order of the convolution's fp32 sums), else at the input's precision. The
-    activation runs inside the kernel where ``activation_args`` knows it, else after it."""
+def fused_conv_pool(
+    x: torch.Tensor, conv: torch.nn.Conv2d, activation: nn.Module | None = None, dropout: nn.Module | None = None
+) -> torch.Tensor:
+    """``dropout(activation(MaxPool2d(2)(conv(x))))`` in channels-last, at bf16 under bf16 autocast (as torch
+    would compute it, up to the order of the convolution's fp32 sums), else at the input's precision. The
+    activation and the dropout run inside the kernel where it knows them (``epilogue``), else after it."""
     round_bf16 = _autocast_dtype() == torch.bfloat16 or x.dtype == torch.bfloat16
     if round_bf16:
         x = x.to(torch.bfloat16)  # as autocast casts a convolution's input (a no-op for staged bf16 images)
-    act = activation_args(activation)
-    out = _ConvPool.apply(x, conv.weight, conv.bias, round_bf16, act)
-    return activation(out) if activation is not None and act is None else out
+    post, rest = epilogue(activation, dropout)
+    return rest(_ConvPool.apply(x, conv.weight, conv.bias, round_bf16, post))
 
 
-def max_pool2(x: torch.Tensor, activation: nn.Module | None = None) -> torch.Tensor:
-    """``activation(MaxPool2d(2)(x))`` for a channels-last ``x``. The pool has the same values and winners as
-    torch's (it only compares), keeps one-byte codes instead of int64 indices, and its backward writes the
-    input gradient in one pass instead of zeroing it and scattering into it. The activation as in
-    ``fused_conv_pool``."""
-    act = activation_args(activation)
-    out = _MaxPool.apply(x, act)
-    return activation(out) if activation is not None and act is None else out
+def max_pool2(x: torch.Tensor, activation: nn.Module | None = None, dropout: nn.Module | None = None) -> torch.Tensor:
+    """``dropout(activation(MaxPool2d(2)(x)))`` for a channels-last ``x``. The pool has the same values and
+    winners as torch's (it only compares), keeps one-byte codes instead of int64 indices, and its backward
+    writes the input gradient in one pass instead of zeroing it and scattering into it. The activation and
+    the dropout as in ``fused_conv_pool``."""
+    post, rest = epilogue(activation, dropout)
+    return rest(_MaxPool.apply(x, post))
 
 
-def activation_args(module: nn.Module | None) -> tuple[float, float, float, float] | None:
-    """The kernels' description of an activation (conv_pool.c: kind, a, b, c), or None for one they do not
-    compute. Only non-decreasing ones that keep the sign, so the derivative can come from the output."""
+def epilogue(activation: nn.Module | None, dropout: nn.Module | None) -> tuple[tuple | None, Callable]:
+    """What the kernels compute after the pool (conv_pool.c's epilogue: activation kind, a, b, c, and
+    dropout's bits, dropped, rate), and what is left to run after them in torch, in order."""
+    act = activation_args(activation) if activation is not None else (NO_ACTIVATION, 0.0, 0.0, 0.0)
+    if act is None:  # an activation the kernels do not know: it, and the dropout after it, run in torch
+        return None, lambda out: _apply(dropout, activation(out))
+    drop = dropout_args(dropout)
+    post = (*act, *(drop or (0, 0, 0.0)))
+    if act[0] == NO_ACTIVATION and drop is None:
+        post = None
+    return post, (lambda out: out) if drop is not None else (lambda out: _apply(dropout, out))
+
+
+def _apply(module: nn.Module | None, x: torch.Tensor) -> torch.Tensor:
+    return module(x) if module is not None else x
+
+
+def activation_args(module: nn.Module) -> tuple[int, float, float, float] | None:
+    """The kernels' description of an activation (kind, a, b, c), or None for one they do not compute.
+    Only non-decreasing ones that keep the sign, so the derivative can come from the output."""
     if isinstance(module, nn.ReLU):
         return (LEAKY, 0.0, 0.0, 0.0)
     if isinstance(module, nn.LeakyReLU) and module.negative_slope >= 0:
@@ -129,19 +149,64 @@ def activation_args(module: nn.Module | None) -> tuple[float, float, float, floa
     return None
 
 
-def _act_pointer(act: tuple[float, ...] | None):
-    return (ctypes.c_float * 4)(*act) if act is not None else None
+def dropout_args(module: nn.Module | None) -> tuple[int, int, float] | None:
+    """actprof's FastDropout in training mode as (bits per decision, values dropped, rate), else None (no
+    dropout, or one the kernels do not draw: alpha dropout, torch's layers)."""
+    if not (isinstance(module, FastDropout) and module.training and not module.alpha and module.p > 0):
+        return None
+    bits = bits_per_draw(module.p)
+    return bits, int(module.p * (1 << bits)), float(module.p)
+
+
+class Epilogue(ctypes.Structure):
+    """conv_pool.c's ``epilogue``."""
+
+    _fields_ = [
+        ("kind", ctypes.c_int32),
+        ("a", ctypes.c_float),
+        ("b", ctypes.c_float),
+        ("c", ctypes.c_float),
+        ("words", ctypes.c_void_p),
+        ("bits", ctypes.c_int32),
+        ("dropped", ctypes.c_int32),
+        ("scale", ctypes.c_float),
+    ]
+
+
+def _draw_words(post: tuple | None, units: int) -> torch.Tensor | None:
+    """The random words dropout decides from, drawn from torch's generator as FastDropout draws them."""
+    if post is None or not post[4]:
+        return None
+    words = torch.empty((units * post[4] + 31) // 32, dtype=torch.int32)
+    return words.random_(-(2**31), 2**31)
+
+
+def _epilogue_struct(post: tuple | None, words: torch.Tensor | None, dtype: torch.dtype) -> Epilogue | None:
+    if post is None:
+        return None
+    kind, a, b, c, bits, dropped, rate = post
+    scale = 1.0 / (1.0 - rate) if bits else 0.0
+    if bits and dtype == torch.bfloat16:  # the mask value FastDropout multiplies by: bf16(1 / (1 - p))
+        scale = float(torch.tensor(scale, dtype=torch.bfloat16))
+    pointer = words.data_ptr() if words is not None else None
+    return Epilogue(int(kind), a, b, c, pointer, bits, dropped, scale)
+
+
+def _by_reference(struct: Epilogue | None):
+    return ctypes.byref(struct) if struct is not None else None
 
 
 class _ConvPool(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, weight, bias, round_bf16, act):
+    def forward(ctx, x, weight, bias, round_bf16, post):
         x = x if x.stride(3) == 1 else x.contiguous()
         n, _, height, width = x.shape
         channels = weight.shape[0]
         dtype = torch.bfloat16 if round_bf16 else x.dtype
         out = _channels_last_empty(n, channels, (height - 2) // 2, (width - 2) // 2, dtype)
         codes = torch.empty_like(out, dtype=torch.uint8) if any(ctx.needs_input_grad[1:3]) else None
+        words = _draw_words(post, out.numel())
+        struct = _epilogue_struct(post, words, dtype)
         taps = _tap_major(weight)
         bias = bias.detach().float().contiguous()
         _check(
@@ -155,17 +220,17 @@ class _ConvPool(torch.autograd.Function):
                 int(out.dtype == torch.bfloat16),
                 codes.data_ptr() if codes is not None else None,
                 n,
-                _act_pointer(act),
+                _by_reference(struct),
             )
         )
         if codes is not None:
-            ctx.save_for_backward(x, codes, out)
-            ctx.act = act
+            ctx.save_for_backward(x, codes, out, words)
+            ctx.struct = struct
         return out
 
     @staticmethod
     def backward(ctx, grad):
-        x, codes, out = ctx.saved_tensors
+        x, codes, out, _words = ctx.saved_tensors  # the words: kept alive for the struct's pointer
         channels = codes.shape[1]
         grad = grad if grad.dtype in (torch.float32, torch.bfloat16) else grad.float()
         grad = grad.contiguous(memory_format=torch.channels_last)
@@ -182,7 +247,7 @@ class _ConvPool(torch.autograd.Function):
                 x.shape[0],
                 out.data_ptr(),
                 int(out.dtype == torch.bfloat16),
-                _act_pointer(ctx.act),
+                _by_reference(ctx.struct),
             )
         )
         return None, grad_weight.t().reshape(channels, 1, 3, 3), grad_bias, None, None
@@ -190,10 +255,12 @@ class _ConvPool(torch.autograd.Function):
 
 class _MaxPool(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, act):
+    def forward(ctx, x, post):
         n, channels, height, width = x.shape
         out = _channels_last_empty(n, channels, height // 2, width // 2, x.dtype)
         codes = torch.empty_like(out, dtype=torch.uint8) if ctx.needs_input_grad[0] else None
+        words = _draw_words(post, out.numel())
+        struct = _epilogue_struct(post, words, x.dtype)
         _check(
             library().max_pool_forward(
                 x.data_ptr(),
@@ -204,17 +271,17 @@ class _MaxPool(torch.autograd.Function):
                 channels,
                 out.data_ptr(),
                 codes.data_ptr() if codes is not None else None,
-                _act_pointer(act),
+                _by_reference(struct),
             )
         )
         if codes is not None:
-            ctx.save_for_backward(codes, out)
-            ctx.input_shape, ctx.act = x.shape, act
+            ctx.save_for_backward(codes, out, words)
+            ctx.input_shape, ctx.struct = x.shape, struct
         return out
 
     @staticmethod
     def backward(ctx, grad):
-        codes, out = ctx.saved_tensors
+        codes, out, _words = ctx.saved_tensors  # the words: kept alive for the struct's pointer
         n, channels, height, width = ctx.input_shape
         grad = grad.to(out.dtype).contiguous(memory_format=torch.channels_last)
         grad_in = _channels_last_empty(n, channels, height, width, out.dtype)
@@ -229,7 +296,7 @@ class _MaxPool(torch.autograd.Function):
                 channels,
                 grad_in.data_ptr(),
                 out.data_ptr(),
-                _act_pointer(ctx.act),
+                _by_reference(ctx.struct),
             )
         )
         return grad_in, None
@@ -275,11 +342,11 @@ def library() -> ctypes.CDLL | None:
         return None
     i64, i32, ptr = ctypes.c_int64, ctypes.c_int, ctypes.c_void_p
     image = [ptr, i32, i64, i64, i32, i32]
-    act = ctypes.POINTER(ctypes.c_float)
-    lib.conv_pool_forward.argtypes = [*image, ptr, ptr, i32, i32, ptr, i32, ptr, i64, act]
-    lib.conv_pool_backward.argtypes = [*image, ptr, i32, ptr, i32, ptr, ptr, i64, ptr, i32, act]
-    lib.max_pool_forward.argtypes = [ptr, i32, i64, i32, i32, i32, ptr, ptr, act]
-    lib.max_pool_backward.argtypes = [ptr, i32, ptr, i64, i32, i32, i32, ptr, ptr, act]
+    post = ctypes.POINTER(Epilogue)
+    lib.conv_pool_forward.argtypes = [*image, ptr, ptr, i32, i32, ptr, i32, ptr, i64, post]
+    lib.conv_pool_backward.argtypes = [*image, ptr, i32, ptr, i32, ptr, ptr, i64, ptr, i32, post]
+    lib.max_pool_forward.argtypes = [ptr, i32, i64, i32, i32, i32, ptr, ptr, post]
+    lib.max_pool_backward.argtypes = [ptr, i32, ptr, i64, i32, i32, i32, ptr, ptr, post]
     for kernel in (lib.conv_pool_forward, lib.conv_pool_backward, lib.max_pool_forward, lib.max_pool_backward):
         kernel.restype = i32
     return lib

@@ -74,14 +74,21 @@ def _linear_nhwc(x: torch.Tensor, fc: nn.Linear) -> torch.Tensor:
     return nn.functional.linear(x.permute(0, 2, 3, 1).reshape(n, -1), weight, fc.bias)
 
 
-def _max_pool(pool: nn.Module, x: torch.Tensor, *, lean: bool) -> torch.Tensor:
-    """``pool(x)``; in the lean form on a CPU, actprof's kernel: the same values and winners, cheaper."""
-    return fused.max_pool2(x) if lean and fused.pool_applies(x, pool) else pool(x)
-
-
-def _pool_then(act: nn.Module, pool: nn.Module, x: torch.Tensor, *, lean: bool) -> torch.Tensor:
-    """``act(pool(x))``; in the lean form on a CPU, one kernel for both where it knows the activation."""
-    return fused.max_pool2(x, activation=act) if lean and fused.pool_applies(x, pool) else act(pool(x))
+def _pool_block(
+    pool: nn.Module,
+    x: torch.Tensor,
+    *,
+    lean: bool,
+    act: nn.Module | None = None,
+    dropout: nn.Module | None = None,
+) -> torch.Tensor:
+    """``dropout(act(pool(x)))``, act and dropout optional. In the lean form on a CPU, actprof's kernel: the
+    pool's values and winners are torch's, and it computes the activation and dropout it knows."""
+    if lean and fused.pool_applies(x, pool):
+        return fused.max_pool2(x, activation=act, dropout=dropout)
+    x = pool(x)
+    x = act(x) if act is not None else x
+    return dropout(x) if dropout is not None else x
 
 
 def _rows_used(size: int) -> int:
@@ -125,19 +132,19 @@ class SeedCNN(nn.Module):
         if self.lean:
             x = x[:, :, : _rows_used(x.shape[2]), : _rows_used(x.shape[3])]
         if self.pool_first:
-            x = self.drop1(self._first_block(x))
-            x = self.drop2(_pool_then(self.act2, self.pool2, self.conv2(x), lean=self.lean))
+            x = self._first_block(x)
+            x = _pool_block(self.pool2, self.conv2(x), act=self.act2, dropout=self.drop2, lean=self.lean)
         else:
-            x = self.drop1(_max_pool(self.pool1, self.act1(self.conv1(x)), lean=self.lean))
-            x = self.drop2(_max_pool(self.pool2, self.act2(self.conv2(x)), lean=self.lean))
+            x = _pool_block(self.pool1, self.act1(self.conv1(x)), dropout=self.drop1, lean=self.lean)
+            x = _pool_block(self.pool2, self.act2(self.conv2(x)), dropout=self.drop2, lean=self.lean)
         x = _linear_nhwc(x, self.fc1) if self.lean else self.fc1(self.flatten(x))
         return self.fc2(self.act3(x))
 
     def _first_block(self, x: torch.Tensor) -> torch.Tensor:
-        """act1(pool1(conv1(x))); in the lean form on a CPU, one kernel that never stores conv1's output."""
+        """drop1(act1(pool1(conv1(x)))); in the lean form on a CPU, one kernel that never stores conv1's output."""
         if self.lean and fused.applies(x, self.conv1):
-            return fused.fused_conv_pool(x, self.conv1, activation=self.act1)
-        return self.act1(self.pool1(self.conv1(x)))
+            return fused.fused_conv_pool(x, self.conv1, activation=self.act1, dropout=self.drop1)
+        return self.drop1(self.act1(self.pool1(self.conv1(x))))
 
     def weight_layers(self) -> dict[str, nn.Module]:
         return {"conv1": self.conv1, "conv2": self.conv2, "fc1": self.fc1, "fc2": self.fc2}
@@ -184,8 +191,11 @@ class DeepCNN(nn.Module):
             else:
                 x = conv(x)
             act, pool = getattr(self, f"act{second}"), getattr(self, f"pool{block + 1}")
-            x = _pool_then(act, pool, x, lean=self.lean) if self.pool_first else _max_pool(pool, act(x), lean=self.lean)
-            x = getattr(self, f"drop{block + 1}")(x)
+            drop = getattr(self, f"drop{block + 1}")
+            if self.pool_first:
+                x = _pool_block(pool, x, act=act, dropout=drop, lean=self.lean)
+            else:
+                x = _pool_block(pool, act(x), dropout=drop, lean=self.lean)
         x = _linear_nhwc(x, self.fc1) if self.lean else self.fc1(self.flatten(x))
         return self.fc2(self.act7(x))
 

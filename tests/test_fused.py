@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from actprof import fused
+from actprof.dropout import FastDropout, bits_per_draw
 
 pytestmark = pytest.mark.skipif(fused.library() is None, reason="no C compiler: the kernels cannot be built")
 
@@ -295,3 +296,101 @@ def test_conv_pool_and_activation_match_torch_in_fp32(act):
     torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-6)
     torch.testing.assert_close(got_w, expected_w, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(got_b, expected_b, rtol=1e-5, atol=1e-5)
+
+
+# --- dropout after the pool and the activation, inside the kernels --------------------------------
+
+
+def kernel_keep_mask(words: torch.Tensor, p: float, units: int) -> torch.Tensor:
+    """FastDropout's rule as the kernel applies it: unit i is decided by bits [i·b, (i+1)·b) of the words."""
+    bits = bits_per_draw(p)
+    unit_bits = torch.arange(units, dtype=torch.int64) * bits
+    word = words.to(torch.int64).bitwise_and(0xFFFFFFFF)[unit_bits // 32]
+    lane = word.bitwise_right_shift(unit_bits % 32).bitwise_and((1 << bits) - 1)
+    return lane >= int(p * (1 << bits))
+
+
+@pytest.mark.parametrize("p", [0.5, 0.25, 0.125, 3 / 256])  # 1, 2, 4 and 8 random bits per decision
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_dropout_in_the_kernel_keeps_the_units_fastdropouts_rule_picks(p, dtype):
+    x = channels_last((torch.rand(4, 32, 10, 10) + 0.1).to(dtype))  # positive: relu keeps every value
+    torch.manual_seed(7)
+    got = fused.max_pool2(x, activation=nn.ReLU(), dropout=FastDropout(p).train())
+    torch.manual_seed(7)  # the words the kernel drew, drawn again
+    words = torch.empty((got.numel() * bits_per_draw(p) + 31) // 32, dtype=torch.int32).random_(-(2**31), 2**31)
+    keep = kernel_keep_mask(words, p, got.numel())
+    pooled = nn.functional.max_pool2d(x, 2)
+    scale = torch.tensor(1 / (1 - p), dtype=dtype)  # the mask value FastDropout multiplies by
+    expected = torch.where(keep.view(got.shape[0], *got.shape[2:], got.shape[1]).permute(0, 3, 1, 2), pooled * scale, 0)
+    assert torch.equal(got, expected.to(dtype))
+
+
+def test_dropout_in_the_kernel_drops_at_its_rate():
+    x = channels_last(torch.rand(64, 64, 20, 20) + 0.1)
+    torch.manual_seed(0)
+    got = fused.max_pool2(x, activation=nn.ReLU(), dropout=FastDropout(0.25).train())
+    n = got.numel()
+    dropped = int((got == 0).sum())
+    assert abs(dropped - 0.25 * n) < 5 * (n * 0.25 * 0.75) ** 0.5  # five binomial standard deviations
+
+
+@pytest.mark.parametrize("act", [nn.ReLU(), nn.ELU(), nn.SELU(), None], ids=repr)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_dropout_in_the_kernel_backpropagates_through_its_mask(act, dtype):
+    x = channels_last(torch.randn(6, 32, 8, 8).to(dtype))
+    x_in = x.clone().requires_grad_()
+    got = fused.max_pool2(x_in, activation=act, dropout=FastDropout(0.25).train())
+    upstream = torch.randn_like(got)
+    got.backward(upstream)
+    # The same function in torch with the mask the kernel drew (read off its output: nothing else is 0).
+    reference_in = x.clone().requires_grad_()
+    pooled = nn.functional.max_pool2d(reference_in, 2)
+    activated = act(pooled) if act is not None else pooled
+    scale = torch.tensor(1 / 0.75, dtype=dtype)
+    expected = activated * torch.where(got != 0, scale, torch.zeros((), dtype=dtype))
+    expected.backward(upstream)
+    if dtype == torch.float32:
+        torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-7)
+        torch.testing.assert_close(x_in.grad, reference_in.grad, rtol=1e-5, atol=1e-6)
+    else:
+        assert ((got.float() - expected.float()).abs() <= 2**-7 * expected.float().abs()).all()
+        grad_step = 2**-6 * reference_in.grad.float().abs() + 1e-6
+        assert ((x_in.grad.float() - reference_in.grad.float()).abs() <= grad_step).all()
+
+
+def test_conv_pool_with_activation_and_dropout_trains_on_torchs_gradients():
+    conv = conv_and_pool(32)
+    x = images(6, 26, 26, crop=2)
+    upstream = channels_last(torch.randn(6, 32, 12, 12))
+    got, got_w, got_b = grads_of(
+        lambda x: fused.fused_conv_pool(x, conv, activation=nn.ELU(), dropout=FastDropout(0.25).train()),
+        conv,
+        x,
+        upstream,
+    )
+    mask = torch.where(got != 0, torch.tensor(1 / 0.75), torch.tensor(0.0))
+    expected, expected_w, expected_b = grads_of(
+        lambda x: nn.functional.elu(torch_block(conv)(x)) * mask, conv, x, upstream
+    )
+    torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(got_w, expected_w, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(got_b, expected_b, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "dropout",
+    [
+        FastDropout(0.25).eval(),
+        FastDropout(0.0).train(),
+        FastDropout(12 / 256, alpha=True).train(),
+        nn.Dropout(0.25).train(),
+    ],
+    ids=["eval mode", "p = 0", "alpha dropout", "torch's nn.Dropout"],
+)
+def test_dropouts_the_kernels_do_not_draw_run_in_torch(dropout):
+    assert fused.dropout_args(dropout) is None
+    x = channels_last(torch.rand(2, 16, 6, 6))
+    torch.manual_seed(3)
+    got = fused.max_pool2(x, activation=nn.ReLU(), dropout=dropout)
+    torch.manual_seed(3)
+    torch.testing.assert_close(got, dropout(nn.functional.relu(nn.functional.max_pool2d(x, 2))))
