@@ -89,22 +89,18 @@ enum { NO_ACTIVATION = 0, LEAKY = 1, ELU_FAMILY = 2 };
 
 static inline vf broadcast(float value) { return (vf){0} + value; }
 
-static inline vf horner(vf x, const float *coefficients, int count) {  /* highest power first */
-    vf sum = broadcast(coefficients[0]);
-    for (int i = 1; i < count; i++) sum = sum * x + coefficients[i];
-    return sum;
-}
-
+/* expm1(w) for w <= 0 in fp32, within a few ulp: w = n*ln2 + r with r in [-ln2/2, ln2/2], expm1(r) from its
+ * Taylor series, and expm1(w) = 2^n * expm1(r) + (2^n - 1), which does not cancel near 0 (n = 0 there). */
 static inline vf expm1_nonpositive(vf w) {
-    static const float exp_series[] = {1.0f / 5040, 1.0f / 720, 1.0f / 120, 1.0f / 24, 1.0f / 6, 0.5f, 1.0f, 1.0f};
-    static const float expm1_series[] = {1.0f / 40320, 1.0f / 5040, 1.0f / 720, 1.0f / 120, 1.0f / 24, 1.0f / 6,
-                                         0.5f, 1.0f, 0.0f};
+    static const float series[] = {1.0f / 5040, 1.0f / 720, 1.0f / 120, 1.0f / 24, 1.0f / 6, 0.5f, 1.0f};
     w = select(w < -87.0f, broadcast(-87.0f), w);   /* exp underflows below: expm1 is -1 there anyway */
     const vi n = __builtin_convertvector(w * 1.44269504f - 0.5f, vi);  /* w <= 0: truncation rounds */
     const vf nf = __builtin_convertvector(n, vf);
     const vf r = (w - nf * 0.693145752f) - nf * 1.42860677e-6f;      /* ln 2 in two parts */
-    const vf exp_w = horner(r, exp_series, 8) * (vf)((n + 127) << 23);
-    return select(w > -0.34657359f, horner(w, expm1_series, 9), exp_w - 1.0f);
+    vf sum = broadcast(series[0]);
+    for (int i = 1; i < 7; i++) sum = sum * r + series[i];
+    const vf two_to_n = (vf)((n + 127) << 23);
+    return two_to_n * (sum * r) + (two_to_n - 1.0f);
 }
 
 static inline vf activate(const epilogue *post, vf z) {
