@@ -74,13 +74,16 @@ static inline void store_channels(void *p, int bf16, int64_t at, vf v) {
  * torch's formulas. Both are non-decreasing and keep the sign of z, so the backward can take the
  * derivative from the output y, as torch's own in-place ELU does: 1 or a, and b or c*(y + b*a).
  *
- * Dropout (words NULL: none), as actprof.dropout.FastDropout: unit i of the output (its index in memory
- * order) is kept when bits [i*bits, (i+1)*bits) of the random words, as a number, are at least dropped
- * (so it is dropped with probability dropped / 2^bits), and a kept unit is multiplied by scale. */
+ * Dropout (words NULL: none), exactly actprof.dropout.FastDropout's masks from the same random words: the
+ * words are read as `halves` 16-bit numbers, and unit i of the output (its index in memory order) is
+ * decided by number i % halves, shifted right by bits * (i / halves): kept when its low `bits` bits, as a
+ * number, are at least `dropped` (so dropped with probability dropped / 2^bits). A kept unit is multiplied
+ * by scale. */
 typedef struct {
     int32_t kind;
     float a, b, c;
     const uint32_t *words;
+    int64_t halves;
     int32_t bits, dropped;
     float scale;
 } epilogue;
@@ -105,7 +108,7 @@ static inline vf expm1_nonpositive(vf w) {
 
 static inline vf activate(const epilogue *post, vf z) {
     const vi positive = z > 0.0f;
-    if (post->kind == LEAKY) return select(positive, z, z * post->a);
+    if (post->kind == LEAKY) return select(positive, z, post->a == 0 ? broadcast(0) : z * post->a);  /* relu(-inf) = 0 */
     if (post->kind == ELU_FAMILY)
         return select(positive, z * post->b, post->b * post->a * expm1_nonpositive(select(positive, broadcast(0), z * post->c)));
     return z;
@@ -120,19 +123,20 @@ static inline vf derivative_from_output(const epilogue *post, vf y) {
 
 /* Which of the LANES units from `unit` on dropout keeps (-1) or drops (0). */
 static inline vi kept(const epilogue *post, int64_t unit) {
-    const uint32_t mask = (1u << post->bits) - 1;
-    vu word, shift;
-    if (post->bits * LANES == 32 && unit % LANES == 0) {  /* one word: the common case (p = 0.25, 0.75) */
-        word = (vu){0} + post->words[unit / LANES];
-        for (int j = 0; j < LANES; j++) shift[j] = post->bits * j;
+    const uint16_t *numbers = (const uint16_t *)post->words;  /* little-endian: as torch's int16 view */
+    const int64_t halves = post->halves, row = unit / halves, first = unit % halves;
+    vu lane;
+    if (first + LANES <= halves) {  /* LANES consecutive numbers, one shift: every vector but a few */
+        vh bits;
+        memcpy(&bits, numbers + first, sizeof bits);
+        lane = __builtin_convertvector(bits, vu) >> (uint32_t)(row * post->bits);
     } else {
         for (int j = 0; j < LANES; j++) {
-            const int64_t bit = (unit + j) * post->bits;
-            word[j] = post->words[bit >> 5];
-            shift[j] = bit & 31;
+            const int64_t u = unit + j;
+            lane[j] = (uint32_t)numbers[u % halves] >> (uint32_t)((u / halves) * post->bits);
         }
     }
-    return (vi)(((word >> shift) & mask) >= (uint32_t)post->dropped);
+    return (vi)((lane & ((1u << post->bits) - 1)) >= (uint32_t)post->dropped);
 }
 
 /* The epilogue of LANES pooled values z from `unit` on; y rounded to bf16 where the output is bf16, as

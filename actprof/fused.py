@@ -27,6 +27,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 from actprof.dropout import FastDropout, bits_per_draw
 
@@ -167,6 +168,7 @@ class Epilogue(ctypes.Structure):
         ("b", ctypes.c_float),
         ("c", ctypes.c_float),
         ("words", ctypes.c_void_p),
+        ("halves", ctypes.c_int64),
         ("bits", ctypes.c_int32),
         ("dropped", ctypes.c_int32),
         ("scale", ctypes.c_float),
@@ -174,7 +176,8 @@ class Epilogue(ctypes.Structure):
 
 
 def _draw_words(post: tuple | None, units: int) -> torch.Tensor | None:
-    """The random words dropout decides from, drawn from torch's generator as FastDropout draws them."""
+    """The random words dropout decides from, drawn from torch's generator as FastDropout draws them (and
+    decided as it decides: conv_pool.c), so a seed gives the same masks with the kernels as without."""
     if post is None or not post[4]:
         return None
     words = torch.empty((units * post[4] + 31) // 32, dtype=torch.int32)
@@ -188,8 +191,8 @@ def _epilogue_struct(post: tuple | None, words: torch.Tensor | None, dtype: torc
     scale = 1.0 / (1.0 - rate) if bits else 0.0
     if bits and dtype == torch.bfloat16:  # the mask value FastDropout multiplies by: bf16(1 / (1 - p))
         scale = float(torch.tensor(scale, dtype=torch.bfloat16))
-    pointer = words.data_ptr() if words is not None else None
-    return Epilogue(int(kind), a, b, c, pointer, bits, dropped, scale)
+    pointer, halves = (words.data_ptr(), 2 * words.numel()) if words is not None else (None, 0)
+    return Epilogue(int(kind), a, b, c, pointer, halves, bits, dropped, scale)
 
 
 def _by_reference(struct: Epilogue | None):
@@ -224,13 +227,15 @@ class _ConvPool(torch.autograd.Function):
             )
         )
         if codes is not None:
-            ctx.save_for_backward(x, codes, out, words)
-            ctx.struct = struct
+            ctx.save_for_backward(x, codes, out if post is not None else None, words)
+            ctx.post, ctx.dtype = post, dtype
         return out
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad):
-        x, codes, out, _words = ctx.saved_tensors  # the words: kept alive for the struct's pointer
+        x, codes, out, words = ctx.saved_tensors
+        struct = _epilogue_struct(ctx.post, words, ctx.dtype)  # from the tensors as unpacked now
         channels = codes.shape[1]
         grad = grad if grad.dtype in (torch.float32, torch.bfloat16) else grad.float()
         grad = grad.contiguous(memory_format=torch.channels_last)
@@ -245,9 +250,9 @@ class _ConvPool(torch.autograd.Function):
                 grad_weight.data_ptr(),
                 grad_bias.data_ptr(),
                 x.shape[0],
-                out.data_ptr(),
-                int(out.dtype == torch.bfloat16),
-                _by_reference(ctx.struct),
+                out.data_ptr() if out is not None else None,
+                int(ctx.dtype == torch.bfloat16),
+                _by_reference(struct),
             )
         )
         return None, grad_weight.t().reshape(channels, 1, 3, 3), grad_bias, None, None
@@ -275,16 +280,18 @@ class _MaxPool(torch.autograd.Function):
             )
         )
         if codes is not None:
-            ctx.save_for_backward(codes, out, words)
-            ctx.input_shape, ctx.struct = x.shape, struct
+            ctx.save_for_backward(codes, out if post is not None else None, words)
+            ctx.input_shape, ctx.post, ctx.dtype = x.shape, post, x.dtype
         return out
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad):
-        codes, out, _words = ctx.saved_tensors  # the words: kept alive for the struct's pointer
+        codes, out, words = ctx.saved_tensors
+        struct = _epilogue_struct(ctx.post, words, ctx.dtype)  # from the tensors as unpacked now
         n, channels, height, width = ctx.input_shape
-        grad = grad.to(out.dtype).contiguous(memory_format=torch.channels_last)
-        grad_in = _channels_last_empty(n, channels, height, width, out.dtype)
+        grad = grad.to(ctx.dtype).contiguous(memory_format=torch.channels_last)
+        grad_in = _channels_last_empty(n, channels, height, width, ctx.dtype)
         _check(
             library().max_pool_backward(
                 grad.data_ptr(),
@@ -295,8 +302,8 @@ class _MaxPool(torch.autograd.Function):
                 width,
                 channels,
                 grad_in.data_ptr(),
-                out.data_ptr(),
-                _by_reference(ctx.struct),
+                out.data_ptr() if out is not None else None,
+                _by_reference(struct),
             )
         )
         return grad_in, None
@@ -333,11 +340,7 @@ def _check(code: int) -> None:
 @cache
 def library() -> ctypes.CDLL | None:
     """The compiled kernels, built on first use; None where they cannot be built or loaded."""
-    path = _built()
-    try:
-        lib = ctypes.CDLL(str(path)) if path is not None else None
-    except OSError:  # built but not loadable (a damaged cache file, a foreign libc): torch's layers
-        lib = None
+    lib = next(filter(None, map(_loaded, THREADING)), None)
     if lib is None:
         return None
     i64, i32, ptr = ctypes.c_int64, ctypes.c_int, ctypes.c_void_p
@@ -352,14 +355,13 @@ def library() -> ctypes.CDLL | None:
     return lib
 
 
-def _built() -> Path | None:
-    """The library with OpenMP threads if the compiler can, else single-threaded; None without a compiler."""
-    for threading in THREADING:
-        try:
-            return _build((*FLAGS, *threading))
-        except (OSError, subprocess.CalledProcessError):
-            continue
-    return None
+def _loaded(threading: tuple[str, ...]) -> ctypes.CDLL | None:
+    """The library built with these threading flags, or None where it cannot be built or loaded (no
+    compiler, no OpenMP, a damaged cache file, a foreign libc)."""
+    try:
+        return ctypes.CDLL(str(_build((*FLAGS, *threading))))
+    except (OSError, subprocess.CalledProcessError):
+        return None
 
 
 def _build(flags: tuple[str, ...]) -> Path:

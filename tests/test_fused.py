@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from actprof import fused
-from actprof.dropout import FastDropout, bits_per_draw
+from actprof.dropout import FastDropout
 
 pytestmark = pytest.mark.skipif(fused.library() is None, reason="no C compiler: the kernels cannot be built")
 
@@ -243,6 +243,20 @@ def test_the_kernels_know_these_activations(act):
     assert fused.activation_args(act) is not None
 
 
+def test_relu_in_the_kernel_maps_minus_infinity_to_zero():
+    x = channels_last(torch.full((1, 16, 2, 2), float("-inf")))
+    assert torch.equal(fused.max_pool2(x, activation=nn.ReLU()), torch.zeros(1, 16, 1, 1))
+
+
+def test_gradients_arriving_in_nchw_memory_are_read_as_such():
+    x = channels_last(torch.randn(2, 32, 6, 6))
+    expected_in, got_in = x.clone().requires_grad_(), x.clone().requires_grad_()
+    upstream = torch.randn(2, 32, 3, 3)  # contiguous NCHW, not the kernel's layout
+    nn.functional.elu(nn.functional.max_pool2d(expected_in, 2)).backward(upstream)
+    fused.max_pool2(got_in, activation=nn.ELU()).backward(upstream)
+    torch.testing.assert_close(got_in.grad, expected_in.grad, rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("act", [nn.GELU(), nn.Mish(), nn.LeakyReLU(-0.1), nn.ELU(alpha=-1.0), nn.Tanh()], ids=repr)
 def test_other_activations_run_after_the_kernel_in_torch(act):
     assert fused.activation_args(act) is None
@@ -251,8 +265,8 @@ def test_other_activations_run_after_the_kernel_in_torch(act):
 
 
 def test_elu_in_the_kernel_is_torchs_within_a_few_ulp_over_its_whole_range():
-    # Every regime of the kernel's expm1: 0 and -0, tiny values, both sides of the switch from the Taylor
-    # series to exp(w) - 1 (-ln 2 / 2), large negative values and the underflow of exp.
+    # Every regime of the kernel's expm1: 0 and -0, tiny values, both sides of each reduction step
+    # (w = n·ln 2 + r switches n at -ln 2 / 2, -3 ln 2 / 2, ...), large negative values, the underflow of exp.
     edges = torch.tensor([0.0, -0.0, -1e-30, -1e-8, -1e-3, -0.3465, -0.3466, -0.35, -1.0, -10.0, -86.9, -87.5, -200.0])
     grid = -torch.logspace(-8, 2.5, 16 * 400 - len(edges))
     values = torch.cat([edges, grid, -edges, -grid])  # and as many positive ones
@@ -301,28 +315,18 @@ def test_conv_pool_and_activation_match_torch_in_fp32(act):
 # --- dropout after the pool and the activation, inside the kernels --------------------------------
 
 
-def kernel_keep_mask(words: torch.Tensor, p: float, units: int) -> torch.Tensor:
-    """FastDropout's rule as the kernel applies it: unit i is decided by bits [i·b, (i+1)·b) of the words."""
-    bits = bits_per_draw(p)
-    unit_bits = torch.arange(units, dtype=torch.int64) * bits
-    word = words.to(torch.int64).bitwise_and(0xFFFFFFFF)[unit_bits // 32]
-    lane = word.bitwise_right_shift(unit_bits % 32).bitwise_and((1 << bits) - 1)
-    return lane >= int(p * (1 << bits))
-
-
 @pytest.mark.parametrize("p", [0.5, 0.25, 0.125, 3 / 256])  # 1, 2, 4 and 8 random bits per decision
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_dropout_in_the_kernel_keeps_the_units_fastdropouts_rule_picks(p, dtype):
-    x = channels_last((torch.rand(4, 32, 10, 10) + 0.1).to(dtype))  # positive: relu keeps every value
+@pytest.mark.parametrize("shape", [(4, 32, 10, 10), (3, 16, 7, 9)])
+def test_dropout_in_the_kernel_is_fastdropouts_mask_for_mask(p, dtype, shape):
+    # The same random words, decided the same way: with one seed, the kernel and torch's layers drop the
+    # same units, so the trainer's masks do not depend on whether the kernels run.
+    x = channels_last((torch.rand(*shape) + 0.1).to(dtype))
     torch.manual_seed(7)
     got = fused.max_pool2(x, activation=nn.ReLU(), dropout=FastDropout(p).train())
-    torch.manual_seed(7)  # the words the kernel drew, drawn again
-    words = torch.empty((got.numel() * bits_per_draw(p) + 31) // 32, dtype=torch.int32).random_(-(2**31), 2**31)
-    keep = kernel_keep_mask(words, p, got.numel())
-    pooled = nn.functional.max_pool2d(x, 2)
-    scale = torch.tensor(1 / (1 - p), dtype=dtype)  # the mask value FastDropout multiplies by
-    expected = torch.where(keep.view(got.shape[0], *got.shape[2:], got.shape[1]).permute(0, 3, 1, 2), pooled * scale, 0)
-    assert torch.equal(got, expected.to(dtype))
+    torch.manual_seed(7)
+    expected = FastDropout(p).train()(nn.functional.relu(nn.functional.max_pool2d(x, 2)))
+    assert torch.equal(got, expected)
 
 
 def test_dropout_in_the_kernel_drops_at_its_rate():

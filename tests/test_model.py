@@ -219,14 +219,14 @@ def test_pool_first_order_computes_the_same_function(name):
 # --- the trainer's lean form: only what reaches the loss, channels-last throughout -----------------
 
 
-def _pair(name: str, architecture: str, seed: int = 0):
+def _pair(name: str, architecture: str, seed: int = 0, dropout: float = 0.0):
     """The same network twice: canonical, and in the trainer's form (lean, pool-first where exact)."""
     from actprof.model import build as build_network
 
     act = ACTIVATIONS[name]
     torch.manual_seed(seed)
-    canonical = build_network(config_for(act, dropout=0.0, architecture=architecture))
-    lean = build_network(config_for(act, dropout=0.0, architecture=architecture))
+    canonical = build_network(config_for(act, dropout=dropout, architecture=architecture))
+    lean = build_network(config_for(act, dropout=dropout, architecture=architecture))
     lean.load_state_dict(canonical.state_dict())
     lean.lean, lean.pool_first = True, act.monotonic
     # Both channels-last, as the trainer runs them: the rewrites are then the only difference.
@@ -263,7 +263,8 @@ def autograd_nodes(output: torch.Tensor) -> set[str]:
         ("relu", "deep", {"_MaxPoolBackward"}),
     ],
 )
-def test_lean_form_on_a_cpu_runs_actprofs_kernels(name, architecture, expected):
+def test_lean_form_on_a_cpu_runs_actprofs_kernels(name, architecture, expected, monkeypatch):
+    monkeypatch.setenv("ACTPROF_FUSED", "1")
     canonical, lean = _pair(name, architecture)
     x = torch.rand(4, 1, 28, 28).contiguous(memory_format=torch.channels_last)
     assert expected <= autograd_nodes(lean.train()(x))
@@ -290,6 +291,31 @@ def test_lean_form_gives_the_same_gradients(name, architecture, kernels):
     for (label, expected), got in zip(canonical.named_parameters(), lean.parameters(), strict=True):
         # fc1's columns are summed in another order: fp32 rounding, relative to the largest gradient.
         error = (got.grad - expected.grad).abs().max() / expected.grad.abs().max()
+        assert error < 1e-5, (label, float(error))
+
+
+DROPOUT_CASES = [("relu", "seed"), ("elu", "seed"), ("gelu", "seed"), ("elu", "deep")]
+
+
+@pytest.mark.skipif(fused.library() is None, reason="no C compiler: the kernels cannot be built")
+@pytest.mark.parametrize(("name", "architecture"), DROPOUT_CASES)
+def test_kernels_drop_the_same_units_as_torchs_layers(name, architecture, monkeypatch):
+    # Dropout on, one seed for both: the kernels decide from the same random words as FastDropout, so
+    # the lean form trains on the same masks, and the same gradients, with or without them.
+    _, lean = _pair(name, architecture, dropout=0.25)
+    x = torch.rand(32, 1, 28, 28).contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, 10, (32,))
+    outputs, grads = [], []
+    for kernels in ("0", "1"):
+        monkeypatch.setenv("ACTPROF_FUSED", kernels)
+        lean.zero_grad()
+        torch.manual_seed(1)
+        outputs.append(lean.train()(x))
+        nn.functional.cross_entropy(outputs[-1], y).backward()
+        grads.append([p.grad.clone() for p in lean.parameters()])
+    torch.testing.assert_close(outputs[1], outputs[0], rtol=1e-5, atol=1e-5)
+    for (label, _), expected, got in zip(lean.named_parameters(), *grads, strict=True):
+        error = (got - expected).abs().max() / expected.abs().max()
         assert error < 1e-5, (label, float(error))
 
 
