@@ -1,5 +1,6 @@
 /* A one-input-channel 3x3 convolution (no padding, stride 1) followed by a 2x2 max pool (stride 2,
- * floor), forward and backward, for a CPU training step. actprof/fused.py says why it exists.
+ * floor) and an optional epilogue (an activation, then dropout), forward and backward, for a CPU training
+ * step; and the same 2x2 max pool with its epilogue alone. actprof/fused.py says why they exist.
  *
  * Layouts: images x[n][h][w] (image and row strides given, columns contiguous), bf16 or fp32; weights
  * w[k][c] with k = 3*ky + kx; the pooled output and its gradient channels-last, out[n][py][px][c], bf16 or
@@ -63,6 +64,25 @@ static inline void store_channels(void *p, int bf16, int64_t at, vf v) {
     } else {
         memcpy((float *)p + at, &v, sizeof v);
     }
+}
+
+/* The window's running maximum: position `pos` takes it where its value is larger, or a NaN (torch's rule:
+ * the first maximum in row-major order wins ties, a NaN always wins). */
+static inline void take_if_larger(vf v, int pos, vf *best, vi *winner) {
+    const vi takes = (v > *best) | (v != v);
+    *best = select(takes, v, *best);
+    *winner = (takes & pos) | (~takes & *winner);
+}
+
+static inline void store_codes(uint8_t *codes, int64_t at, vi winner) {
+    const vb code = __builtin_convertvector(winner, vb);
+    memcpy(codes + at, &code, sizeof code);
+}
+
+static inline vi load_codes(const uint8_t *codes, int64_t at) {
+    vb code;
+    memcpy(&code, codes + at, sizeof code);
+    return __builtin_convertvector(code, vi);
 }
 
 /* What follows the pool, or NULL for nothing: an activation, then dropout.
@@ -201,18 +221,11 @@ static void forward_images(const void *x, int x_bf16, int64_t image_stride, int6
                                 acc[pos] += patch[(ky + (pos >> 1)) * width + kx + (pos & 1)] * w[3 * ky + kx];
                     vf best = acc[0];
                     vi winner = {0};
-                    for (int pos = 1; pos < 4; pos++) {
-                        const vi takes = (acc[pos] > best) | (acc[pos] != acc[pos]);
-                        best = select(takes, acc[pos], best);
-                        winner = (takes & pos) | (~takes & winner);
-                    }
+                    for (int pos = 1; pos < 4; pos++) take_if_larger(acc[pos], pos, &best, &winner);
                     const int64_t at = ((n * pooled_h + py) * pooled_w + px) * channels + block;
                     if (out_bf16) best = round_to_bf16(best);  /* the pool's output, the activation's input */
                     store_channels(out, out_bf16, at, finish(post, best, out_bf16, at));
-                    if (codes) {
-                        const vb code = __builtin_convertvector(winner, vb);
-                        memcpy(codes + at, &code, sizeof code);
-                    }
+                    if (codes) store_codes(codes, at, winner);
                 }
             }
         }
@@ -234,13 +247,11 @@ static void backward_images(const void *x, int x_bf16, int64_t image_stride, int
                     const int64_t at = ((n * pooled_h + py) * pooled_w + px) * channels + block;
                     vf g = load_channels(grad, grad_bf16, at);
                     if (post) g = gradient_before(post, g, load_channels(out, out_bf16, at), at);
-                    vb code8;
-                    memcpy(&code8, codes + at, sizeof code8);
-                    const vi code = __builtin_convertvector(code8, vi);
+                    const vi code = load_codes(codes, at);
                     gb += g;
                     for (int pos = 0; pos < 4; pos++) {
                         const float *patch = rows + (pos >> 1) * width + 2 * px + (pos & 1);
-                        const vf routed = (vf)((vi)g & (code == pos));
+                        const vf routed = select(code == pos, g, broadcast(0));
                         for (int ky = 0; ky < 3; ky++)
                             for (int kx = 0; kx < 3; kx++) gw[3 * ky + kx] += patch[ky * width + kx] * routed;
                     }
@@ -278,7 +289,7 @@ int conv_pool_forward(const void *x, int x_bf16, int64_t image_stride, int64_t r
 }
 
 /* Sets grad_weight[k][c] and grad_bias[c] (fp32) to the gradients of the images' summed loss; out (the
- * forward's output) is read only with an activation. */
+ * forward's output) is read only with an epilogue. */
 int conv_pool_backward(const void *x, int x_bf16, int64_t image_stride, int64_t row_stride, int height, int width,
                        const void *grad, int grad_bf16, const uint8_t *codes, int channels, float *grad_weight,
                        float *grad_bias, int64_t images, const void *out, int out_bf16, const epilogue *post) {
@@ -302,8 +313,8 @@ int conv_pool_backward(const void *x, int x_bf16, int64_t image_stride, int64_t 
 }
 
 /* A 2x2 max pool (stride 2, floor) over channels-last x[n][h][w][c], bf16 or fp32, with the same codes as
- * conv_pool_forward, and the activation after it (act, or NULL). The pool only compares, so it is
- * exactly torch's max pool, values and winners. */
+ * conv_pool_forward, and the epilogue after it (or NULL). The pool only compares, so it is exactly torch's
+ * max pool, values and winners. */
 int max_pool_forward(const void *x, int bf16, int64_t images, int height, int width, int channels, void *out,
                      uint8_t *codes, const epilogue *post) {
     if (channels % LANES) return -1;
@@ -317,32 +328,24 @@ int max_pool_forward(const void *x, int bf16, int64_t images, int height, int wi
                     const int64_t corner = ((n * height + 2 * py) * width + 2 * px) * channels + block;
                     vf best = load_channels(x, bf16, corner);
                     vi winner = {0};
-                    for (int pos = 1; pos < 4; pos++) {
-                        const vf v = load_channels(x, bf16, corner + offsets[pos]);
-                        const vi takes = (v > best) | (v != v);
-                        best = select(takes, v, best);
-                        winner = (takes & pos) | (~takes & winner);
-                    }
+                    for (int pos = 1; pos < 4; pos++)
+                        take_if_larger(load_channels(x, bf16, corner + offsets[pos]), pos, &best, &winner);
                     const int64_t at = ((n * pooled_h + py) * pooled_w + px) * channels + block;
                     store_channels(out, bf16, at, finish(post, best, bf16, at));  /* without one, exact: x's */
-                    if (codes) {
-                        const vb code = __builtin_convertvector(winner, vb);
-                        memcpy(codes + at, &code, sizeof code);
-                    }
+                    if (codes) store_codes(codes, at, winner);
                 }
     return 0;
 }
 
 /* grad_in (channels-last, the input's shape) from grad_out and the codes: each window's gradient goes to
  * its winner, zeros elsewhere, including the last row or column a floor pool leaves out. One pass. With
- * an activation, grad_out is first multiplied by its derivative, taken from the forward's output. */
+ * an epilogue, grad_out is first taken back through it (gradient_before), from the forward's output. */
 int max_pool_backward(const void *grad_out, int bf16, const uint8_t *codes, int64_t images, int height, int width,
                       int channels, void *grad_in, const void *out, const epilogue *post) {
     if (channels % LANES) return -1;
     const int pooled_h = height / 2, pooled_w = width / 2;
     const size_t element = bf16 ? 2 : 4;
     const int64_t offsets[4] = {0, channels, (int64_t)width * channels, (int64_t)(width + 1) * channels};
-    const vf zero = {0};
 #pragma omp parallel for schedule(static)
     for (int64_t n = 0; n < images; n++) {
         char *image = (char *)grad_in + n * height * width * channels * element;
@@ -356,12 +359,10 @@ int max_pool_backward(const void *grad_out, int bf16, const uint8_t *codes, int6
                     const int64_t at = ((n * pooled_h + py) * pooled_w + px) * channels + block;
                     vf g = load_channels(grad_out, bf16, at);
                     if (post) g = gradient_before(post, g, load_channels(out, bf16, at), at);
-                    vb code8;
-                    memcpy(&code8, codes + at, sizeof code8);
-                    const vi code = __builtin_convertvector(code8, vi);
+                    const vi code = load_codes(codes, at);
                     const int64_t corner = ((n * height + 2 * py) * width + 2 * px) * channels + block;
                     for (int pos = 0; pos < 4; pos++)
-                        store_channels(grad_in, bf16, corner + offsets[pos], select(code == pos, g, zero));
+                        store_channels(grad_in, bf16, corner + offsets[pos], select(code == pos, g, broadcast(0)));
                 }
         }
     }
