@@ -24,7 +24,7 @@ import numpy as np
 from actprof.errors import DataError, OutputError, UsageError
 from actprof.idx import FIX_DIR, FIX_FILE, idx_sha256, one_line, read_idx
 from actprof.records import DatasetIdentity
-from actprof.storage import write_bytes_atomic
+from actprof.storage import user_cache, write_bytes_atomic
 
 if TYPE_CHECKING:
     import torch
@@ -77,9 +77,7 @@ def cache_dir() -> Path:
     """$ACTPROF_CACHE_DIR, else $XDG_CACHE_HOME/actprof/mnist, else ~/.cache/actprof/mnist."""
     if explicit := os.environ.get("ACTPROF_CACHE_DIR"):
         return Path(explicit).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
-    return base / "actprof" / "mnist"
+    return user_cache("mnist")
 
 
 def _candidate_names(stem: str) -> list[str]:

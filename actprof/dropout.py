@@ -26,13 +26,19 @@ def bits_per_draw(p: float) -> int | None:
 def keep_mask(x: torch.Tensor, p: float) -> torch.Tensor:
     """0/1 keep decisions (int16) shaped like ``x`` and in its memory order, each Bernoulli(1 − p);
     p must be a multiple of 1/256."""
-    per_word = 2 * (16 // bits_per_draw(p))  # decisions per 32-bit draw
-    words = torch.empty((x.numel() + per_word - 1) // per_word, dtype=torch.int32, device=x.device)
-    keep = decisions(words.random_(-(2**31), 2**31).view(torch.int16), p)[: x.numel()]
+    keep = decisions(random_words(x.numel(), p, x.device).view(torch.int16), p)[: x.numel()]
     if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last):
         n, c, h, w = x.shape
         return keep.view(n, h, w, c).permute(0, 3, 1, 2)
     return keep.view(x.shape)
+
+
+def random_words(units: int, p: float, device: torch.device | str = "cpu") -> torch.Tensor:
+    """The uniform 32-bit words (int32) that decide ``units`` units at rate p, from torch's generator. The
+    fused kernels draw theirs here too, so a seed gives the same masks with or without them."""
+    per_word = 2 * (16 // bits_per_draw(p))  # decisions per 32-bit draw
+    words = torch.empty((units + per_word - 1) // per_word, dtype=torch.int32, device=device)
+    return words.random_(-(2**31), 2**31)
 
 
 def decisions(words: torch.Tensor, p: float) -> torch.Tensor:

@@ -24,14 +24,22 @@ class Environment:
 
 
 def cpu_model() -> str:
+    return _cpuinfo("model name") or platform.processor() or platform.machine()
+
+
+def cpu_features() -> str:
+    """The CPU's feature flags as the kernel lists them (x86 "flags", Arm "Features"); "" if unknown."""
+    return _cpuinfo("flags", "Features")
+
+
+def _cpuinfo(*fields: str) -> str:
+    """The value of the first /proc/cpuinfo line naming one of ``fields``; "" where there is none."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
+            line = next((line for line in fh if line.split(":", 1)[0].strip() in fields), "")
     except OSError:
-        pass
-    return platform.processor() or platform.machine()
+        return ""
+    return line.split(":", 1)[1].strip() if ":" in line else ""
 
 
 def package_version(name: str) -> str:

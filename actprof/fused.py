@@ -29,7 +29,9 @@ import torch
 from torch import nn
 from torch.autograd.function import once_differentiable
 
-from actprof.dropout import FastDropout, bits_per_draw
+from actprof.dropout import FastDropout, bits_per_draw, random_words
+from actprof.environment import cpu_features
+from actprof.storage import user_cache
 
 SOURCE = Path(__file__).with_name("conv_pool.c")
 FLAGS = ("-O3", "-march=native", "-fno-math-errno", "-shared", "-fPIC")
@@ -178,19 +180,15 @@ class Epilogue(ctypes.Structure):
 def _draw_words(post: tuple | None, units: int) -> torch.Tensor | None:
     """The random words dropout decides from, drawn from torch's generator as FastDropout draws them (and
     decided as it decides: conv_pool.c), so a seed gives the same masks with the kernels as without."""
-    if post is None or not post[4]:
-        return None
-    words = torch.empty((units * post[4] + 31) // 32, dtype=torch.int32)
-    return words.random_(-(2**31), 2**31)
+    return random_words(units, post[6]) if post is not None and post[4] else None
 
 
 def _epilogue_struct(post: tuple | None, words: torch.Tensor | None, dtype: torch.dtype) -> Epilogue | None:
     if post is None:
         return None
     kind, a, b, c, bits, dropped, rate = post
-    scale = 1.0 / (1.0 - rate) if bits else 0.0
-    if bits and dtype == torch.bfloat16:  # the mask value FastDropout multiplies by: bf16(1 / (1 - p))
-        scale = float(torch.tensor(scale, dtype=torch.bfloat16))
+    # What FastDropout multiplies kept units by: 1 / (1 - p) in the output's precision.
+    scale = float(torch.tensor(1.0 / (1.0 - rate), dtype=dtype)) if bits else 0.0
     pointer, halves = (words.data_ptr(), 2 * words.numel()) if words is not None else (None, 0)
     return Epilogue(int(kind), a, b, c, pointer, halves, bits, dropped, scale)
 
@@ -371,7 +369,7 @@ def _build(flags: tuple[str, ...]) -> Path:
     if compiler is None:
         raise OSError("no C compiler")
     key = hashlib.sha256()
-    for part in (SOURCE.read_bytes(), " ".join(flags).encode(), compiler.encode(), _cpu_features().encode()):
+    for part in (SOURCE.read_bytes(), " ".join(flags).encode(), compiler.encode(), cpu_features().encode()):
         key.update(part)
     target = _cache_dir() / f"conv_pool-{key.hexdigest()[:16]}.so"
     if target.exists():
@@ -385,15 +383,4 @@ def _build(flags: tuple[str, ...]) -> Path:
 
 
 def _cache_dir() -> Path:
-    if os.environ.get("ACTPROF_KERNEL_DIR"):
-        return Path(os.environ["ACTPROF_KERNEL_DIR"])
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "actprof" / "kernels"
-
-
-def _cpu_features() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            return next((line for line in fh if line.startswith(("flags", "Features"))), "")
-    except OSError:
-        return ""
+    return Path(os.environ["ACTPROF_KERNEL_DIR"]) if os.environ.get("ACTPROF_KERNEL_DIR") else user_cache("kernels")

@@ -281,3 +281,9 @@ def find_models(models_dir: Path, names: list[str] | None = None) -> list[tuple[
     if not found:
         raise ModelFileError(f"no models in {models_dir}; run actprof train-export first")
     return found
+
+
+def user_cache(name: str) -> Path:
+    """$XDG_CACHE_HOME/actprof/<name>, else ~/.cache/actprof/<name>."""
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "actprof" / name
