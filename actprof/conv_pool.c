@@ -85,9 +85,10 @@ static inline vi load_codes(const uint8_t *codes, int64_t at) {
     return __builtin_convertvector(code, vi);
 }
 
-/* What follows the pool, or NULL for nothing: an activation, then dropout.
+/* What the kernel computes besides the convolution and the pool, or NULL for nothing: an activation
+ * before the pool, or one after it, then dropout.
  *
- * The activation (kind 0: none):
+ * The activation after the pool (kind 0: none):
  *   kind 1, leaky:  z > 0 ? z : a*z                      (ReLU: a = 0; LeakyReLU: a = its slope >= 0)
  *   kind 2, ELU family: z > 0 ? b*z : b*a*expm1(c*z)     (ELU: (alpha, 1, 1); SELU: (alpha, scale, 1);
  *                                                          CELU: (alpha, 1, 1/alpha); a, b, c > 0)
@@ -98,7 +99,13 @@ static inline vi load_codes(const uint8_t *codes, int64_t at) {
  * words are read as `halves` 16-bit numbers, and unit i of the output (its index in memory order) is
  * decided by number i % halves, shifted right by bits * (i / halves): kept when its low `bits` bits, as a
  * number, are at least `dropped` (so dropped with probability dropped / 2^bits). A kept unit is multiplied
- * by scale. */
+ * by scale.
+ *
+ * The activation before the pool (before, 0: none) is one that is not monotonic, so it must see every
+ * value the pool compares (MaxPool(f(z)) differs from f(MaxPool(z))): GELU (erf), GELU (tanh), SiLU, Mish,
+ * Hardswish, or PReLU with its learned slope. torch's formulas, computed in fp32 from the bf16-rounded
+ * input as torch computes them for bf16 tensors; the backward takes the derivative at the winner's input,
+ * recomputed (the convolution) or read again (the pool's input). */
 typedef struct {
     int32_t kind;
     float a, b, c;
@@ -106,9 +113,12 @@ typedef struct {
     int64_t halves;
     int32_t bits, dropped;
     float scale;
+    int32_t before;
+    float slope;
 } epilogue;
 
-enum { NO_ACTIVATION = 0, LEAKY = 1, ELU_FAMILY = 2 };
+enum { NO_ACTIVATION = 0, LEAKY = 1, ELU_FAMILY = 2, GELU = 3, GELU_TANH = 4, SILU = 5, MISH = 6, HARDSWISH = 7,
+       PRELU = 8 };
 
 static inline vf broadcast(float value) { return (vf){0} + value; }
 
@@ -124,6 +134,111 @@ static inline vf expm1_nonpositive(vf w) {
     for (int i = 1; i < 7; i++) sum = sum * r + series[i];
     const vf two_to_n = (vf)((n + 127) << 23);
     return two_to_n * (sum * r) + (two_to_n - 1.0f);
+}
+
+/* exp(w): w = n*ln2 + r, |r| <= ln2/2, exp(r) from its Taylor series (degree 7: 6e-9); 0 below -87 (where
+ * fp32 has only subnormals left) and infinity above 88.5 (where it overflows), as torch's exp gives. */
+static inline vf exp_full(vf input) {
+    static const float series[] = {1.0f / 5040, 1.0f / 720, 1.0f / 120, 1.0f / 24, 1.0f / 6, 0.5f, 1.0f, 1.0f};
+    const vf w = select(input < -87.0f, broadcast(-87.0f), select(input > 88.0f, broadcast(88.0f), input));
+    const vf scaled = w * 1.44269504f;
+    const vi n = __builtin_convertvector(scaled + select(scaled < 0.0f, broadcast(-0.5f), broadcast(0.5f)), vi);
+    const vf nf = __builtin_convertvector(n, vf);
+    const vf r = (w - nf * 0.693145752f) - nf * 1.42860677e-6f;
+    vf sum = broadcast(series[0]);
+    for (int i = 1; i < 8; i++) sum = sum * r + series[i];
+    const vf result = (vf)((n + 127) << 23) * sum;
+    return select(input < -87.0f, broadcast(0), select(input > 88.5f, broadcast(__builtin_inff()), result));
+}
+
+static inline vf sigmoid(vf z) { return 1.0f / (1.0f + exp_full(-z)); }
+
+/* erf(x) as torch's CPU vector code computes it (Abramowitz and Stegun 7.1.26, within 1.5e-7), given
+ * gauss = exp(-x^2), which GELU's derivative shares. */
+static inline vf erf_as(vf x, vf gauss) {
+    const vf magnitude = select(x < 0.0f, -x, x);
+    const vf t = 1.0f / (0.3275911f * magnitude + 1.0f);
+    const vf r = (((1.061405429f * t - 1.453152027f) * t + 1.421413741f) * t - 0.284496736f) * t + 0.254829592f;
+    const vf e = 1.0f - r * t * gauss;
+    return select(x < 0.0f, -e, e);
+}
+
+static const float SQRT1_2 = 0.70710678118654752f, INV_SQRT_2PI = 0.39894228040143268f;
+static const float TANH_BETA = 0.79788456080286536f, TANH_KAPPA = 0.044715f;  /* sqrt(2/pi), GELU's cubic */
+
+/* Mish's tanh(softplus(z)) = n / (n + 2) with n = e^z (e^z + 2), and 1 - tanh^2 = 4 (n + 1) / (n + 2)^2:
+ * neither cancels (e^z is clamped at z = 20, where the first is 1 in fp32 and the second is exp(-2z)); the
+ * derivative's sigmoid(z) is e^z / (e^z + 1) from the same exponential. */
+static inline vf exp_upto_20(vf z) { return exp_full(select(z > 20.0f, broadcast(20.0f), z)); }
+
+/* GELU's tanh approximation through sigmoids: 1 + tanh(u) = 2 sigmoid(2u) and 1 - tanh(u) = 2 sigmoid(-2u),
+ * which do not cancel where the other side goes to 0; u = sqrt(2/pi) (z + 0.044715 z^3). */
+static inline vf gelu_tanh_u(vf z) { return TANH_BETA * (z + TANH_KAPPA * z * z * z); }
+
+static inline vf activate_before(const epilogue *post, vf z) {
+    switch (post->before) {
+        case GELU: return z * 0.5f * (1.0f + erf_as(z * SQRT1_2, exp_full(z * z * -0.5f)));
+        case GELU_TANH: return z * sigmoid(2.0f * gelu_tanh_u(z));
+        case SILU: return z * sigmoid(z);
+        case MISH: {
+            const vf e = exp_upto_20(z), n = e * (e + 2.0f);
+            return z * n / (n + 2.0f);
+        }
+        case HARDSWISH: {
+            const vf clipped = select(z + 3.0f < 0.0f, broadcast(0), select(z + 3.0f > 6.0f, broadcast(6.0f), z + 3.0f));
+            return z * clipped / 6.0f;
+        }
+        case PRELU: return select(z > 0.0f, z, z * post->slope);
+        default: return z;
+    }
+}
+
+static inline vf derivative_at(const epilogue *post, vf z) {
+    switch (post->before) {
+        case GELU: {
+            const vf gauss = exp_full(z * z * -0.5f);  /* exp(-(z / sqrt 2)^2), in erf too */
+            return 0.5f * (1.0f + erf_as(z * SQRT1_2, gauss)) + z * INV_SQRT_2PI * gauss;
+        }
+        case GELU_TANH: {
+            const vf u = gelu_tanh_u(z), up = sigmoid(2.0f * u), down = sigmoid(-2.0f * u);  /* (1 + t) / 2, (1 - t) / 2 */
+            return up + 2.0f * z * up * down * TANH_BETA * (1.0f + 3.0f * TANH_KAPPA * z * z);
+        }
+        case SILU: {
+            const vf s = sigmoid(z);
+            return s * (1.0f + z * (1.0f - s));
+        }
+        case MISH: {
+            const vf e = exp_upto_20(z), n = e * (e + 2.0f), d = n + 2.0f;
+            return (n * d + z * e / (e + 1.0f) * 4.0f * (n + 1.0f)) / (d * d);
+        }
+        case HARDSWISH: return select(z <= -3.0f, broadcast(0), select(z < 3.0f, z / 3.0f + 0.5f, broadcast(1.0f)));
+        case PRELU: return select(z > 0.0f, broadcast(1.0f), broadcast(post->slope));
+        default: return broadcast(1.0f);
+    }
+}
+
+/* What the pool compares at one position: the activation before it of the (rounded) input, rounded as
+ * torch rounds the activation's bf16 output. */
+static inline vf before_pool(const epilogue *post, vf z, int bf16) {
+    if (!post || !post->before) return z;
+    if (bf16) z = round_to_bf16(z);
+    const vf y = activate_before(post, z);
+    return bf16 ? round_to_bf16(y) : y;
+}
+
+/* The gradient with respect to the input z of the activation before the pool, from the gradient g of its
+ * output; PReLU's slope gradient (z <= 0: z * g) is added to *slope_gradient. */
+static inline vf gradient_at_input(const epilogue *post, vf g, vf z, int bf16, vf *slope_gradient) {
+    if (bf16) z = round_to_bf16(z);
+    if (post->before == PRELU) *slope_gradient += select(z > 0.0f, broadcast(0), z * g);
+    const vf gz = g * derivative_at(post, z);
+    return bf16 ? round_to_bf16(gz) : gz;
+}
+
+static inline float lane_sum(vf v) {
+    float total = 0;
+    for (int lane = 0; lane < LANES; lane++) total += v[lane];
+    return total;
 }
 
 static inline vf activate(const epilogue *post, vf z) {
@@ -169,6 +284,9 @@ static inline vf finish(const epilogue *post, vf z, int bf16, int64_t unit) {
     return y * select(kept(post, unit), broadcast(post->scale), broadcast(0));  /* NaN * 0 stays NaN */
 }
 
+/* Whether anything follows the pool (an activation or dropout): only then does the backward read `out`. */
+static inline int after_pool(const epilogue *post) { return post && (post->kind != NO_ACTIVATION || post->words); }
+
 /* The gradient with respect to the pooled values z, from the gradient g of the epilogue's output `out`.
  * Under dropout the activation's output of a kept unit is out / scale (up to the rounding of out). */
 static inline vf gradient_before(const epilogue *post, vf g, vf out, int64_t unit) {
@@ -196,6 +314,25 @@ static void load_rows(const void *x, int bf16, int64_t start, int64_t row_stride
 }
 
 
+/* The convolution's four sums of one pooling window, from its 4x4 input patch (rows `width` apart). */
+static inline void window_sums(const float *patch, int width, const vf w[9], vf b, vf acc[4]) {
+    for (int pos = 0; pos < 4; pos++) acc[pos] = b;
+    for (int ky = 0; ky < 3; ky++)
+        for (int kx = 0; kx < 3; kx++)
+            for (int pos = 0; pos < 4; pos++) acc[pos] += patch[(ky + (pos >> 1)) * width + kx + (pos & 1)] * w[3 * ky + kx];
+}
+
+/* A channel block's nine weights and its bias, rounded to bf16 as autocast rounds them where asked. */
+static inline void block_weights(const float *weight, const float *bias, int channels, int block, int round_bf16,
+                                 vf w[9], vf *b) {
+    for (int k = 0; k < 9; k++) {
+        memcpy(&w[k], weight + k * channels + block, sizeof w[k]);
+        if (round_bf16) w[k] = round_to_bf16(w[k]);
+    }
+    memcpy(b, bias + block, sizeof *b);
+    if (round_bf16) *b = round_to_bf16(*b);
+}
+
 static void forward_images(const void *x, int x_bf16, int64_t image_stride, int64_t row_stride, int height,
                            int width, const float *weight, const float *bias, int channels, int round_bf16, void *out,
                            int out_bf16, uint8_t *codes, const epilogue *post, int64_t first, int64_t last) {
@@ -206,19 +343,12 @@ static void forward_images(const void *x, int x_bf16, int64_t image_stride, int6
             load_rows(x, x_bf16, n * image_stride + 2 * py * row_stride, row_stride, width, rows);
             for (int block = 0; block < channels; block += LANES) {
                 vf w[9], b;
-                for (int k = 0; k < 9; k++) {
-                    memcpy(&w[k], weight + k * channels + block, sizeof w[k]);
-                    if (round_bf16) w[k] = round_to_bf16(w[k]);
-                }
-                memcpy(&b, bias + block, sizeof b);
-                if (round_bf16) b = round_to_bf16(b);
+                block_weights(weight, bias, channels, block, round_bf16, w, &b);
                 for (int px = 0; px < pooled_w; px++) {
                     const float *patch = rows + 2 * px;  /* the window's 4x4 input patch */
-                    vf acc[4] = {b, b, b, b};
-                    for (int ky = 0; ky < 3; ky++)
-                        for (int kx = 0; kx < 3; kx++)
-                            for (int pos = 0; pos < 4; pos++)
-                                acc[pos] += patch[(ky + (pos >> 1)) * width + kx + (pos & 1)] * w[3 * ky + kx];
+                    vf acc[4];
+                    window_sums(patch, width, w, b, acc);
+                    for (int pos = 0; pos < 4; pos++) acc[pos] = before_pool(post, acc[pos], out_bf16);
                     vf best = acc[0];
                     vi winner = {0};
                     for (int pos = 1; pos < 4; pos++) take_if_larger(acc[pos], pos, &best, &winner);
@@ -231,23 +361,35 @@ static void forward_images(const void *x, int x_bf16, int64_t image_stride, int6
         }
 }
 
-/* Adds the weight and bias gradients of images [first, last) to grad_weight[k][c] and grad_bias[c]. */
+/* Adds the weight and bias gradients of images [first, last) to grad_weight[k][c] and grad_bias[c] (and
+ * PReLU's slope gradient to *grad_slope). With an activation before the pool, its input at the winner is
+ * recomputed from the weights, as the forward computed it. */
 static void backward_images(const void *x, int x_bf16, int64_t image_stride, int64_t row_stride, int height,
-                            int width, const void *grad, int grad_bf16, const uint8_t *codes, int channels,
-                            const void *out, int out_bf16, const epilogue *post, float *grad_weight, float *grad_bias,
+                            int width, const float *weight, const float *bias, int round_bf16, const void *grad,
+                            int grad_bf16, const uint8_t *codes, int channels, const void *out, int out_bf16,
+                            const epilogue *post, float *grad_weight, float *grad_bias, float *grad_slope,
                             int64_t first, int64_t last) {
     const int pooled_h = (height - 2) / 2, pooled_w = (width - 2) / 2;
+    const int before = post && post->before;
     float rows[4 * MAX_WIDTH];
+    vf gs = {0};
     for (int block = 0; block < channels; block += LANES) {
-        vf gw[9] = {{0}}, gb = {0};
+        vf gw[9] = {{0}}, gb = {0}, w[9], b;
+        if (before) block_weights(weight, bias, channels, block, round_bf16, w, &b);
         for (int64_t n = first; n < last; n++)
             for (int py = 0; py < pooled_h; py++) {
                 load_rows(x, x_bf16, n * image_stride + 2 * py * row_stride, row_stride, width, rows);
                 for (int px = 0; px < pooled_w; px++) {
                     const int64_t at = ((n * pooled_h + py) * pooled_w + px) * channels + block;
                     vf g = load_channels(grad, grad_bf16, at);
-                    if (post) g = gradient_before(post, g, load_channels(out, out_bf16, at), at);
+                    if (after_pool(post)) g = gradient_before(post, g, load_channels(out, out_bf16, at), at);
                     const vi code = load_codes(codes, at);
+                    if (before) {
+                        vf acc[4];
+                        window_sums(rows + 2 * px, width, w, b, acc);
+                        const vf z = select(code == 0, acc[0], select(code == 1, acc[1], select(code == 2, acc[2], acc[3])));
+                        g = gradient_at_input(post, g, z, out_bf16, &gs);
+                    }
                     gb += g;
                     for (int pos = 0; pos < 4; pos++) {
                         const float *patch = rows + (pos >> 1) * width + 2 * px + (pos & 1);
@@ -261,6 +403,7 @@ static void backward_images(const void *x, int x_bf16, int64_t image_stride, int
             for (int lane = 0; lane < LANES; lane++) grad_weight[k * channels + block + lane] += gw[k][lane];
         for (int lane = 0; lane < LANES; lane++) grad_bias[block + lane] += gb[lane];
     }
+    *grad_slope += lane_sum(gs);
 }
 
 /* The images [first, last) of each thread: contiguous shares, as OpenMP's static schedule. */
@@ -291,22 +434,25 @@ int conv_pool_forward(const void *x, int x_bf16, int64_t image_stride, int64_t r
 /* Sets grad_weight[k][c] and grad_bias[c] (fp32) to the gradients of the images' summed loss; out (the
  * forward's output) is read only with an epilogue. */
 int conv_pool_backward(const void *x, int x_bf16, int64_t image_stride, int64_t row_stride, int height, int width,
-                       const void *grad, int grad_bf16, const uint8_t *codes, int channels, float *grad_weight,
-                       float *grad_bias, int64_t images, const void *out, int out_bf16, const epilogue *post) {
+                       const float *weight, const float *bias, int round_bf16, const void *grad, int grad_bf16,
+                       const uint8_t *codes, int channels, float *grad_weight, float *grad_bias, float *grad_slope,
+                       int64_t images, const void *out, int out_bf16, const epilogue *post) {
     if (channels % LANES || channels > MAX_CHANNELS || width > MAX_WIDTH || height < 4 || width < 4) return -1;
     memset(grad_weight, 0, 9 * channels * sizeof(float));
     memset(grad_bias, 0, channels * sizeof(float));
+    *grad_slope = 0;
 #pragma omp parallel
     {
         int64_t first, last;
         share(images, &first, &last);
-        float partial_weight[9 * MAX_CHANNELS] = {0}, partial_bias[MAX_CHANNELS] = {0};
-        backward_images(x, x_bf16, image_stride, row_stride, height, width, grad, grad_bf16, codes, channels, out,
-                        out_bf16, post, partial_weight, partial_bias, first, last);
+        float partial_weight[9 * MAX_CHANNELS] = {0}, partial_bias[MAX_CHANNELS] = {0}, partial_slope = 0;
+        backward_images(x, x_bf16, image_stride, row_stride, height, width, weight, bias, round_bf16, grad, grad_bf16,
+                        codes, channels, out, out_bf16, post, partial_weight, partial_bias, &partial_slope, first, last);
 #pragma omp critical
         {
             for (int i = 0; i < 9 * channels; i++) grad_weight[i] += partial_weight[i];
             for (int c = 0; c < channels; c++) grad_bias[c] += partial_bias[c];
+            *grad_slope += partial_slope;
         }
     }
     return 0;
@@ -326,10 +472,11 @@ int max_pool_forward(const void *x, int bf16, int64_t images, int height, int wi
             for (int px = 0; px < pooled_w; px++)
                 for (int block = 0; block < channels; block += LANES) {
                     const int64_t corner = ((n * height + 2 * py) * width + 2 * px) * channels + block;
-                    vf best = load_channels(x, bf16, corner);
+                    vf best = before_pool(post, load_channels(x, bf16, corner), bf16);
                     vi winner = {0};
                     for (int pos = 1; pos < 4; pos++)
-                        take_if_larger(load_channels(x, bf16, corner + offsets[pos]), pos, &best, &winner);
+                        take_if_larger(before_pool(post, load_channels(x, bf16, corner + offsets[pos]), bf16), pos,
+                                       &best, &winner);
                     const int64_t at = ((n * pooled_h + py) * pooled_w + px) * channels + block;
                     store_channels(out, bf16, at, finish(post, best, bf16, at));  /* without one, exact: x's */
                     if (codes) store_codes(codes, at, winner);
@@ -339,15 +486,21 @@ int max_pool_forward(const void *x, int bf16, int64_t images, int height, int wi
 
 /* grad_in (channels-last, the input's shape) from grad_out and the codes: each window's gradient goes to
  * its winner, zeros elsewhere, including the last row or column a floor pool leaves out. One pass. With
- * an epilogue, grad_out is first taken back through it (gradient_before), from the forward's output. */
+ * an epilogue, grad_out is first taken back through it (gradient_before), from the forward's output; with
+ * an activation before the pool, through it too, at the winner's input x (PReLU's slope gradient into
+ * *grad_slope). */
 int max_pool_backward(const void *grad_out, int bf16, const uint8_t *codes, int64_t images, int height, int width,
-                      int channels, void *grad_in, const void *out, const epilogue *post) {
+                      int channels, void *grad_in, const void *out, const epilogue *post, const void *x,
+                      float *grad_slope) {
     if (channels % LANES) return -1;
     const int pooled_h = height / 2, pooled_w = width / 2;
     const size_t element = bf16 ? 2 : 4;
     const int64_t offsets[4] = {0, channels, (int64_t)width * channels, (int64_t)(width + 1) * channels};
-#pragma omp parallel for schedule(static)
+    const int before = post && post->before;
+    float slope_sum = 0;
+#pragma omp parallel for schedule(static) reduction(+ : slope_sum)
     for (int64_t n = 0; n < images; n++) {
+        vf gs = {0};
         char *image = (char *)grad_in + n * height * width * channels * element;
         if (height % 2) memset(image + (int64_t)(height - 1) * width * channels * element, 0, width * channels * element);
         for (int py = 0; py < pooled_h; py++) {
@@ -358,13 +511,21 @@ int max_pool_backward(const void *grad_out, int bf16, const uint8_t *codes, int6
                 for (int block = 0; block < channels; block += LANES) {
                     const int64_t at = ((n * pooled_h + py) * pooled_w + px) * channels + block;
                     vf g = load_channels(grad_out, bf16, at);
-                    if (post) g = gradient_before(post, g, load_channels(out, bf16, at), at);
+                    if (after_pool(post)) g = gradient_before(post, g, load_channels(out, bf16, at), at);
                     const vi code = load_codes(codes, at);
                     const int64_t corner = ((n * height + 2 * py) * width + 2 * px) * channels + block;
+                    if (before) {
+                        vf z = load_channels(x, bf16, corner);
+                        for (int pos = 1; pos < 4; pos++)
+                            z = select(code == pos, load_channels(x, bf16, corner + offsets[pos]), z);
+                        g = gradient_at_input(post, g, z, bf16, &gs);
+                    }
                     for (int pos = 0; pos < 4; pos++)
                         store_channels(grad_in, bf16, corner + offsets[pos], select(code == pos, g, broadcast(0)));
                 }
         }
+        slope_sum += lane_sum(gs);
     }
+    *grad_slope = slope_sum;
     return 0;
 }

@@ -40,7 +40,8 @@ THREADING = (("-fopenmp",), ())
 LANES = 16  # channels per vector in the kernel
 MAX_CHANNELS = 512
 MAX_WIDTH = 4096
-NO_ACTIVATION, LEAKY, ELU_FAMILY = 0, 1, 2  # conv_pool.c's activation kinds
+NO_ACTIVATION, LEAKY, ELU_FAMILY = 0, 1, 2  # conv_pool.c's activation kinds after the pool
+GELU, GELU_TANH, SILU, MISH, HARDSWISH, PRELU = 3, 4, 5, 6, 7, 8  # and before it
 SELU_ALPHA, SELU_SCALE = 1.6732632423543772848170429916717, 1.0507009873554804934193349852946
 
 
@@ -48,10 +49,12 @@ def enabled() -> bool:
     return os.environ.get("ACTPROF_FUSED", "1") != "0"
 
 
-def applies(x: torch.Tensor, conv: torch.nn.Conv2d) -> bool:
-    """Whether ``fused_conv_pool`` can stand in for ``MaxPool2d(2)(conv(x))`` here."""
+def applies(x: torch.Tensor, conv: torch.nn.Conv2d, before: nn.Module | None = None) -> bool:
+    """Whether ``fused_conv_pool`` can stand in for ``MaxPool2d(2)(before(conv(x)))`` here (no ``before``:
+    the pool right after the convolution)."""
     return (
         enabled()
+        and (before is None or before_args(before) is not None)
         and x.device.type == "cpu"
         and conv.weight.device.type == "cpu"
         and x.dim() == 4
@@ -98,38 +101,72 @@ def pool_applies(x: torch.Tensor, pool: torch.nn.Module) -> bool:
 
 
 def fused_conv_pool(
-    x: torch.Tensor, conv: torch.nn.Conv2d, activation: nn.Module | None = None, dropout: nn.Module | None = None
+    x: torch.Tensor,
+    conv: torch.nn.Conv2d,
+    activation: nn.Module | None = None,
+    dropout: nn.Module | None = None,
+    before: nn.Module | None = None,
 ) -> torch.Tensor:
-    """``dropout(activation(MaxPool2d(2)(conv(x))))`` in channels-last, at bf16 under bf16 autocast (as torch
-    would compute it, up to the order of the convolution's fp32 sums), else at the input's precision. The
-    activation and the dropout run inside the kernel where it knows them (``epilogue``), else after it."""
+    """``dropout(activation(MaxPool2d(2)(before(conv(x)))))`` in channels-last, at bf16 under bf16 autocast
+    (as torch would compute it, up to the order of the convolution's fp32 sums), else at the input's
+    precision. ``before`` must be one the kernel knows (``applies``); the activation and the dropout run
+    inside the kernel where it knows them (``epilogue``), else after it."""
     round_bf16 = _autocast_dtype() == torch.bfloat16 or x.dtype == torch.bfloat16
     if round_bf16:
         x = x.to(torch.bfloat16)  # as autocast casts a convolution's input (a no-op for staged bf16 images)
-    post, rest = epilogue(activation, dropout)
-    return rest(_ConvPool.apply(x, conv.weight, conv.bias, round_bf16, post))
+    post, rest = epilogue(activation, dropout, before)
+    return rest(_ConvPool.apply(x, conv.weight, conv.bias, _slope(before), round_bf16, post))
 
 
-def max_pool2(x: torch.Tensor, activation: nn.Module | None = None, dropout: nn.Module | None = None) -> torch.Tensor:
-    """``dropout(activation(MaxPool2d(2)(x)))`` for a channels-last ``x``. The pool has the same values and
-    winners as torch's (it only compares), keeps one-byte codes instead of int64 indices, and its backward
-    writes the input gradient in one pass instead of zeroing it and scattering into it. The activation and
-    the dropout as in ``fused_conv_pool``."""
-    post, rest = epilogue(activation, dropout)
-    return rest(_MaxPool.apply(x, post))
+def max_pool2(
+    x: torch.Tensor,
+    activation: nn.Module | None = None,
+    dropout: nn.Module | None = None,
+    before: nn.Module | None = None,
+) -> torch.Tensor:
+    """``dropout(activation(MaxPool2d(2)(before(x))))`` for a channels-last ``x``. The pool has the same
+    values and winners as torch's (it only compares), keeps one-byte codes instead of int64 indices, and its
+    backward writes the input gradient in one pass instead of zeroing it and scattering into it. An
+    activation ``before`` the pool that the kernel does not know runs first, in torch; the activation and
+    the dropout after it as in ``fused_conv_pool``."""
+    if before is not None and before_args(before) is None:
+        x, before = before(x), None
+    post, rest = epilogue(activation, dropout, before)
+    return rest(_MaxPool.apply(x, _slope(before), post))
 
 
-def epilogue(activation: nn.Module | None, dropout: nn.Module | None) -> tuple[tuple | None, Callable]:
-    """What the kernels compute after the pool (conv_pool.c's epilogue: activation kind, a, b, c, and
-    dropout's bits, dropped, rate), and what is left to run after them in torch, in order."""
+def epilogue(
+    activation: nn.Module | None, dropout: nn.Module | None, before: nn.Module | None = None
+) -> tuple[tuple | None, Callable]:
+    """What the kernels compute besides the pool (conv_pool.c's epilogue: the activation after it as kind,
+    a, b, c; dropout's bits, dropped, rate; the activation before it), and what is left to run after them
+    in torch, in order. ``before`` must be one the kernels know."""
+    first = before_args(before) if before is not None else NO_ACTIVATION
     act = activation_args(activation) if activation is not None else (NO_ACTIVATION, 0.0, 0.0, 0.0)
     if act is None:  # an activation the kernels do not know: it, and the dropout after it, run in torch
-        return None, lambda out: _apply(dropout, activation(out))
+        post = (NO_ACTIVATION, 0.0, 0.0, 0.0, 0, 0, 0.0, first) if first else None
+        return post, lambda out: _apply(dropout, activation(out))
     drop = dropout_args(dropout)
-    post = (*act, *(drop or (0, 0, 0.0)))
-    if act[0] == NO_ACTIVATION and drop is None:
+    post = (*act, *(drop or (0, 0, 0.0)), first)
+    if act[0] == NO_ACTIVATION and drop is None and not first:
         post = None
     return post, (lambda out: out) if drop is not None else (lambda out: _apply(dropout, out))
+
+
+def before_args(module: nn.Module) -> int | None:
+    """The kernels' kind for an activation they compute before the pool (those that are not monotonic),
+    or None for one they do not."""
+    if isinstance(module, nn.GELU):
+        return {"none": GELU, "tanh": GELU_TANH}.get(module.approximate)
+    if isinstance(module, nn.PReLU):
+        return PRELU if module.num_parameters == 1 else None
+    kinds = {nn.SiLU: SILU, nn.Mish: MISH, nn.Hardswish: HARDSWISH}
+    return kinds.get(type(module))
+
+
+def _slope(before: nn.Module | None) -> torch.Tensor | None:
+    """PReLU's learned slope, an input of the kernel's autograd function so that it gets its gradient."""
+    return before.weight if isinstance(before, nn.PReLU) else None
 
 
 def _apply(module: nn.Module | None, x: torch.Tensor) -> torch.Tensor:
@@ -174,6 +211,8 @@ class Epilogue(ctypes.Structure):
         ("bits", ctypes.c_int32),
         ("dropped", ctypes.c_int32),
         ("scale", ctypes.c_float),
+        ("before", ctypes.c_int32),
+        ("slope", ctypes.c_float),
     ]
 
 
@@ -183,14 +222,26 @@ def _draw_words(post: tuple | None, units: int) -> torch.Tensor | None:
     return random_words(units, post[6]) if post is not None and post[4] else None
 
 
-def _epilogue_struct(post: tuple | None, words: torch.Tensor | None, dtype: torch.dtype) -> Epilogue | None:
+def _epilogue_struct(
+    post: tuple | None, words: torch.Tensor | None, dtype: torch.dtype, slope: torch.Tensor | None
+) -> Epilogue | None:
     if post is None:
         return None
-    kind, a, b, c, bits, dropped, rate = post
+    kind, a, b, c, bits, dropped, rate, before = post
     # What FastDropout multiplies kept units by: 1 / (1 - p) in the output's precision.
     scale = float(torch.tensor(1.0 / (1.0 - rate), dtype=dtype)) if bits else 0.0
     pointer, halves = (words.data_ptr(), 2 * words.numel()) if words is not None else (None, 0)
-    return Epilogue(int(kind), a, b, c, pointer, halves, bits, dropped, scale)
+    slope_value = float(slope.to(dtype)) if slope is not None else 0.0  # autocast rounds it as the input
+    return Epilogue(int(kind), a, b, c, pointer, halves, bits, dropped, scale, before, slope_value)
+
+
+def _reads_output(post: tuple | None) -> bool:
+    """Whether the backward reads the forward's output: only to undo what follows the pool."""
+    return post is not None and (post[0] != NO_ACTIVATION or post[4] != 0)
+
+
+def _slope_gradient(slope: torch.Tensor | None, value: ctypes.c_float) -> torch.Tensor | None:
+    return torch.full_like(slope, value.value) if slope is not None else None
 
 
 def _by_reference(struct: Epilogue | None):
@@ -199,22 +250,21 @@ def _by_reference(struct: Epilogue | None):
 
 class _ConvPool(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, weight, bias, round_bf16, post):
+    def forward(ctx, x, weight, bias, slope, round_bf16, post):
         x = x if x.stride(3) == 1 else x.contiguous()
         n, _, height, width = x.shape
         channels = weight.shape[0]
         dtype = torch.bfloat16 if round_bf16 else x.dtype
         out = _channels_last_empty(n, channels, (height - 2) // 2, (width - 2) // 2, dtype)
-        codes = torch.empty_like(out, dtype=torch.uint8) if any(ctx.needs_input_grad[1:3]) else None
+        codes = torch.empty_like(out, dtype=torch.uint8) if any(ctx.needs_input_grad[1:4]) else None
         words = _draw_words(post, out.numel())
-        struct = _epilogue_struct(post, words, dtype)
-        taps = _tap_major(weight)
-        bias = bias.detach().float().contiguous()
+        struct = _epilogue_struct(post, words, dtype, slope)
+        taps, fp32_bias = _tap_major(weight), bias.detach().float().contiguous()
         _check(
             library().conv_pool_forward(
                 *_image_args(x),
                 taps.data_ptr(),
-                bias.data_ptr(),
+                fp32_bias.data_ptr(),
                 channels,
                 int(round_bf16),
                 out.data_ptr(),
@@ -225,45 +275,51 @@ class _ConvPool(torch.autograd.Function):
             )
         )
         if codes is not None:
-            ctx.save_for_backward(x, codes, out if post is not None else None, words)
-            ctx.post, ctx.dtype = post, dtype
+            ctx.save_for_backward(x, weight, bias, slope, codes, out if _reads_output(post) else None, words)
+            ctx.post, ctx.dtype, ctx.round_bf16 = post, dtype, round_bf16
         return out
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad):
-        x, codes, out, words = ctx.saved_tensors
-        struct = _epilogue_struct(ctx.post, words, ctx.dtype)  # from the tensors as unpacked now
+        x, weight, bias, slope, codes, out, words = ctx.saved_tensors
+        struct = _epilogue_struct(ctx.post, words, ctx.dtype, slope)  # from the tensors as unpacked now
         channels = codes.shape[1]
         grad = grad if grad.dtype in (torch.float32, torch.bfloat16) else grad.float()
         grad = grad.contiguous(memory_format=torch.channels_last)
-        grad_weight, grad_bias = torch.empty((9, channels)), torch.empty(channels)
+        taps, fp32_bias = _tap_major(weight), bias.detach().float().contiguous()  # read with a `before`
+        grad_weight, grad_bias, grad_slope = torch.empty((9, channels)), torch.empty(channels), ctypes.c_float()
         _check(
             library().conv_pool_backward(
                 *_image_args(x),
+                taps.data_ptr(),
+                fp32_bias.data_ptr(),
+                int(ctx.round_bf16),
                 grad.data_ptr(),
                 int(grad.dtype == torch.bfloat16),
                 codes.data_ptr(),
                 channels,
                 grad_weight.data_ptr(),
                 grad_bias.data_ptr(),
+                ctypes.byref(grad_slope),
                 x.shape[0],
                 out.data_ptr() if out is not None else None,
                 int(ctx.dtype == torch.bfloat16),
                 _by_reference(struct),
             )
         )
-        return None, grad_weight.t().reshape(channels, 1, 3, 3), grad_bias, None, None
+        weight_grad = grad_weight.t().reshape(channels, 1, 3, 3)
+        return None, weight_grad, grad_bias, _slope_gradient(slope, grad_slope), None, None
 
 
 class _MaxPool(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, post):
+    def forward(ctx, x, slope, post):
         n, channels, height, width = x.shape
         out = _channels_last_empty(n, channels, height // 2, width // 2, x.dtype)
-        codes = torch.empty_like(out, dtype=torch.uint8) if ctx.needs_input_grad[0] else None
+        codes = torch.empty_like(out, dtype=torch.uint8) if any(ctx.needs_input_grad[:2]) else None
         words = _draw_words(post, out.numel())
-        struct = _epilogue_struct(post, words, x.dtype)
+        struct = _epilogue_struct(post, words, x.dtype, slope)
         _check(
             library().max_pool_forward(
                 x.data_ptr(),
@@ -278,15 +334,17 @@ class _MaxPool(torch.autograd.Function):
             )
         )
         if codes is not None:
-            ctx.save_for_backward(codes, out if post is not None else None, words)
+            before = post is not None and post[7] != NO_ACTIVATION
+            ctx.save_for_backward(codes, out if _reads_output(post) else None, words, x if before else None, slope)
             ctx.input_shape, ctx.post, ctx.dtype = x.shape, post, x.dtype
         return out
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad):
-        codes, out, words = ctx.saved_tensors
-        struct = _epilogue_struct(ctx.post, words, ctx.dtype)  # from the tensors as unpacked now
+        codes, out, words, x, slope = ctx.saved_tensors
+        struct = _epilogue_struct(ctx.post, words, ctx.dtype, slope)  # from the tensors as unpacked now
+        grad_slope = ctypes.c_float()
         n, channels, height, width = ctx.input_shape
         grad = grad.to(ctx.dtype).contiguous(memory_format=torch.channels_last)
         grad_in = _channels_last_empty(n, channels, height, width, ctx.dtype)
@@ -302,9 +360,11 @@ class _MaxPool(torch.autograd.Function):
                 grad_in.data_ptr(),
                 out.data_ptr() if out is not None else None,
                 _by_reference(struct),
+                x.data_ptr() if x is not None else None,
+                ctypes.byref(grad_slope),
             )
         )
-        return grad_in, None
+        return grad_in, _slope_gradient(slope, grad_slope), None
 
 
 def _channels_last_empty(n: int, channels: int, height: int, width: int, dtype: torch.dtype) -> torch.Tensor:
@@ -345,9 +405,9 @@ def library() -> ctypes.CDLL | None:
     image = [ptr, i32, i64, i64, i32, i32]
     post = ctypes.POINTER(Epilogue)
     lib.conv_pool_forward.argtypes = [*image, ptr, ptr, i32, i32, ptr, i32, ptr, i64, post]
-    lib.conv_pool_backward.argtypes = [*image, ptr, i32, ptr, i32, ptr, ptr, i64, ptr, i32, post]
+    lib.conv_pool_backward.argtypes = [*image, ptr, ptr, i32, ptr, i32, ptr, i32, ptr, ptr, ptr, i64, ptr, i32, post]
     lib.max_pool_forward.argtypes = [ptr, i32, i64, i32, i32, i32, ptr, ptr, post]
-    lib.max_pool_backward.argtypes = [ptr, i32, ptr, i64, i32, i32, i32, ptr, ptr, post]
+    lib.max_pool_backward.argtypes = [ptr, i32, ptr, i64, i32, i32, i32, ptr, ptr, post, ptr, ptr]
     for kernel in (lib.conv_pool_forward, lib.conv_pool_backward, lib.max_pool_forward, lib.max_pool_backward):
         kernel.restype = i32
     return lib

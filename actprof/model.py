@@ -79,13 +79,15 @@ def _pool_block(
     x: torch.Tensor,
     *,
     lean: bool,
+    before: nn.Module | None = None,
     act: nn.Module | None = None,
     dropout: nn.Module | None = None,
 ) -> torch.Tensor:
-    """``dropout(act(pool(x)))``, act and dropout optional. In the lean form on a CPU, actprof's kernel: the
-    pool's values and winners are torch's, and it computes the activation and dropout it knows."""
+    """``dropout(act(pool(before(x))))``, each optional. In the lean form on a CPU, actprof's kernel: the
+    pool's values and winners are torch's, and it computes the activations and dropout it knows."""
     if lean and fused.pool_applies(x, pool):
-        return fused.max_pool2(x, activation=act, dropout=dropout)
+        return fused.max_pool2(x, activation=act, dropout=dropout, before=before)
+    x = before(x) if before is not None else x
     x = pool(x)
     x = act(x) if act is not None else x
     return dropout(x) if dropout is not None else x
@@ -131,20 +133,26 @@ class SeedCNN(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.lean:
             x = x[:, :, : _rows_used(x.shape[2]), : _rows_used(x.shape[3])]
+            x = x.contiguous(memory_format=torch.channels_last)
+        x = self._first_block(x)
         if self.pool_first:
-            x = self._first_block(x)
             x = _pool_block(self.pool2, self.conv2(x), act=self.act2, dropout=self.drop2, lean=self.lean)
         else:
-            x = _pool_block(self.pool1, self.act1(self.conv1(x)), dropout=self.drop1, lean=self.lean)
-            x = _pool_block(self.pool2, self.act2(self.conv2(x)), dropout=self.drop2, lean=self.lean)
+            x = _pool_block(self.pool2, self.conv2(x), before=self.act2, dropout=self.drop2, lean=self.lean)
         x = _linear_nhwc(x, self.fc1) if self.lean else self.fc1(self.flatten(x))
         return self.fc2(self.act3(x))
 
     def _first_block(self, x: torch.Tensor) -> torch.Tensor:
-        """drop1(act1(pool1(conv1(x)))); in the lean form on a CPU, one kernel that never stores conv1's output."""
-        if self.lean and fused.applies(x, self.conv1):
-            return fused.fused_conv_pool(x, self.conv1, activation=self.act1, dropout=self.drop1)
-        return self.drop1(self.act1(self.pool1(self.conv1(x))))
+        """drop1(pool1(act1(conv1(x)))), or drop1(act1(pool1(conv1(x)))) with pool_first; in the lean form on a
+        CPU, one kernel that never stores conv1's output where it knows the activation (before the pool:
+        those that are not monotonic)."""
+        if self.pool_first:
+            if self.lean and fused.applies(x, self.conv1):
+                return fused.fused_conv_pool(x, self.conv1, activation=self.act1, dropout=self.drop1)
+            return self.drop1(self.act1(self.pool1(self.conv1(x))))
+        if self.lean and fused.applies(x, self.conv1, before=self.act1):
+            return fused.fused_conv_pool(x, self.conv1, dropout=self.drop1, before=self.act1)
+        return _pool_block(self.pool1, self.conv1(x), before=self.act1, dropout=self.drop1, lean=self.lean)
 
     def weight_layers(self) -> dict[str, nn.Module]:
         return {"conv1": self.conv1, "conv2": self.conv2, "fc1": self.fc1, "fc2": self.fc2}
@@ -195,7 +203,7 @@ class DeepCNN(nn.Module):
             if self.pool_first:
                 x = _pool_block(pool, x, act=act, dropout=drop, lean=self.lean)
             else:
-                x = _pool_block(pool, act(x), dropout=drop, lean=self.lean)
+                x = _pool_block(pool, x, before=act, dropout=drop, lean=self.lean)
         x = _linear_nhwc(x, self.fc1) if self.lean else self.fc1(self.flatten(x))
         return self.fc2(self.act7(x))
 

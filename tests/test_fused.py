@@ -398,3 +398,135 @@ def test_dropouts_the_kernels_do_not_draw_run_in_torch(dropout):
     got = fused.max_pool2(x, activation=nn.ReLU(), dropout=dropout)
     torch.manual_seed(3)
     torch.testing.assert_close(got, dropout(nn.functional.relu(nn.functional.max_pool2d(x, 2))))
+
+
+# --- the activation before the pool (not monotonic), inside the kernels ---------------------------
+
+
+def prelu(slope: float) -> nn.PReLU:
+    return nn.PReLU(num_parameters=1, init=slope)
+
+
+BEFORE_ACTIVATIONS = [nn.GELU(), nn.GELU(approximate="tanh"), nn.SiLU(), nn.Mish(), nn.Hardswish()]
+BEFORE_CASES = [*BEFORE_ACTIVATIONS, "prelu 0.25", "prelu -0.5"]
+
+
+def before_activation(case) -> nn.Module:
+    """A fresh module per use: PReLU's slope collects its gradient."""
+    return prelu(float(case.split()[1])) if isinstance(case, str) else case
+
+
+@pytest.mark.parametrize("case", BEFORE_CASES, ids=str)
+def test_the_kernels_know_these_activations_before_the_pool(case):
+    assert fused.before_args(before_activation(case)) is not None
+
+
+@pytest.mark.parametrize("act", [nn.ReLU(), nn.Tanh(), nn.Sigmoid(), nn.PReLU(16)], ids=repr)
+def test_other_activations_before_the_pool_run_in_torch(act):
+    assert fused.before_args(act) is None
+    x = channels_last(torch.randn(2, 16, 6, 6))
+    torch.testing.assert_close(fused.max_pool2(x, before=act), nn.functional.max_pool2d(act(x), 2))
+
+
+def test_activations_before_the_pool_are_exact_in_fp32_over_their_whole_range():
+    # Every regime: 0 and -0, tiny values, hardswish's corners at ±3, where exp saturates (±20 for Mish's
+    # n / (n + 2), ±88), and far beyond; against fp64. GELU's erf is torch's own approximation (1.5e-7), so
+    # it is as far from fp64 as torch's; the tanh form is closer than torch's, whose 1 + tanh cancels.
+    edges = torch.tensor([0.0, -0.0, 1e-30, 1e-8, 1e-3, 0.5, 1.0, 2.9999, 3.0, 3.0001, 9.0, 19.9, 20.0, 20.1, 87.0])
+    grid = torch.logspace(-6, 2.3, 8 * 400 - len(edges))
+    magnitudes = torch.cat([edges, grid])
+    values = torch.cat([magnitudes, -magnitudes])  # 16 channels of 400 values, both signs
+    x = channels_last(values.reshape(1, 16, -1, 1).repeat_interleave(2, 2).repeat_interleave(2, 3))
+    for case in BEFORE_CASES:
+        act, exact_act = before_activation(case), before_activation(case).double()
+        got_in, exact_in = x.clone().requires_grad_(), x.double().requires_grad_()
+        # Every value fills its whole window, so each window's winner is its first position.
+        got = fused.max_pool2(got_in, before=act)
+        exact = nn.functional.max_pool2d(exact_act(exact_in), 2)
+        got.backward(torch.ones_like(got))
+        exact.backward(torch.ones_like(exact))
+        for label, value, reference in (("value", got, exact), ("gradient", got_in.grad, exact_in.grad)):
+            excess = (value.double() - reference).abs() - 1e-6 * reference.abs()
+            assert excess.max() <= 3e-7, (case, label, float(excess.max()))
+        # Non-trivial, x's own gradient: the test cannot pass on an activation the kernel skipped.
+        assert not torch.equal(got_in.grad, torch.ones_like(x) * (got_in.grad != 0))
+
+
+@pytest.mark.parametrize("case", BEFORE_CASES, ids=str)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_activation_then_pool_matches_torch(case, dtype):
+    torch.manual_seed(1)
+    x = channels_last(torch.randn(8, 32, 9, 10).mul(3).to(dtype))
+    expected_act, got_act = before_activation(case), before_activation(case)
+    expected_in, got_in = x.clone().requires_grad_(), x.clone().requires_grad_()
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):  # PReLU's slope, as bf16
+        expected = nn.functional.max_pool2d(expected_act(expected_in), 2)
+    got = fused.max_pool2(got_in, before=got_act)
+    upstream = torch.randn_like(expected)
+    expected.backward(upstream)
+    got.backward(upstream)
+    assert got.dtype == expected.dtype == dtype
+    assert got.is_contiguous(memory_format=torch.channels_last)
+    if dtype == torch.float32:  # GELU-tanh's differs from torch's by torch's cancellation (above)
+        torch.testing.assert_close(got, expected, rtol=1e-6, atol=3e-7)
+        torch.testing.assert_close(got_in.grad, expected_in.grad, rtol=1e-5, atol=3e-6)
+    else:  # fp32 results a few ulp apart can round to neighbouring bf16 values, and then win elsewhere
+        step = 2**-7 * expected.float().abs() + 1e-6
+        assert ((got.float() - expected.float()).abs() <= step).float().mean() > 0.999
+        grad_step = 2**-7 * expected_in.grad.float().abs() + 1e-6
+        assert ((got_in.grad.float() - expected_in.grad.float()).abs() <= grad_step).float().mean() > 0.99
+    if isinstance(got_act, nn.PReLU):  # torch sums its slope gradient in bf16 for a bf16 input
+        tolerance = 1e-4 if dtype == torch.float32 else 2e-2
+        torch.testing.assert_close(got_act.weight.grad, expected_act.weight.grad, rtol=tolerance, atol=1e-3)
+
+
+@pytest.mark.parametrize("case", BEFORE_CASES, ids=str)
+def test_conv_activation_pool_matches_torch_in_fp32(case):
+    conv = conv_and_pool(32)
+    x = images(6, 26, 26, crop=2)
+    upstream = channels_last(torch.randn(6, 32, 12, 12))
+    expected_act, got_act = before_activation(case), before_activation(case)
+    expected, expected_w, expected_b = grads_of(
+        lambda x: nn.functional.max_pool2d(expected_act(conv(x)), 2), conv, x, upstream
+    )
+    got, got_w, got_b = grads_of(lambda x: fused.fused_conv_pool(x, conv, before=got_act), conv, x, upstream)
+    torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(got_w, expected_w, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(got_b, expected_b, rtol=1e-5, atol=1e-5)
+    if isinstance(got_act, nn.PReLU):  # a sum of ~10^4 terms that mostly cancel: fp32 rounding in both
+        torch.testing.assert_close(got_act.weight.grad, expected_act.weight.grad, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("case", ["gelu", "mish", "prelu -0.5"])
+def test_conv_activation_pool_under_bf16_autocast_is_torchs_within_bf16_rounding(case):
+    act = {"gelu": nn.GELU(), "mish": nn.Mish()}.get(case) or before_activation(case)
+    conv = conv_and_pool(32)
+    x = images(250, 26, 26, crop=2, dtype=torch.bfloat16)
+    upstream = channels_last(torch.randn(250, 32, 12, 12)).to(torch.bfloat16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        expected, _, _ = grads_of(lambda x: nn.functional.max_pool2d(act(conv(x)), 2), conv, x, upstream)
+        got, got_w, got_b = grads_of(lambda x: fused.fused_conv_pool(x, conv, before=act), conv, x, upstream)
+    assert got.dtype == expected.dtype == torch.bfloat16
+    # Sums in another order round, now and then, to the neighbouring bf16 value, and the activation of a
+    # neighbour can win the window instead.
+    assert (got != expected).float().mean() < 0.02
+    # The gradients are the exact ones, in fp64, for the bf16 values the forward computed and compared.
+    exact = nn.Conv2d(1, 32, 3).double()
+    with torch.no_grad():
+        exact.weight.copy_(conv.weight.to(torch.bfloat16))
+        exact.bias.copy_(conv.bias.to(torch.bfloat16))
+    z = exact(x.double()).to(torch.bfloat16).double()  # conv1's output as torch rounds it
+    with torch.no_grad():
+        y = act.double()(z).to(torch.bfloat16).double()  # the activation's output, rounded
+        _, winners = nn.functional.max_pool2d(y, 2, return_indices=True)
+    z = z.detach().requires_grad_()
+    act_d = act.double()
+    # The gradient at the winners, through the activation at z, rounded to bf16 as torch rounds it.
+    picked = z.flatten(2).gather(2, winners.flatten(2))
+    g_out = upstream.double().flatten(2)
+    (dz,) = torch.autograd.grad(act_d(picked), picked, g_out)
+    dz = dz.to(torch.bfloat16).double()
+    grad_z = torch.zeros_like(z).flatten(2).scatter(2, winners.flatten(2), dz).view_as(z)
+    (exact_w, exact_b) = torch.autograd.grad(exact(x.double()), (exact.weight, exact.bias), grad_z)
+    assert (got_w.double() - exact_w).abs().max() < 2e-3 * exact_w.abs().max()
+    assert (got_b.double() - exact_b).abs().max() < 2e-3 * exact_b.abs().max()

@@ -259,7 +259,8 @@ def autograd_nodes(output: torch.Tensor) -> set[str]:
     ("name", "architecture", "expected"),
     [
         ("relu", "seed", {"_ConvPoolBackward", "_MaxPoolBackward"}),  # conv1 + pool1 fused, pool2
-        ("gelu", "seed", {"_MaxPoolBackward"}),  # not monotonic: the pool follows the activation
+        ("gelu", "seed", {"_ConvPoolBackward", "_MaxPoolBackward"}),  # not monotonic: GELU before each pool
+        ("mish", "deep", {"_MaxPoolBackward"}),
         ("relu", "deep", {"_MaxPoolBackward"}),
     ],
 )
@@ -288,10 +289,15 @@ def test_lean_form_gives_the_same_gradients(name, architecture, kernels):
     y = torch.randint(0, 10, (32,))
     for model in (canonical, lean):
         nn.functional.cross_entropy(model.train()(x), y).backward()
+    # fc1's columns are summed in another order: fp32 rounding, relative to the largest gradient. The kernels
+    # compute the activations that come before a pool with their own formulas, an ulp or so from torch's.
+    # Near a minimum (Mish's at -1.19 is flat) two inputs of a window give outputs an ulp apart, and the
+    # window can be decided the other way: the gradient then reaches another pixel (~1e-3 here, in the deep
+    # CNN's every layer below that pool). test_fused pins those formulas down against fp64.
+    own_formulas = kernels == "kernels" and not ACTIVATIONS[name].monotonic
     for (label, expected), got in zip(canonical.named_parameters(), lean.parameters(), strict=True):
-        # fc1's columns are summed in another order: fp32 rounding, relative to the largest gradient.
         error = (got.grad - expected.grad).abs().max() / expected.grad.abs().max()
-        assert error < 1e-5, (label, float(error))
+        assert error < (1e-2 if own_formulas else 1e-5), (label, float(error))
 
 
 DROPOUT_CASES = [("relu", "seed"), ("elu", "seed"), ("gelu", "seed"), ("elu", "deep")]
