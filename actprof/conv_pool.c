@@ -92,8 +92,10 @@ static inline vi load_codes(const uint8_t *codes, int64_t at) {
  *   kind 1, leaky:  z > 0 ? z : a*z                      (ReLU: a = 0; LeakyReLU: a = its slope >= 0)
  *   kind 2, ELU family: z > 0 ? b*z : b*a*expm1(c*z)     (ELU: (alpha, 1, 1); SELU: (alpha, scale, 1);
  *                                                          CELU: (alpha, 1, 1/alpha); a, b, c > 0)
- * torch's formulas. Both are non-decreasing and keep the sign of z, so the backward can take the
- * derivative from the output y, as torch's own in-place ELU does: 1 or a, and b or c*(y + b*a).
+ *   kind 9, sigmoid: 1 / (1 + exp(-z));  kind 10, tanh
+ * torch's formulas. All are non-decreasing and the backward takes the derivative from the output y, as
+ * torch's own backwards of these do: 1 or a, b or c*(y + b*a) (the first two keep the sign of z),
+ * y*(1 - y), 1 - y^2.
  *
  * Dropout (words NULL: none), exactly actprof.dropout.FastDropout's masks from the same random words: the
  * words are read as `halves` 16-bit numbers, and unit i of the output (its index in memory order) is
@@ -118,7 +120,7 @@ typedef struct {
 } epilogue;
 
 enum { NO_ACTIVATION = 0, LEAKY = 1, ELU_FAMILY = 2, GELU = 3, GELU_TANH = 4, SILU = 5, MISH = 6, HARDSWISH = 7,
-       PRELU = 8 };
+       PRELU = 8, SIGMOID = 9, TANH = 10 };
 
 static inline vf broadcast(float value) { return (vf){0} + value; }
 
@@ -241,7 +243,18 @@ static inline float lane_sum(vf v) {
     return total;
 }
 
+/* tanh(z) = -expm1(-2|z|) / (2 + expm1(-2|z|)), signed: exact to a few ulp near 0 too, where 1 - 2/(e^2z + 1)
+ * would cancel. */
+static inline vf tanh_accurate(vf z) {
+    const vf magnitude = select(z < 0.0f, -z, z);
+    const vf m = expm1_nonpositive(-2.0f * magnitude);
+    const vf t = -m / (2.0f + m);
+    return select(z < 0.0f, -t, t);
+}
+
 static inline vf activate(const epilogue *post, vf z) {
+    if (post->kind == SIGMOID) return sigmoid(z);
+    if (post->kind == TANH) return select(z != z, z, tanh_accurate(z));
     const vi positive = z > 0.0f;
     if (post->kind == LEAKY) return select(positive, z, post->a == 0 ? broadcast(0) : z * post->a);  /* relu(-inf) = 0 */
     if (post->kind == ELU_FAMILY)
@@ -250,6 +263,8 @@ static inline vf activate(const epilogue *post, vf z) {
 }
 
 static inline vf derivative_from_output(const epilogue *post, vf y) {
+    if (post->kind == SIGMOID) return y * (1.0f - y);
+    if (post->kind == TANH) return 1.0f - y * y;
     const vi positive = y > 0.0f;
     if (post->kind == LEAKY) return select(positive, broadcast(1.0f), broadcast(post->a));
     if (post->kind == ELU_FAMILY) return select(positive, broadcast(post->b), post->c * (y + post->b * post->a));

@@ -42,6 +42,7 @@ MAX_CHANNELS = 512
 MAX_WIDTH = 4096
 NO_ACTIVATION, LEAKY, ELU_FAMILY = 0, 1, 2  # conv_pool.c's activation kinds after the pool
 GELU, GELU_TANH, SILU, MISH, HARDSWISH, PRELU = 3, 4, 5, 6, 7, 8  # and before it
+SIGMOID, TANH = 9, 10  # after it
 SELU_ALPHA, SELU_SCALE = 1.6732632423543772848170429916717, 1.0507009873554804934193349852946
 
 
@@ -175,7 +176,11 @@ def _apply(module: nn.Module | None, x: torch.Tensor) -> torch.Tensor:
 
 def activation_args(module: nn.Module) -> tuple[int, float, float, float] | None:
     """The kernels' description of an activation (kind, a, b, c), or None for one they do not compute.
-    Only non-decreasing ones that keep the sign, so the derivative can come from the output."""
+    Only non-decreasing ones whose derivative can come from the output."""
+    if isinstance(module, nn.Sigmoid):
+        return (SIGMOID, 0.0, 0.0, 0.0)
+    if isinstance(module, nn.Tanh):
+        return (TANH, 0.0, 0.0, 0.0)
     if isinstance(module, nn.ReLU):
         return (LEAKY, 0.0, 0.0, 0.0)
     if isinstance(module, nn.LeakyReLU) and module.negative_slope >= 0:

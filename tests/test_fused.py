@@ -235,6 +235,8 @@ KERNEL_ACTIVATIONS = [
     nn.ELU(alpha=0.5),
     nn.CELU(alpha=2.0),
     nn.SELU(),
+    nn.Sigmoid(),
+    nn.Tanh(),
 ]
 
 
@@ -257,7 +259,7 @@ def test_gradients_arriving_in_nchw_memory_are_read_as_such():
     torch.testing.assert_close(got_in.grad, expected_in.grad, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("act", [nn.GELU(), nn.Mish(), nn.LeakyReLU(-0.1), nn.ELU(alpha=-1.0), nn.Tanh()], ids=repr)
+@pytest.mark.parametrize("act", [nn.GELU(), nn.Mish(), nn.LeakyReLU(-0.1), nn.ELU(alpha=-1.0), nn.Softplus()], ids=repr)
 def test_other_activations_run_after_the_kernel_in_torch(act):
     assert fused.activation_args(act) is None
     x = channels_last(torch.randn(2, 16, 6, 6))
@@ -530,3 +532,17 @@ def test_conv_activation_pool_under_bf16_autocast_is_torchs_within_bf16_rounding
     (exact_w, exact_b) = torch.autograd.grad(exact(x.double()), (exact.weight, exact.bias), grad_z)
     assert (got_w.double() - exact_w).abs().max() < 2e-3 * exact_w.abs().max()
     assert (got_b.double() - exact_b).abs().max() < 2e-3 * exact_b.abs().max()
+
+
+def test_sigmoid_and_tanh_in_the_kernel_are_exact_to_a_few_ulp_over_their_whole_range():
+    # 0 and -0, tiny values (tanh's output is its input there), both saturations, far beyond.
+    edges = torch.tensor([0.0, -0.0, 1e-30, 1e-8, 1e-3, 0.3, 0.55, 1.0, 9.0, 20.0, 44.0, 87.0, 89.0, 200.0])
+    grid = torch.logspace(-8, 2.3, 8 * 400 - len(edges))
+    magnitudes = torch.cat([edges, grid])
+    values = torch.cat([magnitudes, -magnitudes]).reshape(1, 16, -1, 1)
+    x = channels_last(values.repeat_interleave(2, 2).repeat_interleave(2, 3))  # each value fills its window
+    for act in (nn.Sigmoid(), nn.Tanh()):
+        exact = act(values.double())
+        got = fused.max_pool2(x, activation=act).double()
+        excess = (got - exact).abs() - 4 * 2**-24 * exact.abs()
+        assert excess.max() <= 1e-38, (act, float(excess.max()))
