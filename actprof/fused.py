@@ -8,6 +8,11 @@ the convolution's outputs never leave registers: each window's four are computed
 maximum is written, with a one-byte code of which position won. The backward needs no input gradient (the
 images), so it is one pass computing the weight and bias gradients from the codes.
 
+Activations the kernels know run in the same pass: after the pool for the monotonic ones (ReLU, LeakyReLU,
+the ELU family, sigmoid, tanh: the trainer's pool-first order), before it for those that are not (GELU,
+GELU-tanh, SiLU, Mish, Hardswish, PReLU), each of the window's four values activated and then compared;
+then dropout. Others run in torch around the kernels.
+
 The kernel (``conv_pool.c``) is compiled once per machine with the system's C compiler into the user
 cache and loaded with ctypes; its OpenMP threads are torch's own (conv_pool.c says how). Without a
 compiler, or with ``ACTPROF_FUSED=0``, the model keeps torch's own layers: the same function.
