@@ -85,6 +85,13 @@ static inline vi load_codes(const uint8_t *codes, int64_t at) {
     return __builtin_convertvector(code, vi);
 }
 
+/* Each lane's value at its window's winning position (code), of the window's four. */
+static inline vf at_winner(vi code, const vf values[4]) {
+    vf value = values[0];
+    for (int pos = 1; pos < 4; pos++) value = select(code == pos, values[pos], value);
+    return value;
+}
+
 /* What the kernel computes besides the convolution and the pool, or NULL for nothing: an activation
  * before the pool, or one after it, then dropout.
  *
@@ -402,8 +409,7 @@ static void backward_images(const void *x, int x_bf16, int64_t image_stride, int
                     if (before) {
                         vf acc[4];
                         window_sums(rows + 2 * px, width, w, b, acc);
-                        const vf z = select(code == 0, acc[0], select(code == 1, acc[1], select(code == 2, acc[2], acc[3])));
-                        g = gradient_at_input(post, g, z, out_bf16, &gs);
+                        g = gradient_at_input(post, g, at_winner(code, acc), out_bf16, &gs);
                     }
                     gb += g;
                     for (int pos = 0; pos < 4; pos++) {
@@ -446,8 +452,9 @@ int conv_pool_forward(const void *x, int x_bf16, int64_t image_stride, int64_t r
     return 0;
 }
 
-/* Sets grad_weight[k][c] and grad_bias[c] (fp32) to the gradients of the images' summed loss; out (the
- * forward's output) is read only with an epilogue. */
+/* Sets grad_weight[k][c] and grad_bias[c] (fp32), and *grad_slope (PReLU before the pool), to the gradients
+ * of the images' summed loss; out (the forward's output) is read only when something follows the pool, the
+ * weights and bias only with an activation before it. */
 int conv_pool_backward(const void *x, int x_bf16, int64_t image_stride, int64_t row_stride, int height, int width,
                        const float *weight, const float *bias, int round_bf16, const void *grad, int grad_bf16,
                        const uint8_t *codes, int channels, float *grad_weight, float *grad_bias, float *grad_slope,
@@ -530,10 +537,9 @@ int max_pool_backward(const void *grad_out, int bf16, const uint8_t *codes, int6
                     const vi code = load_codes(codes, at);
                     const int64_t corner = ((n * height + 2 * py) * width + 2 * px) * channels + block;
                     if (before) {
-                        vf z = load_channels(x, bf16, corner);
-                        for (int pos = 1; pos < 4; pos++)
-                            z = select(code == pos, load_channels(x, bf16, corner + offsets[pos]), z);
-                        g = gradient_at_input(post, g, z, bf16, &gs);
+                        vf inputs[4];
+                        for (int pos = 0; pos < 4; pos++) inputs[pos] = load_channels(x, bf16, corner + offsets[pos]);
+                        g = gradient_at_input(post, g, at_winner(code, inputs), bf16, &gs);
                     }
                     for (int pos = 0; pos < 4; pos++)
                         store_channels(grad_in, bf16, corner + offsets[pos], select(code == pos, g, broadcast(0)));

@@ -29,6 +29,7 @@ import tempfile
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -141,20 +142,37 @@ def max_pool2(
     return rest(_MaxPool.apply(x, _slope(before), post))
 
 
+class Post(NamedTuple):
+    """What the kernels compute besides the convolution and the pool (conv_pool.c's ``epilogue``, less the
+    pointers): the activation after the pool (kind, a, b, c), dropout (bits per decision, values dropped,
+    rate; 0 bits: none), and the activation before the pool (its kind)."""
+
+    kind: int = NO_ACTIVATION
+    a: float = 0.0
+    b: float = 0.0
+    c: float = 0.0
+    bits: int = 0
+    dropped: int = 0
+    rate: float = 0.0
+    before: int = NO_ACTIVATION
+
+    def reads_output(self) -> bool:
+        """Whether the backward reads the forward's output: only to undo what follows the pool."""
+        return self.kind != NO_ACTIVATION or self.bits != 0
+
+
 def epilogue(
     activation: nn.Module | None, dropout: nn.Module | None, before: nn.Module | None = None
-) -> tuple[tuple | None, Callable]:
-    """What the kernels compute besides the pool (conv_pool.c's epilogue: the activation after it as kind,
-    a, b, c; dropout's bits, dropped, rate; the activation before it), and what is left to run after them
-    in torch, in order. ``before`` must be one the kernels know."""
+) -> tuple[Post | None, Callable]:
+    """What the kernels compute besides the pool, and what is left to run after them in torch, in order.
+    ``before`` must be one the kernels know."""
     first = before_args(before) if before is not None else NO_ACTIVATION
     act = activation_args(activation) if activation is not None else (NO_ACTIVATION, 0.0, 0.0, 0.0)
     if act is None:  # an activation the kernels do not know: it, and the dropout after it, run in torch
-        post = (NO_ACTIVATION, 0.0, 0.0, 0.0, 0, 0, 0.0, first) if first else None
-        return post, lambda out: _apply(dropout, activation(out))
+        return (Post(before=first) if first else None), lambda out: _apply(dropout, activation(out))
     drop = dropout_args(dropout)
-    post = (*act, *(drop or (0, 0, 0.0)), first)
-    if act[0] == NO_ACTIVATION and drop is None and not first:
+    post = Post(*act, *(drop or (0, 0, 0.0)), first)
+    if post == Post():
         post = None
     return post, (lambda out: out) if drop is not None else (lambda out: _apply(dropout, out))
 
@@ -226,14 +244,14 @@ class Epilogue(ctypes.Structure):
     ]
 
 
-def _draw_words(post: tuple | None, units: int) -> torch.Tensor | None:
+def _draw_words(post: Post | None, units: int) -> torch.Tensor | None:
     """The random words dropout decides from, drawn from torch's generator as FastDropout draws them (and
     decided as it decides: conv_pool.c), so a seed gives the same masks with the kernels as without."""
-    return random_words(units, post[6]) if post is not None and post[4] else None
+    return random_words(units, post.rate) if post is not None and post.bits else None
 
 
 def _epilogue_struct(
-    post: tuple | None, words: torch.Tensor | None, dtype: torch.dtype, slope: torch.Tensor | None
+    post: Post | None, words: torch.Tensor | None, dtype: torch.dtype, slope: torch.Tensor | None
 ) -> Epilogue | None:
     if post is None:
         return None
@@ -245,9 +263,8 @@ def _epilogue_struct(
     return Epilogue(int(kind), a, b, c, pointer, halves, bits, dropped, scale, before, slope_value)
 
 
-def _reads_output(post: tuple | None) -> bool:
-    """Whether the backward reads the forward's output: only to undo what follows the pool."""
-    return post is not None and (post[0] != NO_ACTIVATION or post[4] != 0)
+def _kept_output(post: Post | None, out: torch.Tensor) -> torch.Tensor | None:
+    return out if post is not None and post.reads_output() else None
 
 
 def _slope_gradient(slope: torch.Tensor | None, value: ctypes.c_float) -> torch.Tensor | None:
@@ -285,7 +302,7 @@ class _ConvPool(torch.autograd.Function):
             )
         )
         if codes is not None:
-            ctx.save_for_backward(x, weight, bias, slope, codes, out if _reads_output(post) else None, words)
+            ctx.save_for_backward(x, weight, bias, slope, codes, _kept_output(post, out), words)
             ctx.post, ctx.dtype, ctx.round_bf16 = post, dtype, round_bf16
         return out
 
@@ -344,8 +361,8 @@ class _MaxPool(torch.autograd.Function):
             )
         )
         if codes is not None:
-            before = post is not None and post[7] != NO_ACTIVATION
-            ctx.save_for_backward(codes, out if _reads_output(post) else None, words, x if before else None, slope)
+            before = post is not None and post.before != NO_ACTIVATION
+            ctx.save_for_backward(codes, _kept_output(post, out), words, x if before else None, slope)
             ctx.input_shape, ctx.post, ctx.dtype = x.shape, post, x.dtype
         return out
 
