@@ -12,10 +12,11 @@
  * before pooling; rounding is monotonic, so the pooled values are the same, and where two sums round to
  * one bf16 value the gradient may go to the larger sum rather than to the first of the tie.
  *
- * GCC's vector extensions: LANES channels per vector (one AVX-512 register, two AVX2 ones), a channel
- * block's nine weights held in registers and each window's four sums computed side by side. Images are
- * split over OpenMP threads; loaded after torch, the library shares torch's own OpenMP runtime (same
- * soname) and so its thread pool, instead of a second set of threads competing for the cores.
+ * GCC's vector extensions: LANES channels per vector (fused.py builds 16, one AVX-512 register, or 8, one
+ * AVX2 register), a channel block's nine weights held in registers and each window's four sums computed
+ * side by side. Images are split over OpenMP threads; loaded after torch, the library shares torch's own
+ * OpenMP runtime (same soname) and so its thread pool, instead of a second set of threads competing for
+ * the cores.
  */
 #include <stdint.h>
 #include <string.h>

@@ -40,10 +40,19 @@ from actprof.environment import cpu_features
 from actprof.storage import user_cache
 
 SOURCE = Path(__file__).with_name("conv_pool.c")
-FLAGS = ("-O3", "-march=native", "-fno-math-errno", "-shared", "-fPIC")
+
+
+def vector_lanes() -> int:
+    """Channels per vector in the kernels: one AVX-512 register where the CPU has them, else 8 (one AVX2
+    register). With 16 lanes on AVX2, GCC splits every vector in two, a channel block's nine weights and
+    four sums no longer fit the sixteen registers, and the kernels ran 6-9x slower (Zen 3, RESULTS.md)."""
+    return 16 if "avx512f" in cpu_features().split() else 8
+
+
+LANES = vector_lanes()
+FLAGS = ("-O3", "-march=native", "-fno-math-errno", "-shared", "-fPIC", f"-DLANES={LANES}")
 # Threads: OpenMP where the compiler has it (sharing torch's runtime), else the kernel runs on one thread.
 THREADING = (("-fopenmp",), ())
-LANES = 16  # channels per vector in the kernel
 MAX_CHANNELS = 512
 MAX_WIDTH = 4096
 NO_ACTIVATION, LEAKY, ELU_FAMILY = 0, 1, 2  # conv_pool.c's activation kinds after the pool

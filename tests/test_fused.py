@@ -49,6 +49,15 @@ def grads_of(module_fn, conv: nn.Conv2d, x: torch.Tensor, upstream: torch.Tensor
     return out.detach(), conv.weight.grad.clone(), conv.bias.grad.clone()
 
 
+def assert_sums_close(got, expected, upstream: torch.Tensor) -> None:
+    """Weight and bias gradients are sums over every pooled position, added in another order than torch's
+    (one that depends on the vector width): they must agree to a few ulp of the sum of the magnitudes
+    added (images in [0, 1), activation derivatives below 2: at most twice the upstream gradient's)."""
+    budget = 2**-21 * float(upstream.abs().sum())
+    for got_one, expected_one in zip(got, expected, strict=True):
+        torch.testing.assert_close(got_one, expected_one, rtol=1e-5, atol=budget)
+
+
 def torch_block(conv):
     return lambda x: nn.functional.max_pool2d(conv(x), 2)
 
@@ -113,8 +122,7 @@ def test_conv_pool_matches_torch_in_fp32(n, channels, height, width, crop, seed)
     expected, expected_w, expected_b = grads_of(torch_block(conv), conv, x, upstream)
     got, got_w, got_b = grads_of(fused_block(conv), conv, x, upstream)
     torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-6)
-    torch.testing.assert_close(got_w, expected_w, rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(got_b, expected_b, rtol=1e-5, atol=1e-5)
+    assert_sums_close((got_w, got_b), (expected_w, expected_b), upstream)
     assert got.dtype == torch.float32
     assert got.is_contiguous(memory_format=torch.channels_last)
 
@@ -157,7 +165,7 @@ def test_conv_pool_in_inference_mode_keeps_no_codes():
     ("change", "why"),
     [
         (lambda conv, x: (nn.Conv2d(1, 32, 3, padding=1), x), "padding"),
-        (lambda conv, x: (nn.Conv2d(1, 24, 3), x), "channels not a multiple of 16"),
+        (lambda conv, x: (nn.Conv2d(1, 20, 3), x), "channels not a multiple of the vector"),
         (lambda conv, x: (nn.Conv2d(1, 32, 5), x), "a 5x5 kernel"),
         (lambda conv, x: (nn.Conv2d(1, 32, 3, bias=False), x), "no bias"),
         (lambda conv, x: (nn.Conv2d(3, 32, 3), torch.rand(2, 3, 26, 26)), "three input channels"),
@@ -180,7 +188,7 @@ def test_conv_pool_declines_what_it_does_not_compute(change, why):
         (nn.MaxPool2d(2, padding=1), channels_last(torch.rand(2, 16, 9, 9)), "padding"),
         (nn.AvgPool2d(2), channels_last(torch.rand(2, 16, 8, 8)), "an average pool"),
         (nn.MaxPool2d(2), torch.rand(2, 16, 8, 8), "NCHW memory"),
-        (nn.MaxPool2d(2), channels_last(torch.rand(2, 20, 8, 8)), "channels not a multiple of 16"),
+        (nn.MaxPool2d(2), channels_last(torch.rand(2, 20, 8, 8)), "channels not a multiple of the vector"),
     ],
 )
 def test_max_pool_declines_what_it_does_not_compute(pool, x, why):
@@ -202,8 +210,17 @@ def test_the_library_is_built_once_per_source_and_flags(tmp_path, monkeypatch):
     first = fused._build(fused.FLAGS)
     assert first.parent == tmp_path and first.exists()
     assert fused._build(fused.FLAGS) == first  # cached: not rebuilt
-    assert fused._build((*fused.FLAGS, "-DLANES=16")) != first  # other flags, another binary
+    assert fused._build((*fused.FLAGS, "-DACTPROF_OTHER=1")) != first  # other flags, another binary
     assert [p.name for p in tmp_path.iterdir() if not p.name.endswith(".so")] == []  # no scratch left
+
+
+def test_the_vector_width_follows_the_cpu(monkeypatch):
+    # 16 lanes on a CPU without AVX-512 made GCC split every vector and spill: 6-9x slower kernels on Zen 3
+    monkeypatch.setattr(fused, "cpu_features", lambda: "fpu sse2 avx avx2 fma avx512f avx512bw")
+    assert fused.vector_lanes() == 16
+    monkeypatch.setattr(fused, "cpu_features", lambda: "fpu sse2 avx avx2 fma f16c")
+    assert fused.vector_lanes() == 8
+    assert f"-DLANES={fused.LANES}" in fused.FLAGS
 
 
 def test_without_a_compiler_the_trainer_keeps_torchs_layers(tmp_path):
@@ -310,8 +327,7 @@ def test_conv_pool_and_activation_match_torch_in_fp32(act):
     expected, expected_w, expected_b = grads_of(lambda x: act(torch_block(conv)(x)), conv, x, upstream)
     got, got_w, got_b = grads_of(lambda x: fused.fused_conv_pool(x, conv, activation=act), conv, x, upstream)
     torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-6)
-    torch.testing.assert_close(got_w, expected_w, rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(got_b, expected_b, rtol=1e-5, atol=1e-5)
+    assert_sums_close((got_w, got_b), (expected_w, expected_b), upstream)
 
 
 # --- dropout after the pool and the activation, inside the kernels --------------------------------
@@ -379,8 +395,7 @@ def test_conv_pool_with_activation_and_dropout_trains_on_torchs_gradients():
         lambda x: nn.functional.elu(torch_block(conv)(x)) * mask, conv, x, upstream
     )
     torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-6)
-    torch.testing.assert_close(got_w, expected_w, rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(got_b, expected_b, rtol=1e-5, atol=1e-5)
+    assert_sums_close((got_w, got_b), (expected_w, expected_b), upstream)
 
 
 @pytest.mark.parametrize(
@@ -493,8 +508,7 @@ def test_conv_activation_pool_matches_torch_in_fp32(case):
     )
     got, got_w, got_b = grads_of(lambda x: fused.fused_conv_pool(x, conv, before=got_act), conv, x, upstream)
     torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-6)
-    torch.testing.assert_close(got_w, expected_w, rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(got_b, expected_b, rtol=1e-5, atol=1e-5)
+    assert_sums_close((got_w, got_b), (expected_w, expected_b), upstream)
     if isinstance(got_act, nn.PReLU):  # a sum of ~10^4 terms that mostly cancel: fp32 rounding in both
         torch.testing.assert_close(got_act.weight.grad, expected_act.weight.grad, rtol=1e-5, atol=1e-4)
 

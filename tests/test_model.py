@@ -294,9 +294,12 @@ def test_lean_form_gives_the_same_gradients(name, architecture, kernels):
     # Near a minimum (Mish's at -1.19 is flat) two inputs of a window give outputs an ulp apart, and the
     # window can be decided the other way: the gradient then reaches another pixel (~1e-3 here, in the deep
     # CNN's every layer below that pool). test_fused pins those formulas down against fp64.
+    # PReLU's slope is one sum over the whole batch that mostly cancels: relative to the model's largest.
     own_formulas = kernels == "kernels" and not ACTIVATIONS[name].monotonic
+    largest = max(float(p.grad.abs().max()) for p in canonical.parameters())
     for (label, expected), got in zip(canonical.named_parameters(), lean.parameters(), strict=True):
-        error = (got.grad - expected.grad).abs().max() / expected.grad.abs().max()
+        scale = expected.grad.abs().max() if expected.numel() > 1 else largest
+        error = (got.grad - expected.grad).abs().max() / scale
         assert error < (1e-2 if own_formulas else 1e-5), (label, float(error))
 
 
