@@ -247,3 +247,20 @@ def test_staged_data_is_reused_until_the_split_or_precision_changes(sample):
     fp32 = staged(sample, 0.1, cpu, torch.float32)
     assert fp32[0].dtype == torch.float32 and torch.equal(fp32[0].to(torch.bfloat16), first[0])
     assert len(staged(sample, 0.2, cpu, torch.float32)[2]) != len(fp32[2])  # another validation split
+
+
+def test_exports_share_one_torchlib_registry_and_give_the_same_graphs(monkeypatch):
+    from torch.onnx._internal.exporter import _registration
+
+    original = _registration.ONNXRegistry.__dict__["from_torchlib"]
+    monkeypatch.setattr(export, "_REGISTRIES", {})
+    export.to_onnx(_perturbed("relu", 0))
+    after_another = export.to_onnx(_perturbed("gelu", 0))  # with the registry relu's export built
+    assert len(export._REGISTRIES) == 1
+    with export.torchlib_registry_reused():
+        assert _registration.ONNXRegistry.from_torchlib() is _registration.ONNXRegistry.from_torchlib()
+    assert _registration.ONNXRegistry.__dict__["from_torchlib"] is original  # put back
+
+    monkeypatch.setattr(export, "_REGISTRIES", {})
+    fresh = export.to_onnx(_perturbed("gelu", 0))
+    assert after_another.SerializeToString() == fresh.SerializeToString()
