@@ -47,10 +47,13 @@ def main() -> None:
                 f"{spreads[-1]:7.2f} {statistics.mean(r['tail_loss'] for r in runs):12.4f} "
                 f"{statistics.median(r['images_per_second'] for r in runs):7,.0f}"
             )
-        spread = max(spreads)
-        verdict = "within" if abs(means[1] - means[0]) < spread else "outside"
+        spread, difference = max(spreads), means[1] - means[0]
+        if len(runs) < 2:
+            print(f"{'':>10} difference {difference:+.2f} points (one seed each: no seed spread to judge it by)")
+            continue
+        verdict = "within" if abs(difference) <= spread else "outside"
         print(
-            f"{'':>10} mean difference {means[1] - means[0]:+.2f} points: {verdict} the larger seed spread "
+            f"{'':>10} mean difference {difference:+.2f} points: {verdict} the larger seed spread "
             f"({spread:.2f}); indicative only, it cannot see a bias smaller than the seed noise"
         )
 
