@@ -86,10 +86,10 @@ def to_onnx(model: torch.nn.Module, *, opset: int = DEFAULT_OPSET, exporter: str
 @contextlib.contextmanager
 def torchlib_registry_reused():
     """Within it, ``torch.onnx.export`` reuses one torchlib registry per opset instead of building it again
-    on every call (~1,000 ATen functions looked up: 0.4-0.9 s a call, a third of exporting the seed CNN;
-    14 exports in ``actprof run``). The exporter only reads the registry; actprof passes no custom
-    translations, which would be written into it. torch's exporter is private API: where it is not as
-    torch 2.13 has it, every export builds its own registry, as before."""
+    on every call (~1,000 ATen functions looked up: 0.4 s a call on the AVX-512 EPYC, ~1 s on Zen 3, a third
+    to a half of exporting the seed CNN; 14 exports in ``actprof run``). The exporter only reads the
+    registry; actprof passes no custom translations, which would be written into it. torch's exporter is
+    private API: where it is not as torch 2.13 has it, every export builds its own registry, as before."""
     try:
         from torch.onnx._internal.exporter import _registration
     except ImportError:

@@ -45,7 +45,7 @@ SOURCE = Path(__file__).with_name("conv_pool.c")
 def vector_lanes() -> int:
     """Channels per vector in the kernels: one AVX-512 register where the CPU has them, else 8 (one AVX2
     register). With 16 lanes on AVX2, GCC splits every vector in two, a channel block's nine weights and
-    four sums no longer fit the sixteen registers, and the kernels ran 6-9x slower (Zen 3, RESULTS.md)."""
+    four sums no longer fit the sixteen registers, and the kernels ran 5.6-8.6x slower (Zen 3, RESULTS.md)."""
     return 16 if "avx512f" in cpu_features().split() else 8
 
 
