@@ -48,7 +48,7 @@ def main() -> None:
                 f"{statistics.median(r['images_per_second'] for r in runs):7,.0f}"
             )
         spread, difference = max(spreads), means[1] - means[0]
-        if len(runs) < 2:
+        if args.seeds < 2:
             print(f"{'':>10} difference {difference:+.2f} points (one seed each: no seed spread to judge it by)")
             continue
         verdict = "within" if abs(difference) <= spread else "outside"

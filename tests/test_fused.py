@@ -215,7 +215,7 @@ def test_the_library_is_built_once_per_source_and_flags(tmp_path, monkeypatch):
 
 
 def test_the_vector_width_follows_the_cpu(monkeypatch):
-    # 16 lanes on a CPU without AVX-512 made GCC split every vector and spill: 6-9x slower kernels on Zen 3
+    # 16 lanes on a CPU without AVX-512 made GCC split every vector and spill: 5.6-8.6x slower kernels on Zen 3
     monkeypatch.setattr(fused, "cpu_features", lambda: "fpu sse2 avx avx2 fma avx512f avx512bw")
     assert fused.vector_lanes() == 16
     monkeypatch.setattr(fused, "cpu_features", lambda: "fpu sse2 avx avx2 fma f16c")
