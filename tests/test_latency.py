@@ -5,7 +5,7 @@ import time
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from actprof import latency
@@ -218,6 +218,49 @@ def test_interleave_gives_every_target_the_same_rounds_and_enough_runs():
     # Timed runs are a subset of all calls (warm-up runs are not recorded).
     assert len(fast_calls) > len(result.samples["fast"])
     assert len(slow_calls) > len(result.samples["slow"])
+
+
+@PROPERTY
+@given(
+    latency_ns=st.integers(1_000, 100_000_000),
+    min_seconds=st.floats(0.01, 2.0),
+    min_runs=st.integers(1, 200),
+    min_rounds=st.integers(1, 40),
+)
+def test_blocks_sized_from_a_true_estimate_meet_both_quotas_in_min_rounds(
+    latency_ns, min_seconds, min_runs, min_rounds
+):
+    assume(min_seconds * 1e9 / latency_ns / min_rounds <= 10_000)  # else the cap on a block holds it back
+    done: list[int] = []
+    for round_index in range(min_rounds):
+        block = latency.block_size(
+            done, latency_ns, min_seconds=min_seconds, min_runs=min_runs, rounds_left=min_rounds - round_index
+        )
+        assert 1 <= block <= 10_000
+        done += [latency_ns] * block
+    assert len(done) >= min_runs
+    assert sum(done) >= min_seconds * 1e9
+    assert sum(done) < min_seconds * 1e9 + 2 * min_rounds * latency_ns or len(done) <= min_runs + min_rounds
+
+
+def test_a_block_makes_up_a_shortfall_at_the_latency_measured_so_far():
+    # Runs were 2 ms, not the 1 ms the warm-up said: 60 ms done of 100, 4 rounds left -> 5 runs each.
+    assert latency.block_size([2_000_000] * 30, 1e6, min_seconds=0.1, min_runs=30, rounds_left=4) == 5
+    # Past min_rounds, the whole shortfall in one round; a target already done runs once, for the pairing.
+    assert latency.block_size([2_000_000] * 30, 1e6, min_seconds=0.1, min_runs=30, rounds_left=-3) == 20
+    assert latency.block_size([2_000_000] * 60, 1e6, min_seconds=0.1, min_runs=30, rounds_left=2) == 1
+
+
+def test_interleave_of_steady_targets_is_done_in_about_min_rounds():
+    result = interleave(
+        {"fast": lambda: time.sleep(0.001), "slow": lambda: time.sleep(0.003)},
+        min_seconds=0.1,
+        min_runs=10,
+        min_rounds=8,
+    )
+    assert 8 <= len(result.rounds["fast"]) <= 10
+    for samples in result.samples.values():  # about the quota each, not a multiple of it
+        assert 0.1e9 <= sum(samples) < 0.2e9
 
 
 def test_interleave_ratio_tracks_a_3x_workload():
