@@ -103,10 +103,11 @@ def run_profile(
             for name in loaded
         }
         _warm_up(backend, cells, settings)
-        for (name, precision), (file, data) in cells.items():
-            say(f"{backend.name} {precision}: accuracy and memory of {name}")
-            cell = _deployment_cell(backend, name, precision, file, data, deployment, loaded[name], settings)
-            deployments.append(cell)
+        with runtime.collecting_only_new_objects():
+            for (name, precision), (file, data) in cells.items():
+                say(f"{backend.name} {precision}: accuracy and memory of {name}")
+                cell = _deployment_cell(backend, name, precision, file, data, deployment, loaded[name], settings)
+                deployments.append(cell)
         for opt_level in backend.opt_levels(settings.opt_levels):
             for (name, precision), (_, data) in cells.items():
                 say(f"{backend.name} {precision}: fusion census of {name} at opt level {opt_level}")

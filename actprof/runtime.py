@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import gc
 import io
 import os
 import re
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -447,6 +448,19 @@ def check_precision(backend: Backend, precision: str) -> None:
             f"--precision {precision} is not something --provider {backend.name} runs "
             f"(it runs {', '.join(backend.precisions)}); {runs_on(precision)}"
         )
+
+
+@contextlib.contextmanager
+def collecting_only_new_objects() -> Iterator[None]:
+    """Within it, ``gc.collect()`` scans only the objects made inside: one full collection first, then
+    everything still alive is frozen (``gc.freeze``) until the end. Each profiled cell's memory is read
+    after a collection, and a full one took 0.11 s a cell with the 14 models loaded."""
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def resident_bytes() -> int:

@@ -258,13 +258,14 @@ def profile_variants(
                 for name, (data, _) in variants.items()
             }
             targets = {}
-            for (name, precision), data in cells.items():
-                gc.collect()
-                before = runtime.resident_bytes()
-                target = _first_run(backend, data, x, inputs, opt_level=opt_level, precision=precision)
-                if batch == settings.batch_sizes[0]:
-                    memory[name][f"{provider} {precision}"] = max(runtime.resident_bytes() - before, 0)
-                targets[f"{name}|{precision}"] = target.run
+            with runtime.collecting_only_new_objects():
+                for (name, precision), data in cells.items():
+                    gc.collect()
+                    before = runtime.resident_bytes()
+                    target = _first_run(backend, data, x, inputs, opt_level=opt_level, precision=precision)
+                    if batch == settings.batch_sizes[0]:
+                        memory[name][f"{provider} {precision}"] = max(runtime.resident_bytes() - before, 0)
+                    targets[f"{name}|{precision}"] = target.run
             say(f"{provider}: timing {len(targets)} variants at batch {batch}")
             rounds = latency.interleave(targets, min_seconds=settings.min_time, min_runs=settings.min_runs)
             for (name, precision), data in cells.items():
