@@ -551,3 +551,27 @@ int max_pool_backward(const void *grad_out, int bf16, const uint8_t *codes, int6
     *grad_slope = slope_sum;
     return 0;
 }
+
+/* Keep decisions for dropout at a rate that is no multiple of 1/256 (SELU's alpha dropout at 0.05), where
+ * torch's bernoulli_ draws one number at a time from its serial generator (4.5 ms a call for a layer of
+ * the seed CNN, a third of SELU's step). Number j of a call is SplitMix64 of seed + j (counter-based, so the
+ * threads need no shared state); its low and high 32-bit halves decide units 2j and 2j + 1. A unit is kept
+ * (1) when its half is at least `dropped`, else dropped (0): dropped with probability dropped / 2^32, which
+ * the caller sets within 2^-33 of the rate. `keep` holds `units` int16 values. */
+static inline uint64_t splitmix64(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+int bernoulli_keep(int16_t *keep, int64_t units, uint64_t seed, uint32_t dropped) {
+    const int64_t pairs = units / 2;
+#pragma omp parallel for schedule(static)
+    for (int64_t j = 0; j < pairs; j++) {
+        const uint64_t z = splitmix64(seed + (uint64_t)j * 0x9E3779B97F4A7C15ull);
+        keep[2 * j] = (uint32_t)z >= dropped;
+        keep[2 * j + 1] = (uint32_t)(z >> 32) >= dropped;
+    }
+    if (units % 2) keep[units - 1] = (uint32_t)splitmix64(seed + (uint64_t)pairs * 0x9E3779B97F4A7C15ull) >= dropped;
+    return 0;
+}

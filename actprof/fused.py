@@ -228,8 +228,11 @@ def activation_args(module: nn.Module) -> tuple[int, float, float, float] | None
 
 def dropout_args(module: nn.Module | None) -> tuple[int, int, float] | None:
     """actprof's FastDropout in training mode as (bits per decision, values dropped, rate), else None (no
-    dropout, or one the kernels do not draw: alpha dropout, torch's layers)."""
+    dropout, or one the kernels do not draw: alpha dropout, a rate that is no multiple of 1/256, torch's
+    layers)."""
     if not (isinstance(module, FastDropout) and module.training and not module.alpha and module.p > 0):
+        return None
+    if bits_per_draw(module.p) is None:
         return None
     bits = bits_per_draw(module.p)
     return bits, int(module.p * (1 << bits)), float(module.p)
@@ -257,6 +260,24 @@ def _draw_words(post: Post | None, units: int) -> torch.Tensor | None:
     """The random words dropout decides from, drawn from torch's generator as FastDropout draws them (and
     decided as it decides: conv_pool.c), so a seed gives the same masks with the kernels as without."""
     return random_words(units, post.rate) if post is not None and post.bits else None
+
+
+def counter_masks() -> bool:
+    """Whether ``bernoulli_keep`` can draw dropout masks here (the kernels are enabled and built)."""
+    return enabled() and library() is not None
+
+
+def bernoulli_keep(units: int, p: float) -> torch.Tensor:
+    """``units`` int16 keep decisions (1 kept, 0 dropped), each dropped with probability p (within 2^-33),
+    from a counter-based generator (conv_pool.c) seeded by one draw from torch's: a seed gives the same
+    masks. For rates whose decisions ``dropout.decisions`` cannot split from a few random bits."""
+    lib = library()
+    if lib is None:
+        raise RuntimeError("the dropout mask kernel is not built here; check counter_masks() first")
+    keep = torch.empty(units, dtype=torch.int16)
+    seed = int(torch.randint(0, 2**62, (), dtype=torch.int64))
+    _check(lib.bernoulli_keep(keep.data_ptr(), units, seed, min(round(p * 2**32), 2**32 - 1)))
+    return keep
 
 
 def _epilogue_struct(
@@ -444,7 +465,9 @@ def library() -> ctypes.CDLL | None:
     lib.conv_pool_backward.argtypes = [*image, ptr, ptr, i32, ptr, i32, ptr, i32, ptr, ptr, ptr, i64, ptr, i32, post]
     lib.max_pool_forward.argtypes = [ptr, i32, i64, i32, i32, i32, ptr, ptr, post]
     lib.max_pool_backward.argtypes = [ptr, i32, ptr, i64, i32, i32, i32, ptr, ptr, post, ptr, ptr]
-    for kernel in (lib.conv_pool_forward, lib.conv_pool_backward, lib.max_pool_forward, lib.max_pool_backward):
+    lib.bernoulli_keep.argtypes = [ptr, i64, ctypes.c_uint64, ctypes.c_uint32]
+    kernels = (lib.conv_pool_forward, lib.conv_pool_backward, lib.max_pool_forward, lib.max_pool_backward)
+    for kernel in (*kernels, lib.bernoulli_keep):
         kernel.restype = i32
     return lib
 

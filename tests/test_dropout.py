@@ -10,7 +10,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
+from actprof import fused
 from actprof.dropout import FastDropout, bits_per_draw, decisions, dropout_layer, keep_mask, scaled
+
+NEEDS_KERNELS = pytest.mark.skipif(
+    fused.library() is None, reason="no C compiler: the kernels' mask generator cannot be built"
+)
+OFF_THE_BIT_GRID = pytest.param(0.05, marks=NEEDS_KERNELS, id="0.05")  # SELU's rate, no multiple of 1/256
 
 
 @given(st.integers(0, 255))
@@ -82,31 +88,62 @@ def test_bf16_masks_carry_the_scale_torch_would_round_to():
     assert torch.equal(scaled(keep.clone(), 1 / 0.75, torch.float32), torch.tensor([0, 1, 1, 0]) / 0.75)
 
 
+@pytest.mark.parametrize("p", [0.25, OFF_THE_BIT_GRID])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16])
-def test_alpha_dropout_keeps_selu_moments_like_torchs(dtype):
+def test_alpha_dropout_keeps_selu_moments_like_torchs(dtype, p):
     torch.manual_seed(0)
     x = torch.randn(400_000, dtype=torch.float64)
-    y = FastDropout(0.25, alpha=True).train()(x.to(dtype)).double()
-    reference = nn.functional.alpha_dropout(x, 0.25, training=True)
+    y = FastDropout(p, alpha=True).train()(x.to(dtype)).double()
+    reference = nn.functional.alpha_dropout(x, p, training=True)
     assert abs(y.mean().item() - reference.mean().item()) < 0.01
     assert abs(y.std().item() - reference.std().item()) < 0.01
     assert abs(y.mean().item()) < 0.01 and abs(y.std().item() - 1) < 0.01
 
 
-def test_alpha_dropout_sends_dropped_units_to_the_selu_saturation_point():
+@pytest.mark.parametrize("p", [0.25, OFF_THE_BIT_GRID])
+def test_alpha_dropout_sends_dropped_units_to_the_selu_saturation_point(p):
     torch.manual_seed(0)
-    p, s = 0.25, FastDropout.SELU_SATURATION
+    s = FastDropout.SELU_SATURATION
     a = 1 / math.sqrt((s * s * p + 1) * (1 - p))
     x = torch.randn(10_000, dtype=torch.float64)
     y = FastDropout(p, alpha=True).train()(x)
     kept = torch.isclose(y, a * x + a * s * p)
     assert torch.allclose(y[~kept], torch.tensor(a * s * (p - 1), dtype=torch.float64))
-    assert abs(kept.double().mean().item() - 0.75) < 0.02
+    assert abs(kept.double().mean().item() - (1 - p)) < 0.02
 
 
-def test_other_rates_use_torchs_layers():
+@NEEDS_KERNELS
+def test_other_rates_draw_from_the_kernels_generator_or_use_torchs_layers(monkeypatch):
+    assert isinstance(dropout_layer(0.3, alpha=False), FastDropout)
+    assert isinstance(dropout_layer(0.05, alpha=True), FastDropout)
+    monkeypatch.setenv("ACTPROF_FUSED", "0")  # no kernels: torch's layers, and FastDropout refuses the rate
     with pytest.raises(ValueError):
         FastDropout(0.3)
     assert isinstance(dropout_layer(0.3, alpha=False), nn.Dropout)
     assert isinstance(dropout_layer(0.05, alpha=True), nn.AlphaDropout)
     assert isinstance(dropout_layer(0.25, alpha=True), FastDropout)
+
+
+@NEEDS_KERNELS
+@pytest.mark.parametrize("p", [0.05, 0.3])
+def test_counter_based_masks_drop_at_the_rate_independently(p):
+    torch.manual_seed(0)
+    units = 4_000_001  # odd: the last unit has a number of its own
+    keep = fused.bernoulli_keep(units, p).double()
+    assert set(keep.unique().tolist()) <= {0.0, 1.0}
+    sigma = math.sqrt(p * (1 - p) / units)
+    assert abs((1 - keep.mean().item()) - p) < 5 * sigma
+    # Neighbours (the two halves of one number, and across numbers) and channels' strides are uncorrelated.
+    centred = keep - keep.mean()
+    for lag in (1, 2, 32, 64):
+        corr = (centred[:-lag] * centred[lag:]).mean() / centred.var()
+        assert abs(corr.item()) < 5 / math.sqrt(units), lag
+
+
+@NEEDS_KERNELS
+def test_counter_based_masks_follow_torchs_seed():
+    torch.manual_seed(3)
+    first, second = fused.bernoulli_keep(10_000, 0.05), fused.bernoulli_keep(10_000, 0.05)
+    torch.manual_seed(3)
+    assert torch.equal(fused.bernoulli_keep(10_000, 0.05), first)
+    assert not torch.equal(first, second)
