@@ -232,10 +232,8 @@ def dropout_args(module: nn.Module | None) -> tuple[int, int, float] | None:
     layers)."""
     if not (isinstance(module, FastDropout) and module.training and not module.alpha and module.p > 0):
         return None
-    if bits_per_draw(module.p) is None:
-        return None
     bits = bits_per_draw(module.p)
-    return bits, int(module.p * (1 << bits)), float(module.p)
+    return (bits, int(module.p * (1 << bits)), float(module.p)) if bits else None
 
 
 class Epilogue(ctypes.Structure):

@@ -116,6 +116,9 @@ def test_alpha_dropout_sends_dropped_units_to_the_selu_saturation_point(p):
 def test_other_rates_draw_from_the_kernels_generator_or_use_torchs_layers(monkeypatch):
     assert isinstance(dropout_layer(0.3, alpha=False), FastDropout)
     assert isinstance(dropout_layer(0.05, alpha=True), FastDropout)
+    # The fused kernels draw only rates on the grid; this one runs after them, in FastDropout.forward.
+    assert fused.dropout_args(FastDropout(0.3).train()) is None
+    assert fused.dropout_args(FastDropout(0.25).train()) == (2, 1, 0.25)
     monkeypatch.setenv("ACTPROF_FUSED", "0")  # no kernels: torch's layers, and FastDropout refuses the rate
     with pytest.raises(ValueError):
         FastDropout(0.3)
