@@ -234,10 +234,15 @@ def check_parity(
     x: np.ndarray,
     tolerance: float = PARITY_TOLERANCE,
 ) -> Parity:
-    onnx_logits = run_batches(session, x)
+    """Parity of the session's logits for ``x`` with PyTorch's (ParityError past the tolerance)."""
+    return parity_of(run_batches(session, x), torch_logits, tolerance)
+
+
+def parity_of(onnx_logits: np.ndarray, torch_logits: np.ndarray, tolerance: float = PARITY_TOLERANCE) -> Parity:
+    """Parity of logits already computed for the same images (ParityError past the tolerance)."""
     max_diff = float(np.max(np.abs(onnx_logits - torch_logits)))
     agree = bool(np.array_equal(onnx_logits.argmax(1), torch_logits.argmax(1)))
-    parity = Parity(images=len(x), max_abs_diff=max_diff, argmax_agree=agree, tolerance=tolerance)
+    parity = Parity(images=len(onnx_logits), max_abs_diff=max_diff, argmax_agree=agree, tolerance=tolerance)
     if not (max_diff <= tolerance and agree):
         raise ParityError(
             f"ONNX output differs from PyTorch (max |Δlogit| {max_diff:.2e}, tolerance {tolerance:.0e}, "
@@ -276,9 +281,10 @@ def export_and_verify(
     probe = test_images[:PARITY_IMAGES]
     with torch.inference_mode():
         torch_logits = model.eval()(torch.from_numpy(probe)).numpy()
-    session = cpu_session(data)
-    parity = check_parity(session, torch_logits, probe)
-    predictions = cpu_logits(data, test_images, session).argmax(1)
+    # The probe is the test split's first images: its ONNX logits are those of the accuracy pass.
+    onnx_logits = cpu_logits(data, test_images, cpu_session(data))
+    parity = parity_of(onnx_logits[: len(probe)], torch_logits)
+    predictions = onnx_logits.argmax(1)
 
     counts = census(proto)
     act_counts = activation_census(counts)

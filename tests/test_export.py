@@ -106,6 +106,10 @@ def test_parity_failure_is_an_error(trained_models, sample):
     export.check_parity(session, logits, x)
     with pytest.raises(ParityError, match="differs from PyTorch"):
         export.check_parity(session, logits + 1e-3, x)
+    # export_and_verify compares the rows of its accuracy pass that are the probe's, without a second pass
+    assert export.parity_of(logits, logits.copy()).images == len(x)
+    with pytest.raises(ParityError, match="differs from PyTorch"):
+        export.parity_of(logits, logits + 1e-3)
 
 
 def test_nan_loss_stops_the_run_and_writes_nothing(tmp_path, sample):
