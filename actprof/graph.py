@@ -227,3 +227,57 @@ def _copy(node: onnx.NodeProto) -> onnx.NodeProto:
     copy = onnx.NodeProto()
     copy.CopyFrom(node)
     return copy
+
+
+_FLOAT_TYPES = frozenset(
+    {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16, onnx.TensorProto.DOUBLE}
+)
+
+
+def computation_key(model: onnx.ModelProto) -> str:
+    """A hash of everything a runtime's speed can depend on: the operators in order with their attributes
+    and wiring, the inputs' and outputs' types, each weight's type and shape, and the values of weights
+    that are not floats (shapes, axes, indices). Not names, and not the values of float weights, which
+    change the numbers computed but not the work: except subnormal ones, which some CPUs compute slowly.
+
+    Two models with the same key run one computation on different numbers: the ablation's ReLU swap of
+    every model is the ReLU model's graph, and its identity swaps are one graph."""
+    import hashlib
+
+    from onnx import numpy_helper
+
+    graph = model.graph
+    weights = {t.name: t for t in graph.initializer}
+    ids: dict[str, str] = {}
+    lines = [f"opsets {sorted((o.domain, o.version) for o in model.opset_import)}"]
+
+    def value(name: str) -> str:
+        if not name:
+            return "-"
+        if name not in ids:
+            ids[name] = f"v{len(ids)}"
+            if name in weights:
+                lines.append(f"{ids[name]} = {_weight_description(weights[name], numpy_helper)}")
+        return ids[name]
+
+    for tensor in graph.input:
+        lines.append(f"input {value(tensor.name)}: {tensor.type.SerializeToString().hex()}")
+    for node in graph.node:
+        attributes = sorted((a.name, a.SerializeToString().hex()) for a in node.attribute)
+        inputs = [value(name) for name in node.input]
+        lines.append(f"{node.domain}:{node.op_type}{attributes} {inputs} -> {[value(n) for n in node.output]}")
+    lines += [f"output {value(tensor.name)}" for tensor in graph.output]
+    lines += [f"unused {value(name)}" for name in weights if name not in ids]
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+
+def _weight_description(tensor: onnx.TensorProto, numpy_helper) -> str:
+    import numpy as np
+
+    array = numpy_helper.to_array(tensor)
+    shape = f"{tensor.data_type}{list(tensor.dims)}"
+    if tensor.data_type not in _FLOAT_TYPES:
+        return f"{shape} {array.tobytes().hex()}"
+    magnitudes = np.abs(array.astype(np.float64))
+    subnormal = bool(np.any((magnitudes > 0) & (magnitudes < np.finfo(array.dtype).tiny)))
+    return f"{shape} subnormal" if subnormal else shape

@@ -241,6 +241,35 @@ def variants_of(name: str, model: bytes, *, ablation: bool) -> dict[str, bytes]:
     return found
 
 
+def _variants(cells, settings) -> dict[tuple[str, str, str], bytes]:
+    """Every (model, precision, variant) a measurement times: each model's as trained, then its ablation."""
+    variants = {}
+    for (name, precision), (_, model) in cells.items():
+        ablation = settings.ablation and precision == "fp32"
+        for variant, data in variants_of(name, model, ablation=ablation).items():
+            variants[(name, precision, variant)] = data
+    return variants
+
+
+def _ablation_twins(variants: dict[tuple[str, str, str], bytes]) -> dict[tuple[str, str, str], tuple[str, str, str]]:
+    """Ablation variants that are, weights aside, the graph of a model or variant timed at the same precision
+    → that one.
+
+    Every model's ReLU swap is the ReLU model's graph, and all identity swaps are one graph: 26 of the 41
+    sessions of the default run were 2 graphs timed 13 or 14 times over. The weights' values change the
+    numbers an fp32 runtime computes, not its work (graph.computation_key), so each graph is timed once and
+    its runs stand for its twins, in the same rounds as everything else."""
+    first_of: dict[tuple[str, str], tuple[str, str, str]] = {}
+    twins = {}
+    in_order = sorted(variants.items(), key=lambda item: item[0][2] != "as-trained")  # models before swaps
+    for key, data in in_order:
+        same = (key[1], graph.computation_key(onnx.load_from_string(data)))
+        if key[2] != "as-trained" and same in first_of:
+            twins[key] = first_of[same]
+        first_of.setdefault(same, key)
+    return twins
+
+
 def _load_named(
     backend: runtime.Backend,
     name: str,
@@ -275,24 +304,36 @@ def _measure(cells, settings, backend, opt_level, batch, x, baseline, say):
 
     The ablation swaps activations in the fp32 graph, so it runs for fp32 cells only."""
     cuda_graph = settings.cuda_graph and backend.name == "cuda"
+    variants = _variants(cells, settings)
+    timed_as = _ablation_twins(variants)
     targets: dict[tuple[str, str, str, str], runtime.Target] = {}
-    for (name, precision), (_, model) in cells.items():
-        ablation = settings.ablation and precision == "fp32"
-        for variant, data in variants_of(name, model, ablation=ablation).items():
-            session = _load_named(backend, name, variant, data, opt_level, cuda_graph=cuda_graph, precision=precision)
-            targets[(name, precision, variant, "compute")] = backend.compute_target(session, x)
-            end_to_end = backend.end_to_end_target(data, x, opt_level=opt_level) if variant == "as-trained" else None
-            if end_to_end is not None:  # fed from host memory: the copies included
-                targets[(name, precision, variant, "end-to-end")] = end_to_end
-    say(f"{backend.name}: timing {len(targets)} sessions at batch {batch}, opt level {opt_level}")
+    for (name, precision, variant), data in variants.items():
+        if (name, precision, variant) in timed_as:
+            continue
+        session = _load_named(backend, name, variant, data, opt_level, cuda_graph=cuda_graph, precision=precision)
+        targets[(name, precision, variant, "compute")] = backend.compute_target(session, x)
+        end_to_end = backend.end_to_end_target(data, x, opt_level=opt_level) if variant == "as-trained" else None
+        if end_to_end is not None:  # fed from host memory: the copies included
+            targets[(name, precision, variant, "end-to-end")] = end_to_end
+    twins = f"; {len(timed_as)} ablation variants are the graph of one of them" if timed_as else ""
+    say(f"{backend.name}: timing {len(targets)} sessions at batch {batch}, opt level {opt_level}{twins}")
     keyed = {"|".join(key): target.run for key, target in targets.items()}
     rounds = latency.interleave(keyed, min_seconds=settings.min_time, min_runs=settings.min_runs)
+    for twin, timed in timed_as.items():  # one graph's runs stand for each variant that is that graph
+        rounds.samples["|".join((*twin, "compute"))] = rounds.samples["|".join((*timed, "compute"))]
+        rounds.rounds["|".join((*twin, "compute"))] = rounds.rounds["|".join((*timed, "compute"))]
+    measured = [
+        (*variant, mode)
+        for variant in variants
+        for mode in ("compute", "end-to-end")
+        if (*variant, mode) in targets or (variant in timed_as and mode == "compute")
+    ]
 
     def key(name: str, precision: str, variant: str = "as-trained", mode: str = "compute") -> str:
         return f"{name}|{precision}|{variant}|{mode}"
 
     results = []
-    for name, precision, variant, mode in targets:
+    for name, precision, variant, mode in measured:
         k = key(name, precision, variant, mode)
         vs = vs_ms = None
         if baseline and variant == "as-trained" and (baseline, precision) in cells:

@@ -277,3 +277,73 @@ def test_pool_first_refuses_prelu_with_a_negative_slope(trained_models):
             )
     with pytest.raises(graph.NotMonotonic):
         graph.pool_first(model)
+
+
+# --- computation_key: which graphs are one computation ------------------------------------------
+
+
+@pytest.mark.parametrize("name", [n for n in ALL if n != "relu"])
+def test_every_relu_swap_is_the_relu_models_computation(trained_models, name):
+    relu = graph.computation_key(load(trained_models, "relu"))
+    swapped = graph.replace_activation(load(trained_models, name), "Relu")
+    assert graph.computation_key(swapped) == relu
+    assert graph.computation_key(load(trained_models, name)) != relu
+
+
+def test_identity_swaps_of_every_model_are_one_computation(trained_models):
+    keys = {graph.computation_key(graph.replace_activation(load(trained_models, n), "Identity")) for n in ALL}
+    assert len(keys) == 1
+
+
+def renamed(model: onnx.ModelProto, prefix: str) -> onnx.ModelProto:
+    """Every weight, inner tensor and node renamed (the graph's input and output keep theirs)."""
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    g = out.graph
+    kept = {v.name for v in [*g.input, *g.output]}
+    inner = {n for node in g.node for n in [*node.input, *node.output]} | {t.name for t in g.initializer}
+    mapping = {name: f"{prefix}{i}" for i, name in enumerate(sorted(inner - kept - {""}))}
+    for tensor in [*g.initializer, *g.value_info]:
+        tensor.name = mapping.get(tensor.name, tensor.name)
+    for i, node in enumerate(g.node):
+        node.name = f"{prefix}node{i}"
+        node.input[:] = [mapping.get(n, n) for n in node.input]
+        node.output[:] = [mapping.get(n, n) for n in node.output]
+    return out
+
+
+def test_the_key_ignores_names_and_weight_values_but_not_the_work(trained_models, x):
+    model = load(trained_models, "elu")
+    key = graph.computation_key(model)
+    other_names = renamed(model, "t")
+    np.testing.assert_array_equal(run(other_names, x), run(model, x))  # the same graph
+    assert graph.computation_key(other_names) == key
+    scaled = onnx.ModelProto()
+    scaled.CopyFrom(model)
+    conv_weight = next(t for t in scaled.graph.initializer if len(t.dims) == 4)
+    conv_weight.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(conv_weight) * 3, conv_weight.name))
+    assert graph.computation_key(scaled) == key  # other numbers, the same work
+    conv_weight.CopyFrom(numpy_helper.from_array(np.full(tuple(conv_weight.dims), 1e-40, np.float32), conv_weight.name))
+    assert graph.computation_key(scaled) != key  # subnormal weights: slow on some CPUs
+    wider = onnx.ModelProto()
+    wider.CopyFrom(model)
+    pool = next(n for n in wider.graph.node if n.op_type == "MaxPool")
+    next(a for a in pool.attribute if a.name == "kernel_shape").ints[:] = [3, 3]
+    assert graph.computation_key(wider) != key
+
+
+def test_integer_weights_are_part_of_the_computation():
+    def reshaped(shape: list[int]) -> onnx.ModelProto:
+        nodes = [helper.make_node("Reshape", ["x", "shape"], ["y"])]
+        shape_tensor = numpy_helper.from_array(np.array(shape, np.int64), "shape")
+        g = helper.make_graph(
+            nodes,
+            "g",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 6])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+            [shape_tensor],
+        )
+        return helper.make_model(g)
+
+    assert graph.computation_key(reshaped([6, 4])) != graph.computation_key(reshaped([3, 8]))
+    assert graph.computation_key(reshaped([6, 4])) == graph.computation_key(reshaped([6, 4]))

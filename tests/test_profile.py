@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from actprof import attribution, graph, profile, runtime, storage
+from actprof import activations, attribution, graph, profile, runtime, storage
 from actprof.errors import ModelFileError, ProviderUnavailable, UsageError
 from actprof.records import ProfileRecord
 from actprof.settings import check_timing
@@ -317,6 +317,27 @@ def test_ablation_entries(profiled):
     assert elu.activation_cost_ms.value > 0
     assert elu.as_trained_ms == latency_of(profiled, "elu").stats.p50_ms
     assert elu.identity_ms == latency_of(profiled, "elu", "identity").stats.p50_ms
+
+
+def test_an_ablation_variant_that_is_another_models_graph_is_timed_once(profiled):
+    # elu's ReLU swap is the ReLU model's graph with elu's weights: the same work, so the same runs
+    assert latency_of(profiled, "elu", "relu-swap").stats == latency_of(profiled, "relu").stats
+    assert latency_of(profiled, "elu", "identity").stats == latency_of(profiled, "relu", "identity").stats
+    assert latency_of(profiled, "elu").stats != latency_of(profiled, "relu").stats
+    elu = {a.model: a for a in profiled.ablation}["elu"]
+    assert elu.penalty_vs_relu_ms.value == latency_of(profiled, "elu").vs_baseline_ms.value
+
+
+def test_the_default_runs_ablation_times_15_of_its_41_variants(trained_models):
+    cells = {(name, "fp32"): (f"{name}.onnx", model_bytes(trained_models, name)) for name in activations.ACTIVATIONS}
+    variants = profile._variants(cells, quick_settings(["cpu"], [1], threads=1))
+    twins = profile._ablation_twins(variants)
+    assert (len(variants), len(twins)) == (41, 26)
+    assert {twins[(name, "fp32", "relu-swap")] for name in activations.ACTIVATIONS if name != "relu"} == {
+        ("relu", "fp32", "as-trained")
+    }
+    assert len({twins.get(key, key) for key in variants if key[2] == "identity"}) == 1
+    assert not any(key[2] == "as-trained" for key in twins)  # every model as trained is timed itself
 
 
 def test_run_profile_record_round_trips(profiled, tmp_path):
