@@ -60,6 +60,12 @@ if TYPE_CHECKING:
     from actprof.verdict import Change
 
 
+ABLATION_TWINS = (
+    "A swapped graph that is, weights aside, one already timed is timed once: every ReLU swap is the ReLU "
+    "model's graph, and all identity swaps are one graph."
+)
+
+
 def _rich_table(title: str, rows: list[dict[str, str]], caption: str | None = None):
     from rich.table import Table
 
@@ -133,7 +139,8 @@ def print_profile(record: ProfileRecord, *, console: Console) -> None:
             _rich_table(
                 "Ablation: same weights, activation swapped",
                 ablation_rows(record),
-                "cost = as trained − identity; over ReLU = as trained − ReLU swapped in (median per-round difference)",
+                "cost = as trained − identity; over ReLU = as trained − ReLU swapped in (median per-round "
+                f"difference). {ABLATION_TWINS}",
             )
         )
     from rich.markup import escape
@@ -289,6 +296,7 @@ def markdown(report: ReportRecord, profile: ProfileRecord | None, microbench: Mi
         parts += ["\n## Inference latency\n", _md_table(latency_rows(profile))]
         if profile.ablation:
             parts += ["\n## Ablation (same weights, activation swapped)\n", _md_table(ablation_rows(profile))]
+            parts += [f"\n{ABLATION_TWINS}\n"]
         parts += ["\n## Per-op time\n", _md_table(op_rows(profile))]
         if op_notes(profile):
             parts += ["\n" + _md_escape(op_notes(profile)) + "\n"]
