@@ -108,6 +108,8 @@ def run_profile(
                 say(f"{backend.name} {precision}: accuracy and memory of {name}")
                 cell = _deployment_cell(backend, name, precision, file, data, deployment, loaded[name], settings)
                 deployments.append(cell)
+        variants = _variants(cells, settings)  # the same graphs at every opt level and batch
+        timed_as = _ablation_twins(variants)
         for opt_level in backend.opt_levels(settings.opt_levels):
             for (name, precision), (_, data) in cells.items():
                 say(f"{backend.name} {precision}: fusion census of {name} at opt level {opt_level}")
@@ -120,7 +122,7 @@ def run_profile(
                 fusion.append(census)
             for batch in settings.batch_sizes:
                 x = images(batch)
-                lat, abl = _measure(cells, settings, backend, opt_level, batch, x, baseline, say)
+                lat, abl = _measure(cells, variants, timed_as, settings, backend, opt_level, batch, x, baseline, say)
                 latencies += lat
                 ablations += abl
                 for (name, precision), (_, data) in cells.items():
@@ -299,13 +301,12 @@ def _check_cuda_graphs(loaded: dict[str, bytes], settings: ProfileSettings) -> N
                 _load_named(cuda, name, variant, data, opt_level, cuda_graph=True)
 
 
-def _measure(cells, settings, backend, opt_level, batch, x, baseline, say):
+def _measure(cells, variants, timed_as, settings, backend, opt_level, batch, x, baseline, say):
     """One interleaved measurement of every (model, precision, variant, mode) on one backend × opt level × batch.
 
-    The ablation swaps activations in the fp32 graph, so it runs for fp32 cells only."""
+    ``variants`` are ``_variants(cells, settings)`` (the ablation swaps activations in the fp32 graph, so it
+    runs for fp32 cells only) and ``timed_as`` their ``_ablation_twins``."""
     cuda_graph = settings.cuda_graph and backend.name == "cuda"
-    variants = _variants(cells, settings)
-    timed_as = _ablation_twins(variants)
     targets: dict[tuple[str, str, str, str], runtime.Target] = {}
     for (name, precision, variant), data in variants.items():
         if (name, precision, variant) in timed_as:

@@ -81,6 +81,30 @@ def test_median_interval_is_the_order_statistic_interval():
     assert (interval.low, interval.high) == (ordered[j - 1], ordered[len(data) - j])
 
 
+@given(st.lists(st.floats(min_value=1e-6, max_value=1e3, allow_nan=False), min_size=1, max_size=400))
+@settings(max_examples=150, deadline=None)
+def test_median_interval_is_scipys_quantile_test_interval(values):
+    from scipy import stats
+
+    interval = median_interval(values)
+    assert interval.value == np.median(values)
+    if len(values) >= 2:
+        ci = stats.quantile_test(values, q=np.median(values), p=0.5).confidence_interval(0.95)
+        expected = (
+            ci.low if math.isfinite(ci.low) else min(values),
+            ci.high if math.isfinite(ci.high) else max(values),
+        )
+        assert (interval.low, interval.high) == expected
+
+
+def test_median_ranks_are_scipys_for_every_sample_size_a_profile_sees():
+    from scipy import stats
+
+    for n in [*range(1, 401), 997, 2_048, 10_000, 100_001]:
+        binomial = stats.binom(n, 0.5)
+        assert latency.median_ci_ranks(n) == (int(binomial.ppf(0.025)) - 1, int(binomial.isf(0.025))), n
+
+
 def test_median_interval_covers_the_true_median_95_percent_of_the_time():
     rng = np.random.default_rng(5)
     true_median = np.log(2)  # of the standard exponential: skewed, like latencies
@@ -251,31 +275,30 @@ def test_a_block_makes_up_a_shortfall_at_the_latency_measured_so_far():
     assert latency.block_size([2_000_000] * 60, 1e6, min_seconds=0.1, min_runs=30, rounds_left=2) == 1
 
 
-def test_interleave_of_steady_targets_is_done_in_about_min_rounds():
-    result = interleave(
+@pytest.fixture(scope="module")
+def sleeps_1ms_and_3ms() -> Interleaved:
+    """Two steady targets (1 and 3 ms sleeps) interleaved once for the tests below (~0.5 s)."""
+    return interleave(
         {"fast": lambda: time.sleep(0.001), "slow": lambda: time.sleep(0.003)},
         min_seconds=0.1,
         min_runs=10,
         min_rounds=8,
     )
-    assert 8 <= len(result.rounds["fast"]) <= 10
-    for samples in result.samples.values():  # about the quota each, not a multiple of it
+
+
+def test_interleave_of_steady_targets_is_done_in_about_min_rounds(sleeps_1ms_and_3ms):
+    assert 8 <= len(sleeps_1ms_and_3ms.rounds["fast"]) <= 10
+    for samples in sleeps_1ms_and_3ms.samples.values():  # about the quota each, not a multiple of it
         assert 0.1e9 <= sum(samples) < 0.2e9
 
 
-def test_interleave_ratio_tracks_a_3x_workload():
-    result = interleave(
-        {"fast": lambda: time.sleep(0.001), "slow": lambda: time.sleep(0.003)},
-        min_seconds=0.1,
-        min_runs=10,
-        min_rounds=8,
-    )
-    interval = ratio(result, "slow", "fast")
+def test_interleave_ratio_tracks_a_3x_workload(sleeps_1ms_and_3ms):
+    interval = ratio(sleeps_1ms_and_3ms, "slow", "fast")
     # True ratio ~3 (sleep overhead pulls it down a little); a shared, noisy machine gets slack.
     assert 1.5 < interval.value < 4.5
     assert interval.low <= interval.value <= interval.high
-    assert interval.n == len(result.rounds["fast"])
-    assert difference_ms(result, "slow", "fast").value > 1.0
+    assert interval.n == len(sleeps_1ms_and_3ms.rounds["fast"])
+    assert difference_ms(sleeps_1ms_and_3ms, "slow", "fast").value > 1.0
 
 
 def test_interleave_ratio_tracks_a_3x_cpu_workload():
