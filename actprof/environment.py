@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import subprocess
+import sys
 from dataclasses import dataclass, field
 from importlib import metadata
 
@@ -50,25 +51,18 @@ def package_version(name: str) -> str:
 
 
 def capture() -> Environment:
+    """Where this process runs. Threads and providers are read from torch and ORT only where this process
+    has loaded them (a stage that ran neither, like ``report``, records none): importing torch just to ask
+    costs a report ~1.4 s."""
     versions = {
         name: package_version(name)
         for name in ("torch", "onnx", "onnxscript", "onnxruntime", "onnxruntime-gpu", "numpy")
     }
     versions = {k: v for k, v in versions.items() if v != "not installed"}
-    torch_threads = None
-    providers: list[str] = []
-    try:
-        import torch
-
-        torch_threads = torch.get_num_threads()
-    except ImportError:
-        pass
-    try:
-        import onnxruntime as ort
-
-        providers = list(ort.get_available_providers())
-    except ImportError:
-        pass
+    torch = sys.modules.get("torch")
+    ort = sys.modules.get("onnxruntime")
+    torch_threads = torch.get_num_threads() if torch is not None else None
+    providers = list(ort.get_available_providers()) if ort is not None else []
     return Environment(
         actprof=__version__,
         python=platform.python_version(),
