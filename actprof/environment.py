@@ -20,8 +20,8 @@ class Environment:
     cpu_model: str
     cpu_count: int
     versions: dict[str, str] = field(default_factory=dict)
-    torch_threads: int | None = None
-    ort_providers: list[str] = field(default_factory=list)  # compiled into the installed ORT build
+    torch_threads: int | None = None  # None: torch not loaded by the stage that recorded it
+    ort_providers: list[str] = field(default_factory=list)  # compiled into ORT; [] where ORT was not loaded
 
 
 def cpu_model() -> str:
@@ -52,8 +52,8 @@ def package_version(name: str) -> str:
 
 def capture() -> Environment:
     """Where this process runs. Threads and providers are read from torch and ORT only where this process
-    has loaded them (a stage that ran neither, like ``report``, records none): importing torch just to ask
-    costs a report ~1.4 s."""
+    has loaded them (a stage that loaded neither records none): importing torch just to ask cost
+    ``actprof report`` ~1.4 s."""
     versions = {
         name: package_version(name)
         for name in ("torch", "onnx", "onnxscript", "onnxruntime", "onnxruntime-gpu", "numpy")

@@ -29,8 +29,8 @@ def t_quantile(probability: float, df: int) -> float:
 
 
 def paired_t_pvalue(mean: float, sd: float, n: int) -> float:
-    """Two-sided p-value of a paired t-test from the differences' mean and standard deviation
-    (scipy.stats.ttest_rel's, tested against it)."""
+    """Two-sided p-value of a paired t-test from the differences' mean and standard deviation (sd > 0,
+    n ≥ 2): scipy.stats.ttest_rel's, tested against it."""
     from scipy import special
 
     t = mean / (sd / math.sqrt(n))

@@ -198,7 +198,7 @@ def median_ci_ranks(n: int, confidence: float = 0.95) -> tuple[int, int]:
     """0-based ranks of the order statistics bounding the median's distribution-free interval, as scipy's
     ``quantile_test(p=0.5).confidence_interval`` picks them (tested against it): with B ~ Binomial(n, 1/2)
     and tail = (1 − confidence)/2, low is the least k with P(B ≤ k) ≥ tail, less one; high is the least k
-    with P(B > k) ≤ tail. Out of range (n < 6) means unbounded on that side. scipy.special, not
+    with P(B > k) ≤ tail. Out of range (n < 6 at 95%) means unbounded on that side. scipy.special, not
     scipy.stats: importing the latter costs every command ~0.6 s more."""
     from scipy import special
 

@@ -82,7 +82,7 @@ def test_median_interval_is_the_order_statistic_interval():
 
 
 @given(st.lists(st.floats(min_value=1e-6, max_value=1e3, allow_nan=False), min_size=1, max_size=400))
-@settings(max_examples=150, deadline=None)
+@PROPERTY
 def test_median_interval_is_scipys_quantile_test_interval(values):
     from scipy import stats
 
