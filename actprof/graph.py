@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import onnx
-from onnx import helper
+from onnx import helper, numpy_helper
 
 INPUT_NAME, OUTPUT_NAME = "input", "logits"  # the tensor names of every model actprof exports
 
@@ -244,8 +244,6 @@ def computation_key(model: onnx.ModelProto) -> str:
     every model is the ReLU model's graph, and its identity swaps are one graph."""
     import hashlib
 
-    from onnx import numpy_helper
-
     graph = model.graph
     weights = {t.name: t for t in graph.initializer}
     ids: dict[str, str] = {}
@@ -257,7 +255,7 @@ def computation_key(model: onnx.ModelProto) -> str:
         if name not in ids:
             ids[name] = f"v{len(ids)}"
             if name in weights:
-                lines.append(f"{ids[name]} = {_weight_description(weights[name], numpy_helper)}")
+                lines.append(f"{ids[name]} = {_weight_description(weights[name])}")
         return ids[name]
 
     for tensor in graph.input:
@@ -271,7 +269,7 @@ def computation_key(model: onnx.ModelProto) -> str:
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
-def _weight_description(tensor: onnx.TensorProto, numpy_helper) -> str:
+def _weight_description(tensor: onnx.TensorProto) -> str:
     import numpy as np
 
     array = numpy_helper.to_array(tensor)

@@ -301,6 +301,11 @@ def _check_cuda_graphs(loaded: dict[str, bytes], settings: ProfileSettings) -> N
                 _load_named(cuda, name, variant, data, opt_level, cuda_graph=True)
 
 
+def _round_key(name: str, precision: str, variant: str = "as-trained", mode: str = "compute") -> str:
+    """The name a (model, precision, variant, mode) is timed under in an interleaved measurement."""
+    return f"{name}|{precision}|{variant}|{mode}"
+
+
 def _measure(cells, variants, timed_as, settings, backend, opt_level, batch, x, baseline, say):
     """One interleaved measurement of every (model, precision, variant, mode) on one backend × opt level × batch.
 
@@ -318,11 +323,11 @@ def _measure(cells, variants, timed_as, settings, backend, opt_level, batch, x, 
             targets[(name, precision, variant, "end-to-end")] = end_to_end
     twins = f"; {len(timed_as)} ablation variants are the graph of one of them" if timed_as else ""
     say(f"{backend.name}: timing {len(targets)} sessions at batch {batch}, opt level {opt_level}{twins}")
-    keyed = {"|".join(key): target.run for key, target in targets.items()}
+    keyed = {_round_key(*target_key): target.run for target_key, target in targets.items()}
     rounds = latency.interleave(keyed, min_seconds=settings.min_time, min_runs=settings.min_runs)
     for twin, timed in timed_as.items():  # one graph's runs stand for each variant that is that graph
-        rounds.samples["|".join((*twin, "compute"))] = rounds.samples["|".join((*timed, "compute"))]
-        rounds.rounds["|".join((*twin, "compute"))] = rounds.rounds["|".join((*timed, "compute"))]
+        rounds.samples[_round_key(*twin)] = rounds.samples[_round_key(*timed)]
+        rounds.rounds[_round_key(*twin)] = rounds.rounds[_round_key(*timed)]
     measured = [
         (*variant, mode)
         for variant in variants
@@ -330,16 +335,13 @@ def _measure(cells, variants, timed_as, settings, backend, opt_level, batch, x, 
         if (*variant, mode) in targets or (variant in timed_as and mode == "compute")
     ]
 
-    def key(name: str, precision: str, variant: str = "as-trained", mode: str = "compute") -> str:
-        return f"{name}|{precision}|{variant}|{mode}"
-
     results = []
     for name, precision, variant, mode in measured:
-        k = key(name, precision, variant, mode)
+        k = _round_key(name, precision, variant, mode)
         vs = vs_ms = None
         if baseline and variant == "as-trained" and (baseline, precision) in cells:
-            vs = latency.ratio(rounds, k, key(baseline, precision, "as-trained", mode))
-            vs_ms = latency.difference_ms(rounds, k, key(baseline, precision, "as-trained", mode))
+            vs = latency.ratio(rounds, k, _round_key(baseline, precision, "as-trained", mode))
+            vs_ms = latency.difference_ms(rounds, k, _round_key(baseline, precision, "as-trained", mode))
         results.append(
             LatencyResult(
                 model=name,
@@ -369,9 +371,11 @@ def _measure(cells, variants, timed_as, settings, backend, opt_level, batch, x, 
                 as_trained_ms=p50[(name, "as-trained")],
                 relu_swap_ms=p50[(name, "relu-swap")] if has_relu_swap else None,
                 identity_ms=p50[(name, "identity")],
-                activation_cost_ms=latency.difference_ms(rounds, key(name, "fp32"), key(name, "fp32", "identity")),
+                activation_cost_ms=latency.difference_ms(
+                    rounds, _round_key(name, "fp32"), _round_key(name, "fp32", "identity")
+                ),
                 penalty_vs_relu_ms=(
-                    latency.difference_ms(rounds, key(name, "fp32"), key(name, "fp32", "relu-swap"))
+                    latency.difference_ms(rounds, _round_key(name, "fp32"), _round_key(name, "fp32", "relu-swap"))
                     if has_relu_swap
                     else None
                 ),
