@@ -8,6 +8,9 @@ the activation itself.
 from __future__ import annotations
 
 import contextlib
+import functools
+import hashlib
+import importlib.metadata
 import io
 import logging
 import time
@@ -20,11 +23,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from actprof.errors import ModelFileError, ParityError, UsageError
+from actprof.errors import ModelFileError, OutputError, ParityError, UsageError
 from actprof.graph import INPUT_NAME, OUTPUT_NAME, STRUCTURAL_OPS
 from actprof.records import ExportResult, ModelRecord, Parity
 from actprof.runtime import cpu_session
-from actprof.storage import sha256
+from actprof.storage import sha256, user_cache, write_bytes_atomic
 
 if TYPE_CHECKING:
     import onnx
@@ -121,25 +124,95 @@ _TEMPLATES: dict[tuple, onnx.ModelProto] = {}
 
 
 def reuse_or_export(model: torch.nn.Module, *, opset: int, exporter: str) -> onnx.ModelProto:
-    """``to_onnx``, paid once per network in a sweep: the seeds and learning rates of one (activation,
-    network) share a graph and differ only in weights, so later runs copy the first run's graph and
-    write their own parameters into it (1.2 s → ~5 ms). Used only where the first export holds every
-    parameter as an initializer of the same name and shape, which makes the result the bytes a fresh
-    export gives (tested); the parity check that follows guards every run either way.
+    """``to_onnx``, paid once per network: the seeds and learning rates of one (activation, network)
+    share a graph and differ only in weights, so later runs copy the first run's graph and write their
+    own parameters into it (0.4-1.2 s → ~5 ms). The graph is kept in this process and, without its
+    weights, in the user's cache for later processes (`template_path`). Used only where the graph holds
+    every parameter as an initializer of the same name and shape, which makes the result the bytes a
+    fresh export gives (tested); the parity check that follows guards every run either way.
     """
-    import onnx
-
     config = getattr(model, "config", None)
+    if config is None:
+        return to_onnx(model, opset=opset, exporter=exporter)
     key = (config, getattr(model, "lean", False), getattr(model, "pool_first", False), opset, exporter)
-    template = _TEMPLATES.get(key) if config is not None else None
+    template = _TEMPLATES.get(key)
+    if template is None:
+        template = _stored_template(key, model)
     if template is not None:
+        _remember(key, template)
         return with_parameters(template, model)
     proto = to_onnx(model, opset=opset, exporter=exporter)
-    if config is not None and holds_every_parameter(proto, model):
+    if holds_every_parameter(proto, model):
+        _remember(key, proto)
+        _store_template(key, proto, model)
+    return proto
+
+
+def _remember(key: tuple, proto: onnx.ModelProto) -> None:
+    import onnx
+
+    if key not in _TEMPLATES:
         _TEMPLATES.clear()  # one network at a time: a sweep runs an activation's trainings back to back
         _TEMPLATES[key] = onnx.ModelProto()
         _TEMPLATES[key].CopyFrom(proto)  # the caller's copy may be changed; the template must not be
-    return proto
+
+
+def template_path(key: tuple) -> Path:
+    """Where the graph exported for ``key`` is kept between processes, named by everything that decides
+    it: the network and export settings, the versions of torch, onnx and onnxscript, and actprof's own
+    source (an edit to the model code makes a new name, never a stale graph)."""
+    digest = hashlib.sha256(repr(key).encode())
+    for package in ("torch", "onnx", "onnxscript"):
+        digest.update(f"{package}={_version(package)};".encode())
+    digest.update(_source_digest())
+    return _graphs_dir() / f"{key[0].activation}-{digest.hexdigest()[:20]}.onnx"
+
+
+def _graphs_dir() -> Path:
+    return user_cache("onnx-graphs")
+
+
+def _version(package: str) -> str:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "absent"
+
+
+@functools.cache
+def _source_digest() -> bytes:
+    digest = hashlib.sha256()
+    for source in sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(source.name.encode() + source.read_bytes())
+    return digest.digest()
+
+
+def _stored_template(key: tuple, model: torch.nn.Module) -> onnx.ModelProto | None:
+    """The graph a process before this one exported for ``key``, or None (none kept, or unreadable)."""
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    try:
+        template = onnx.load_model_from_string(template_path(key).read_bytes())
+    except (OSError, DecodeError):
+        return None
+    return template if holds_every_parameter(template, model) else None
+
+
+def _store_template(key: tuple, proto: onnx.ModelProto, model: torch.nn.Module) -> None:
+    """Keep the graph for later processes, its parameters' values cleared (they are written anew on
+    every use): a few kB a graph. Best effort: a cache that cannot be written costs only the saving."""
+    import onnx
+
+    stored = onnx.ModelProto()
+    stored.CopyFrom(proto)
+    parameters = set(model.state_dict())
+    for init in stored.graph.initializer:
+        if init.name in parameters:
+            init.ClearField("raw_data")
+            del init.float_data[:]
+    with contextlib.suppress(OSError, OutputError):
+        write_bytes_atomic(template_path(key), stored.SerializeToString())
 
 
 def holds_every_parameter(proto: onnx.ModelProto, model: torch.nn.Module) -> bool:

@@ -215,28 +215,70 @@ def _perturbed(name: str, seed: int):
     return model
 
 
+@pytest.fixture
+def exports(monkeypatch, tmp_path) -> list[int]:
+    """Counts the fresh exports, with no graph kept from before: none in this process, none in the store."""
+    counted: list[int] = []
+    fresh_export = export.to_onnx
+    monkeypatch.setattr(export, "to_onnx", lambda *a, **k: counted.append(1) or fresh_export(*a, **k))
+    monkeypatch.setattr(export, "_TEMPLATES", {})
+    monkeypatch.setattr(export, "_graphs_dir", lambda: tmp_path / "graphs")
+    return counted
+
+
+def _reuse_or_export(model):
+    return export.reuse_or_export(model, opset=export.DEFAULT_OPSET, exporter="dynamo")
+
+
 @pytest.mark.parametrize("name", ["elu", "gelu", "selu"])
-def test_later_runs_of_a_sweep_reuse_the_export_and_get_a_fresh_exports_bytes(monkeypatch, name):
-    exports = []
-    fresh_export = export.to_onnx
-    monkeypatch.setattr(export, "to_onnx", lambda *a, **k: exports.append(1) or fresh_export(*a, **k))
-    monkeypatch.setattr(export, "_TEMPLATES", {})
-    first, second = _perturbed(name, 0), _perturbed(name, 1)
-    export.reuse_or_export(first, opset=export.DEFAULT_OPSET, exporter="dynamo")
-    reused = export.reuse_or_export(second, opset=export.DEFAULT_OPSET, exporter="dynamo")
+def test_later_runs_of_a_sweep_reuse_the_export_and_get_a_fresh_exports_bytes(exports, name):
+    _reuse_or_export(_perturbed(name, 0))
+    reused = _reuse_or_export(_perturbed(name, 1))
     assert len(exports) == 1
-    expected = fresh_export(second, opset=export.DEFAULT_OPSET, exporter="dynamo")
-    assert reused.SerializeToString() == expected.SerializeToString()
+    assert reused.SerializeToString() == export.to_onnx(_perturbed(name, 1)).SerializeToString()
 
 
-def test_a_graph_that_folded_a_parameter_is_exported_afresh(monkeypatch):
-    # PReLU's slope is exported reshaped for broadcasting: not an initializer of its own shape, so no reuse.
-    exports = []
-    fresh_export = export.to_onnx
-    monkeypatch.setattr(export, "to_onnx", lambda *a, **k: exports.append(1) or fresh_export(*a, **k))
+def test_a_later_process_reuses_the_stored_graph_and_gets_a_fresh_exports_bytes(exports, monkeypatch):
+    _reuse_or_export(_perturbed("gelu", 0))
+    (stored,) = export._graphs_dir().iterdir()
+    assert stored.stat().st_size < 20_000  # the graph without its weights (the seed CNN's are ~0.9 MB)
+    monkeypatch.setattr(export, "_TEMPLATES", {})  # as in a new process
+    reused = _reuse_or_export(_perturbed("gelu", 1))
+    assert len(exports) == 1
+    assert reused.SerializeToString() == export.to_onnx(_perturbed("gelu", 1)).SerializeToString()
+
+
+def test_a_damaged_stored_graph_is_exported_afresh_and_replaced(exports, monkeypatch):
+    model = _perturbed("elu", 0)
+    _reuse_or_export(model)
+    (stored,) = export._graphs_dir().iterdir()
+    stored.write_bytes(stored.read_bytes()[:100])
     monkeypatch.setattr(export, "_TEMPLATES", {})
+    again = _reuse_or_export(model)
+    assert len(exports) == 2 and stored.stat().st_size > 100
+    assert again.SerializeToString() == export.to_onnx(model).SerializeToString()
+
+
+def test_graphs_are_stored_under_everything_that_decides_them():
+    from actprof.model import config_for
+
+    relu, elu = config_for(activations.get("relu")), config_for(activations.get("elu"))
+    paths = {
+        export.template_path((config, lean, False, opset, "dynamo"))
+        for config in (relu, elu)
+        for lean in (False, True)
+        for opset in (18, 20)
+    }
+    assert len(paths) == 8
+    assert export.template_path((relu, False, False, 20, "dynamo")) == export.template_path(
+        (config_for(activations.get("relu")), False, False, 20, "dynamo")
+    )
+
+
+def test_a_graph_that_folded_a_parameter_is_exported_afresh(exports):
+    # PReLU's slope is exported reshaped for broadcasting: not an initializer of its own shape, so no reuse.
     for seed in (0, 1):
-        export.reuse_or_export(_perturbed("prelu", seed), opset=export.DEFAULT_OPSET, exporter="dynamo")
+        _reuse_or_export(_perturbed("prelu", seed))
     assert len(exports) == 2
 
 
