@@ -81,13 +81,23 @@ def _window_median(run: Run, *, runs: int) -> float:
     return float(np.median(times))
 
 
-def run_for(run: Run, *, min_runs: int, min_seconds: float, warm_up: int = 0, after_each: Run = lambda: None) -> int:
-    """``warm_up`` untimed calls, then calls until both ``min_runs`` and ``min_seconds`` are reached, each
-    followed by ``after_each`` (e.g. reading a profiler's counters); returns how many followed the warm-up."""
+def run_for(
+    run: Run,
+    *,
+    min_runs: int,
+    min_seconds: float,
+    max_runs: int | None = None,
+    warm_up: int = 0,
+    after_each: Run = lambda: None,
+) -> int:
+    """``warm_up`` untimed calls, then calls until both ``min_runs`` and ``min_seconds`` are reached, or
+    ``max_runs`` are done (never fewer than ``min_runs``), each followed by ``after_each`` (e.g. reading a
+    profiler's counters); returns how many followed the warm-up."""
     for _ in range(warm_up):
         run()
+    cap = math.inf if max_runs is None else max(min_runs, max_runs)
     started, runs = time.perf_counter(), 0
-    while runs < min_runs or time.perf_counter() - started < min_seconds:
+    while runs < min_runs or (runs < cap and time.perf_counter() - started < min_seconds):
         run()
         after_each()
         runs += 1

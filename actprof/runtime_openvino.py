@@ -19,12 +19,12 @@ from typing import Any
 
 import numpy as np
 
-from actprof import attribution, latency
+from actprof import attribution
 from actprof.environment import physical_cores
 from actprof.errors import ModelFileError, ProviderUnavailable
 from actprof.graph import INPUT_NAME, OUTPUT_NAME
 from actprof.records import FusionCensus, OpProfile, ProviderStatus
-from actprof.runtime import PROFILE_WARM_UP, Backend, Target, check_precision, global_threads
+from actprof.runtime import Backend, Target, check_precision, global_threads, profiled_runs
 from actprof.settings import SUPPORTED_PRECISIONS
 
 DEVICE = "CPU"
@@ -178,9 +178,7 @@ class OpenVinoBackend(Backend):
                     total, count = totals.get(key, (0.0, 0))
                     totals[key] = (total + node.real_time.total_seconds() * 1e6, count + 1)
 
-        runs = latency.run_for(
-            target.run, min_runs=min_runs, min_seconds=min_seconds, warm_up=PROFILE_WARM_UP, after_each=add_counters
-        )
+        runs = profiled_runs(target.run, min_runs=min_runs, min_seconds=min_seconds, after_each=add_counters)
         return attribution.op_profile_of(
             totals,
             model=name,

@@ -316,3 +316,11 @@ def test_interleave_stops_at_max_seconds():
     assert time.perf_counter() - started < 6.0  # warm-up (2 s cap per target), then the 0.2 s cap
     assert len(result.rounds["a"]) == len(result.rounds["b"]) >= 1
     assert len(result.samples["a"]) < 10**12
+
+
+def test_run_for_stops_at_max_runs_but_never_before_min_runs():
+    calls: list[int] = []
+    assert latency.run_for(lambda: calls.append(1), min_runs=3, min_seconds=60.0, max_runs=7, warm_up=2) == 7
+    assert len(calls) == 9  # the warm-up's 2 as well
+    assert latency.run_for(lambda: None, min_runs=10, min_seconds=60.0, max_runs=4) == 10
+    assert latency.run_for(lambda: None, min_runs=5, min_seconds=0.0) == 5  # no cap: min_runs and min_seconds
