@@ -211,8 +211,20 @@ def _store_template(key: tuple, proto: onnx.ModelProto, model: torch.nn.Module) 
         if init.name in parameters:
             init.ClearField("raw_data")
             del init.float_data[:]
+    path = template_path(key)
     with contextlib.suppress(OSError, OutputError):
-        write_bytes_atomic(template_path(key), stored.SerializeToString())
+        write_bytes_atomic(path, stored.SerializeToString())
+        _keep_newest(path.parent, KEPT_GRAPHS)
+
+
+KEPT_GRAPHS = 256  # every edit of actprof's source names new graphs: the store keeps the newest (~3 MB)
+
+
+def _keep_newest(directory: Path, count: int) -> None:
+    """Delete all but the ``count`` most recently written graphs (a reader that loses one exports again)."""
+    graphs = sorted(directory.glob("*.onnx"), key=lambda p: p.stat().st_mtime_ns, reverse=True)
+    for old in graphs[count:]:
+        old.unlink(missing_ok=True)
 
 
 def holds_every_parameter(proto: onnx.ModelProto, model: torch.nn.Module) -> bool:

@@ -259,6 +259,13 @@ def test_a_damaged_stored_graph_is_exported_afresh_and_replaced(exports, monkeyp
     assert again.SerializeToString() == export.to_onnx(model).SerializeToString()
 
 
+def test_the_store_keeps_only_the_newest_graphs(exports, monkeypatch):
+    monkeypatch.setattr(export, "KEPT_GRAPHS", 2)
+    for name in ("relu", "elu", "gelu"):
+        _reuse_or_export(_perturbed(name, 0))
+    assert sorted(p.name.split("-")[0] for p in export._graphs_dir().iterdir()) == ["elu", "gelu"]
+
+
 def test_graphs_are_stored_under_everything_that_decides_them():
     from actprof.model import config_for
 
