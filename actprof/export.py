@@ -190,11 +190,10 @@ def _source_digest() -> bytes:
 def _stored_template(key: tuple, model: torch.nn.Module) -> onnx.ModelProto | None:
     """The graph a process before this one exported for ``key``, or None (none kept, or unreadable)."""
     import onnx
-    from google.protobuf.message import DecodeError
 
     try:
         template = onnx.load_model_from_string(template_path(key).read_bytes())
-    except (OSError, DecodeError):
+    except Exception:  # OSError, or protobuf's DecodeError (protobuf is onnx's dependency, not actprof's)
         return None
     return template if holds_every_parameter(template, model) else None
 

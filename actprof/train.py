@@ -191,8 +191,8 @@ def resolve_precision(precision: str, device: torch.device | None = None) -> str
 
 
 # Near a plateau a crossing's error is the probe's sampling noise, not the gap between points: on full
-# MNIST 12 points of 2,000 images gave time to 90-96% as precisely as 24 (time to 97% within ~10%), at half
-# the cost, where 24 points of 1,000 images were 1.2-2x noisier (benchmarks/probe_precision.py).
+# MNIST 12 points of 2,000 images gave time to 90-96% as precisely as 24 (time to 97% 0-13% noisier), at
+# half the cost, where 24 points of 1,000 images were 1.4-2x noisier (benchmarks/probe_precision.py).
 POINTS_PER_EPOCH = 12
 
 
