@@ -13,6 +13,7 @@ import hashlib
 import importlib.metadata
 import io
 import logging
+import os
 import time
 import warnings
 from collections import Counter
@@ -169,7 +170,8 @@ def template_path(key: tuple) -> Path:
 
 
 def _graphs_dir() -> Path:
-    return user_cache("onnx-graphs")
+    """$ACTPROF_GRAPH_DIR (an empty one times a first run), else the user's cache."""
+    return Path(os.environ["ACTPROF_GRAPH_DIR"]) if os.environ.get("ACTPROF_GRAPH_DIR") else user_cache("onnx-graphs")
 
 
 def _version(package: str) -> str:

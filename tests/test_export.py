@@ -266,6 +266,13 @@ def test_the_store_keeps_only_the_newest_graphs(exports, monkeypatch):
     assert sorted(p.name.split("-")[0] for p in export._graphs_dir().iterdir()) == ["elu", "gelu"]
 
 
+def test_the_store_moves_where_actprof_graph_dir_says(monkeypatch, tmp_path):
+    monkeypatch.setenv("ACTPROF_GRAPH_DIR", str(tmp_path))
+    assert export._graphs_dir() == tmp_path
+    monkeypatch.delenv("ACTPROF_GRAPH_DIR")
+    assert export._graphs_dir().parts[-2:] == ("actprof", "onnx-graphs")
+
+
 def test_graphs_are_stored_under_everything_that_decides_them():
     from actprof.model import config_for
 
