@@ -6,6 +6,7 @@ Heavy imports (torch, onnxruntime) happen inside commands so that ``actprof --he
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -622,13 +623,21 @@ def main() -> None:
     except typer.TyperException as exc:  # typer's own usage errors: bad option values, unknown options
         if type(exc).__name__ == "NoArgsIsHelpError":
             print(exc.format_message())
-            sys.exit(EXIT_USAGE)
+            _exit(EXIT_USAGE)
         ctx = getattr(exc, "ctx", None)
         hint = f" (see: actprof {ctx.info_name} --help)" if ctx is not None and ctx.parent else ""
         _fail(f"{exc.format_message()}{hint}", getattr(exc, "exit_code", EXIT_RUNTIME))
     if code == EXIT_INTERRUPTED:  # typer turns Ctrl-C into Exit(130), which click returns here
         _fail(INTERRUPTED, EXIT_INTERRUPTED)
-    sys.exit(code if isinstance(code, int) else 0)
+    _exit(code if isinstance(code, int) else 0)
+
+
+def _exit(code: int) -> None:
+    """End with ``code``. The command is over: a Ctrl-C during the interpreter's shutdown (threads joined,
+    atexit handlers) would otherwise end the process by the signal, exit -2, instead of the code it earned
+    (seen when a run finished just before the Ctrl-C)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.exit(code)
 
 
 def _fail(message: str, code: int) -> None:
@@ -640,4 +649,4 @@ def _fail(message: str, code: int) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
-    sys.exit(code)
+    _exit(code)

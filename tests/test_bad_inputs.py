@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import json
 import shutil
+import signal
 import sys
 from pathlib import Path
 
@@ -21,8 +22,13 @@ from tests.helpers import point_weights_outside, with_external_weights
 def invoke(capsys, monkeypatch, *args: str) -> tuple[int, str]:
     """Run ``actprof ARGS`` in this process (fast) exactly as the console script does."""
     monkeypatch.setattr(sys, "argv", ["actprof", *args])
-    with pytest.raises(SystemExit) as exit_info:
-        cli.main()
+    handler = signal.getsignal(signal.SIGINT)
+    try:
+        with pytest.raises(SystemExit) as exit_info:
+            cli.main()
+        assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN  # a Ctrl-C from here on changes no exit code
+    finally:
+        signal.signal(signal.SIGINT, handler)  # main() ends the process; this test process goes on
     captured = capsys.readouterr()
     return exit_info.value.code, captured.out + captured.err
 
