@@ -75,9 +75,7 @@ class MNIST:
 
 def cache_dir() -> Path:
     """$ACTPROF_CACHE_DIR, else $XDG_CACHE_HOME/actprof/mnist, else ~/.cache/actprof/mnist."""
-    if explicit := os.environ.get("ACTPROF_CACHE_DIR"):
-        return Path(explicit).expanduser()
-    return user_cache("mnist")
+    return user_cache("mnist", override="ACTPROF_CACHE_DIR")
 
 
 def _candidate_names(stem: str) -> list[str]:

@@ -10,10 +10,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
-import importlib.metadata
 import io
 import logging
-import os
 import time
 import warnings
 from collections import Counter
@@ -24,6 +22,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from actprof.environment import package_version
 from actprof.errors import ModelFileError, OutputError, ParityError, UsageError
 from actprof.graph import INPUT_NAME, OUTPUT_NAME, STRUCTURAL_OPS
 from actprof.records import ExportResult, ModelRecord, Parity
@@ -164,21 +163,14 @@ def template_path(key: tuple) -> Path:
     source (an edit to the model code makes a new name, never a stale graph)."""
     digest = hashlib.sha256(repr(key).encode())
     for package in ("torch", "onnx", "onnxscript"):
-        digest.update(f"{package}={_version(package)};".encode())
+        digest.update(f"{package}={package_version(package)};".encode())
     digest.update(_source_digest())
     return _graphs_dir() / f"{key[0].activation}-{digest.hexdigest()[:20]}.onnx"
 
 
 def _graphs_dir() -> Path:
     """$ACTPROF_GRAPH_DIR (an empty one times a first run), else the user's cache."""
-    return Path(os.environ["ACTPROF_GRAPH_DIR"]) if os.environ.get("ACTPROF_GRAPH_DIR") else user_cache("onnx-graphs")
-
-
-def _version(package: str) -> str:
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return "absent"
+    return user_cache("onnx-graphs", override="ACTPROF_GRAPH_DIR")
 
 
 @functools.cache

@@ -500,4 +500,4 @@ def _build(flags: tuple[str, ...]) -> Path:
 
 
 def _cache_dir() -> Path:
-    return Path(os.environ["ACTPROF_KERNEL_DIR"]) if os.environ.get("ACTPROF_KERNEL_DIR") else user_cache("kernels")
+    return user_cache("kernels", override="ACTPROF_KERNEL_DIR")

@@ -283,7 +283,10 @@ def find_models(models_dir: Path, names: list[str] | None = None) -> list[tuple[
     return found
 
 
-def user_cache(name: str) -> Path:
-    """$XDG_CACHE_HOME/actprof/<name>, else ~/.cache/actprof/<name>."""
+def user_cache(name: str, *, override: str | None = None) -> Path:
+    """$<override> where that variable is set, else $XDG_CACHE_HOME/actprof/<name>, else
+    ~/.cache/actprof/<name>."""
+    if override and (explicit := os.environ.get(override)):
+        return Path(explicit).expanduser()
     xdg = os.environ.get("XDG_CACHE_HOME")
     return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "actprof" / name
