@@ -196,18 +196,18 @@ def resolve_precision(precision: str, device: torch.device | None = None) -> str
 POINTS_PER_EPOCH = 12
 
 
-def validation_steps(total_steps: int, every: int, epochs: int) -> frozenset[int]:
+def validation_steps(total_steps: int, every: int, epochs: int, per_epoch: int | None = None) -> frozenset[int]:
     """The steps after which the validation subset is evaluated (the last step always is).
 
     ``every`` > 0: uniformly, every ``every`` steps. 0 (the default): dense where curves are steep — step k
     of n points is total·(k/n)², so the first points are a few steps apart and the last ones tens — with
-    n = POINTS_PER_EPOCH points per epoch's worth of curve, for up to four epochs. Time to accuracy is
-    interpolated between the two points around each crossing, and the width of that bracket is recorded
-    as its resolution.
+    n = ``per_epoch`` (default POINTS_PER_EPOCH) points per epoch's worth of curve, for up to four
+    epochs. Time to accuracy is interpolated between the two points around each crossing, and the width
+    of that bracket is recorded as its resolution.
     """
     if every > 0:
         return frozenset([*range(every, total_steps + 1, every), total_steps])
-    points = POINTS_PER_EPOCH * min(4, epochs)
+    points = (per_epoch or POINTS_PER_EPOCH) * min(4, epochs)
     return frozenset(max(1, round(total_steps * (k / points) ** 2)) for k in range(1, points + 1))
 
 

@@ -61,7 +61,7 @@ def seconds_to(points: list, correct: torch.Tensor, target: float, keep: list[in
 
 def kept_points(points: list, per_epoch: int) -> list[int]:
     """Indices of the points a ``per_epoch``-point schedule records (for 24, 12 and 8: among the 24)."""
-    wanted = {max(1, round(points[-1].step * (k / per_epoch) ** 2)) for k in range(1, per_epoch + 1)}
+    wanted = train.validation_steps(points[-1].step, 0, 1, per_epoch)
     return [i for i, p in enumerate(points) if p.step == 0 or p.step in wanted]
 
 
