@@ -134,7 +134,9 @@ PROFILE_WARM_UP = 5  # untimed runs before a per-op profile's timed ones
 PROFILE_MAX_RUNS = 200
 
 
-def profiled_runs(run: Callable[[], object], *, min_runs: int, min_seconds: float, after_each=lambda: None) -> int:
+def profiled_runs(
+    run: Callable[[], object], *, min_runs: int, min_seconds: float, after_each: Callable[[], object] = lambda: None
+) -> int:
     """A per-op profile's runs: the warm-up, then ``min_seconds`` or PROFILE_MAX_RUNS runs, whichever
     comes first (never fewer than ``min_runs``); returns how many followed the warm-up."""
     return latency.run_for(
