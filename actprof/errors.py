@@ -1,13 +1,17 @@
 """One small exception hierarchy; every error a user can cause maps to a documented exit code.
 
-Exit codes: 0 success, 1 runtime failure, 2 usage or input error (see README).
+Exit codes: 0 success, 1 runtime failure, 2 usage or input error, 130 interrupted (see README).
 """
 
 from __future__ import annotations
 
-EXIT_OK = 0
 EXIT_RUNTIME = 1
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class ActprofWarning(UserWarning):
+    """Something the user should know that does not stop the command (the CLI prints it in one line)."""
 
 
 class ActprofError(Exception):
@@ -54,6 +58,12 @@ class TrainingDiverged(ActprofError):
 
 class SweepFailed(ActprofError):
     """Some trainings of a sweep failed; the others are saved and a second run resumes."""
+
+    exit_code = EXIT_RUNTIME
+
+
+class RegressionFound(ActprofError):
+    """``actprof diff``: a latency ratio or an accuracy regressed beyond the threshold."""
 
     exit_code = EXIT_RUNTIME
 

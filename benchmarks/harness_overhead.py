@@ -19,7 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
-from actprof import environment, latency, pipeline, profile, runtime, storage
+from actprof import api, runtimes
+from actprof.measure import harness
+from actprof.measure.cells import images
+from actprof.schema import environment, storage
+from actprof.settings.profile import parse_batch_sizes
 
 
 def bare_call(provider: str, loaded, x: np.ndarray):
@@ -48,22 +52,21 @@ def bare_p50_ms(call, seconds: float) -> float:
 
 def harness_p50_ms(backend, loaded, x: np.ndarray, seconds: float) -> float:
     target = backend.compute_target(loaded, x)
-    rounds = latency.interleave({"m": target.run}, min_seconds=seconds, min_runs=30)
-    return latency.stats_from_ns(rounds.samples["m"], batch=len(x)).p50_ms
+    rounds = harness.interleave({"m": target.run}, min_seconds=seconds, min_runs=30)
+    return harness.stats_from_ns(rounds.samples["m"], batch=len(x)).p50_ms
 
 
 def ensure_models(models: Path) -> Path:
     if (models / "relu.json").exists() and (models / "elu.json").exists():
         return models
-    from actprof import activations, data
-    from actprof.model import config_for
-    from actprof.records import TrainConfig
-
     out = Path(".bench/models")
-    mnist = data.load_mnist(dataset="sample", log=print)
-    for name in ("relu", "elu"):
-        act = activations.get(name)
-        pipeline.train_and_export(act, config_for(act), TrainConfig(val_every=100), mnist, out_dir=out)
+    trained = api.train_export(
+        ["relu", "elu"],
+        train=api.TrainConfig(val_every=100),
+        export=api.ExportOptions(out=out),
+        data=api.DataSource(dataset="sample"),
+    )
+    trained.check()
     return out
 
 
@@ -80,11 +83,11 @@ def main() -> None:
     print(f"CPU: {environment.cpu_model()}, {environment.physical_cores()} cores")
     print(f"{'provider':>9} {'model':>15} {'batch':>5} {'bare p50 ms':>12} {'actprof p50 ms':>15} {'actprof/bare':>13}")
     worst = 0.0
-    for provider in runtime.parse_providers(args.provider):
-        backend = runtime.backend(provider)
+    for provider in runtimes.parse_providers(args.provider):
+        backend = runtimes.backend(provider)
         for path, record in storage.find_models(models, ["relu", "elu"]):
-            for batch in profile.parse_batch_sizes(args.batch_sizes):
-                x = profile.images(batch)
+            for batch in parse_batch_sizes(args.batch_sizes):
+                x = images(batch)
                 loaded = backend.load(path.read_bytes(), opt_level=backend.opt_levels(["all"])[0])
                 call = bare_call(provider, loaded, x)
                 bare, ours = [], []

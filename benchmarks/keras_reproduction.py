@@ -33,25 +33,26 @@ def main() -> None:
     parser.add_argument("--precision", default="auto", help="training precision: auto | fp32 | bf16")
     args = parser.parse_args()
 
-    from actprof import activations, data, environment, pipeline
-    from actprof.model import config_for
-    from actprof.records import TrainConfig
+    from actprof import api
+    from actprof.data import mnist as data
+    from actprof.schema import environment
 
     mnist = data.load_mnist(data_dir=args.data_dir, dataset="full", log=print)
-    config = TrainConfig(epochs=args.epochs, batch_size=250, lr=1e-3, val_fraction=0.2, precision=args.precision)
+    config = api.TrainConfig(epochs=args.epochs, batch_size=250, lr=1e-3, val_fraction=0.2, precision=args.precision)
     rows = []
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as out:
         for name, param in PARAMS.items():
-            act = activations.get(name)
-            record = pipeline.train_and_export(
-                act,
-                config_for(act, param=param, init="he"),
-                config,
-                mnist,
-                out_dir=Path(out),
-                extra_seeds=range(1, args.seeds),
+            trained = api.train_export(
+                [name],
+                train=config,
+                sweep=api.Sweep.of(config, extra_seeds=range(1, args.seeds)),
+                recipe=api.Recipe(param=param, init="he"),
+                export=api.ExportOptions(out=Path(out)),
+                data=mnist,
             )
+            trained.check()
+            record = trained.records[0]
             accuracies = [r.test_accuracy for r in record.runs]
             rows.append((name, param, accuracies, record))
             print(f"{name}: {[f'{100 * a:.2f}' for a in accuracies]} ({time.perf_counter() - started:.0f} s so far)")

@@ -17,12 +17,15 @@ from pathlib import Path
 
 from harness_overhead import ensure_models
 
-from actprof import environment, latency, profile, runtime, storage
+from actprof import runtimes
+from actprof.measure import harness
+from actprof.measure.cells import images
+from actprof.schema import environment, storage
 
 
 def p50s(targets: dict[str, object], seconds: float) -> dict[str, float]:
-    rounds = latency.interleave(targets, min_seconds=seconds, min_runs=30)
-    return {k: latency.stats_from_ns(v, batch=1).p50_ms for k, v in rounds.samples.items()}
+    rounds = harness.interleave(targets, min_seconds=seconds, min_runs=30)
+    return {k: harness.stats_from_ns(v, batch=1).p50_ms for k, v in rounds.samples.items()}
 
 
 def main() -> None:
@@ -34,10 +37,10 @@ def main() -> None:
     args = parser.parse_args()
 
     models = ensure_models(args.models)
-    x = profile.images(args.batch)
+    x = images(args.batch)
     targets: dict[str, dict[str, object]] = {}
     for provider in ("cpu", "openvino"):
-        backend = runtime.backend(provider)
+        backend = runtimes.backend(provider)
         for path, record in storage.find_models(models, ["relu", "elu"]):
             loaded = backend.load(path.read_bytes(), opt_level=backend.opt_levels(["all"])[0])
             targets.setdefault(provider, {})[f"{provider} {record.name}"] = backend.compute_target(loaded, x).run

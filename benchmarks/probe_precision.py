@@ -20,9 +20,12 @@ from pathlib import Path
 
 import torch
 
-from actprof import activations, data, train
-from actprof.model import config_for
-from actprof.records import TrainConfig, time_to
+from actprof import activations
+from actprof.data import mnist as data
+from actprof.schema.training import time_to
+from actprof.settings.training import TrainConfig
+from actprof.training import loop as train
+from actprof.training.model import config_for
 
 POOL = 16_000  # 6,000 validation + 10,000 test images
 # (points per epoch, images per point): the old default (24 x 2,000) first, then designs at 1/2 to 1x its cost
@@ -47,7 +50,7 @@ def record(mnist: data.MNIST, act: str, seed: int) -> tuple[list, torch.Tensor]:
 
     train.evaluate, train.POINTS_PER_EPOCH = recording, 24  # every design's points are among these 24
     try:
-        model = config_for(activations.get(act), architecture="seed")
+        model = config_for(activations.get(act))
         _, result = train.train(model, TrainConfig(seed=seed), mnist)
     finally:
         train.evaluate, train.POINTS_PER_EPOCH = original, per_epoch

@@ -29,14 +29,20 @@ def main() -> None:
 
     import ray
 
-    from actprof import activations, cluster, data, environment, pipeline
-    from actprof.model import config_for
-    from actprof.records import TrainConfig
+    from actprof import activations
+    from actprof.data import mnist as data
+    from actprof.export.config import ExportOptions
+    from actprof.launchers.config import Placement
+    from actprof.pipeline.training import train_sweep
+    from actprof.schema import environment
+    from actprof.settings.training import TrainConfig
+    from actprof.training.config import Sweep
+    from actprof.training.model import config_for
 
     mnist = data.load_mnist(dataset="sample", log=lambda _m: None)
     relu = activations.get("relu")
     train = TrainConfig(epochs=1, batch_size=250)
-    plan = pipeline.Sweep(lrs=(1e-3,), seeds=tuple(range(args.jobs)), force=True)
+    plan = Sweep(lrs=(1e-3,), seeds=tuple(range(args.jobs)), force=True)
     started = time.perf_counter()
     ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
     startup = time.perf_counter() - started
@@ -45,27 +51,26 @@ def main() -> None:
         """Wall seconds of the sweep, and the training seconds it recorded (sum over runs)."""
         with tempfile.TemporaryDirectory() as out:
             begin = time.perf_counter()
-            records, failures = pipeline.train_sweep(
+            trained = train_sweep(
                 [(relu, config_for(relu))],
                 train,
                 mnist,
-                pipeline.ExportOptions(out=Path(out)),
+                ExportOptions(out=Path(out)),
                 plan,
-                progress=lambda _n: None,
                 baseline=None,
                 placement=placement,
             )
             wall = time.perf_counter() - begin
-        assert not failures, failures
-        return wall, sum(r.train_seconds for r in records[0].runs)
+        trained.check()
+        return wall, sum(r.train_seconds for r in trained.records[0].runs)
 
-    sweep(cluster.Placement())  # warm: the first Ray task starts a worker and imports torch
+    sweep(Placement())  # warm: the first Ray task starts a worker and imports torch
     local, remote, local_train, remote_train = [], [], [], []
     for _ in range(args.rounds):
         wall, trained = sweep(None)
         local.append(wall)
         local_train.append(trained)
-        wall, trained = sweep(cluster.Placement())
+        wall, trained = sweep(Placement())
         remote.append(wall)
         remote_train.append(trained)
     ray.shutdown()

@@ -47,16 +47,26 @@ def cli(args: list[str], tree: Path | None = None) -> subprocess.CompletedProces
     return python(f"import sys; sys.argv = ['actprof', *{args!r}]; from actprof.cli import main; main()", tree)
 
 
+# Runs in any revision: the subpackage layout (session 13 on) or the flat one before it.
 TRAIN = """
 import json
 from pathlib import Path
-from actprof import activations, data
-from actprof.model import config_for
-from actprof.records import TrainConfig
-from actprof.train import train
+from actprof import activations
+try:
+    from actprof.data import mnist as data
+    from actprof.settings.training import TrainConfig
+    from actprof.training.config import Recipe
+    from actprof.training.loop import train
+    from actprof.training.model import config_for
+    network = lambda act: config_for(act, Recipe(architecture={architecture!r}))
+except ImportError:
+    from actprof import data
+    from actprof.model import config_for
+    from actprof.records import TrainConfig
+    from actprof.train import train
+    network = lambda act: config_for(act, architecture={architecture!r})
 mnist = data.load_mnist(data_dir=Path({data_dir!r}), log=lambda m: None)
-model = config_for(activations.get({act!r}), architecture={architecture!r})
-_, r = train(model, TrainConfig(seed={seed}, precision={precision!r}), mnist)
+_, r = train(network(activations.get({act!r})), TrainConfig(seed={seed}, precision={precision!r}), mnist)
 tail = r.step_loss[-50:]
 print(json.dumps({{"images_per_second": r.images_per_second, "seconds": r.train_seconds,
                   "test_accuracy": r.test_accuracy, "precision": r.config.precision,

@@ -36,7 +36,7 @@ KINDS = {  # ATen op name -> kind (convolutions and matmuls are split further by
     "aten::bitwise_right_shift_": "dropout",
     "aten::bitwise_and_": "dropout",
     "aten::_fused_adam_": "optimizer",
-    # actprof's kernels (actprof/fused.py), profiled as their autograd functions
+    # actprof's kernels (actprof/training/kernels/ops.py), profiled as their autograd functions
     "_ConvPool": "first block, fused (conv1 + pool)",
     "_ConvPoolBackward": "first block, fused (conv1 + pool)",
     "_MaxPool": "pool",
@@ -111,10 +111,12 @@ def profile(act: str, architecture: str, data_dir: Path, steps: int) -> None:
     from torch.profiler import ProfilerActivity
     from torch.profiler import profile as torch_profile
 
-    from actprof import activations, data
-    from actprof.model import config_for
-    from actprof.records import TrainConfig
-    from actprof.train import Stepper, keep_freed_memory, resolve_precision, staged
+    from actprof import activations
+    from actprof.data import mnist as data
+    from actprof.settings.training import TrainConfig
+    from actprof.training.config import Recipe
+    from actprof.training.loop import Stepper, keep_freed_memory, resolve_precision, staged
+    from actprof.training.model import config_for
 
     keep_freed_memory()
     mnist = data.load_mnist(data_dir=data_dir, log=lambda _m: None)
@@ -122,7 +124,7 @@ def profile(act: str, architecture: str, data_dir: Path, steps: int) -> None:
     config = TrainConfig(precision=resolve_precision("auto", device))
     dtype = torch.bfloat16 if config.precision == "bf16" else torch.float32
     x, y, *_ = staged(mnist, config.val_fraction, device, dtype)
-    stepper = Stepper.of(config_for(activations.get(act), architecture=architecture), config, device)
+    stepper = Stepper.of(config_for(activations.get(act), Recipe(architecture=architecture)), config, device)
     order = torch.randperm(len(y))
 
     def step(i: int) -> None:
@@ -168,7 +170,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=40)
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
-    from actprof.environment import cpu_model
+    from actprof.schema.environment import cpu_model
 
     threads = torch.get_num_threads()
     figures = roof(threads)

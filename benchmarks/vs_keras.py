@@ -116,9 +116,9 @@ def main() -> None:
     args = parser.parse_args()
 
     sys.path.insert(0, str(ROOT))
-    from actprof import data
-    from actprof.data import validation_split
-    from actprof.environment import cpu_model
+    from actprof.data import mnist as data
+    from actprof.data.mnist import validation_split
+    from actprof.schema.environment import cpu_model
 
     mnist = data.load_mnist(data_dir=args.data_dir, log=lambda m: None)
     train_idx, _ = validation_split(len(mnist.train_labels))

@@ -17,7 +17,8 @@ import numpy as np
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))  # run from a checkout without installing actprof
 
-from actprof.data import (  # noqa: E402
+from actprof.data.idx import write_idx  # noqa: E402
+from actprof.data.mnist import (  # noqa: E402
     FULL_MNIST_SHA256,
     NUM_CLASSES,
     SAMPLE_DIR,
@@ -28,7 +29,6 @@ from actprof.data import (  # noqa: E402
     load_mnist,
 )
 from actprof.errors import ActprofError, DataError  # noqa: E402
-from actprof.idx import write_idx  # noqa: E402
 
 DEFAULT_SOURCE = REPO_ROOT.parent / "shared" / "data" / "mnist"
 SEED = 20_240_601

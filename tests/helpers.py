@@ -8,9 +8,39 @@ import subprocess
 import sys
 from pathlib import Path
 
-from actprof.records import ProfileSettings, TrainConfig
+from actprof import api
+from actprof.settings.profile import ProfileSettings
+from actprof.settings.training import TrainConfig
 
 FAST = TrainConfig(epochs=1, batch_size=250, val_every=10, val_size=500, seed=0)
+
+
+def train_and_export(
+    act,
+    train: TrainConfig,
+    data,
+    out: Path,
+    *,
+    recipe: api.Recipe | None = None,
+    lrs=(),
+    extra_seeds=(),
+    force: bool = False,
+    rewrite: str = "none",
+    opset: int = api.ExportOptions().opset,
+    exporter: str = api.ExportOptions().exporter,
+):
+    """One activation through the public API (every rate in ``lrs`` × the seeds), raising a failed run as
+    the command line does; its model record."""
+    trained = api.train_export(
+        [act],
+        train=train,
+        sweep=api.Sweep.of(train, lrs, extra_seeds, force=force),
+        recipe=recipe or api.Recipe(),
+        export=api.ExportOptions(out=out, rewrite=rewrite, opset=opset, exporter=exporter),
+        data=data,
+    )
+    trained.check()
+    return trained.records[0]
 
 
 def quick_settings(
@@ -81,7 +111,7 @@ def plain_ort_session(model):
     process: actprof shares one global thread pool, and ORT then requires every session to use it."""
     import onnxruntime as ort
 
-    from actprof.runtime import ort_runtime
+    from actprof.runtimes.onnxruntime import ort_runtime
 
     ort_runtime()
     options = ort.SessionOptions()

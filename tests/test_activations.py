@@ -7,8 +7,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from actprof.activations import ACTIVATIONS, IDENTITY, INITS, check_init, get, names, parse_list
+from actprof.activations import ACTIVATIONS, IDENTITY, check_init, get, names, parse_list
 from actprof.errors import UsageError
+from actprof.settings.training import INITS
 
 REQUIRED = (
     "relu",

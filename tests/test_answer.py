@@ -12,8 +12,16 @@ import re
 
 import pytest
 
-from actprof import pipeline, profile, report, storage, tables, training_tables, verdict
-from actprof.records import Interval, PairedComparison, Verdict
+from actprof.analysis import verdict
+from actprof.export.rewrite import rewrite_pool_first, rewritten_record
+from actprof.measure.cells import images
+from actprof.measure.profile import run_profile
+from actprof.report import decision_tables, profile_tables, training_tables
+from actprof.report.html import html_page
+from actprof.report.markdown import markdown
+from actprof.schema import storage
+from actprof.schema.profiling import Interval
+from actprof.schema.reports import PairedComparison, Verdict
 from tests.helpers import quick_settings, run_cli
 
 
@@ -23,15 +31,13 @@ def profiled(trained_models, tmp_path_factory):
     models_dir, records = trained_models
     out = tmp_path_factory.mktemp("answer")
     for name in ("elu", "leaky_relu"):
-        data, parity, _ = pipeline.export.rewrite_pool_first(
-            (models_dir / f"{name}.onnx").read_bytes(), profile.images(512)
-        )
-        rewritten = pipeline.export.rewritten_record(records[name], data, parity, "pool-first")
+        data, parity, _ = rewrite_pool_first((models_dir / f"{name}.onnx").read_bytes(), images(512))
+        rewritten = rewritten_record(records[name], data, parity, "pool-first")
         storage.save_model(out, f"{name}+pool-first", data, rewritten)
     for name in ("relu", "elu", "leaky_relu", "gelu"):
         storage.save_model(out, name, (models_dir / f"{name}.onnx").read_bytes(), records[name])
     found = storage.find_models(out)
-    record = profile.run_profile(found, quick_settings(["cpu"], [1, 8]), baseline="relu")
+    record = run_profile(found, quick_settings(["cpu"], [1, 8]), baseline="relu")
     return [r for _, r in found], record
 
 
@@ -97,7 +103,7 @@ def test_a_baseline_that_learned_nothing_gives_no_target(profiled):
 
 def test_markdown_opens_with_the_decision_table(answered):
     _, record, built = answered
-    text = report.markdown(built, record)
+    text = markdown(built, record)
     first_table = next(i for i, line in enumerate(text.splitlines()) if line.startswith("|"))
     assert text.splitlines()[first_table - 2] == "## The answer"
     header = text.splitlines()[first_table]
@@ -106,7 +112,7 @@ def test_markdown_opens_with_the_decision_table(answered):
 
 def test_the_decision_table_is_sorted_by_verdict_and_covers_every_activation(answered):
     _, _, built = answered
-    rows = tables.decision_rows(built)
+    rows = decision_tables.decision_rows(built)
     assert {r["activation"] for r in rows} == {s.name for s in built.activations} - {"relu"}
     order = [verdict.CALLS.index(r["verdict"]) for r in rows]
     assert order == sorted(order)
@@ -118,7 +124,7 @@ def test_rewrites_stay_out_of_the_training_tables_and_curves(answered):
     _, record, built = answered
     assert all("+" not in r["activation"] for r in training_tables.convergence_rows(built))
     assert all("+" not in r["activation"] for r in training_tables.evidence_rows(built))
-    rows = tables.rewrite_rows(record)
+    rows = profile_tables.rewrite_rows(record)
     assert {r["activation"] for r in rows} == {"elu", "leaky_relu"}
     assert all(
         re.fullmatch(r"\d+\.\d\d× → (pool-first|keep \w+)", cell)
@@ -130,7 +136,7 @@ def test_rewrites_stay_out_of_the_training_tables_and_curves(answered):
 
 def test_html_puts_the_trade_off_chart_right_under_the_answer(answered):
     models, record, built = answered
-    page = report.html_page(built, models, record, highlight=["elu"])
+    page = html_page(built, models, record, highlight=["elu"])
     answer = page.index("<h2>The answer</h2>")
     figure, convergence = page.index("<figure>"), page.index("<h2>Convergence</h2>")
     assert answer < figure < convergence
@@ -148,7 +154,7 @@ def test_paired_rows_that_cannot_say_anything_fold_into_one_note(answered):
     folded = dataclasses.replace(built, activations=summaries)
     rows = training_tables.evidence_rows(folded)
     assert rows and all(r["seeds"] == "3" for r in rows)  # only the comparison that can say something
-    trained = len(tables.trained(folded))
+    trained = len(decision_tables.trained(folded))
     assert training_tables.evidence_note(folded).startswith(f"{trained} paired comparison(s) with fewer than two")
 
 

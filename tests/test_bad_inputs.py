@@ -13,9 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from actprof import cli, runtime
-from actprof.data import STEMS
-from actprof.idx import write_idx
+from actprof.cli.main import main
+from actprof.data.idx import write_idx
+from actprof.data.mnist import STEMS
+from actprof.runtimes.onnxruntime import provider_status
 from tests.helpers import point_weights_outside, with_external_weights
 
 
@@ -25,7 +26,7 @@ def invoke(capsys, monkeypatch, *args: str) -> tuple[int, str]:
     handler = signal.getsignal(signal.SIGINT)
     try:
         with pytest.raises(SystemExit) as exit_info:
-            cli.main()
+            main()
         assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN  # a Ctrl-C from here on changes no exit code
     finally:
         signal.signal(signal.SIGINT, handler)  # main() ends the process; this test process goes on
@@ -289,7 +290,7 @@ def test_profile_refuses_an_empty_models_directory(capsys, monkeypatch, tmp_path
 
 def test_profile_cuda_is_refused_where_it_does_not_bind(capsys, monkeypatch, tmp_path, models):
 
-    if runtime.provider_status("cuda").binds:
+    if provider_status("cuda").binds:
         pytest.skip("a CUDA device binds here: the refusal cannot be shown")
     code, output = invoke(
         capsys,

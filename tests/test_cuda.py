@@ -12,9 +12,14 @@ import numpy as np
 import pytest
 import torch
 
-from actprof import activations, attribution, graph, pipeline, profile, runtime, storage
-from actprof.model import config_for
-from tests.helpers import FAST, quick_settings
+from actprof import activations
+from actprof.errors import UsageError
+from actprof.graphs.surgery import INPUT_NAME, OUTPUT_NAME
+from actprof.measure.cells import images
+from actprof.measure.profile import run_profile
+from actprof.runtimes import attribution, onnxruntime
+from actprof.schema import storage
+from tests.helpers import FAST, quick_settings, train_and_export
 
 pytestmark = pytest.mark.gpu
 CUDA_EP = "CUDAExecutionProvider"
@@ -28,14 +33,14 @@ def torch_cuda() -> None:
 
 @pytest.fixture(scope="module")
 def ort_cuda() -> None:
-    status = runtime.provider_status("cuda")
+    status = onnxruntime.provider_status("cuda")
     if not status.binds:
         pytest.skip(f"ONNX Runtime's CUDA provider does not bind here ({status.reason})")
 
 
 def test_training_on_cuda_converges_exports_and_keeps_parity(torch_cuda, tmp_path, sample):
     act = activations.get("elu")
-    record = pipeline.train_and_export(act, config_for(act), replace(FAST, device="cuda"), sample, out_dir=tmp_path)
+    record = train_and_export(act, replace(FAST, device="cuda"), sample, tmp_path)
     assert record.train.config.device == "cuda"
     assert record.train.device_name == torch.cuda.get_device_name()
     assert record.train.config.precision in {"bf16", "fp32"}
@@ -47,9 +52,9 @@ def test_training_on_cuda_converges_exports_and_keeps_parity(torch_cuda, tmp_pat
 
 def _sessions(trained_models, name: str, *, cuda_graph: bool):
     model = (trained_models[0] / f"{name}.onnx").read_bytes()
-    options = runtime.session_options(threads=0, opt_level="all")
-    gpu = runtime.create_session(model, "cuda", options, cuda_graph=cuda_graph)
-    cpu = runtime.create_session(model, "cpu", runtime.session_options(threads=0, opt_level="all"))
+    options = onnxruntime.session_options(threads=0, opt_level="all")
+    gpu = onnxruntime.create_session(model, "cuda", options, cuda_graph=cuda_graph)
+    cpu = onnxruntime.create_session(model, "cpu", onnxruntime.session_options(threads=0, opt_level="all"))
     return gpu, cpu
 
 
@@ -63,10 +68,10 @@ TF32_ATOL = 1e-2
 def test_io_bound_gpu_output_matches_the_cpu_for_every_new_input(ort_cuda, trained_models, name, cuda_graph):
     """The bound buffers are reused run after run (a CUDA graph replays on them): new input, new output."""
     gpu, cpu = _sessions(trained_models, name, cuda_graph=cuda_graph)
-    first, second = profile.images(64), profile.images(128)[64:]
-    expected = {id(b): cpu.run([graph.OUTPUT_NAME], {graph.INPUT_NAME: b})[0] for b in (first, second)}
+    first, second = images(64), images(128)[64:]
+    expected = {id(b): cpu.run([OUTPUT_NAME], {INPUT_NAME: b})[0] for b in (first, second)}
     assert np.abs(expected[id(first)] - expected[id(second)]).max() > 1.0  # different images, different logits
-    target = runtime.cuda_compute_target(gpu, first)
+    target = onnxruntime.cuda_compute_target(gpu, first)
     for batch in (first, second, first):
         target.load(batch)
         target.run()
@@ -77,16 +82,14 @@ def test_io_bound_gpu_output_matches_the_cpu_for_every_new_input(ort_cuda, train
 
 def test_cuda_graph_refuses_a_model_with_nodes_off_the_gpu(ort_cuda, trained_models):
     """Celu has no CUDA kernel: ORT runs it on the CPU between copies, which a CUDA graph cannot capture."""
-    from actprof.errors import UsageError
-
     model = (trained_models[0] / "celu.onnx").read_bytes()
-    options = runtime.session_options(threads=0, opt_level="all")
+    options = onnxruntime.session_options(threads=0, opt_level="all")
     with pytest.raises(UsageError, match="--cuda-graph needs every node on the GPU"):
-        runtime.create_session(model, "cuda", options, cuda_graph=True)
+        onnxruntime.create_session(model, "cuda", options, cuda_graph=True)
     found = storage.find_models(trained_models[0], ["relu", "celu"])
     settings = quick_settings(["cuda"], [1], ablation=False, cuda_graph=True)
     with pytest.raises(UsageError, match=r"^celu \(as-trained\): --cuda-graph"):
-        profile.run_profile(found, settings)
+        run_profile(found, settings)
 
 
 def test_a_missing_cuda_library_is_named_in_the_refusal(ort_cuda):
@@ -95,7 +98,7 @@ def test_a_missing_cuda_library_is_named_in_the_refusal(ort_cuda):
     import sys
 
     code = (
-        "import actprof.profile as p\n"
+        "import actprof.runtimes.onnxruntime as p\n"
         "p._preload_cuda_libraries = lambda ort: None\n"
         "s = p.provider_status('cuda')\n"
         "print(s.binds)\n"
@@ -113,7 +116,7 @@ def test_cuda_profile_runs_every_activation_node_on_the_gpu(ort_cuda, trained_mo
     names = ["relu", "elu", "selu", "gelu", "mish", "softplus"]
     found = storage.find_models(trained_models[0], names)
     settings = quick_settings(["cuda"], [1, 64])
-    record = profile.run_profile(found, settings)
+    record = run_profile(found, settings)
     assert record.gpu is not None and record.gpu.name
     assert [p.name for p in record.providers] == ["cuda"] and record.providers[0].binds
     for op_profile in record.op_profiles:
@@ -130,18 +133,16 @@ def test_cuda_profile_runs_every_activation_node_on_the_gpu(ort_cuda, trained_mo
 def test_cuda_graph_profile_times_every_model(ort_cuda, trained_models):
     found = storage.find_models(trained_models[0], ["relu", "elu"])
     settings = quick_settings(["cuda"], [64], cuda_graph=True)
-    record = profile.run_profile(found, settings)
+    record = run_profile(found, settings)
     assert {r.model for r in record.latency} == {"relu", "elu"}
     assert all(r.stats.p50_ms > 0 for r in record.latency)
 
 
 def test_a_cuda_graph_refusal_comes_before_the_cpu_pass(ort_cuda, trained_models):
     """Under --provider all the CPU is timed first: an unusable --cuda-graph must not throw that away."""
-    from actprof.errors import UsageError
-
     found = storage.find_models(trained_models[0], ["relu", "celu"])
     settings = quick_settings(["cpu", "cuda"], [1], cuda_graph=True)
     said: list[str] = []
     with pytest.raises(UsageError, match=r"^celu \(as-trained\): --cuda-graph"):
-        profile.run_profile(found, settings, on_progress=said.append)
+        run_profile(found, settings, on_progress=said.append)
     assert said == []

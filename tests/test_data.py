@@ -14,9 +14,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from actprof import data
-from actprof.data import (
+from actprof.data.idx import read_idx, write_idx
+from actprof.data.mnist import (
     FULL_MNIST_SHA256,
+    MIRRORS,
     SAMPLE_DIR,
     STEMS,
     TEST_IMAGES,
@@ -29,7 +30,6 @@ from actprof.data import (
     validation_split,
 )
 from actprof.errors import DataError, UsageError
-from actprof.idx import read_idx, write_idx
 
 # Read before the autouse fixture clears it: the one test that uses real full MNIST needs it.
 FULL_MNIST_DIR = os.environ.get("ACTPROF_DATA_DIR")
@@ -460,7 +460,7 @@ def test_full_mnist_download_is_verified_cached_and_reused(monkeypatch: pytest.M
     monkeypatch.delenv("ACTPROF_OFFLINE")
 
     def first_mirror_down(url: str) -> Path:
-        if url.startswith(data.MIRRORS[0]):
+        if url.startswith(MIRRORS[0]):
             raise TimeoutError("mirror timed out")
         return directory / url.rsplit("/", 1)[1]
 

@@ -13,11 +13,20 @@ import numpy as np
 import onnx
 import pytest
 
-from actprof import attribution, pipeline, precision, profile, report, runtime, storage, tables, verdict
+from actprof import runtimes
+from actprof.analysis import verdict
 from actprof.errors import ProviderUnavailable, QuantizationError, UsageError
-from actprof.graph import INPUT_NAME
-from actprof.records import ProfileRecord
-from actprof.settings import SUPPORTED_PRECISIONS
+from actprof.export import precision
+from actprof.graphs.surgery import INPUT_NAME
+from actprof.measure import cells, harness, profile, providers
+from actprof.report.html import html_page
+from actprof.report.markdown import markdown
+from actprof.report.profile_tables import deployment_rows
+from actprof.runtimes import attribution
+from actprof.runtimes.onnxruntime import cpu_session
+from actprof.schema import storage
+from actprof.schema.profiling import FusionCensus, ProfileRecord
+from actprof.settings.profile import SUPPORTED_PRECISIONS, check_precisions
 from tests.helpers import assert_user_error, quick_settings, run_cli
 
 openvino = pytest.importorskip("openvino", reason="OpenVINO is in the dev extra; install '.[dev]'")
@@ -29,7 +38,7 @@ def model_bytes(trained_models, name: str) -> bytes:
 
 @pytest.fixture(scope="module")
 def ov():
-    return runtime.backend("openvino")
+    return runtimes.backend("openvino")
 
 
 def cpu_has_bf16() -> bool:
@@ -43,26 +52,26 @@ def test_openvino_binds_with_the_same_thread_count_as_ort(ov, trained_models):
     status = ov.status()
     assert status.binds and status.compiled, status.reason
     loaded = ov.load(model_bytes(trained_models, "relu"), opt_level="default")
-    assert ov.threads(loaded) == runtime.backend("cpu").threads(None)
+    assert ov.threads(loaded) == runtimes.backend("cpu").threads(None)
 
 
 def test_openvino_fp32_matches_onnx_runtime_on_real_images(ov, trained_models):
     data = model_bytes(trained_models, "elu")
-    x = profile.images(64)
+    x = cells.images(64)
     loaded = ov.load(data, opt_level="default", precision="fp32")
     assert ov.runs_as(loaded, "fp32") == "fp32"  # asked explicitly: never a silent bf16
     got = ov.compute_target(loaded, x).output()
-    want = runtime.cpu_session(data).run(None, {INPUT_NAME: x})[0]
+    want = cpu_session(data).run(None, {INPUT_NAME: x})[0]
     assert np.max(np.abs(got - want)) < 1e-4
     assert np.array_equal(got.argmax(1), want.argmax(1))
 
 
 def test_openvino_target_loads_a_new_batch_in_place(ov, trained_models):
     data = model_bytes(trained_models, "relu")
-    first, second = profile.images(16), profile.images(32)[16:]
+    first, second = cells.images(16), cells.images(32)[16:]
     target = ov.compute_target(ov.load(data, opt_level="default"), first)
     target.load(second)
-    want = runtime.cpu_session(data).run(None, {INPUT_NAME: second})[0]
+    want = cpu_session(data).run(None, {INPUT_NAME: second})[0]
     assert np.max(np.abs(target.output() - want)) < 1e-4
 
 
@@ -74,9 +83,9 @@ def test_openvino_bf16_is_granted_or_refused_never_silent(ov, trained_models):
         return
     loaded = ov.load(data, opt_level="default", precision="bf16")
     assert ov.runs_as(loaded, "bf16") == "bf16"
-    x = profile.images(256)
+    x = cells.images(256)
     got = ov.compute_target(loaded, x).output()
-    want = runtime.cpu_session(data).run(None, {INPUT_NAME: x})[0]
+    want = cpu_session(data).run(None, {INPUT_NAME: x})[0]
     assert 0 < np.max(np.abs(got - want)) < 0.5  # bf16 really ran: close, not identical
     assert np.mean(got.argmax(1) == want.argmax(1)) > 0.98
 
@@ -95,7 +104,8 @@ def test_openvino_leaves_selu_on_its_own(ov, trained_models):
 
 
 def test_openvino_per_layer_profile(ov, trained_models):
-    ops = ov.op_profile("relu", model_bytes(trained_models, "relu"), batch=1, opt_level="default", x=profile.images(1))
+    data = model_bytes(trained_models, "relu")
+    ops = harness.op_profile(ov, "relu", data, batch=1, opt_level="default", x=cells.images(1))
     by_op = {o.op_type: o for o in ops.ops}
     assert "Convolution" in by_op and by_op["Convolution"].us_per_run > 0
     assert ops.total_us_per_run > 0 and ops.runs >= 20
@@ -112,7 +122,7 @@ def test_openvino_refuses_precisions_it_does_not_run(ov, trained_models, bad):
 
 
 def test_calibration_uses_training_images_only(sample):
-    from actprof.data import to_tensor, validation_split
+    from actprof.data.mnist import to_tensor, validation_split
 
     images, record = precision.calibration_set(sample.train_images, "sample", count=100)
     assert record.images == len(images) == 100
@@ -135,21 +145,21 @@ def int8_models(trained_models, sample):
 
 
 def test_int8_keeps_accuracy_and_folds_relu_but_not_elu(int8_models, trained_models, sample):
-    from actprof.data import to_tensor
+    from actprof.data.mnist import to_tensor
 
     x = to_tensor(sample.test_images).numpy()
     for name, data in int8_models.items():
         ops = {node.op_type for node in onnx.load_from_string(data).graph.node}
         assert {"QuantizeLinear", "DequantizeLinear"} <= ops
-        fp32 = runtime.cpu_session(model_bytes(trained_models, name)).run(None, {INPUT_NAME: x})[0]
-        int8 = runtime.cpu_session(data).run(None, {INPUT_NAME: x})[0]
+        fp32 = cpu_session(model_bytes(trained_models, name)).run(None, {INPUT_NAME: x})[0]
+        int8 = cpu_session(data).run(None, {INPUT_NAME: x})[0]
         assert abs(np.mean(int8.argmax(1) == sample.test_labels) - np.mean(fp32.argmax(1) == sample.test_labels)) < 0.03
     relu_int8 = attribution.activation_counts(onnx.load_from_string(int8_models["relu"]))
     assert relu_int8 == {}  # the quantizer itself dropped every Relu
-    census = runtime.backend("cpu").census("relu", int8_models["relu"], opt_level="all")
+    census = runtimes.backend("cpu").census("relu", int8_models["relu"], opt_level="all")
     relu = attribution.with_quantization_folding(census, {"Relu": 3}, relu_int8)
     assert relu.fused.get("int8(Relu)") == 3 and "Relu" not in relu.activation_nodes_left
-    elu = runtime.backend("cpu").census("elu", int8_models["elu"], opt_level="all")
+    elu = runtimes.backend("cpu").census("elu", int8_models["elu"], opt_level="all")
     assert elu.qdq_wrapped == {"Elu": 3}  # every site stays fp32 between DequantizeLinear and QuantizeLinear
 
 
@@ -159,9 +169,9 @@ def test_fp16_keeps_fp32_inputs_and_outputs(trained_models):
     assert proto.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
     assert proto.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
     assert any(t.data_type == onnx.TensorProto.FLOAT16 for t in proto.graph.initializer)
-    x = profile.images(256)
-    got = runtime.cpu_session(data).run(None, {INPUT_NAME: x})[0]
-    want = runtime.cpu_session(model_bytes(trained_models, "elu")).run(None, {INPUT_NAME: x})[0]
+    x = cells.images(256)
+    got = cpu_session(data).run(None, {INPUT_NAME: x})[0]
+    want = cpu_session(model_bytes(trained_models, "elu")).run(None, {INPUT_NAME: x})[0]
     assert np.mean(got.argmax(1) == want.argmax(1)) > 0.99
 
 
@@ -179,7 +189,7 @@ def poisoned(data: bytes) -> bytes:
 
 def test_a_model_that_fails_to_quantize_is_named(trained_models):
     with pytest.raises(QuantizationError, match="relu: ONNX Runtime's quantizer failed"):
-        precision.quantize_all({"relu": poisoned(model_bytes(trained_models, "relu"))}, profile.images(64))
+        precision.quantize_all({"relu": poisoned(model_bytes(trained_models, "relu"))}, cells.images(64))
 
 
 # --- the profile stage over the matrix ------------------------------------------------------------
@@ -239,15 +249,15 @@ def test_the_report_leads_each_batch_with_the_matrix(matrix, trained_models):
     targets = {(v.provider, v.precision) for v in built.verdicts}
     assert ("cpu", "int8") in targets and ("openvino", "fp32") in targets
     assert any("on cpu int8" in v.summary for v in built.verdicts)
-    text = report.markdown(built, matrix)
+    text = markdown(built, matrix)
     assert "## Deployment matrix, batch 1" in text and "## Deployment matrix, batch 8" in text
     assert "never test images" in text
-    rows = tables.deployment_rows(matrix, 1)
+    rows = deployment_rows(matrix, 1)
     assert [r["activation"] for r in rows] == ["relu", "elu"]
     assert "cpu int8" in rows[0] and "openvino fp32" in rows[0]
     assert rows[0]["cpu int8"].split(" · ")[1] == "baseline"
     assert rows[1]["cheapest within 0.5 pt of fp32"] != "—"
-    html = report.html_page(built, models, matrix)
+    html = html_page(built, models, matrix)
     assert "Deployment matrix, batch 8" in html
 
 
@@ -337,16 +347,17 @@ def test_settings_refuse_unknown_precisions_when_loaded():
         replace(quick_settings(["cpu"], [1]), precisions=["fp8"])
 
 
-def test_check_precisions_says_which_cells_are_skipped():
+def test_resolving_the_settings_says_which_cells_are_skipped():
+    check_precisions(["cpu", "openvino"], ["fp32", "bf16"])  # openvino runs bf16: nothing to refuse
     said: list[str] = []
-    pipeline.check_precisions(["cpu", "openvino"], ["fp32", "bf16"], say=said.append)
+    settings = replace(quick_settings(["cpu", "openvino"], [1]), precisions=["fp32", "bf16"])
+    resolved = providers.resolve(settings, skip_unbound=False, say=said.append)
     assert said == ["skipped cpu bf16: cpu runs fp32, int8"]
+    assert resolved.providers == ["cpu", "openvino"] and resolved.precisions == ["fp32", "bf16"]
 
 
 def test_a_runtime_rewrite_is_not_mistaken_for_quantization_folding():
     """ORT turns Mish into Softplus/Tanh/Mul at load time: the int8 graph still had Mish, so nothing folded."""
-    from actprof.records import FusionCensus
-
     census = FusionCensus("mish", "cpu", "all", {}, {"Softplus": 3, "Tanh": 3, "Mul": 3}, {}, 0, precision="int8")
     assert attribution.with_quantization_folding(census, {"Mish": 3}, {"Mish": 3}).fused == {}
     assert attribution.with_quantization_folding(census, {"Relu": 3}, {}).fused == {"int8(Relu)": 3}

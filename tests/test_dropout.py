@@ -10,11 +10,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from actprof import fused
-from actprof.dropout import FastDropout, bits_per_draw, decisions, dropout_layer, keep_mask, scaled
+from actprof.training.dropout import FastDropout, decisions, dropout_layer, keep_mask, scaled
+from actprof.training.kernels import build, masks, ops
+from actprof.training.kernels.masks import bits_per_draw
 
 NEEDS_KERNELS = pytest.mark.skipif(
-    fused.library() is None, reason="no C compiler: the kernels' mask generator cannot be built"
+    build.library() is None, reason="no C compiler: the kernels' mask generator cannot be built"
 )
 OFF_THE_BIT_GRID = pytest.param(0.05, marks=NEEDS_KERNELS, id="0.05")  # SELU's rate, no multiple of 1/256
 
@@ -117,9 +118,9 @@ def test_other_rates_draw_from_the_kernels_generator_or_use_torchs_layers(monkey
     assert isinstance(dropout_layer(0.3, alpha=False), FastDropout)
     assert isinstance(dropout_layer(0.05, alpha=True), FastDropout)
     # The fused kernels draw only rates on the grid; this one runs after them, in FastDropout.forward.
-    assert fused.dropout_args(FastDropout(0.3).train()) is None
-    assert fused.dropout_args(FastDropout(0.25).train()) == (2, 1, 0.25)
-    monkeypatch.setenv("ACTPROF_FUSED", "0")  # no kernels: torch's layers, and FastDropout refuses the rate
+    assert ops.dropout_args(FastDropout(0.3).train()) is None
+    assert ops.dropout_args(FastDropout(0.25).train()) == (2, 1, 0.25)
+    monkeypatch.setenv("ACTPROF_KERNELS", "0")  # no kernels: torch's layers, and FastDropout refuses the rate
     with pytest.raises(ValueError):
         FastDropout(0.3)
     assert isinstance(dropout_layer(0.3, alpha=False), nn.Dropout)
@@ -132,7 +133,7 @@ def test_other_rates_draw_from_the_kernels_generator_or_use_torchs_layers(monkey
 def test_counter_based_masks_drop_at_the_rate_independently(p):
     torch.manual_seed(0)
     units = 4_000_001  # odd: the last unit has a number of its own
-    keep = fused.bernoulli_keep(units, p).double()
+    keep = masks.bernoulli_keep(units, p).double()
     assert set(keep.unique().tolist()) <= {0.0, 1.0}
     sigma = math.sqrt(p * (1 - p) / units)
     assert abs((1 - keep.mean().item()) - p) < 5 * sigma
@@ -146,7 +147,7 @@ def test_counter_based_masks_drop_at_the_rate_independently(p):
 @NEEDS_KERNELS
 def test_counter_based_masks_follow_torchs_seed():
     torch.manual_seed(3)
-    first, second = fused.bernoulli_keep(10_000, 0.05), fused.bernoulli_keep(10_000, 0.05)
+    first, second = masks.bernoulli_keep(10_000, 0.05), masks.bernoulli_keep(10_000, 0.05)
     torch.manual_seed(3)
-    assert torch.equal(fused.bernoulli_keep(10_000, 0.05), first)
+    assert torch.equal(masks.bernoulli_keep(10_000, 0.05), first)
     assert not torch.equal(first, second)

@@ -8,10 +8,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from actprof import activations, pipeline, verdict
-from actprof.evidence import estimate, paired
-from actprof.model import config_for
-from actprof.records import TrainConfig
+from actprof import activations
+from actprof.analysis import verdict
+from actprof.analysis.evidence import estimate, paired
+from actprof.report.markdown import markdown
+from actprof.settings.training import TrainConfig
+from actprof.training.model import SeedCNN, config_for
+from tests.helpers import train_and_export
 
 VALUES = st.lists(st.floats(min_value=-1e6, max_value=1e6, allow_nan=False), min_size=2, max_size=30)
 
@@ -63,7 +66,7 @@ def seeded(tmp_path_factory, sample):
     out = tmp_path_factory.mktemp("seeded")
     config = TrainConfig(epochs=1, val_every=5, val_size=300)
     records = [
-        pipeline.train_and_export(act, config_for(act), config, sample, out_dir=out, extra_seeds=(1, 2))
+        train_and_export(act, config, sample, out, extra_seeds=(1, 2))
         for act in (activations.get("relu"), activations.get("elu"))
     ]
     return out, records
@@ -79,8 +82,6 @@ def test_every_seed_is_trained_and_recorded(seeded):
 def test_a_seed_fixes_the_initial_draw_for_every_activation(sample):
     import torch
 
-    from actprof.model import SeedCNN
-
     weights = []
     for name in ("relu", "elu", "gelu"):
         torch.manual_seed(7)
@@ -91,8 +92,8 @@ def test_a_seed_fixes_the_initial_draw_for_every_activation(sample):
 def test_same_seed_reproduces_the_record_bit_for_bit(tmp_path, sample):
     act = activations.get("elu")
     config = TrainConfig(epochs=1, val_every=5, val_size=300, seed=3)
-    a = pipeline.train_and_export(act, config_for(act), config, sample, out_dir=tmp_path / "a")
-    b = pipeline.train_and_export(act, config_for(act), config, sample, out_dir=tmp_path / "b")
+    a = train_and_export(act, config, sample, tmp_path / "a")
+    b = train_and_export(act, config, sample, tmp_path / "b")
     assert (tmp_path / "a" / "elu.onnx").read_bytes() == (tmp_path / "b" / "elu.onnx").read_bytes()
     for field in ("step_loss", "step_accuracy", "val_loss", "test_loss", "test_accuracy", "layer_stats"):
         assert getattr(a.train, field) == getattr(b.train, field), field
@@ -111,8 +112,6 @@ def test_report_pairs_seeds_and_says_whether_it_is_significant(seeded):
     assert comparison.n == 3
     expected = stats.ttest_rel([r.test_accuracy for r in elu.runs], [r.test_accuracy for r in relu.runs]).pvalue
     assert comparison.p_value == pytest.approx(expected)
-    from actprof import report as report_module
-
-    text = report_module.markdown(report, None)
+    text = markdown(report, None)
     assert "Paired by seed" in text
     assert ("within noise" in text) or ("significantly" in text)

@@ -7,18 +7,27 @@ import numpy as np
 import onnx
 import pytest
 
-from actprof import activations, export, pipeline, runtime, storage
-from actprof.data import to_tensor
+from actprof import activations
+from actprof.data.mnist import to_tensor
 from actprof.errors import ModelFileError, ParityError, SweepFailed
-from actprof.model import config_for
-from actprof.records import SCHEMA_VERSION, ModelRecord, TrainConfig
-from actprof.storage import read_json
+from actprof.export import exporter, store, verify
+from actprof.export.config import DEFAULT_OPSET
+from actprof.graphs.files import load_model_file
+from actprof.runtimes.onnxruntime import cpu_session
+from actprof.runtimes.reference import run_batches
+from actprof.schema import SCHEMA_VERSION, storage
+from actprof.schema.storage import read_json
+from actprof.schema.training import ModelRecord
+from actprof.settings.training import TrainConfig
+from actprof.training.loop import staged, train
+from actprof.training.model import build, config_for
 from tests.helpers import (
     FAST,
     assert_user_error,
     plain_ort_session,
     point_weights_outside,
     run_cli,
+    train_and_export,
     with_external_weights,
 )
 
@@ -100,23 +109,23 @@ def test_relu_units_die_and_elu_units_do_not(trained_models):
 
 def test_parity_failure_is_an_error(trained_models, sample):
     out, _ = trained_models
-    session = runtime.cpu_session((out / "relu.onnx").read_bytes())
+    session = cpu_session((out / "relu.onnx").read_bytes())
     x = to_tensor(sample.test_images[:300]).numpy()
-    logits = export.run_batches(session, x)
-    export.check_parity(session, logits, x)
+    logits = run_batches(session, x)
+    verify.check_parity(session, logits, x)
     with pytest.raises(ParityError, match="differs from PyTorch"):
-        export.check_parity(session, logits + 1e-3, x)
+        verify.check_parity(session, logits + 1e-3, x)
     # export_and_verify compares the rows of its accuracy pass that are the probe's, without a second pass
-    assert export.parity_of(logits, logits.copy()).images == len(x)
+    assert verify.parity_of(logits, logits.copy()).images == len(x)
     with pytest.raises(ParityError, match="differs from PyTorch"):
-        export.parity_of(logits, logits + 1e-3)
+        verify.parity_of(logits, logits + 1e-3)
 
 
 def test_nan_loss_stops_the_run_and_writes_nothing(tmp_path, sample):
     act = activations.get("relu")
     diverging = TrainConfig(epochs=1, lr=1e8, val_every=5, val_size=200, precision="fp32")
     with pytest.raises(SweepFailed, match="lower --lr"):
-        pipeline.train_and_export(act, config_for(act), diverging, sample, out_dir=tmp_path)
+        train_and_export(act, diverging, sample, tmp_path)
     assert [p.name for p in tmp_path.iterdir()] == ["runs"]  # no model: only the divergence is recorded
     [record] = (tmp_path / "runs").iterdir()
     assert record.suffix == ".json" and json.loads(record.read_text())["kind"] == "diverged"
@@ -124,18 +133,16 @@ def test_nan_loss_stops_the_run_and_writes_nothing(tmp_path, sample):
 
 def test_same_seed_gives_a_bit_identical_model(tmp_path, sample):
     act = activations.get("elu")
-    a = pipeline.train_and_export(act, config_for(act), FAST, sample, out_dir=tmp_path / "a")
-    b = pipeline.train_and_export(act, config_for(act), FAST, sample, out_dir=tmp_path / "b")
+    a = train_and_export(act, FAST, sample, tmp_path / "a")
+    b = train_and_export(act, FAST, sample, tmp_path / "b")
     assert a.export.sha256 == b.export.sha256
     assert a.train.step_loss == b.train.step_loss
 
 
 def test_older_opset_decomposes_gelu(tmp_path, sample):
-    from actprof.train import train
-
     act = activations.get("gelu")
     model, _ = train(config_for(act), TrainConfig(epochs=1, val_every=100, val_size=100), sample)
-    _, result = export.export_and_verify(
+    _, result = verify.export_and_verify(
         model,
         expected_ops=act.onnx_ops,
         test_images=to_tensor(sample.test_images).numpy(),
@@ -160,10 +167,10 @@ def test_find_models_detects_a_mismatched_onnx(tmp_path, trained_models):
 def test_load_model_file_refuses_external_data_outside_its_directory(tmp_path, trained_models):
     out, _ = trained_models
     path = with_external_weights(out / "relu.onnx", tmp_path / "inner")
-    assert export.load_model_file(path).graph.node
+    assert load_model_file(path).graph.node
     point_weights_outside(path)
     with pytest.raises(ModelFileError, match="outside its directory"):
-        export.load_model_file(path)
+        load_model_file(path)
 
 
 def test_cli_train_export_writes_both_files(tmp_path):
@@ -193,19 +200,17 @@ def test_elu_on_full_mnist_reaches_96_percent_in_ort(tmp_path, full_mnist_dir):
     record = read_json(tmp_path / "elu.json", ModelRecord)
     assert record.dataset.kind == "full" and record.dataset.n_test == 10_000
     # Checked independently: the ONNX file itself, in ONNX Runtime, on the 10,000 test images.
-    from actprof.data import load_mnist
+    from actprof.data.mnist import load_mnist
 
     mnist = load_mnist(data_dir=full_mnist_dir, log=lambda _m: None)
     session = plain_ort_session(str(tmp_path / "elu.onnx"))
-    logits = export.run_batches(session, to_tensor(mnist.test_images).numpy())
+    logits = run_batches(session, to_tensor(mnist.test_images).numpy())
     assert float(np.mean(logits.argmax(1) == mnist.test_labels)) >= 0.96
 
 
 def _perturbed(name: str, seed: int):
     """A network with every parameter non-zero and distinct per seed, as after training."""
     import torch
-
-    from actprof.model import build
 
     torch.manual_seed(seed)
     model = build(config_for(activations.get(name))).eval()
@@ -219,15 +224,15 @@ def _perturbed(name: str, seed: int):
 def exports(monkeypatch, tmp_path) -> list[int]:
     """Counts the fresh exports, with no graph kept from before: none in this process, none in the store."""
     counted: list[int] = []
-    fresh_export = export.to_onnx
-    monkeypatch.setattr(export, "to_onnx", lambda *a, **k: counted.append(1) or fresh_export(*a, **k))
-    monkeypatch.setattr(export, "_TEMPLATES", {})
-    monkeypatch.setattr(export, "_graphs_dir", lambda: tmp_path / "graphs")
+    fresh_export = exporter.to_onnx
+    monkeypatch.setattr(store, "to_onnx", lambda *a, **k: counted.append(1) or fresh_export(*a, **k))
+    monkeypatch.setattr(store, "_TEMPLATES", {})
+    monkeypatch.setattr(store, "_graphs_dir", lambda: tmp_path / "graphs")
     return counted
 
 
 def _reuse_or_export(model):
-    return export.reuse_or_export(model, opset=export.DEFAULT_OPSET, exporter="dynamo")
+    return store.reuse_or_export(model, opset=DEFAULT_OPSET, exporter="dynamo")
 
 
 @pytest.mark.parametrize("name", ["elu", "gelu", "selu"])
@@ -235,56 +240,54 @@ def test_later_runs_of_a_sweep_reuse_the_export_and_get_a_fresh_exports_bytes(ex
     _reuse_or_export(_perturbed(name, 0))
     reused = _reuse_or_export(_perturbed(name, 1))
     assert len(exports) == 1
-    assert reused.SerializeToString() == export.to_onnx(_perturbed(name, 1)).SerializeToString()
+    assert reused.SerializeToString() == exporter.to_onnx(_perturbed(name, 1)).SerializeToString()
 
 
 def test_a_later_process_reuses_the_stored_graph_and_gets_a_fresh_exports_bytes(exports, monkeypatch):
     _reuse_or_export(_perturbed("gelu", 0))
-    (stored,) = export._graphs_dir().iterdir()
+    (stored,) = store._graphs_dir().iterdir()
     assert stored.stat().st_size < 20_000  # the graph without its weights (the seed CNN's are ~0.9 MB)
-    monkeypatch.setattr(export, "_TEMPLATES", {})  # as in a new process
+    monkeypatch.setattr(store, "_TEMPLATES", {})  # as in a new process
     reused = _reuse_or_export(_perturbed("gelu", 1))
     assert len(exports) == 1
-    assert reused.SerializeToString() == export.to_onnx(_perturbed("gelu", 1)).SerializeToString()
+    assert reused.SerializeToString() == exporter.to_onnx(_perturbed("gelu", 1)).SerializeToString()
 
 
 def test_a_damaged_stored_graph_is_exported_afresh_and_replaced(exports, monkeypatch):
     model = _perturbed("elu", 0)
     _reuse_or_export(model)
-    (stored,) = export._graphs_dir().iterdir()
+    (stored,) = store._graphs_dir().iterdir()
     stored.write_bytes(stored.read_bytes()[:100])
-    monkeypatch.setattr(export, "_TEMPLATES", {})
+    monkeypatch.setattr(store, "_TEMPLATES", {})
     again = _reuse_or_export(model)
     assert len(exports) == 2 and stored.stat().st_size > 100
-    assert again.SerializeToString() == export.to_onnx(model).SerializeToString()
+    assert again.SerializeToString() == exporter.to_onnx(model).SerializeToString()
 
 
 def test_the_store_keeps_only_the_newest_graphs(exports, monkeypatch):
-    monkeypatch.setattr(export, "KEPT_GRAPHS", 2)
+    monkeypatch.setattr(store, "KEPT_GRAPHS", 2)
     for name in ("relu", "elu", "gelu"):
         _reuse_or_export(_perturbed(name, 0))
-    assert sorted(p.name.split("-")[0] for p in export._graphs_dir().iterdir()) == ["elu", "gelu"]
+    assert sorted(p.name.split("-")[0] for p in store._graphs_dir().iterdir()) == ["elu", "gelu"]
 
 
 def test_the_store_moves_where_actprof_graph_dir_says(monkeypatch, tmp_path):
     monkeypatch.setenv("ACTPROF_GRAPH_DIR", str(tmp_path))
-    assert export._graphs_dir() == tmp_path
+    assert store._graphs_dir() == tmp_path
     monkeypatch.delenv("ACTPROF_GRAPH_DIR")
-    assert export._graphs_dir().parts[-2:] == ("actprof", "onnx-graphs")
+    assert store._graphs_dir().parts[-2:] == ("actprof", "onnx-graphs")
 
 
 def test_graphs_are_stored_under_everything_that_decides_them():
-    from actprof.model import config_for
-
     relu, elu = config_for(activations.get("relu")), config_for(activations.get("elu"))
     paths = {
-        export.template_path((config, lean, False, opset, "dynamo"))
+        store.template_path((config, lean, False, opset, "dynamo"))
         for config in (relu, elu)
         for lean in (False, True)
         for opset in (18, 20)
     }
     assert len(paths) == 8
-    assert export.template_path((relu, False, False, 20, "dynamo")) == export.template_path(
+    assert store.template_path((relu, False, False, 20, "dynamo")) == store.template_path(
         (config_for(activations.get("relu")), False, False, 20, "dynamo")
     )
 
@@ -299,8 +302,6 @@ def test_a_graph_that_folded_a_parameter_is_exported_afresh(exports):
 def test_staged_data_is_reused_until_the_split_or_precision_changes(sample):
     import torch
 
-    from actprof.train import staged
-
     cpu = torch.device("cpu")
     first = staged(sample, 0.1, cpu, torch.bfloat16)
     assert all(a is b for a, b in zip(first, staged(sample, 0.1, cpu, torch.bfloat16), strict=True))
@@ -313,14 +314,14 @@ def test_exports_share_one_torchlib_registry_and_give_the_same_graphs(monkeypatc
     from torch.onnx._internal.exporter import _registration
 
     original = _registration.ONNXRegistry.__dict__["from_torchlib"]
-    monkeypatch.setattr(export, "_REGISTRIES", {})
-    export.to_onnx(_perturbed("relu", 0))
-    after_another = export.to_onnx(_perturbed("gelu", 0))  # with the registry relu's export built
-    assert len(export._REGISTRIES) == 1
-    with export.torchlib_registry_reused():
+    monkeypatch.setattr(exporter, "_REGISTRIES", {})
+    exporter.to_onnx(_perturbed("relu", 0))
+    after_another = exporter.to_onnx(_perturbed("gelu", 0))  # with the registry relu's export built
+    assert len(exporter._REGISTRIES) == 1
+    with exporter.torchlib_registry_reused():
         assert _registration.ONNXRegistry.from_torchlib() is _registration.ONNXRegistry.from_torchlib()
     assert _registration.ONNXRegistry.__dict__["from_torchlib"] is original  # put back
 
-    monkeypatch.setattr(export, "_REGISTRIES", {})
-    fresh = export.to_onnx(_perturbed("gelu", 0))
+    monkeypatch.setattr(exporter, "_REGISTRIES", {})
+    fresh = exporter.to_onnx(_perturbed("gelu", 0))
     assert after_another.SerializeToString() == fresh.SerializeToString()

@@ -1,4 +1,4 @@
-"""actprof's C kernels (actprof/fused.py) compute what torch's layers compute.
+"""actprof's C kernels (actprof/training/kernels) compute what torch's layers compute.
 
 The max pool only compares, so it must agree with torch bit for bit: values, winners (first maximum, a
 NaN wins), and the gradient. The fused convolution + pool sums in another order than oneDNN, so it
@@ -17,12 +17,22 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from actprof import fused
-from actprof.dropout import FastDropout
+from actprof import activations
+from actprof.training.dropout import FastDropout
+from actprof.training.kernels import build, ops
 
-pytestmark = pytest.mark.skipif(fused.library() is None, reason="no C compiler: the kernels cannot be built")
+pytestmark = pytest.mark.skipif(build.library() is None, reason="no C compiler: the kernels cannot be built")
 
 DTYPES = (torch.float32, torch.bfloat16)
+
+
+def site(case: str, module: nn.Module | None = None) -> ops.Act:
+    """``"elu"`` or ``"elu 0.5"``: that activation site as the kernels see it (the table's row at that
+    parameter, None: its default), with a fresh module (PReLU's slope collects its gradient) unless given."""
+    name, *param = case.split()
+    value = float(param[0]) if param else None
+    row = activations.get(name)
+    return ops.Act.of(row, value, module if module is not None else row.module(value))
 
 
 def channels_last(x: torch.Tensor) -> torch.Tensor:
@@ -63,7 +73,7 @@ def torch_block(conv):
 
 
 def fused_block(conv):
-    return lambda x: fused.fused_conv_pool(x, conv)
+    return lambda x: ops.fused_conv_pool(x, conv)
 
 
 # --- the max pool: bit for bit --------------------------------------------------------------------
@@ -85,7 +95,7 @@ def test_max_pool_matches_torch_bit_for_bit(n, channels, height, width, dtype, t
     x = channels_last(x.to(dtype))
     expected_in, got_in = x.clone().requires_grad_(), x.clone().requires_grad_()
     expected = nn.functional.max_pool2d(expected_in, 2)
-    got = fused.max_pool2(got_in)
+    got = ops.max_pool2(got_in)
     upstream = torch.randn_like(expected)
     expected.backward(upstream)
     got.backward(upstream)
@@ -98,7 +108,7 @@ def test_max_pool_matches_torch_bit_for_bit(n, channels, height, width, dtype, t
 def test_max_pool_propagates_nan_like_torch():
     x = channels_last(torch.randn(2, 16, 4, 4))
     x[0, 3, 1, 0] = float("nan")
-    expected, got = nn.functional.max_pool2d(x, 2), fused.max_pool2(x)
+    expected, got = nn.functional.max_pool2d(x, 2), ops.max_pool2(x)
     assert torch.equal(expected.isnan(), got.isnan())
     assert torch.equal(expected.nan_to_num(), got.nan_to_num())
 
@@ -156,7 +166,7 @@ def test_conv_pool_in_inference_mode_keeps_no_codes():
     conv = conv_and_pool(32)
     x = images(8, 26, 26)
     with torch.inference_mode():
-        got = fused.fused_conv_pool(x, conv)
+        got = ops.fused_conv_pool(x, conv)
         expected = torch_block(conv)(x)
     torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-6)
 
@@ -175,9 +185,9 @@ def test_conv_pool_in_inference_mode_keeps_no_codes():
 )
 def test_conv_pool_declines_what_it_does_not_compute(change, why):
     conv, x = conv_and_pool(32), images(2, 26, 26)
-    assert fused.applies(x, conv)
+    assert ops.applies(x, conv)
     changed_conv, changed_x = change(conv, x)
-    assert not fused.applies(changed_x, changed_conv), why
+    assert not ops.applies(changed_x, changed_conv), why
 
 
 @pytest.mark.parametrize(
@@ -192,14 +202,16 @@ def test_conv_pool_declines_what_it_does_not_compute(change, why):
     ],
 )
 def test_max_pool_declines_what_it_does_not_compute(pool, x, why):
-    assert fused.pool_applies(channels_last(torch.rand(2, 16, 8, 8)), nn.MaxPool2d(2))
-    assert not fused.pool_applies(x, pool), why
+    assert ops.pool_applies(channels_last(torch.rand(2, 16, 8, 8)), nn.MaxPool2d(2))
+    assert not ops.pool_applies(x, pool), why
 
 
-def test_actprof_fused_0_turns_the_kernels_off(monkeypatch):
-    monkeypatch.setenv("ACTPROF_FUSED", "0")
-    assert not fused.applies(images(2, 26, 26), conv_and_pool(32))
-    assert not fused.pool_applies(channels_last(torch.rand(2, 16, 8, 8)), nn.MaxPool2d(2))
+@pytest.mark.parametrize("variable", ["ACTPROF_KERNELS", "ACTPROF_FUSED"])  # the new name, and the older one
+def test_actprof_kernels_0_turns_the_kernels_off(variable, monkeypatch):
+    monkeypatch.delenv("ACTPROF_KERNELS", raising=False)
+    monkeypatch.setenv(variable, "0")
+    assert not ops.applies(images(2, 26, 26), conv_and_pool(32))
+    assert not ops.pool_applies(channels_last(torch.rand(2, 16, 8, 8)), nn.MaxPool2d(2))
 
 
 # --- building the library ------------------------------------------------------------------------
@@ -207,31 +219,32 @@ def test_actprof_fused_0_turns_the_kernels_off(monkeypatch):
 
 def test_the_library_is_built_once_per_source_and_flags(tmp_path, monkeypatch):
     monkeypatch.setenv("ACTPROF_KERNEL_DIR", str(tmp_path))
-    first = fused._build(fused.FLAGS)
+    first = build._build(build.FLAGS)
     assert first.parent == tmp_path and first.exists()
-    assert fused._build(fused.FLAGS) == first  # cached: not rebuilt
-    assert fused._build((*fused.FLAGS, "-DACTPROF_OTHER=1")) != first  # other flags, another binary
+    assert build._build(build.FLAGS) == first  # cached: not rebuilt
+    assert build._build((*build.FLAGS, "-DACTPROF_OTHER=1")) != first  # other flags, another binary
     assert [p.name for p in tmp_path.iterdir() if not p.name.endswith(".so")] == []  # no scratch left
 
 
 def test_the_vector_width_follows_the_cpu(monkeypatch):
     # 16 lanes on a CPU without AVX-512 made GCC split every vector and spill: 5.6-8.6x slower kernels on Zen 3
-    monkeypatch.setattr(fused, "cpu_features", lambda: "fpu sse2 avx avx2 fma avx512f avx512bw")
-    assert fused.vector_lanes() == 16
-    monkeypatch.setattr(fused, "cpu_features", lambda: "fpu sse2 avx avx2 fma f16c")
-    assert fused.vector_lanes() == 8
-    assert f"-DLANES={fused.LANES}" in fused.FLAGS
+    monkeypatch.setattr(build, "cpu_features", lambda: "fpu sse2 avx avx2 fma avx512f avx512bw")
+    assert build.vector_lanes() == 16
+    monkeypatch.setattr(build, "cpu_features", lambda: "fpu sse2 avx avx2 fma f16c")
+    assert build.vector_lanes() == 8
+    assert f"-DLANES={build.LANES}" in build.FLAGS
 
 
 def test_without_a_compiler_the_trainer_keeps_torchs_layers(tmp_path):
     # In a fresh process: the library is loaded once per process.
     script = (
-        "import torch; from actprof import fused, model, activations;"
-        "assert fused.library() is None;"
+        "import torch; from actprof import activations; from actprof.training import model;"
+        "from actprof.training.kernels import build, ops;"
+        "assert build.library() is None;"
         "m = model.SeedCNN(model.config_for(activations.get('relu'))).to(memory_format=torch.channels_last);"
         "m.lean = m.pool_first = True;"
         "x = torch.rand(4, 1, 28, 28).contiguous(memory_format=torch.channels_last);"
-        "assert not fused.applies(x, m.conv1);"
+        "assert not ops.applies(x, m.conv1);"
         "print(tuple(m.train()(x).shape))"
     )
     env = {**os.environ, "CC": str(tmp_path / "no-such-compiler"), "ACTPROF_KERNEL_DIR": str(tmp_path / "k")}
@@ -245,26 +258,26 @@ def test_without_a_compiler_the_trainer_keeps_torchs_layers(tmp_path):
 # --- the activation after the pool, inside the kernels -------------------------------------------
 
 KERNEL_ACTIVATIONS = [
-    nn.ReLU(),
-    nn.LeakyReLU(0.01),
-    nn.LeakyReLU(0.3),
-    nn.ELU(),
-    nn.ELU(alpha=0.5),
-    nn.CELU(alpha=2.0),
-    nn.SELU(),
-    nn.Sigmoid(),
-    nn.Tanh(),
+    "relu",
+    "leaky_relu 0.01",
+    "leaky_relu 0.3",
+    "elu",
+    "elu 0.5",
+    "celu 2.0",
+    "selu",
+    "sigmoid",
+    "tanh",
 ]
 
 
-@pytest.mark.parametrize("act", KERNEL_ACTIVATIONS, ids=repr)
-def test_the_kernels_know_these_activations(act):
-    assert fused.activation_args(act) is not None
+@pytest.mark.parametrize("case", KERNEL_ACTIVATIONS)
+def test_the_kernels_know_these_activations(case):
+    assert site(case).computed_after
 
 
 def test_relu_in_the_kernel_maps_minus_infinity_to_zero():
     x = channels_last(torch.full((1, 16, 2, 2), float("-inf")))
-    assert torch.equal(fused.max_pool2(x, activation=nn.ReLU()), torch.zeros(1, 16, 1, 1))
+    assert torch.equal(ops.max_pool2(x, activation=site("relu")), torch.zeros(1, 16, 1, 1))
 
 
 def test_gradients_arriving_in_nchw_memory_are_read_as_such():
@@ -272,15 +285,16 @@ def test_gradients_arriving_in_nchw_memory_are_read_as_such():
     expected_in, got_in = x.clone().requires_grad_(), x.clone().requires_grad_()
     upstream = torch.randn(2, 32, 3, 3)  # contiguous NCHW, not the kernel's layout
     nn.functional.elu(nn.functional.max_pool2d(expected_in, 2)).backward(upstream)
-    fused.max_pool2(got_in, activation=nn.ELU()).backward(upstream)
+    ops.max_pool2(got_in, activation=site("elu")).backward(upstream)
     torch.testing.assert_close(got_in.grad, expected_in.grad, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("act", [nn.GELU(), nn.Mish(), nn.LeakyReLU(-0.1), nn.ELU(alpha=-1.0), nn.Softplus()], ids=repr)
-def test_other_activations_run_after_the_kernel_in_torch(act):
-    assert fused.activation_args(act) is None
+@pytest.mark.parametrize("case", ["gelu", "mish", "leaky_relu -0.1", "elu -1.0", "softplus"])
+def test_other_activations_run_after_the_kernel_in_torch(case):
+    act = site(case)
+    assert not act.computed_after
     x = channels_last(torch.randn(2, 16, 6, 6))
-    torch.testing.assert_close(fused.max_pool2(x, activation=act), act(nn.functional.max_pool2d(x, 2)))
+    torch.testing.assert_close(ops.max_pool2(x, activation=act), act.module(nn.functional.max_pool2d(x, 2)))
 
 
 def test_elu_in_the_kernel_is_torchs_within_a_few_ulp_over_its_whole_range():
@@ -290,19 +304,21 @@ def test_elu_in_the_kernel_is_torchs_within_a_few_ulp_over_its_whole_range():
     grid = -torch.logspace(-8, 2.5, 16 * 400 - len(edges))
     values = torch.cat([edges, grid, -edges, -grid])  # and as many positive ones
     x = channels_last(values.reshape(1, 16, -1, 1).repeat_interleave(2, 2).repeat_interleave(2, 3))
-    for act in (nn.ELU(), nn.ELU(alpha=0.5), nn.CELU(alpha=2.0), nn.SELU()):
-        expected = act(nn.functional.max_pool2d(x.double(), 2))
-        got = fused.max_pool2(x, activation=act).double()
-        assert ((got - expected).abs() <= 4 * 2**-24 * expected.abs() + 1e-37).all(), act
+    for case in ("elu", "elu 0.5", "celu 2.0", "selu"):
+        act = site(case)
+        expected = act.module(nn.functional.max_pool2d(x.double(), 2))
+        got = ops.max_pool2(x, activation=act).double()
+        assert ((got - expected).abs() <= 4 * 2**-24 * expected.abs() + 1e-37).all(), case
 
 
-@pytest.mark.parametrize("act", KERNEL_ACTIVATIONS, ids=repr)
+@pytest.mark.parametrize("case", KERNEL_ACTIVATIONS)
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_pool_and_activation_match_torch(act, dtype):
+def test_pool_and_activation_match_torch(case, dtype):
+    act = site(case)
     x = channels_last(torch.randn(8, 32, 9, 10).to(dtype))
     expected_in, got_in = x.clone().requires_grad_(), x.clone().requires_grad_()
-    expected = act(nn.functional.max_pool2d(expected_in, 2))
-    got = fused.max_pool2(got_in, activation=act)
+    expected = act.module(nn.functional.max_pool2d(expected_in, 2))
+    got = ops.max_pool2(got_in, activation=act)
     upstream = torch.randn_like(expected)
     expected.backward(upstream)
     got.backward(upstream)
@@ -319,13 +335,14 @@ def test_pool_and_activation_match_torch(act, dtype):
         assert ((got_in.grad.float() - expected_in.grad.float()).abs() <= grad_step).all()
 
 
-@pytest.mark.parametrize("act", KERNEL_ACTIVATIONS, ids=repr)
-def test_conv_pool_and_activation_match_torch_in_fp32(act):
+@pytest.mark.parametrize("case", KERNEL_ACTIVATIONS)
+def test_conv_pool_and_activation_match_torch_in_fp32(case):
+    act = site(case)
     conv = conv_and_pool(32)
     x = images(6, 26, 26, crop=2)
     upstream = channels_last(torch.randn(6, 32, 12, 12))
-    expected, expected_w, expected_b = grads_of(lambda x: act(torch_block(conv)(x)), conv, x, upstream)
-    got, got_w, got_b = grads_of(lambda x: fused.fused_conv_pool(x, conv, activation=act), conv, x, upstream)
+    expected, expected_w, expected_b = grads_of(lambda x: act.module(torch_block(conv)(x)), conv, x, upstream)
+    got, got_w, got_b = grads_of(lambda x: ops.fused_conv_pool(x, conv, activation=act), conv, x, upstream)
     torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-6)
     assert_sums_close((got_w, got_b), (expected_w, expected_b), upstream)
 
@@ -341,7 +358,7 @@ def test_dropout_in_the_kernel_is_fastdropouts_mask_for_mask(p, dtype, shape):
     # same units, so the trainer's masks do not depend on whether the kernels run.
     x = channels_last((torch.rand(*shape) + 0.1).to(dtype))
     torch.manual_seed(7)
-    got = fused.max_pool2(x, activation=nn.ReLU(), dropout=FastDropout(p).train())
+    got = ops.max_pool2(x, activation=site("relu"), dropout=FastDropout(p).train())
     torch.manual_seed(7)
     expected = FastDropout(p).train()(nn.functional.relu(nn.functional.max_pool2d(x, 2)))
     assert torch.equal(got, expected)
@@ -350,24 +367,25 @@ def test_dropout_in_the_kernel_is_fastdropouts_mask_for_mask(p, dtype, shape):
 def test_dropout_in_the_kernel_drops_at_its_rate():
     x = channels_last(torch.rand(64, 64, 20, 20) + 0.1)
     torch.manual_seed(0)
-    got = fused.max_pool2(x, activation=nn.ReLU(), dropout=FastDropout(0.25).train())
+    got = ops.max_pool2(x, activation=site("relu"), dropout=FastDropout(0.25).train())
     n = got.numel()
     dropped = int((got == 0).sum())
     assert abs(dropped - 0.25 * n) < 5 * (n * 0.25 * 0.75) ** 0.5  # five binomial standard deviations
 
 
-@pytest.mark.parametrize("act", [nn.ReLU(), nn.ELU(), nn.SELU(), None], ids=repr)
+@pytest.mark.parametrize("case", ["relu", "elu", "selu", None], ids=str)
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_dropout_in_the_kernel_backpropagates_through_its_mask(act, dtype):
+def test_dropout_in_the_kernel_backpropagates_through_its_mask(case, dtype):
+    act = site(case) if case is not None else None
     x = channels_last(torch.randn(6, 32, 8, 8).to(dtype))
     x_in = x.clone().requires_grad_()
-    got = fused.max_pool2(x_in, activation=act, dropout=FastDropout(0.25).train())
+    got = ops.max_pool2(x_in, activation=act, dropout=FastDropout(0.25).train())
     upstream = torch.randn_like(got)
     got.backward(upstream)
     # The same function in torch with the mask the kernel drew (read off its output: nothing else is 0).
     reference_in = x.clone().requires_grad_()
     pooled = nn.functional.max_pool2d(reference_in, 2)
-    activated = act(pooled) if act is not None else pooled
+    activated = act.module(pooled) if act is not None else pooled
     scale = torch.tensor(1 / 0.75, dtype=dtype)
     expected = activated * torch.where(got != 0, scale, torch.zeros((), dtype=dtype))
     expected.backward(upstream)
@@ -385,7 +403,7 @@ def test_conv_pool_with_activation_and_dropout_trains_on_torchs_gradients():
     x = images(6, 26, 26, crop=2)
     upstream = channels_last(torch.randn(6, 32, 12, 12))
     got, got_w, got_b = grads_of(
-        lambda x: fused.fused_conv_pool(x, conv, activation=nn.ELU(), dropout=FastDropout(0.25).train()),
+        lambda x: ops.fused_conv_pool(x, conv, activation=site("elu"), dropout=FastDropout(0.25).train()),
         conv,
         x,
         upstream,
@@ -409,10 +427,10 @@ def test_conv_pool_with_activation_and_dropout_trains_on_torchs_gradients():
     ids=["eval mode", "p = 0", "alpha dropout", "torch's nn.Dropout"],
 )
 def test_dropouts_the_kernels_do_not_draw_run_in_torch(dropout):
-    assert fused.dropout_args(dropout) is None
+    assert ops.dropout_args(dropout) is None
     x = channels_last(torch.rand(2, 16, 6, 6))
     torch.manual_seed(3)
-    got = fused.max_pool2(x, activation=nn.ReLU(), dropout=dropout)
+    got = ops.max_pool2(x, activation=site("relu"), dropout=dropout)
     torch.manual_seed(3)
     torch.testing.assert_close(got, dropout(nn.functional.relu(nn.functional.max_pool2d(x, 2))))
 
@@ -420,29 +438,23 @@ def test_dropouts_the_kernels_do_not_draw_run_in_torch(dropout):
 # --- the activation before the pool (not monotonic), inside the kernels ---------------------------
 
 
-def prelu(slope: float) -> nn.PReLU:
-    return nn.PReLU(num_parameters=1, init=slope)
+BEFORE_CASES = ["gelu", "gelu_tanh", "silu", "mish", "hardswish", "prelu 0.25", "prelu -0.5"]
 
 
-BEFORE_ACTIVATIONS = [nn.GELU(), nn.GELU(approximate="tanh"), nn.SiLU(), nn.Mish(), nn.Hardswish()]
-BEFORE_CASES = [*BEFORE_ACTIVATIONS, "prelu 0.25", "prelu -0.5"]
-
-
-def before_activation(case) -> nn.Module:
-    """A fresh module per use: PReLU's slope collects its gradient."""
-    return prelu(float(case.split()[1])) if isinstance(case, str) else case
-
-
-@pytest.mark.parametrize("case", BEFORE_CASES, ids=str)
+@pytest.mark.parametrize("case", BEFORE_CASES)
 def test_the_kernels_know_these_activations_before_the_pool(case):
-    assert fused.before_args(before_activation(case)) is not None
+    assert site(case).computed_before
 
 
-@pytest.mark.parametrize("act", [nn.ReLU(), nn.Tanh(), nn.Sigmoid(), nn.PReLU(16)], ids=repr)
+@pytest.mark.parametrize(
+    "act",
+    [site("relu"), site("tanh"), site("sigmoid"), site("prelu", nn.PReLU(16))],
+    ids=["relu", "tanh", "sigmoid", "prelu, one slope per channel"],
+)
 def test_other_activations_before_the_pool_run_in_torch(act):
-    assert fused.before_args(act) is None
+    assert not act.computed_before
     x = channels_last(torch.randn(2, 16, 6, 6))
-    torch.testing.assert_close(fused.max_pool2(x, before=act), nn.functional.max_pool2d(act(x), 2))
+    torch.testing.assert_close(ops.max_pool2(x, before=act), nn.functional.max_pool2d(act.module(x), 2))
 
 
 def test_activations_before_the_pool_are_exact_in_fp32_over_their_whole_range():
@@ -455,10 +467,10 @@ def test_activations_before_the_pool_are_exact_in_fp32_over_their_whole_range():
     values = torch.cat([magnitudes, -magnitudes])  # 16 channels of 400 values, both signs
     x = channels_last(values.reshape(1, 16, -1, 1).repeat_interleave(2, 2).repeat_interleave(2, 3))
     for case in BEFORE_CASES:
-        act, exact_act = before_activation(case), before_activation(case).double()
+        act, exact_act = site(case), site(case).module.double()
         got_in, exact_in = x.clone().requires_grad_(), x.double().requires_grad_()
         # Every value fills its whole window, so each window's winner is its first position.
-        got = fused.max_pool2(got_in, before=act)
+        got = ops.max_pool2(got_in, before=act)
         exact = nn.functional.max_pool2d(exact_act(exact_in), 2)
         got.backward(torch.ones_like(got))
         exact.backward(torch.ones_like(exact))
@@ -469,16 +481,16 @@ def test_activations_before_the_pool_are_exact_in_fp32_over_their_whole_range():
         assert not torch.equal(got_in.grad, torch.ones_like(x) * (got_in.grad != 0))
 
 
-@pytest.mark.parametrize("case", BEFORE_CASES, ids=str)
+@pytest.mark.parametrize("case", BEFORE_CASES)
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_activation_then_pool_matches_torch(case, dtype):
     torch.manual_seed(1)
     x = channels_last(torch.randn(8, 32, 9, 10).mul(3).to(dtype))
-    expected_act, got_act = before_activation(case), before_activation(case)
+    expected_act, got_act = site(case).module, site(case)
     expected_in, got_in = x.clone().requires_grad_(), x.clone().requires_grad_()
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):  # PReLU's slope, as bf16
         expected = nn.functional.max_pool2d(expected_act(expected_in), 2)
-    got = fused.max_pool2(got_in, before=got_act)
+    got = ops.max_pool2(got_in, before=got_act)
     upstream = torch.randn_like(expected)
     expected.backward(upstream)
     got.backward(upstream)
@@ -492,36 +504,36 @@ def test_activation_then_pool_matches_torch(case, dtype):
         assert ((got.float() - expected.float()).abs() <= step).float().mean() > 0.999
         grad_step = 2**-7 * expected_in.grad.float().abs() + 1e-6
         assert ((got_in.grad.float() - expected_in.grad.float()).abs() <= grad_step).float().mean() > 0.99
-    if isinstance(got_act, nn.PReLU):  # torch sums its slope gradient in bf16 for a bf16 input
+    if isinstance(got_act.module, nn.PReLU):  # torch sums its slope gradient in bf16 for a bf16 input
         tolerance = 1e-4 if dtype == torch.float32 else 2e-2
-        torch.testing.assert_close(got_act.weight.grad, expected_act.weight.grad, rtol=tolerance, atol=1e-3)
+        torch.testing.assert_close(got_act.module.weight.grad, expected_act.weight.grad, rtol=tolerance, atol=1e-3)
 
 
-@pytest.mark.parametrize("case", BEFORE_CASES, ids=str)
+@pytest.mark.parametrize("case", BEFORE_CASES)
 def test_conv_activation_pool_matches_torch_in_fp32(case):
     conv = conv_and_pool(32)
     x = images(6, 26, 26, crop=2)
     upstream = channels_last(torch.randn(6, 32, 12, 12))
-    expected_act, got_act = before_activation(case), before_activation(case)
+    expected_act, got_act = site(case).module, site(case)
     expected, expected_w, expected_b = grads_of(
         lambda x: nn.functional.max_pool2d(expected_act(conv(x)), 2), conv, x, upstream
     )
-    got, got_w, got_b = grads_of(lambda x: fused.fused_conv_pool(x, conv, before=got_act), conv, x, upstream)
+    got, got_w, got_b = grads_of(lambda x: ops.fused_conv_pool(x, conv, before=got_act), conv, x, upstream)
     torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-6)
     assert_sums_close((got_w, got_b), (expected_w, expected_b), upstream)
-    if isinstance(got_act, nn.PReLU):  # a sum of ~10^4 terms that mostly cancel: fp32 rounding in both
-        torch.testing.assert_close(got_act.weight.grad, expected_act.weight.grad, rtol=1e-5, atol=1e-4)
+    if isinstance(got_act.module, nn.PReLU):  # a sum of ~10^4 terms that mostly cancel: fp32 rounding in both
+        torch.testing.assert_close(got_act.module.weight.grad, expected_act.weight.grad, rtol=1e-5, atol=1e-4)
 
 
-@pytest.mark.parametrize("case", [nn.GELU(), nn.Mish(), "prelu -0.5"], ids=str)
+@pytest.mark.parametrize("case", ["gelu", "mish", "prelu -0.5"])
 def test_conv_activation_pool_under_bf16_autocast_is_torchs_within_bf16_rounding(case):
-    act = before_activation(case)
+    act = site(case)
     conv = conv_and_pool(32)
     x = images(250, 26, 26, crop=2, dtype=torch.bfloat16)
     upstream = channels_last(torch.randn(250, 32, 12, 12)).to(torch.bfloat16)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        expected, _, _ = grads_of(lambda x: nn.functional.max_pool2d(act(conv(x)), 2), conv, x, upstream)
-        got, got_w, got_b = grads_of(lambda x: fused.fused_conv_pool(x, conv, before=act), conv, x, upstream)
+        expected, _, _ = grads_of(lambda x: nn.functional.max_pool2d(act.module(conv(x)), 2), conv, x, upstream)
+        got, got_w, got_b = grads_of(lambda x: ops.fused_conv_pool(x, conv, before=act), conv, x, upstream)
     assert got.dtype == expected.dtype == torch.bfloat16
     # Sums in another order round, now and then, to the neighbouring bf16 value, and the activation of a
     # neighbour can win the window instead.
@@ -533,10 +545,10 @@ def test_conv_activation_pool_under_bf16_autocast_is_torchs_within_bf16_rounding
         exact.bias.copy_(conv.bias.to(torch.bfloat16))
     z = exact(x.double()).to(torch.bfloat16).double()  # conv1's output as torch rounds it
     with torch.no_grad():
-        y = act.double()(z).to(torch.bfloat16).double()  # the activation's output, rounded
+        y = act.module.double()(z).to(torch.bfloat16).double()  # the activation's output, rounded
         _, winners = nn.functional.max_pool2d(y, 2, return_indices=True)
     z = z.detach().requires_grad_()
-    act_d = act.double()
+    act_d = act.module.double()
     # The gradient at the winners, through the activation at z, rounded to bf16 as torch rounds it.
     picked = z.flatten(2).gather(2, winners.flatten(2))
     g_out = upstream.double().flatten(2)
@@ -555,8 +567,9 @@ def test_sigmoid_and_tanh_in_the_kernel_are_exact_to_a_few_ulp_over_their_whole_
     magnitudes = torch.cat([edges, grid])
     values = torch.cat([magnitudes, -magnitudes]).reshape(1, 16, -1, 1)
     x = channels_last(values.repeat_interleave(2, 2).repeat_interleave(2, 3))  # each value fills its window
-    for act in (nn.Sigmoid(), nn.Tanh()):
-        exact = act(values.double())
-        got = fused.max_pool2(x, activation=act).double()
+    for case in ("sigmoid", "tanh"):
+        act = site(case)
+        exact = act.module(values.double())
+        got = ops.max_pool2(x, activation=act).double()
         excess = (got - exact).abs() - 4 * 2**-24 * exact.abs()
-        assert excess.max() <= 1e-38, (act, float(excess.max()))
+        assert excess.max() <= 1e-38, (case, float(excess.max()))

@@ -5,8 +5,12 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from actprof import activations, graph
-from actprof.data import to_tensor
+from actprof import activations
+from actprof.data.mnist import to_tensor
+from actprof.errors import UsageError
+from actprof.export import rewrite
+from actprof.graphs import surgery
+from actprof.measure import cells
 from tests.helpers import plain_ort_session
 
 ALL = list(activations.ACTIVATIONS)
@@ -37,7 +41,7 @@ def op_types(model: onnx.ModelProto) -> list[str]:
 def test_three_one_in_one_out_regions_per_model(trained_models, name):
     model = load(trained_models, name)
     nodes = model.graph.node
-    regions = graph.activation_regions(model)
+    regions = surgery.activation_regions(model)
     assert len(regions) == 3
     producers = {out: n.op_type for n in nodes for out in n.output}
     for region in regions:
@@ -60,7 +64,7 @@ def test_three_one_in_one_out_regions_per_model(trained_models, name):
 )
 def test_region_ops(trained_models, name, ops):
     model = load(trained_models, name)
-    for region in graph.activation_regions(model):
+    for region in surgery.activation_regions(model):
         assert {model.graph.node[i].op_type for i in region.nodes} == ops
 
 
@@ -85,7 +89,7 @@ def test_a_region_with_two_data_inputs_is_refused():
         [fvi("y")],
     )
     with pytest.raises(ValueError, match="not 1-in 1-out"):
-        graph.activation_regions(model)
+        surgery.activation_regions(model)
 
 
 def test_a_region_ending_at_the_graph_output_is_found_and_replaced():
@@ -100,9 +104,9 @@ def test_a_region_ending_at_the_graph_output_is_found_and_replaced():
         [fvi("y", (1, 2))],
         [w],
     )
-    [region] = graph.activation_regions(model)
+    [region] = surgery.activation_regions(model)
     assert (region.nodes, region.input, region.output) == ((1, 2), "h", "y")
-    swapped = graph.replace_activation(model, "Relu")
+    swapped = surgery.replace_activation(model, "Relu")
     onnx.checker.check_model(swapped, full_check=True)
     assert op_types(swapped) == ["Gemm", "Relu"]
     assert [o.name for o in swapped.graph.output] == ["y"]
@@ -116,7 +120,7 @@ def test_a_region_ending_at_the_graph_output_is_found_and_replaced():
 def test_replacement_is_valid_and_runs(trained_models, x, name, op_type):
     model = load(trained_models, name)
     original_ops = set(trained_models[1][name].export.activation_census)
-    swapped = graph.replace_activation(model, op_type)
+    swapped = surgery.replace_activation(model, op_type)
     onnx.checker.check_model(swapped, full_check=True)
     left = set(op_types(swapped)) & (original_ops - {op_type})
     assert not left, left
@@ -130,13 +134,13 @@ def test_replacement_is_valid_and_runs(trained_models, x, name, op_type):
 def test_replacement_leaves_the_input_model_untouched(trained_models):
     model = load(trained_models, "softplus")
     before = model.SerializeToString()
-    graph.replace_activation(model, "Identity")
+    surgery.replace_activation(model, "Identity")
     assert model.SerializeToString() == before
 
 
 def test_relu_swapped_into_relu_is_bit_identical(trained_models, x):
     model = load(trained_models, "relu")
-    swapped = graph.replace_activation(model, "Relu")
+    swapped = surgery.replace_activation(model, "Relu")
     assert op_types(swapped) == op_types(model)
     assert np.array_equal(run(swapped, x), run(model, x))
 
@@ -144,7 +148,7 @@ def test_relu_swapped_into_relu_is_bit_identical(trained_models, x):
 @pytest.mark.parametrize("name", ["elu", "silu", "softplus"])
 def test_identity_swap_changes_the_output(trained_models, x, name):
     model = load(trained_models, name)
-    swapped = run(graph.replace_activation(model, "Identity"), x)
+    swapped = run(surgery.replace_activation(model, "Identity"), x)
     assert np.isfinite(swapped).all()
     assert not np.allclose(swapped, run(model, x))
 
@@ -153,7 +157,7 @@ def test_identity_swapped_elu_matches_a_linear_torch_model(trained_models, x):
     """Same weights, no activation: the ONNX graph surgery must equal the torch model built that way."""
     import torch
 
-    from actprof.model import SeedCNN, config_for
+    from actprof.training.model import SeedCNN, config_for
 
     model = load(trained_models, "elu")
     net = SeedCNN(config_for(activations.get("elu")))
@@ -163,7 +167,7 @@ def test_identity_swapped_elu_matches_a_linear_torch_model(trained_models, x):
     net.load_state_dict({k: weights[k] for k in net.state_dict()})
     with torch.inference_mode():
         expected = net.eval()(torch.from_numpy(x)).numpy()
-    got = run(graph.replace_activation(model, "Identity"), x)
+    got = run(surgery.replace_activation(model, "Identity"), x)
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
 
 
@@ -172,7 +176,7 @@ def test_prelu_slopes_are_pruned(trained_models, op_type):
     model = load(trained_models, "prelu")
     slopes = {n.input[1] for n in model.graph.node if n.op_type == "PRelu"}
     assert len(slopes) == 3 and slopes <= {t.name for t in model.graph.initializer}
-    swapped = graph.replace_activation(model, op_type)
+    swapped = surgery.replace_activation(model, op_type)
     names = {t.name for t in swapped.graph.initializer}
     assert not slopes & names
     assert {"conv1.weight", "conv2.bias", "fc1.weight", "fc2.bias"} <= names
@@ -181,7 +185,7 @@ def test_prelu_slopes_are_pruned(trained_models, op_type):
 def test_softplus_threshold_is_pruned(trained_models):
     model = load(trained_models, "softplus")
     thresholds = {n.input[1] for n in model.graph.node if n.op_type == "Greater"}
-    swapped = graph.replace_activation(model, "Relu")
+    swapped = surgery.replace_activation(model, "Relu")
     initializers = {t.name for t in swapped.graph.initializer}
     assert thresholds and not thresholds & initializers
     # No value_info left behind for the dropped threshold or the dropped Softplus/Greater/Where outputs.
@@ -207,7 +211,7 @@ def test_prune_unused_removes_what_nothing_reads():
         [used, unused],
         value_info=[fvi("h"), fvi("gone")],
     )
-    graph.prune_unused(model)
+    surgery.prune_unused(model)
     assert [t.name for t in model.graph.initializer] == ["used"]
     assert [n.output[0] for n in model.graph.node] == ["live_const", "h", "y"]
     assert [v.name for v in model.graph.value_info] == ["h"]
@@ -217,7 +221,7 @@ def test_prune_unused_removes_what_nothing_reads():
 def test_prune_unused_keeps_an_initializer_that_is_a_graph_output():
     w = numpy_helper.from_array(np.ones(2, np.float32), "w")
     model = tiny_model([helper.make_node("Relu", ["x"], ["y"])], [fvi("x")], [fvi("y"), fvi("w")], [w])
-    graph.prune_unused(model)
+    surgery.prune_unused(model)
     assert [t.name for t in model.graph.initializer] == ["w"]
 
 
@@ -232,7 +236,7 @@ def test_prune_unused_keeps_an_initializer_read_by_a_subgraph():
         [w],
     )
     onnx.checker.check_model(model, full_check=True)
-    graph.prune_unused(model)
+    surgery.prune_unused(model)
     assert [t.name for t in model.graph.initializer] == ["w"]
 
 
@@ -244,10 +248,8 @@ NOT_MONOTONIC = ["gelu", "gelu_tanh", "silu", "mish", "hardswish"]
 
 @pytest.mark.parametrize("name", MONOTONIC)
 def test_pool_first_is_exact_for_monotonic_activations(trained_models, name):
-    from actprof import export, profile
-
     original = (trained_models[0] / f"{name}.onnx").read_bytes()
-    data, parity, moved = export.rewrite_pool_first(original, profile.images(512))
+    data, parity, moved = rewrite.rewrite_pool_first(original, cells.images(512))
     assert moved == 2  # the two conv blocks; the dense activation has no pool after it
     assert parity.max_abs_diff <= 1e-6 and parity.argmax_agree
     ops = [n.op_type for n in onnx.load_from_string(data).graph.node]
@@ -257,26 +259,23 @@ def test_pool_first_is_exact_for_monotonic_activations(trained_models, name):
 
 @pytest.mark.parametrize("name", NOT_MONOTONIC)
 def test_pool_first_refuses_non_monotonic_activations(trained_models, name):
-    from actprof import export, profile
-    from actprof.errors import UsageError
-
     with pytest.raises(UsageError, match="not monotonic"):
-        export.rewrite_pool_first((trained_models[0] / f"{name}.onnx").read_bytes(), profile.images(64))
+        rewrite.rewrite_pool_first((trained_models[0] / f"{name}.onnx").read_bytes(), cells.images(64))
 
 
 def test_pool_first_refuses_prelu_with_a_negative_slope(trained_models):
     from onnx import numpy_helper
 
     model = onnx.load(str(trained_models[0] / "prelu.onnx"))
-    region = graph.activation_regions(model)[0]
+    region = surgery.activation_regions(model)[0]
     slope_name = model.graph.node[region.nodes[0]].input[1]
     for i, tensor in enumerate(model.graph.initializer):
         if tensor.name == slope_name:
             model.graph.initializer[i].CopyFrom(
                 numpy_helper.from_array(-abs(numpy_helper.to_array(tensor)), slope_name)
             )
-    with pytest.raises(graph.NotMonotonic):
-        graph.pool_first(model)
+    with pytest.raises(surgery.NotMonotonic):
+        surgery.pool_first(model)
 
 
 # --- computation_key: which graphs are one computation ------------------------------------------
@@ -284,14 +283,14 @@ def test_pool_first_refuses_prelu_with_a_negative_slope(trained_models):
 
 @pytest.mark.parametrize("name", [n for n in ALL if n != "relu"])
 def test_every_relu_swap_is_the_relu_models_computation(trained_models, name):
-    relu = graph.computation_key(load(trained_models, "relu"))
-    swapped = graph.replace_activation(load(trained_models, name), "Relu")
-    assert graph.computation_key(swapped) == relu
-    assert graph.computation_key(load(trained_models, name)) != relu
+    relu = surgery.computation_key(load(trained_models, "relu"))
+    swapped = surgery.replace_activation(load(trained_models, name), "Relu")
+    assert surgery.computation_key(swapped) == relu
+    assert surgery.computation_key(load(trained_models, name)) != relu
 
 
 def test_identity_swaps_of_every_model_are_one_computation(trained_models):
-    keys = {graph.computation_key(graph.replace_activation(load(trained_models, n), "Identity")) for n in ALL}
+    keys = {surgery.computation_key(surgery.replace_activation(load(trained_models, n), "Identity")) for n in ALL}
     assert len(keys) == 1
 
 
@@ -314,22 +313,22 @@ def renamed(model: onnx.ModelProto, prefix: str) -> onnx.ModelProto:
 
 def test_the_key_ignores_names_and_weight_values_but_not_the_work(trained_models, x):
     model = load(trained_models, "elu")
-    key = graph.computation_key(model)
+    key = surgery.computation_key(model)
     other_names = renamed(model, "t")
     np.testing.assert_array_equal(run(other_names, x), run(model, x))  # the same graph
-    assert graph.computation_key(other_names) == key
+    assert surgery.computation_key(other_names) == key
     scaled = onnx.ModelProto()
     scaled.CopyFrom(model)
     conv_weight = next(t for t in scaled.graph.initializer if len(t.dims) == 4)
     conv_weight.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(conv_weight) * 3, conv_weight.name))
-    assert graph.computation_key(scaled) == key  # other numbers, the same work
+    assert surgery.computation_key(scaled) == key  # other numbers, the same work
     conv_weight.CopyFrom(numpy_helper.from_array(np.full(tuple(conv_weight.dims), 1e-40, np.float32), conv_weight.name))
-    assert graph.computation_key(scaled) != key  # subnormal weights: slow on some CPUs
+    assert surgery.computation_key(scaled) != key  # subnormal weights: slow on some CPUs
     wider = onnx.ModelProto()
     wider.CopyFrom(model)
     pool = next(n for n in wider.graph.node if n.op_type == "MaxPool")
     next(a for a in pool.attribute if a.name == "kernel_shape").ints[:] = [3, 3]
-    assert graph.computation_key(wider) != key
+    assert surgery.computation_key(wider) != key
 
 
 def test_integer_weights_are_part_of_the_computation():
@@ -345,5 +344,5 @@ def test_integer_weights_are_part_of_the_computation():
         )
         return helper.make_model(g)
 
-    assert graph.computation_key(reshaped([6, 4])) != graph.computation_key(reshaped([3, 8]))
-    assert graph.computation_key(reshaped([6, 4])) == graph.computation_key(reshaped([6, 4]))
+    assert surgery.computation_key(reshaped([6, 4])) != surgery.computation_key(reshaped([3, 8]))
+    assert surgery.computation_key(reshaped([6, 4])) == surgery.computation_key(reshaped([6, 4]))

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from actprof import storage
-from actprof.records import ProfileRecord, ReportRecord
-from actprof.storage import read_json
+from actprof.schema import storage
+from actprof.schema.profiling import ProfileRecord
+from actprof.schema.reports import ReportRecord
+from actprof.schema.storage import read_json
 
 pytestmark = pytest.mark.slow
 
@@ -109,3 +110,19 @@ def test_run_interrupted_then_rerun(tmp_path):
     rerun = subprocess.run([sys.executable, "-m", "actprof", *args], capture_output=True, text=True)
     assert rerun.returncode == 0, rerun.stderr
     assert read_json(out / "report.json", ReportRecord).verdicts
+
+
+def test_a_ctrl_c_inside_an_extensions_import_counts_as_an_interrupt():
+    """ONNX Runtime's import turns a Ctrl-C into ImportError("initialization failed"): main() still exits 130."""
+    from actprof.cli.main import _caused_by_interrupt
+
+    def failed_import():
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as interrupt:
+            raise ImportError("initialization failed") from interrupt
+
+    with pytest.raises(ImportError) as caught:
+        failed_import()
+    assert _caused_by_interrupt(caught.value)
+    assert not _caused_by_interrupt(ImportError("no module named onnxruntime"))

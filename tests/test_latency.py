@@ -8,8 +8,8 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from actprof import latency
-from actprof.latency import Interleaved, difference_ms, interleave, median_interval, ratio, stats_from_ns
+from actprof.measure import harness
+from actprof.measure.harness import Interleaved, difference_ms, interleave, median_interval, ratio, stats_from_ns
 
 PROPERTY = settings(max_examples=100, deadline=None)
 
@@ -102,7 +102,7 @@ def test_median_ranks_are_scipys_for_every_sample_size_a_profile_sees():
 
     for n in [*range(1, 401), 997, 2_048, 10_000, 100_001]:
         binomial = stats.binom(n, 0.5)
-        assert latency.median_ci_ranks(n) == (int(binomial.ppf(0.025)) - 1, int(binomial.isf(0.025))), n
+        assert harness.median_ci_ranks(n) == (int(binomial.ppf(0.025)) - 1, int(binomial.isf(0.025))), n
 
 
 def test_median_interval_covers_the_true_median_95_percent_of_the_time():
@@ -206,18 +206,43 @@ def sleeper(seconds: float, counter: list[int]):
     return run
 
 
-def test_warm_up_returns_a_warm_latency_estimate_in_ns():
+class FakeClock:
+    """A clock the targets advance by exactly their cost: the harness's logic, timed without a machine."""
+
+    def __init__(self) -> None:
+        self.now_ns = 0
+
+    def target(self, seconds: float):
+        def run() -> None:
+            self.now_ns += round(seconds * 1e9)
+
+        return run
+
+    def perf_counter(self) -> float:
+        return self.now_ns / 1e9
+
+    def perf_counter_ns(self) -> int:
+        return self.now_ns
+
+
+@pytest.fixture
+def clock(monkeypatch) -> FakeClock:
+    fake = FakeClock()
+    monkeypatch.setattr(harness, "time", fake)
+    return fake
+
+
+def test_warm_up_returns_a_warm_latency_estimate_in_ns(clock):
+    assert harness.warm_up(clock.target(0.002), min_runs=5, min_seconds=0.05, max_seconds=0.5) == 2e6
     calls: list[int] = []
-    estimate = latency.warm_up(sleeper(0.002, calls), min_runs=5, min_seconds=0.05, max_seconds=0.5)
-    assert 2e6 <= estimate < 50e6  # at least the sleep, and not absurdly more on a busy machine
+    harness.warm_up(sleeper(0.002, calls), min_runs=5, min_seconds=0.05, max_seconds=0.5)
     assert len(calls) >= 5  # the initial runs (min_runs here comes first) and two windows of >= 3
 
 
-def test_warm_up_stops_at_max_seconds():
-    started = time.perf_counter()
-    estimate = latency.warm_up(lambda: time.sleep(0.02), min_runs=3, min_seconds=0.01, max_seconds=0.2)
-    assert estimate >= 20e6
-    assert time.perf_counter() - started < 1.5  # one window past the limit at most, plus slack
+def test_warm_up_stops_at_max_seconds(clock):
+    costs = iter(0.02 * 1.3**k for k in range(10**6))  # every run slower than the one before: never stable
+    estimate = harness.warm_up(lambda: clock.target(next(costs))(), min_runs=3, min_seconds=0.01, max_seconds=0.2)
+    assert estimate >= 20e6  # it returned, with the last window's median, once 0.2 s had passed
 
 
 def test_interleave_gives_every_target_the_same_rounds_and_enough_runs():
@@ -257,7 +282,7 @@ def test_blocks_sized_from_a_true_estimate_meet_both_quotas_in_min_rounds(
     assume(min_seconds * 1e9 / latency_ns / min_rounds <= 10_000)  # else the cap on a block holds it back
     done: list[int] = []
     for round_index in range(min_rounds):
-        block = latency.block_size(
+        block = harness.block_size(
             done, latency_ns, min_seconds=min_seconds, min_runs=min_runs, rounds_left=min_rounds - round_index
         )
         assert 1 <= block <= 10_000
@@ -269,58 +294,45 @@ def test_blocks_sized_from_a_true_estimate_meet_both_quotas_in_min_rounds(
 
 def test_a_block_makes_up_a_shortfall_at_the_latency_measured_so_far():
     # Runs were 2 ms, not the 1 ms the warm-up said: 60 ms done of 100, 4 rounds left -> 5 runs each.
-    assert latency.block_size([2_000_000] * 30, 1e6, min_seconds=0.1, min_runs=30, rounds_left=4) == 5
+    assert harness.block_size([2_000_000] * 30, 1e6, min_seconds=0.1, min_runs=30, rounds_left=4) == 5
     # Past min_rounds, the whole shortfall in one round; a target already done runs once, for the pairing.
-    assert latency.block_size([2_000_000] * 30, 1e6, min_seconds=0.1, min_runs=30, rounds_left=-3) == 20
-    assert latency.block_size([2_000_000] * 60, 1e6, min_seconds=0.1, min_runs=30, rounds_left=2) == 1
+    assert harness.block_size([2_000_000] * 30, 1e6, min_seconds=0.1, min_runs=30, rounds_left=-3) == 20
+    assert harness.block_size([2_000_000] * 60, 1e6, min_seconds=0.1, min_runs=30, rounds_left=2) == 1
 
 
-@pytest.fixture(scope="module")
-def sleeps_1ms_and_3ms() -> Interleaved:
-    """Two steady targets (1 and 3 ms sleeps) interleaved once for the tests below (~0.5 s)."""
-    return interleave(
-        {"fast": lambda: time.sleep(0.001), "slow": lambda: time.sleep(0.003)},
-        min_seconds=0.1,
-        min_runs=10,
-        min_rounds=8,
-    )
+def _steady_1ms_and_3ms(clock):
+    targets = {"fast": clock.target(0.001), "slow": clock.target(0.003)}
+    return interleave(targets, min_seconds=0.1, min_runs=10, min_rounds=8)
 
 
-def test_interleave_of_steady_targets_is_done_in_about_min_rounds(sleeps_1ms_and_3ms):
-    assert 8 <= len(sleeps_1ms_and_3ms.rounds["fast"]) <= 10
-    for samples in sleeps_1ms_and_3ms.samples.values():  # about the quota each, not a multiple of it
-        assert 0.1e9 <= sum(samples) < 0.2e9
+def test_interleave_of_steady_targets_is_done_in_min_rounds(clock):
+    """Each round's block is sized from the latency measured so far, so steady targets reach their quotas
+    in the rounds asked for, each with about its quota and not a multiple of it."""
+    result = _steady_1ms_and_3ms(clock)
+    assert len(result.rounds["fast"]) == len(result.rounds["slow"]) == 8
+    for samples in result.samples.values():
+        assert 0.1e9 <= sum(samples) < 0.12e9
 
 
-def test_interleave_ratio_tracks_a_3x_workload(sleeps_1ms_and_3ms):
-    interval = ratio(sleeps_1ms_and_3ms, "slow", "fast")
-    # True ratio ~3 (sleep overhead pulls it down a little); a shared, noisy machine gets slack.
-    assert 1.5 < interval.value < 4.5
-    assert interval.low <= interval.value <= interval.high
-    assert interval.n == len(sleeps_1ms_and_3ms.rounds["fast"])
-    assert difference_ms(sleeps_1ms_and_3ms, "slow", "fast").value > 1.0
+def test_interleave_ratio_and_difference_of_a_3x_workload(clock):
+    result = _steady_1ms_and_3ms(clock)
+    interval = ratio(result, "slow", "fast")
+    assert interval.value == interval.low == interval.high == pytest.approx(3.0)
+    assert interval.n == len(result.rounds["fast"])
+    assert difference_ms(result, "slow", "fast").value == pytest.approx(2.0)
 
 
-def test_interleave_ratio_tracks_a_3x_cpu_workload():
-    a = np.random.default_rng(0).random(200_000)
-    b = np.random.default_rng(1).random(600_000)
-    result = interleave(
-        {"1x": lambda: np.sort(a), "3x": lambda: np.sort(b)}, min_seconds=0.15, min_runs=10, min_rounds=8
-    )
-    assert ratio(result, "3x", "1x").value > 1.5
-
-
-def test_interleave_stops_at_max_seconds():
-    started = time.perf_counter()
-    result = interleave({"a": lambda: None, "b": lambda: None}, min_seconds=0.01, min_runs=10**12, max_seconds=0.2)
-    assert time.perf_counter() - started < 6.0  # warm-up (2 s cap per target), then the 0.2 s cap
+def test_interleave_stops_at_max_seconds(clock):
+    targets = {"a": clock.target(1e-6), "b": clock.target(1e-6)}
+    result = interleave(targets, min_seconds=0.01, min_runs=10**12, max_seconds=0.2)
     assert len(result.rounds["a"]) == len(result.rounds["b"]) >= 1
     assert len(result.samples["a"]) < 10**12
+    assert clock.now_ns < 5e9  # the warm-ups (2 s caps each), then the 0.2 s cap and at most one round past it
 
 
 def test_run_for_stops_at_max_runs_but_never_before_min_runs():
     calls: list[int] = []
-    assert latency.run_for(lambda: calls.append(1), min_runs=3, min_seconds=60.0, max_runs=7, warm_up=2) == 7
+    assert harness.run_for(lambda: calls.append(1), min_runs=3, min_seconds=60.0, max_runs=7, warm_up=2) == 7
     assert len(calls) == 9  # the warm-up's 2 as well
-    assert latency.run_for(lambda: None, min_runs=10, min_seconds=60.0, max_runs=4) == 10
-    assert latency.run_for(lambda: None, min_runs=5, min_seconds=0.0) == 5  # no cap: min_runs and min_seconds
+    assert harness.run_for(lambda: None, min_runs=10, min_seconds=60.0, max_runs=4) == 10
+    assert harness.run_for(lambda: None, min_runs=5, min_seconds=0.0) == 5  # no cap: min_runs and min_seconds

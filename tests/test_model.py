@@ -6,11 +6,14 @@ import pytest
 import torch
 from torch import nn
 
-from actprof import fused
 from actprof.activations import ACTIVATIONS
 from actprof.errors import UsageError
-from actprof.model import ACT_LAYERS, SeedCNN, config_for
-from actprof.records import ModelConfig
+from actprof.settings.training import ModelConfig
+from actprof.training.config import Recipe
+from actprof.training.dropout import FastDropout
+from actprof.training.kernels.build import library
+from actprof.training.model import ACT_LAYERS, SeedCNN, _rows_used, config_for
+from actprof.training.model import build as build_network
 
 CLASSIC_PARAMS = {"conv1": 320, "conv2": 18_496, "fc1": 409_856, "fc2": 2_570}
 CLASSIC_TOTAL = 431_242
@@ -18,9 +21,9 @@ FAN_IN = {"conv1": 9, "conv2": 288, "fc1": 1600, "fc2": 256}
 FAN_OUT = {"conv1": 288, "conv2": 576, "fc1": 256, "fc2": 10}
 
 
-def build(name: str, seed: int = 0, **overrides) -> SeedCNN:
+def build(name: str, seed: int = 0, **recipe) -> SeedCNN:
     torch.manual_seed(seed)
-    return SeedCNN(config_for(ACTIVATIONS[name], **overrides))
+    return SeedCNN(config_for(ACTIVATIONS[name], Recipe(**recipe)))
 
 
 def count(module: nn.Module) -> int:
@@ -115,7 +118,7 @@ def test_default_init_keeps_pytorch_init():
 
 def test_default_init_matches_plain_pytorch_layers():
     torch.manual_seed(3)
-    model = SeedCNN(config_for(ACTIVATIONS["relu"], init="default"))
+    model = SeedCNN(config_for(ACTIVATIONS["relu"], Recipe(init="default")))
     torch.manual_seed(3)
     conv1 = nn.Conv2d(1, 32, kernel_size=3)
     assert torch.equal(model.conv1.weight, conv1.weight)
@@ -128,8 +131,6 @@ def test_default_init_matches_plain_pytorch_layers():
 @pytest.mark.parametrize("name", list(ACTIVATIONS))
 def test_dropout_kind(name):
     model = build(name)
-    from actprof.dropout import FastDropout
-
     for layer in (model.drop1, model.drop2):
         if name == "selu":  # alpha dropout at the SELU paper's 0.05: masks from the kernels' generator
             assert type(layer) is FastDropout and layer.alpha and layer.p == 0.05
@@ -166,7 +167,7 @@ def test_config_for_param_override_elu():
 
 @pytest.mark.parametrize("init", ["he", "lecun", "glorot", "default"])
 def test_config_for_init_override(init):
-    assert config_for(ACTIVATIONS["tanh"], init=init).init == init
+    assert config_for(ACTIVATIONS["tanh"], Recipe(init=init)).init == init
 
 
 def test_config_for_init_override_changes_weights():
@@ -177,7 +178,7 @@ def test_config_for_init_override_changes_weights():
 @pytest.mark.parametrize("init", ["xavier", "He", ""])
 def test_config_for_rejects_unknown_init(init):
     with pytest.raises(UsageError, match="--init"):
-        config_for(ACTIVATIONS["relu"], init=init)
+        config_for(ACTIVATIONS["relu"], Recipe(init=init))
 
 
 # --- determinism -----------------------------------------------------------
@@ -221,12 +222,10 @@ def test_pool_first_order_computes_the_same_function(name):
 
 def _pair(name: str, architecture: str, seed: int = 0, dropout: float = 0.0):
     """The same network twice: canonical, and in the trainer's form (lean, pool-first where exact)."""
-    from actprof.model import build as build_network
-
     act = ACTIVATIONS[name]
     torch.manual_seed(seed)
-    canonical = build_network(config_for(act, dropout=dropout, architecture=architecture))
-    lean = build_network(config_for(act, dropout=dropout, architecture=architecture))
+    canonical = build_network(config_for(act, Recipe(dropout=dropout, architecture=architecture)))
+    lean = build_network(config_for(act, Recipe(dropout=dropout, architecture=architecture)))
     lean.load_state_dict(canonical.state_dict())
     lean.lean, lean.pool_first = True, act.monotonic
     # Both channels-last, as the trainer runs them: the rewrites are then the only difference.
@@ -239,7 +238,7 @@ LEAN_CASES = [(name, arch) for arch in ("seed", "deep") for name in ("relu", "el
 @pytest.fixture(params=["kernels", "torch layers"], autouse=False)
 def kernels(request, monkeypatch):
     """The lean form both ways: with actprof's C kernels (fused conv1 + pool, max pools) and without."""
-    monkeypatch.setenv("ACTPROF_FUSED", "1" if request.param == "kernels" else "0")
+    monkeypatch.setenv("ACTPROF_KERNELS", "1" if request.param == "kernels" else "0")
     return request.param
 
 
@@ -254,7 +253,7 @@ def autograd_nodes(output: torch.Tensor) -> set[str]:
     return set(seen.values())
 
 
-@pytest.mark.skipif(fused.library() is None, reason="no C compiler: the kernels cannot be built")
+@pytest.mark.skipif(library() is None, reason="no C compiler: the kernels cannot be built")
 @pytest.mark.parametrize(
     ("name", "architecture", "expected"),
     [
@@ -265,7 +264,7 @@ def autograd_nodes(output: torch.Tensor) -> set[str]:
     ],
 )
 def test_lean_form_on_a_cpu_runs_actprofs_kernels(name, architecture, expected, monkeypatch):
-    monkeypatch.setenv("ACTPROF_FUSED", "1")
+    monkeypatch.setenv("ACTPROF_KERNELS", "1")
     canonical, lean = _pair(name, architecture)
     x = torch.rand(4, 1, 28, 28).contiguous(memory_format=torch.channels_last)
     assert expected <= autograd_nodes(lean.train()(x))
@@ -306,7 +305,7 @@ def test_lean_form_gives_the_same_gradients(name, architecture, kernels):
 DROPOUT_CASES = [("relu", "seed"), ("elu", "seed"), ("gelu", "seed"), ("elu", "deep")]
 
 
-@pytest.mark.skipif(fused.library() is None, reason="no C compiler: the kernels cannot be built")
+@pytest.mark.skipif(library() is None, reason="no C compiler: the kernels cannot be built")
 @pytest.mark.parametrize(("name", "architecture"), DROPOUT_CASES)
 def test_kernels_drop_the_same_units_as_torchs_layers(name, architecture, monkeypatch):
     # Dropout on, one seed for both: the kernels decide from the same random words as FastDropout, so
@@ -316,7 +315,7 @@ def test_kernels_drop_the_same_units_as_torchs_layers(name, architecture, monkey
     y = torch.randint(0, 10, (32,))
     outputs, grads = [], []
     for kernels in ("0", "1"):
-        monkeypatch.setenv("ACTPROF_FUSED", kernels)
+        monkeypatch.setenv("ACTPROF_KERNELS", kernels)
         lean.zero_grad()
         torch.manual_seed(1)
         outputs.append(lean.train()(x))
@@ -354,8 +353,6 @@ def test_lean_form_under_bf16_autocast_trains_on_the_same_gradients(architecture
 
 
 def test_lean_form_reads_only_the_rows_that_reach_the_output(kernels):
-    from actprof.model import _rows_used
-
     canonical, lean = _pair("relu", "seed")
     x = torch.rand(4, 1, 28, 28)
     changed = x.clone()

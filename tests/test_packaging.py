@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import re
+import subprocess
 import sys
 import tomllib
 from pathlib import Path
@@ -13,12 +14,17 @@ ROOT = Path(__file__).resolve().parent.parent
 # import name -> distribution name, where they differ
 DISTRIBUTION = {"onnxruntime": "onnxruntime-gpu", "markupsafe": "jinja2"}
 # optional extras: imported only by the module of that integration, which refuses cleanly without it
-EXTRAS = {"openvino": "runtime_openvino.py", "ray": "cluster.py"}
+EXTRAS = {"openvino": "runtimes/openvino.py", "ray": "launchers/ray.py"}
+
+
+def modules() -> list[Path]:
+    """Every module of the package, its subpackages' included."""
+    return sorted((ROOT / "actprof").rglob("*.py"))
 
 
 def imported_modules(paths=None) -> set[str]:
     names = set()
-    for path in paths or (ROOT / "actprof").glob("*.py"):
+    for path in paths or modules():
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Import):
                 names |= {alias.name.split(".")[0] for alias in node.names}
@@ -44,16 +50,38 @@ def test_every_imported_package_is_a_runtime_dependency():
 def test_optional_packages_are_extras_imported_only_where_they_belong():
     for package, module in EXTRAS.items():
         assert package in declared(package) and package in declared("dev")
-        modules = (ROOT / "actprof").glob("*.py")
-        elsewhere = [p.name for p in modules if p.name != module and package in imported_modules([p])]
+        elsewhere = [
+            name
+            for p in modules()
+            if (name := p.relative_to(ROOT / "actprof").as_posix()) != module and package in imported_modules([p])
+        ]
         assert not elsewhere, f"{package} is an optional extra but {elsewhere} import it"
 
 
 def test_every_data_file_the_package_reads_ships_with_it():
     from fnmatch import fnmatch
 
-    patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["actprof"]
-    files = [p.relative_to(ROOT / "actprof").as_posix() for p in (ROOT / "actprof").rglob("*") if p.is_file()]
+    # package-data patterns are relative to the directory of the package that names them
+    package_data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    patterns = [
+        (package.replace(".", "/") + "/", pattern) for package, globs in package_data.items() for pattern in globs
+    ]
+    files = [p.relative_to(ROOT).as_posix() for p in (ROOT / "actprof").rglob("*") if p.is_file()]
     data = [f for f in files if not f.endswith((".py", ".pyc")) and "__pycache__" not in f]
-    unshipped = [f for f in data if not any(fnmatch(f, pattern) for pattern in patterns)]
+    unshipped = [
+        f
+        for f in data
+        if not any(f.startswith(where) and fnmatch(f.removeprefix(where), pattern) for where, pattern in patterns)
+    ]
     assert not unshipped, f"in actprof/ but not in package-data (a wheel would lack them): {unshipped}"
+
+
+def test_the_command_line_starts_without_torch_onnx_or_a_runtime():
+    """`actprof --help` is instant, and a Ctrl-C at start-up lands in main(): no heavy import before it."""
+    code = (
+        "import sys, actprof.cli, actprof.cli.main; "
+        "heavy = {'torch', 'onnx', 'onnxruntime', 'openvino', 'ray', 'numpy'} & set(sys.modules); "
+        "print(sorted(heavy))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

@@ -12,10 +12,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from actprof import storage
 from actprof.errors import ModelFileError, OutputError
-from actprof.records import SCHEMA_VERSION
-from actprof.storage import atomic_path, read_json, write_bytes_atomic, write_json, write_text_atomic
+from actprof.schema import SCHEMA_VERSION, storage
+from actprof.schema.storage import atomic_path, read_json, write_bytes_atomic, write_json, write_text_atomic
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,15 @@ from pathlib import Path
 
 import pytest
 
-from actprof import report, tables, verdict
-from actprof.records import ProfileRecord, ReportRecord
-from actprof.storage import read_json
+from actprof.analysis import gate, verdict, words
+from actprof.report import files, profile_tables
+from actprof.report.html import html_page
+from actprof.report.markdown import markdown
+from actprof.report.terminal import print_profile
+from actprof.schema.profiling import Interval, ProfileRecord
+from actprof.schema.reports import ReportRecord, Verdict
+from actprof.schema.storage import read_json, write_json
+from tests.helpers import run_cli
 
 
 @pytest.fixture(scope="module")
@@ -23,10 +29,10 @@ def built(trained_models):
 def test_strings_from_files_are_escaped_in_html_and_markdown(built):
     models, rep = built
     rep = dataclasses.replace(rep, environment=models[0].environment)
-    page = report.html_page(rep, models, None)
+    page = html_page(rep, models, None)
     assert "<script>alert" not in page
     assert "&lt;script&gt;" in page
-    text = report.markdown(rep, None)
+    text = markdown(rep, None)
     assert "<script>" not in text
     assert "\\*\\*bold\\*\\*" in text and "\\[link\\]" in text
     assert "\\|" in text  # a pipe cannot break a table
@@ -36,7 +42,7 @@ def test_every_format_is_written_and_loads_back(tmp_path, built, monkeypatch):
     models, rep = built
     summary = tmp_path / "summary.md"
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
-    written = report.write_reports(tmp_path, report.FORMATS, rep, models, None)
+    written = files.write_reports(tmp_path, files.FORMATS, rep, models, None)
     assert sorted(p.name for p in written) == ["report.csv", "report.html", "report.json", "report.md"]
     assert read_json(tmp_path / "report.json", ReportRecord) == rep
     assert summary.read_text().startswith("# actprof")
@@ -45,13 +51,11 @@ def test_every_format_is_written_and_loads_back(tmp_path, built, monkeypatch):
 
 
 def test_csv_neutralises_formulas():
-    assert report._csv_cell("=HYPERLINK(1)") == "'=HYPERLINK(1)"
-    assert report._csv_cell(-1.5) == -1.5
+    assert files._csv_cell("=HYPERLINK(1)") == "'=HYPERLINK(1)"
+    assert files._csv_cell(-1.5) == -1.5
 
 
 def make_verdict(lost_b1, lost_batch, break_even_b1, break_even_batch, within_noise):
-    from actprof.records import Verdict
-
     return Verdict(
         activation="elu",
         baseline="relu",
@@ -71,20 +75,16 @@ def make_verdict(lost_b1, lost_batch, break_even_b1, break_even_batch, within_no
 
 
 def test_break_even_is_stated_with_its_inputs():
-    from actprof.records import Interval
-
     v = make_verdict(Interval(0.05, 0.04, 0.06, 20), Interval(2.0, 1.5, 2.5, 20), 40_000.0, 64_000.0, False)
-    text = verdict.sentence(v)
+    text = words.sentence(v)
     assert "40,000 single-image inferences" in text
     assert "2.0 s saved" in text and "0.0500 ms lost each" in text
     assert "after that relu is cheaper" in text
 
 
 def test_within_noise_is_said_plainly():
-    from actprof.records import Interval
-
     v = make_verdict(Interval(0.001, -0.002, 0.003, 20), Interval(0.01, -0.02, 0.03, 20), None, None, True)
-    assert "within noise" in verdict.sentence(v)
+    assert "within noise" in words.sentence(v)
 
 
 def test_diff_flags_a_planted_regression(tmp_path, built):
@@ -96,18 +96,14 @@ def test_diff_flags_a_planted_regression(tmp_path, built):
             for s in rep.activations
         ],
     )
-    same = verdict.diff(rep, rep, threshold=0.05)
+    same = gate.diff(rep, rep, threshold=0.05)
     assert not any(c.regressed for c in same)
-    changed = verdict.diff(rep, slower, threshold=0.05)
+    changed = gate.diff(rep, slower, threshold=0.05)
     assert [c.what for c in changed if c.regressed] == ["elu test accuracy"]
 
 
 def test_diff_command_is_a_ci_gate(tmp_path, built):
-    from tests.helpers import run_cli
-
     _, rep = built
-    from actprof.storage import write_json
-
     worse = dataclasses.replace(
         rep, activations=[dataclasses.replace(s, test_accuracy=s.test_accuracy * 0.5) for s in rep.activations]
     )
@@ -138,15 +134,15 @@ def test_the_gpu_run_loads_and_holds_both_providers(gpu_profile):
 
 
 def test_cuda_per_op_rows_say_they_time_the_launch(gpu_profile):
-    rows = tables.op_rows(gpu_profile)
+    rows = profile_tables.op_rows(gpu_profile)
     assert {r["timed"] for r in rows if r["provider"] == "cuda"} == {"host launch"}
     assert {r["timed"] for r in rows if r["provider"] == "cpu"} == {"kernel"}
-    assert "host-side launch" in tables.op_notes(gpu_profile)
+    assert "host-side launch" in profile_tables.op_notes(gpu_profile)
 
 
 def test_nodes_that_ran_off_the_gpu_are_named_once(gpu_profile):
     """Celu has no CUDA kernel: ORT ran it on the CPU; the note names each node once, not per batch."""
-    notes = tables.op_notes(gpu_profile)
+    notes = profile_tables.op_notes(gpu_profile)
     assert notes.count("celu on cuda:") == 1
     assert "node_celu_1 (CPUExecutionProvider)" in notes
     assert "elu on cuda" not in notes.replace("celu on cuda", "")
@@ -154,7 +150,7 @@ def test_nodes_that_ran_off_the_gpu_are_named_once(gpu_profile):
 
 def test_gpu_markdown_escapes_the_note(gpu_profile, built):
     _models, rep = built
-    text = report.markdown(rep, gpu_profile)
+    text = markdown(rep, gpu_profile)
     assert "node\\_celu\\_1" in text and "CUDA rows time the host-side launch" in text
 
 
@@ -168,5 +164,5 @@ def test_node_names_are_not_rich_markup(gpu_profile):
     hostile = dataclasses.replace(first, foreign_nodes=["[/bold] node (CPUExecutionProvider)"])
     record = dataclasses.replace(gpu_profile, op_profiles=[hostile, *rest])
     out = io.StringIO()
-    report.print_profile(record, console=Console(file=out, width=300))
+    print_profile(record, console=Console(file=out, width=300))
     assert "[/bold] node" in out.getvalue()

@@ -12,9 +12,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
-from actprof import runtime, sites, storage, swap
 from actprof.errors import UsageError
-from actprof.records import SwapRecord
+from actprof.graphs import sites
+from actprof.measure import swap
+from actprof.measure.inputs import batch_reshapes, parse_input_shape, resolve_inputs, with_input_shape
+from actprof.runtimes.onnxruntime import cpu_session
+from actprof.schema import storage
+from actprof.schema.swap import SwapRecord
 from tests.helpers import assert_user_error, run_cli
 
 LIGHT = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
@@ -22,7 +26,7 @@ RESNET50, SQUEEZENET = LIGHT / "light_resnet50.onnx", LIGHT / "light_squeezenet.
 
 
 def run_ort(model: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
-    session = runtime.cpu_session(model.SerializeToString())
+    session = cpu_session(model.SerializeToString())
     return session.run(None, {session.get_inputs()[0].name: x})[0]
 
 
@@ -145,20 +149,20 @@ def test_only_the_chosen_sites_are_replaced():
     name=st.from_regex(r"[A-Za-z_][\w/.]{0,20}", fullmatch=True),
 )
 def test_input_shapes_parse_back(shape, name):
-    assert swap.parse_input_shape(f"{name}={'x'.join(map(str, shape))}") == {name: tuple(shape)}
+    assert parse_input_shape(f"{name}={'x'.join(map(str, shape))}") == {name: tuple(shape)}
 
 
 @given(spec=st.text(max_size=30))
 def test_input_shape_parser_never_crashes(spec):
     try:
-        parsed = swap.parse_input_shape(spec)
+        parsed = parse_input_shape(spec)
     except UsageError:
         return
     assert all(all(d >= 1 for d in shape) for shape in parsed.values())
 
 
 def resolve(model, batches, **kwargs):
-    return swap.resolve_inputs(model, batches, input_shape=kwargs.get("shape", {}), inputs_file=None, seed=0)
+    return resolve_inputs(model, batches, input_shape=kwargs.get("shape", {}), inputs_file=None, seed=0)
 
 
 def test_a_fixed_batch_is_kept_unless_the_shape_is_given():
@@ -277,18 +281,18 @@ def test_an_unused_initializer_listed_as_an_input_goes_with_it():
 def test_a_hard_coded_batch_is_freed_only_to_run_other_batch_sizes():
     model = onnx.load(str(RESNET50))
     inputs = resolve(model, [1, 2], shape={"gpu_0/data_0": (1, 3, 224, 224)})
-    assert swap.batch_reshapes(model, inputs) == ["n173"]
-    assert swap.batch_reshapes(model, resolve(model, [1])) == []
+    assert batch_reshapes(model, inputs) == ["n173"]
+    assert batch_reshapes(model, resolve(model, [1])) == []
     x = inputs.batch(2)
-    two = run_ort(swap.with_input_shape(model, inputs, 2), x)
-    one = run_ort(swap.with_input_shape(model, inputs, 1), x[:1])
+    two = run_ort(with_input_shape(model, inputs, 2), x)
+    one = run_ort(with_input_shape(model, inputs, 1), x[:1])
     assert two.shape == (2, 1000)
     np.testing.assert_allclose(two[:1], one, rtol=1e-4, atol=1e-5)  # the same function, image by image
 
 
 def test_int8_calibration_feeds_match_a_fixed_batch():
     """SqueezeNet declares batch 1: every calibration feed must be one input, not a stack of 64."""
-    from actprof import precision
+    from actprof.export import precision
 
     model = onnx.load(str(SQUEEZENET))
     x = resolve(model, [1]).batch(1)
@@ -299,7 +303,7 @@ def test_int8_calibration_feeds_match_a_fixed_batch():
 
 
 def test_an_openvino_layer_that_runs_an_activation_alone_is_not_a_fusion():
-    from actprof import attribution
+    from actprof.runtimes import attribution
 
     layers = [("Convolution", ["Conv", "Relu"]), ("Eltwise", ["Elu"]), ("Eltwise", ["Add"])]
     census = attribution.census_of_runtime_layers(

@@ -13,13 +13,18 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from actprof import activations, evidence, learning_rate, pipeline, report, storage, verdict
+from actprof import activations
+from actprof.analysis import evidence, learning_rate, verdict
 from actprof.errors import SweepFailed, UsageError
-from actprof.model import DeepCNN, SeedCNN, build, config_for
-from actprof.records import ModelRecord, RunRecord, ValPoint, time_to
-from actprof.settings import ModelConfig, parse_positive_floats
-from actprof.train import validation_steps
-from tests.helpers import FAST, run_cli
+from actprof.report.files import write_reports
+from actprof.schema import storage
+from actprof.schema.training import ModelRecord, RunRecord, ValPoint, time_to
+from actprof.settings.parse import parse_positive_floats
+from actprof.settings.training import ModelConfig
+from actprof.training.config import Recipe
+from actprof.training.loop import validation_steps
+from actprof.training.model import DeepCNN, SeedCNN, build, config_for
+from tests.helpers import FAST, run_cli, train_and_export
 
 SWEEP = replace(FAST, val_every=0, val_size=400)
 
@@ -113,7 +118,7 @@ def test_paired_difference_inside_the_resolution_is_not_evidence():
 
 
 def test_deep_cnn_has_six_convolutions_seven_sites_and_no_norm():
-    model = build(config_for(activations.get("elu"), architecture="deep"))
+    model = build(config_for(activations.get("elu"), Recipe(architecture="deep")))
     assert isinstance(model, DeepCNN)
     convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
     assert len(convs) == 6
@@ -125,7 +130,7 @@ def test_deep_cnn_has_six_convolutions_seven_sites_and_no_norm():
 @pytest.mark.parametrize("name", ["relu", "elu", "selu", "leaky_relu"])
 def test_deep_pool_first_computes_the_same_function(name):
     torch.manual_seed(0)
-    model = build(config_for(activations.get(name), architecture="deep")).eval()
+    model = build(config_for(activations.get(name), Recipe(architecture="deep"))).eval()
     x = torch.rand(8, 1, 28, 28)
     canonical = model(x)
     model.pool_first = True
@@ -135,9 +140,9 @@ def test_deep_pool_first_computes_the_same_function(name):
 def test_dropout_knobs_reach_the_right_families():
     relu, selu = activations.get("relu"), activations.get("selu")
     assert config_for(relu).dropout == 0.25 and config_for(selu).dropout == 0.05  # the SELU paper's rate
-    assert config_for(relu, dropout=0.1, alpha_dropout=0.08).dropout == 0.1
-    assert config_for(selu, dropout=0.1, alpha_dropout=0.08).dropout == 0.08
-    seed = SeedCNN(config_for(selu, alpha_dropout=0.1))
+    assert config_for(relu, Recipe(dropout=0.1, alpha_dropout=0.08)).dropout == 0.1
+    assert config_for(selu, Recipe(dropout=0.1, alpha_dropout=0.08)).dropout == 0.08
+    seed = SeedCNN(config_for(selu, Recipe(alpha_dropout=0.1)))
     assert seed.drop1.p == 0.1 and seed.drop1.alpha
     with pytest.raises(UsageError, match="--alpha-dropout must be in"):
         ModelConfig("selu", None, "lecun", dropout=1.0, alpha_dropout=True)
@@ -151,12 +156,12 @@ def swept(tmp_path_factory, sample):
     """relu and elu on the deep CNN, 2 learning rates × 2 seeds each, on the bundled sample."""
     out = tmp_path_factory.mktemp("sweep")
     records = [
-        pipeline.train_and_export(
+        train_and_export(
             activations.get(name),
-            config_for(activations.get(name), architecture="deep"),
             SWEEP,
             sample,
-            out_dir=out,
+            out,
+            recipe=Recipe(architecture="deep"),
             extra_seeds=(1,),
             lrs=(1e-3, 3e-3),
         )
@@ -184,12 +189,12 @@ def test_sweep_trains_every_rate_and_seed_and_chooses_on_validation(swept):
 def test_a_second_sweep_resumes_from_the_saved_runs(swept, sample):
     out, records = swept
     before = {p.name: p.stat().st_mtime_ns for p in (out / "runs").iterdir()}
-    again = pipeline.train_and_export(
+    again = train_and_export(
         activations.get("relu"),
-        config_for(activations.get("relu"), architecture="deep"),
         SWEEP,
         sample,
-        out_dir=out,
+        out,
+        recipe=Recipe(architecture="deep"),
         extra_seeds=(1,),
         lrs=(1e-3, 3e-3),
     )
@@ -199,10 +204,9 @@ def test_a_second_sweep_resumes_from_the_saved_runs(swept, sample):
 
 def test_resume_retrains_only_what_changed_or_is_damaged(tmp_path, sample):
     act = activations.get("relu")
-    config = config_for(act)
 
     def sweep_once(**kwargs):
-        return pipeline.train_and_export(act, config, SWEEP, sample, out_dir=tmp_path, lrs=(1e-3, 2e-3), **kwargs)
+        return train_and_export(act, SWEEP, sample, tmp_path, lrs=(1e-3, 2e-3), **kwargs)
 
     sweep_once()
     runs = tmp_path / "runs"
@@ -223,7 +227,7 @@ def test_a_diverged_run_leaves_the_rest_is_named_and_is_not_retrained(tmp_path, 
     diverging = replace(SWEEP, precision="fp32")
 
     def sweep_once():
-        pipeline.train_and_export(act, config_for(act), diverging, sample, out_dir=tmp_path, lrs=(1e-3, 1e8))
+        train_and_export(act, diverging, sample, tmp_path, lrs=(1e-3, 1e8))
 
     with pytest.raises(SweepFailed, match=r"relu, seed CNN, lr 1e\+08, seed 0: loss became"):
         sweep_once()
@@ -255,7 +259,7 @@ def test_report_compares_at_the_best_and_at_a_shared_rate(swept, tmp_path):
     assert study.shared_target == learning_rate.common_target(learning_rate.at_lr(relu, study.shared_lr))
     elu = next(s for s in study.at_shared if s.activation == "elu")
     assert elu.vs_baseline is None or elu.vs_baseline.what.endswith(f"at lr {study.shared_lr:g}")
-    report.write_reports(tmp_path, ["md", "html"], built, records, None, None, None)
+    write_reports(tmp_path, ["md", "html"], built, records, None, None, None)
     md = (tmp_path / "report.md").read_text()
     assert "deep CNN (6 conv + 2 dense, no batch norm, 7 activation sites)" in md
     assert "## Learning rates" in md and "## At one shared learning rate" in md and "never the test set" in md

@@ -1,0 +1,348 @@
+"""actprof's public Python API: every command as a function that takes validated configs and returns the
+typed records, for notebooks and scripts. The command line (``actprof.cli``) is built on these.
+
+    from pathlib import Path
+    from actprof import api
+
+    trained = api.train_export(["relu", "elu"], data=api.DataSource(dataset="sample"))
+    profile = api.profile(Path("models"), settings=api.ProfileSettings(batch_sizes=[1, 64]))
+    report = api.report(Path("models"), Path("reports"))
+    for verdict in report.record.verdicts:
+        print(verdict.call, verdict.summary)
+
+Each function checks what it was given before anything slow starts, raises ``actprof.errors.ActprofError``
+(one line naming the fix) for anything a user can get wrong, and reports progress to ``reporter`` (silent by
+default; ``pipeline.progress.Reporter`` says how to show it).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from actprof import activations
+from actprof.activations import Activation
+from actprof.analysis.gate import Change
+from actprof.data.config import DataSource
+from actprof.data.mnist import MNIST, load
+from actprof.export.config import ExportOptions
+from actprof.launchers.config import Placement, RemoteProfile
+from actprof.measure.config import SWAP_PROFILE, MicrobenchSettings, SwapOptions
+from actprof.pipeline.progress import QUIET, Reporter
+from actprof.pipeline.reporting import Report
+from actprof.pipeline.training import Trained
+from actprof.schema.profiling import Interval, MicrobenchRecord, ProfileRecord
+from actprof.schema.swap import SwapRecord
+from actprof.settings.profile import RUN_PROFILE, ProfileSettings
+from actprof.settings.training import ModelConfig, TrainConfig
+from actprof.training.config import Recipe, Sweep
+
+__all__ = [
+    "DataSource",
+    "ExportOptions",
+    "MicrobenchSettings",
+    "ModelConfig",
+    "Placement",
+    "ProfileSettings",
+    "Recipe",
+    "RemoteProfile",
+    "Reporter",
+    "SwapOptions",
+    "Sweep",
+    "TrainConfig",
+    "diff",
+    "microbench",
+    "optimize",
+    "profile",
+    "report",
+    "run",
+    "swap",
+    "train_export",
+]
+
+Activations = Sequence[str | Activation] | str
+
+
+def _activations(acts: Activations) -> list[Activation]:
+    """Names (or ``"relu,elu"``, ``"all"``) or rows of the activation table → rows, in order, without repeats."""
+    if isinstance(acts, str):
+        return activations.parse_list(acts)
+    rows = [a if isinstance(a, Activation) else activations.get(a) for a in acts]
+    return list({a.name: a for a in rows}.values())
+
+
+def train_export(
+    acts: Activations,
+    *,
+    train: TrainConfig = TrainConfig(),
+    sweep: Sweep | None = None,
+    recipe: Recipe = Recipe(),
+    export: ExportOptions = ExportOptions(),
+    data: DataSource | MNIST = DataSource(),
+    placement: Placement | None = None,
+    baseline: str | None = None,
+    reporter: Reporter = QUIET,
+) -> Trained:
+    """Train every activation at every learning rate and seed of ``sweep`` (default: ``train``'s one rate
+    and seed), export each run to ONNX and prove parity, and write ``<act>.onnx`` + ``<act>.json`` (the chosen
+    rate's first seed) to ``export.out``; runs already saved there are skipped. ``placement``: train as Ray
+    tasks. Failed runs are returned, not raised (``Trained.check()`` raises them)."""
+    stage = _Training(_activations(acts), train, sweep, recipe, export, placement, baseline, reporter)
+    stage.check()
+    return stage.run(data if isinstance(data, MNIST) else load(data, log=reporter.say))
+
+
+@dataclass(frozen=True)
+class _Training:
+    """A training stage as asked for: what is checked before any data loads, then what runs."""
+
+    rows: list[Activation]
+    train: TrainConfig
+    sweep: Sweep | None
+    recipe: Recipe
+    export: ExportOptions
+    placement: Placement | None
+    baseline: str | None
+    reporter: Reporter
+
+    def check(self) -> None:
+        """Everything about the stage that can be refused, refused before any data loads."""
+        from actprof.export.rewrite import check_rewrite
+        from actprof.pipeline.profiling import check_placement
+        from actprof.training.model import check_recipe
+
+        check_recipe(self.rows, self.recipe)
+        judged = [a for a in self.rows if a.name != self.baseline] or self.rows
+        skipped = check_rewrite(self.export.rewrite, judged)
+        if skipped:
+            self.reporter.say(
+                f"{self.export.rewrite}: skipped {', '.join(skipped)} (not monotonic non-decreasing: the rewrite "
+                "would not be exact)"
+            )
+        if self.placement is None:  # a Ray task asks the cluster for its GPU instead
+            from actprof.training.loop import resolve_device
+
+            resolve_device(self.train.device)
+        check_placement(self.placement)
+
+    def run(self, mnist: MNIST) -> Trained:
+        from actprof.pipeline.training import train_sweep
+        from actprof.training.model import config_for
+
+        models = [(act, config_for(act, self.recipe)) for act in self.rows]
+        plan = self.sweep or Sweep.of(self.train)
+        trained = train_sweep(
+            models,
+            self.train,
+            mnist,
+            self.export,
+            plan,
+            baseline=self.baseline,
+            placement=self.placement,
+            reporter=self.reporter,
+        )
+        self.reporter.trained(trained.records)
+        return trained
+
+
+def profile(
+    models: Path = Path("models"),
+    *,
+    settings: ProfileSettings = ProfileSettings(),
+    names: Sequence[str] | None = None,
+    baseline: str = "relu",
+    data: DataSource | MNIST = DataSource(),
+    out: Path = Path("reports"),
+    remote: RemoteProfile | None = None,
+    skip_unbound: bool = False,
+    reporter: Reporter = QUIET,
+) -> ProfileRecord:
+    """Time every model in ``models`` (or the ``names`` given) on every provider × precision × batch of
+    ``settings``: latency from interleaved rounds with CIs, accuracy and memory per deployment cell, per-op
+    time, fusion census and the ablation; writes ``out/profile.json`` and the derived models. A provider that
+    does not bind here is refused (``skip_unbound``: skipped and said, as ``--provider all`` does).
+    ``remote``: measure on the Ray node offering that resource."""
+    from actprof.measure.providers import resolve
+    from actprof.pipeline.profiling import check_remote, profile_models
+
+    activations.get(baseline)
+    listed = [a.name for a in _activations(list(names))] if names else None
+    settings = resolve(settings, skip_unbound=skip_unbound, say=reporter.say)
+    check_remote(remote)
+    mnist = data if isinstance(data, MNIST) else load(data, log=reporter.say)
+    return profile_models(
+        models, listed, settings, baseline=baseline, out=out, mnist=mnist, remote=remote, reporter=reporter
+    )
+
+
+def report(
+    models: Path = Path("models"),
+    results: Path = Path("reports"),
+    *,
+    baseline: str = "relu",
+    target: float | None = None,
+    formats: Sequence[str] = ("md", "html", "json", "csv"),
+    out: Path | None = None,
+    highlight: Sequence[str] | None = None,
+    reporter: Reporter = QUIET,
+) -> Report:
+    """The trade-off per activation and deployment — the verdict, the break-even, every table — built from
+    the models in ``models`` and the profile in ``results``; writes ``report.*`` in ``formats`` to ``out``
+    (default: ``results``). ``target``: a validation accuracy in (0, 1] (None: the highest whole percent the
+    baseline reached in every seed)."""
+    from actprof.errors import UsageError
+    from actprof.pipeline.reporting import report as build
+
+    if target is not None and not 0 < target <= 1:
+        raise UsageError(f"--target must be a validation accuracy in % (0-100], got {100 * target:g}")
+    shown = [a.name for a in _activations(list(highlight))] if highlight else None
+    return build(
+        models, results, baseline=baseline, target=target, formats=formats, out=out, highlight=shown, reporter=reporter
+    )
+
+
+@dataclass(frozen=True)
+class RunResult:
+    trained: Trained
+    profile: ProfileRecord
+    report: Report
+    stages: dict[str, float] = field(default_factory=dict)  # seconds each stage took
+
+
+def run(
+    acts: Activations = "all",
+    *,
+    train: TrainConfig = TrainConfig(),
+    sweep: Sweep | None = None,
+    recipe: Recipe = Recipe(),
+    export: ExportOptions = ExportOptions(),
+    settings: ProfileSettings = RUN_PROFILE,
+    data: DataSource = DataSource(),
+    placement: Placement | None = None,
+    remote: RemoteProfile | None = None,
+    baseline: str = "relu",
+    out: Path = Path("reports"),
+    highlight: Sequence[str] | None = None,
+    skip_unbound: bool = False,
+    reporter: Reporter = QUIET,
+) -> RunResult:
+    """train-export → profile → report, the baseline trained too; where anything can be refused (providers,
+    precisions, a Ray cluster, a GPU) it is, before the data loads. The report covers what finished; runs
+    that failed are in ``RunResult.trained.failures`` (``.check()`` raises them)."""
+    from actprof.measure.providers import resolve
+    from actprof.pipeline.profiling import check_remote, profile_models
+
+    rows = _activations(acts)
+    if baseline not in {a.name for a in rows}:
+        rows = [activations.get(baseline), *rows]
+    stage = _Training(rows, train, sweep, recipe, export, placement, baseline, reporter)
+    stage.check()
+    settings = resolve(settings, skip_unbound=skip_unbound, say=reporter.say)
+    check_remote(remote)
+    stages: dict[str, float] = {}
+    started = time.perf_counter()
+    mnist = load(data, log=reporter.say)  # once, for both stages
+    trained = stage.run(mnist)
+    stages["train + export"] = time.perf_counter() - started
+    names = [r.name for r in trained.records]
+    if trained.failures and baseline not in names:  # nothing to judge against: stop here
+        trained.check()
+    started = time.perf_counter()
+    record = profile_models(
+        export.out, names, settings, baseline=baseline, out=out, mnist=mnist, remote=remote, reporter=reporter
+    )
+    stages["profile"] = time.perf_counter() - started
+    started = time.perf_counter()
+    built = report(export.out, out, baseline=baseline, highlight=highlight, reporter=reporter)
+    stages["report"] = time.perf_counter() - started
+    return RunResult(trained, record, built, stages)
+
+
+def swap(
+    model: Path,
+    *,
+    options: SwapOptions = SwapOptions(),
+    settings: ProfileSettings = SWAP_PROFILE,
+    out: Path = Path("reports/swap"),
+    skip_unbound: bool = False,
+    reporter: Reporter = QUIET,
+) -> tuple[SwapRecord, list[Path]]:
+    """Price every activation inside any ONNX ``model``: its sites swapped for each candidate (not retrained:
+    only the cost is measured), profiled side by side; writes ``swap.{json,md,html,csv}`` and the variants to
+    ``out``. Returns the record and the files written."""
+    from actprof.measure.providers import resolve
+    from actprof.measure.swap import run_swap
+    from actprof.report.files import write_swap_reports
+
+    settings = resolve(settings, skip_unbound=skip_unbound, say=reporter.say)
+    with reporter.working("swap") as status:
+        record = run_swap(model, options, settings, out=out, say=status)
+    return record, write_swap_reports(out, record)
+
+
+def microbench(
+    acts: Activations = "all",
+    *,
+    settings: MicrobenchSettings = MicrobenchSettings(),
+    skip_unbound: bool = False,
+    reporter: Reporter = QUIET,
+) -> MicrobenchRecord:
+    """Each activation as one ONNX op over a cache-sized and a DRAM-sized tensor: GB/s and the fraction of a
+    copy's bandwidth, per provider (``skip_unbound``: those that bind, as ``--provider all`` does)."""
+    from actprof.measure.microbench import measure, merge
+    from actprof.measure.providers import bound, fix_threads
+
+    rows = _activations(acts)
+    fix_threads(settings.threads)
+    providers = bound(settings.providers, skip_unbound=skip_unbound, say=reporter.say)
+    with reporter.working("microbenchmark") as status:
+        records = [
+            measure(rows, provider=name, sizes=settings.sizes, min_time=settings.min_time, on_progress=status)
+            for name in providers
+        ]
+    return merge(records)
+
+
+@dataclass(frozen=True)
+class Optimized:
+    """The exact pool-first rewrite of a model: where it was written, how many activations moved, its
+    parity with the original on real images, and its latency over the original's (ORT CPU, batch 1)."""
+
+    path: Path
+    moved: int
+    max_abs_diff: float
+    images: int
+    speed: Interval
+
+
+def optimize(model: Path, out: Path | None = None) -> Optimized:
+    """Move every monotonic activation after its MaxPool in ``model`` (exact: parity ≤ 1e-6 on real images);
+    writes ``<model>+pool-first.onnx`` (and its record, where the model has one) or ``out``."""
+    from actprof.export.rewrite import rewrite_pool_first, rewritten_record
+    from actprof.export.verify import PARITY_IMAGES
+    from actprof.graphs.files import load_model_file
+    from actprof.measure.cells import images
+    from actprof.measure.side_by_side import cpu_ratio
+    from actprof.schema.storage import load_record, write_bytes_atomic, write_json
+
+    proto = load_model_file(model)
+    data, parity, moved = rewrite_pool_first(proto.SerializeToString(), images(PARITY_IMAGES))
+    target = out or model.with_name(f"{model.stem}+pool-first.onnx")
+    record_path = model.with_suffix(".json")
+    record = load_record(record_path) if record_path.is_file() and out is None else None
+    write_bytes_atomic(target, data)
+    if record is not None:
+        write_json(target.with_suffix(".json"), rewritten_record(record, data, parity, "pool-first"))
+    speed = cpu_ratio(data, model.read_bytes())
+    return Optimized(target, moved, parity.max_abs_diff, parity.images, speed)
+
+
+def diff(base: Path, new: Path, *, threshold: float = 0.05) -> list[Change]:
+    """Every latency ratio and test accuracy of ``base``'s report against ``new``'s (report directories or
+    report.json files); ``Change.regressed`` marks those beyond ``threshold`` (a fraction)."""
+    from actprof.analysis.gate import diff as compare
+    from actprof.analysis.gate import load_report
+
+    return compare(load_report(base), load_report(new), threshold=threshold)

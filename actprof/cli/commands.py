@@ -1,0 +1,9 @@
+"""Every command, registered on the app by importing its module, in the order data flows (and ``--help``
+lists them)."""
+
+# isort: skip_file
+from actprof.cli import training  # train-export, run
+from actprof.cli import measuring  # profile, microbench, swap
+from actprof.cli import results  # report, diff, optimize, env
+
+__all__ = ["measuring", "results", "training"]

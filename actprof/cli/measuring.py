@@ -1,0 +1,174 @@
+"""``actprof profile``, ``actprof microbench`` and ``actprof swap``: parse, hand over, print what comes back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from actprof.cli import build
+from actprof.cli.app import app
+from actprof.cli.console import RichReporter, console
+from actprof.cli.options import (
+    MICROBENCH,
+    PROFILE,
+    SWAP,
+    BaselineOpt,
+    BatchSizesOpt,
+    DataDirOpt,
+    DatasetOpt,
+    InferencePrecisionOpt,
+    MinRunsOpt,
+    MinTimeOpt,
+    ModelsOpt,
+    OutOpt,
+    ProfileOnOpt,
+    ProviderOpt,
+    RayAddressOpt,
+    ThreadsOpt,
+    listed,
+)
+
+
+@app.command("profile")
+def profile_command(
+    models: ModelsOpt = Path("models"),
+    act: Annotated[str, typer.Option("--act", help="Activations to profile: a comma list or 'all'.")] = "all",
+    provider: ProviderOpt = listed(PROFILE.providers),
+    batch_sizes: BatchSizesOpt = listed(PROFILE.batch_sizes),
+    threads: Annotated[int, typer.Option(help="ORT intra-op threads (0: ORT default).")] = PROFILE.threads,
+    opt_level: Annotated[str, typer.Option("--opt-level", help="disabled | basic | extended | all.")] = listed(
+        PROFILE.opt_levels
+    ),
+    min_time: MinTimeOpt = PROFILE.min_time,
+    min_runs: MinRunsOpt = PROFILE.min_runs,
+    ablation: Annotated[
+        bool, typer.Option(help="Also time each model with ReLU / identity swapped in.")
+    ] = PROFILE.ablation,
+    cuda_graph: Annotated[bool, typer.Option("--cuda-graph", help="Capture CUDA graphs (CUDA only).")] = False,
+    baseline: BaselineOpt = "relu",
+    precision: InferencePrecisionOpt = listed(PROFILE.precisions),
+    calibration_images: Annotated[
+        int, typer.Option("--calibration-images", help="MNIST training images that calibrate int8.")
+    ] = PROFILE.calibration_images,
+    data_dir: DataDirOpt = None,
+    dataset: DatasetOpt = "auto",
+    profile_on: ProfileOnOpt = None,
+    ray_address: RayAddressOpt = None,
+    out: OutOpt = Path("reports"),
+) -> None:
+    """Time inference per provider × precision × batch; accuracy and memory per cell, per-op time, fusion, ablation."""
+    from actprof import activations, api
+    from actprof.report.terminal import print_profile
+
+    settings = build.profile_settings(
+        provider=provider,
+        batch_sizes=batch_sizes,
+        threads=threads,
+        min_time=min_time,
+        min_runs=min_runs,
+        precision=precision,
+        opt_level=opt_level,
+        ablation=ablation,
+        cuda_graph=cuda_graph,
+        calibration_images=calibration_images,
+    )
+    names = None if act.strip().lower() == "all" else [a.name for a in activations.parse_list(act)]
+    record = api.profile(
+        models,
+        settings=settings,
+        names=names,
+        baseline=baseline,
+        data=api.DataSource(data_dir, dataset),
+        out=out,
+        remote=build.remote_profile(profile_on, ray_address),
+        skip_unbound=build.providers(provider)[1],
+        reporter=RichReporter(),
+    )
+    print_profile(record, console=console())
+    console().print(f"wrote {out / 'profile.json'} ({record.seconds:.0f} s)")
+
+
+@app.command("microbench")
+def microbench_command(
+    act: Annotated[str, typer.Option("--act", help="Activations: a comma list or 'all'.")] = "all",
+    provider: ProviderOpt = listed(MICROBENCH.providers),
+    sizes: Annotated[
+        str | None, typer.Option(help="Comma list of tensor sizes in elements (default: 1 MiB and 2×L3).")
+    ] = None,
+    threads: ThreadsOpt = MICROBENCH.threads,
+    min_time: Annotated[
+        float, typer.Option("--min-time", help="Seconds of timed runs per op and size.")
+    ] = MICROBENCH.min_time,
+    out: OutOpt = Path("reports"),
+) -> None:
+    """Each activation as a single ONNX op: GB/s and the fraction of copy bandwidth, per provider."""
+    from actprof import activations, api
+    from actprof.report.terminal import print_microbench
+    from actprof.schema.storage import write_json
+    from actprof.settings.parse import parse_positive_ints
+
+    acts = activations.parse_list(act)
+    elements = parse_positive_ints(sizes, "--sizes", limit=1 << 31) if sizes else None
+    settings = api.MicrobenchSettings(
+        providers=build.providers(provider)[0], sizes=elements, threads=threads, min_time=min_time
+    )
+    record = api.microbench(acts, settings=settings, skip_unbound=build.providers(provider)[1], reporter=RichReporter())
+    write_json(out / "microbench.json", record)
+    print_microbench(record, console=console())
+    console().print(f"wrote {out / 'microbench.json'}")
+
+
+@app.command("swap")
+def swap_command(
+    model: Annotated[Path, typer.Argument(help="Any ONNX model with one input (e.g. a ResNet-50).")],
+    to: Annotated[
+        str, typer.Option("--to", help="Candidates for every site: a comma list (relu, elu, gelu, silu, identity…).")
+    ] = "relu,elu,gelu,silu,identity",
+    sites: Annotated[
+        str | None, typer.Option("--sites", help="Replace only these sites (1-based, as listed), e.g. 1,2,5.")
+    ] = None,
+    provider: ProviderOpt = listed(SWAP.providers),
+    precision: InferencePrecisionOpt = listed(SWAP.precisions),
+    batch_sizes: BatchSizesOpt = listed(SWAP.batch_sizes),
+    input_shape: Annotated[
+        str | None, typer.Option("--input-shape", help="name=1x3x224x224 for free dimensions (or another batch).")
+    ] = None,
+    inputs: Annotated[
+        Path | None, typer.Option("--inputs", help="An .npz with real inputs (default: random normal, --seed).")
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the random inputs.")] = 0,
+    threads: Annotated[int, typer.Option(help="Intra-op threads (0: one per physical core).")] = SWAP.threads,
+    min_time: MinTimeOpt = SWAP.min_time,
+    min_runs: Annotated[int, typer.Option("--min-runs", help="Timed runs per variant, at least.")] = SWAP.min_runs,
+    out: OutOpt = Path("reports/swap"),
+) -> None:
+    """Price every activation inside any ONNX model: swap them all for each candidate, profile side by side."""
+    from actprof import api
+    from actprof.graphs.sites import parse_candidates
+    from actprof.report.terminal import print_swap
+
+    options = api.SwapOptions(
+        candidates=parse_candidates(to), sites=sites, input_shape=input_shape, inputs=inputs, seed=seed
+    )
+    settings = build.profile_settings(
+        provider=provider,
+        batch_sizes=batch_sizes,
+        threads=threads,
+        min_time=min_time,
+        min_runs=min_runs,
+        precision=precision,
+        ablation=SWAP.ablation,
+        input=SWAP.input if inputs is None else f"inputs from {inputs.name}",
+    )
+    record, written = api.swap(
+        model,
+        options=options,
+        settings=settings,
+        out=out,
+        skip_unbound=build.providers(provider)[1],
+        reporter=RichReporter(),
+    )
+    print_swap(record, console=console())
+    console().print("wrote " + ", ".join(str(p) for p in written))

@@ -1,0 +1,95 @@
+"""The options the commands share, with their help texts; defaults are read off the configs, never retyped."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from actprof.export.config import ExportOptions
+from actprof.measure.config import SWAP_PROFILE, MicrobenchSettings
+from actprof.settings.profile import RUN_PROFILE, ProfileSettings
+from actprof.settings.training import TrainConfig
+
+TRAIN = TrainConfig()
+EXPORT = ExportOptions()
+PROFILE = ProfileSettings()
+RUN = RUN_PROFILE
+SWAP = SWAP_PROFILE
+MICROBENCH = MicrobenchSettings()
+
+
+def listed(values) -> str:
+    """A default list as the command line writes it: ``1,64``."""
+    return ",".join(str(v) for v in values)
+
+
+ActOpt = Annotated[str, typer.Option("--act", help="Activation name, comma list, or 'all'.")]
+OutOpt = Annotated[Path, typer.Option("--out", help="Output directory.")]
+ModelsOpt = Annotated[Path, typer.Option("--models", help="Directory with <act>.onnx + <act>.json.")]
+ThreadsOpt = Annotated[int, typer.Option("--threads", help="Threads (0: all cores).")]
+DataDirOpt = Annotated[
+    Path | None, typer.Option("--data-dir", help="Directory with the four MNIST IDX files (.gz or raw).")
+]
+DatasetOpt = Annotated[str, typer.Option("--dataset", help="auto | full | sample.")]
+DeviceOpt = Annotated[str, typer.Option("--device", help="Where PyTorch trains: cpu | cuda.")]
+ProviderOpt = Annotated[
+    str, typer.Option("--provider", help="Comma list of cpu, cuda, openvino, or all (every provider that binds here).")
+]
+InferencePrecisionOpt = Annotated[
+    str,
+    typer.Option(
+        "--precision",
+        help="Inference precisions, a comma list: fp32, int8 (cpu, openvino), bf16 (openvino), fp16 (cuda).",
+    ),
+]
+BatchSizesOpt = Annotated[str, typer.Option("--batch-sizes", help="Comma list of batch sizes.")]
+MinTimeOpt = Annotated[float, typer.Option("--min-time", help="Seconds of timed runs per target, at least.")]
+MinRunsOpt = Annotated[int, typer.Option("--min-runs", help="Timed runs per target, at least.")]
+BaselineOpt = Annotated[str, typer.Option("--baseline", help="Activation every other one is judged against.")]
+SeedOpt = Annotated[str, typer.Option("--seed", help="Seed, or a comma list: same init draw and data order for all.")]
+SeedsOpt = Annotated[int | None, typer.Option("--seeds", help="Train each activation with N seeds (seed, seed+1, …).")]
+EpochsOpt = Annotated[int, typer.Option("--epochs", help="Training epochs.")]
+LrOpt = Annotated[
+    str,
+    typer.Option(
+        "--lr", help="Adam learning rate, or a comma list to sweep (each activation's best chosen on validation)."
+    ),
+]
+ModelOpt = Annotated[str, typer.Option("--model", help="seed (the Keras CNN) | deep (6 conv, no batch norm).")]
+DropoutOpt = Annotated[
+    float | None, typer.Option("--dropout", help="Dropout rate after each pooling block (default 0.25).")
+]
+AlphaDropoutOpt = Annotated[
+    float | None, typer.Option("--alpha-dropout", help="Alpha-dropout rate for SELU (default 0.05).")
+]
+ForceOpt = Annotated[
+    bool, typer.Option("--force", help="Retrain every run, even those already saved in <models>/runs/.")
+]
+ExecutorOpt = Annotated[
+    str, typer.Option("--executor", help="local (here, one run after another) | ray (one Ray task per run).")
+]
+RayAddressOpt = Annotated[
+    str | None,
+    typer.Option("--ray-address", help="Ray cluster to join (host:port; default: RAY_ADDRESS or a new local one)."),
+]
+CpusPerTaskOpt = Annotated[
+    int, typer.Option("--cpus-per-task", help="CPUs each Ray training task reserves (0: a whole node's).")
+]
+ProfileOnOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--profile-on",
+        help="Profile on the Ray node offering this custom resource (ray start --resources '{\"NAME\": 1}').",
+    ),
+]
+HighlightOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--highlight", help="Activations drawn in colour in the curves (default: the decision table's top 3)."
+    ),
+]
+RewriteOpt = Annotated[
+    str, typer.Option("--rewrite", help="none | pool-first (also <act>+pool-first.onnx: f after MaxPool, exact).")
+]

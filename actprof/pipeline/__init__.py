@@ -1,0 +1,1 @@
+"""Orchestration: which stage runs when, what is written where, and progress."""

@@ -1,0 +1,195 @@
+"""The terminal: rich tables, ending with the decision table."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from actprof.report.captions import ABLATION_TWINS, decision_caption, shared_lr_note, swap_caption
+from actprof.report.decision_tables import decision_rows
+from actprof.report.profile_tables import (
+    ablation_rows,
+    deployment_cell_rows,
+    deployment_note,
+    deployment_rows,
+    fusion_rows,
+    latency_rows,
+    microbench_rows,
+    op_notes,
+    op_rows,
+    rewrite_rows,
+)
+from actprof.report.swap_tables import swap_rows, swap_site_rows
+from actprof.report.training_tables import (
+    convergence_rows,
+    evidence_note,
+    evidence_rows,
+    lr_note,
+    lr_rows,
+    seed_rows,
+    shared_lr_rows,
+    training_rows,
+)
+from actprof.settings.training import describe
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from actprof.analysis.gate import Change
+    from actprof.schema.environment import Environment, GpuInfo
+    from actprof.schema.profiling import MicrobenchRecord, ProfileRecord, ProviderStatus
+    from actprof.schema.reports import ReportRecord
+    from actprof.schema.swap import SwapRecord
+    from actprof.schema.training import ModelRecord
+
+
+def _rich_table(title: str, rows: list[dict[str, str]], caption: str | None = None):
+    from rich.table import Table
+
+    table = Table(title=title, caption=caption, header_style="bold")
+    for i, column in enumerate(rows[0] if rows else []):
+        table.add_column(column, justify="left" if i == 0 else "right", no_wrap=i == 0)
+    for row in rows:
+        table.add_row(*row.values())
+    return table
+
+
+def print_training(records: Sequence[ModelRecord], *, console: Console) -> None:
+    if not records:
+        return
+    d = records[0].dataset
+    caption = (
+        f"MNIST {d.kind} ({d.n_train:,} train / {d.n_test:,} test, from {d.source}); "
+        f"{records[0].train.config.epochs} epoch(s), batch {records[0].train.config.batch_size}; "
+        "times are training seconds, validation excluded"
+    )
+    console.print(_rich_table("Training and export", training_rows(records), caption))
+
+
+def print_environment(
+    env: Environment,
+    *,
+    console: Console,
+    providers: Sequence[ProviderStatus] = (),
+    gpu: GpuInfo | None = None,
+) -> None:
+    rows = [
+        {"": "actprof", "value": env.actprof},
+        {"": "python", "value": env.python},
+        {"": "platform", "value": env.platform},
+        {"": "CPU", "value": f"{env.cpu_model} ({env.cpu_count} logical cores)"},
+        *({"": name, "value": version} for name, version in env.versions.items()),
+    ]
+    rows.append({"": "GPU", "value": f"{gpu.name}, driver {gpu.driver}, {gpu.memory_mib:,} MiB" if gpu else "none"})
+    for status in providers:
+        state = "binds" if status.binds else ("compiled in, does not bind" if status.compiled else "not compiled in")
+        rows.append({"": status.execution_provider, "value": f"{state} — {status.reason}"})
+    console.print(_rich_table("Environment", rows))
+
+
+def print_deployment(record: ProfileRecord, *, console: Console) -> None:
+    """The deployment matrix per batch, then what each cell is (accuracy, file, memory)."""
+    if not record.deployments:
+        return
+    from rich.markup import escape
+
+    for batch in record.settings.batch_sizes:
+        console.print(_rich_table(f"Deployment matrix, batch {batch}", deployment_rows(record, batch)))
+    console.print(_rich_table("Deployment cells", deployment_cell_rows(record), escape(deployment_note(record))))
+
+
+def print_profile(record: ProfileRecord, *, console: Console) -> None:
+    s, env = record.settings, record.environment
+    ort_version = env.versions.get("onnxruntime-gpu") or env.versions.get("onnxruntime")
+    caption = (
+        f"ORT {ort_version}, {env.cpu_model}, threads {s.threads or 'ORT default'}, "
+        f"opt level {','.join(s.opt_levels)}; ratios: median of per-round ratios in interleaved rounds, "
+        "95% CI of that median (order statistics)"
+    )
+    print_deployment(record, console=console)
+    rewrites = rewrite_rows(record)
+    if rewrites:
+        console.print(_rich_table("The exact rewrite: p50 over the original's", rewrites))
+    console.print(_rich_table("Inference latency", latency_rows(record), caption))
+    if record.ablation:
+        console.print(
+            _rich_table(
+                "Ablation: same weights, activation swapped",
+                ablation_rows(record),
+                "cost = as trained − identity; over ReLU = as trained − ReLU swapped in (median per-round "
+                f"difference). {ABLATION_TWINS}",
+            )
+        )
+    from rich.markup import escape
+
+    notes = op_notes(record)  # node names come from the model file: never rich markup
+    console.print(_rich_table("Per-op time (separate profiling session)", op_rows(record), escape(notes) or None))
+    console.print(_rich_table("What each runtime fused", fusion_rows(record)))
+
+
+def print_microbench(record: MicrobenchRecord, *, console: Console) -> None:
+    caption = (
+        "bytes moved = one float32 read + one write per element; copy = ORT Identity (a memcpy) over the same "
+        "tensor, same run; in cache, parallel ops can beat it; far below 100% at the DRAM size = compute-bound"
+    )
+    console.print(_rich_table("Activation ops alone", microbench_rows(record), caption))
+
+
+# --- the report: terminal, Markdown, HTML, JSON, CSV ---------------------------------------------
+
+
+def print_report(
+    report: ReportRecord,
+    profile: ProfileRecord | None,
+    *,
+    console: Console,
+    microbench: MicrobenchRecord | None = None,
+) -> None:
+    caption = f"{describe(report.architecture)}; steps / training seconds to reach, ± half the validation bracket"
+    console.print(_rich_table("Convergence", convergence_rows(report), caption))
+    if report.lr_study:
+        console.print(_rich_table("Learning rates", lr_rows(report), lr_note(report)))
+        console.print(_rich_table("At one shared learning rate", shared_lr_rows(report), shared_lr_note(report)))
+    seeds, evidence = seed_rows(report), evidence_rows(report)
+    if seeds:
+        console.print(_rich_table("Over seeds: mean ± 95% CI", seeds))
+    if evidence:
+        console.print(_rich_table("Paired by seed, against the baseline", evidence))
+    if profile:
+        print_profile(profile, console=console)
+    if microbench:
+        print_microbench(microbench, console=console)
+    console.rule("The verdicts in words")
+    for v in report.verdicts:
+        style = "dim" if v.latency_within_noise else None
+        console.print(v.summary, style=style, markup=False, highlight=False)
+    from rich.markup import escape
+
+    note = evidence_note(report)
+    if note:
+        console.print(note, markup=False, highlight=False)
+    console.print(_rich_table("The answer", decision_rows(report), escape(decision_caption(report))))
+
+
+def print_diff(changes: Sequence[Change], *, threshold: float, console: Console) -> None:
+    rows = [
+        {
+            "what": c.what,
+            "base": f"{c.base:.4f}",
+            "new": f"{c.new:.4f}",
+            "change": f"{100 * (c.new / c.base - 1):+.1f}%" if c.base else "—",
+            "status": "REGRESSED" if c.regressed else "ok",
+        }
+        for c in changes
+    ]
+    console.print(_rich_table(f"Diff (threshold {100 * threshold:g}%)", rows))
+
+
+# --- bring your own model ----------------------------------------------------------------------------
+
+
+def print_swap(record: SwapRecord, *, console: Console) -> None:
+    from rich.markup import escape
+
+    console.print(_rich_table("Activation sites", swap_site_rows(record)))
+    console.print(_rich_table("The activation tax", swap_rows(record), escape(swap_caption(record))))

@@ -1,0 +1,9 @@
+"""The records every stage writes, and where they meet the disk.
+
+Frozen dataclasses under one schema version, one module per document: ``training`` (a run, a model), ``profiling``
+(a profile, a microbenchmark), ``reports`` (the verdict), ``swap`` (another network's activation tax);
+``environment`` (where a record was made); ``storage`` (atomic writes, the one JSON path, model files). A record
+read from disk is rebuilt through the same constructors, so the settings inside it are checked too.
+"""
+
+SCHEMA_VERSION = 3  # 3: learning-rate sweeps, architecture, interpolated time to accuracy; 2: deployment cells
