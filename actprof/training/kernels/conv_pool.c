@@ -20,6 +20,7 @@
  */
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -36,12 +37,12 @@ typedef uint32_t vu __attribute__((vector_size(LANES * 4)));
 typedef uint16_t vh __attribute__((vector_size(LANES * 2)));
 typedef uint8_t vb __attribute__((vector_size(LANES)));
 
-static inline vf select(vi mask, vf yes, vf no) { return (vf)((mask & (vi)yes) | (~mask & (vi)no)); }
+static inline vf choose(vi mask, vf yes, vf no) { return (vf)((mask & (vi)yes) | (~mask & (vi)no)); }
 
 static inline vf round_to_bf16(vf f) {  /* round to nearest even, as torch; a NaN stays a NaN */
     vu u = (vu)f;
     vu rounded = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
-    return select(f != f, f, (vf)rounded);
+    return choose(f != f, f, (vf)rounded);
 }
 
 static inline vh to_bf16_bits(vf f) { return __builtin_convertvector((vu)round_to_bf16(f) >> 16, vh); }
@@ -71,7 +72,7 @@ static inline void store_channels(void *p, int bf16, int64_t at, vf v) {
  * the first maximum in row-major order wins ties, a NaN always wins). */
 static inline void take_if_larger(vf v, int pos, vf *best, vi *winner) {
     const vi takes = (v > *best) | (v != v);
-    *best = select(takes, v, *best);
+    *best = choose(takes, v, *best);
     *winner = (takes & pos) | (~takes & *winner);
 }
 
@@ -89,7 +90,7 @@ static inline vi load_codes(const uint8_t *codes, int64_t at) {
 /* Each lane's value at its window's winning position (code), of the window's four. */
 static inline vf at_winner(vi code, const vf values[4]) {
     vf value = values[0];
-    for (int pos = 1; pos < 4; pos++) value = select(code == pos, values[pos], value);
+    for (int pos = 1; pos < 4; pos++) value = choose(code == pos, values[pos], value);
     return value;
 }
 
@@ -149,7 +150,7 @@ static inline vf broadcast(float value) { return (vf){0} + value; }
  * Taylor series, and expm1(w) = 2^n * expm1(r) + (2^n - 1), which does not cancel near 0 (n = 0 there). */
 static inline vf expm1_nonpositive(vf w) {
     static const float series[] = {1.0f / 5040, 1.0f / 720, 1.0f / 120, 1.0f / 24, 1.0f / 6, 0.5f, 1.0f};
-    w = select(w < -87.0f, broadcast(-87.0f), w);   /* exp underflows below: expm1 is -1 there anyway */
+    w = choose(w < -87.0f, broadcast(-87.0f), w);   /* exp underflows below: expm1 is -1 there anyway */
     const vi n = __builtin_convertvector(w * 1.44269504f - 0.5f, vi);  /* w <= 0: truncation rounds */
     const vf nf = __builtin_convertvector(n, vf);
     const vf r = (w - nf * 0.693145752f) - nf * 1.42860677e-6f;      /* ln 2 in two parts */
@@ -163,15 +164,15 @@ static inline vf expm1_nonpositive(vf w) {
  * fp32 has only subnormals left) and infinity above 88.5 (where it overflows), as torch's exp gives. */
 static inline vf exp_full(vf input) {
     static const float series[] = {1.0f / 5040, 1.0f / 720, 1.0f / 120, 1.0f / 24, 1.0f / 6, 0.5f, 1.0f, 1.0f};
-    const vf w = select(input < -87.0f, broadcast(-87.0f), select(input > 88.0f, broadcast(88.0f), input));
+    const vf w = choose(input < -87.0f, broadcast(-87.0f), choose(input > 88.0f, broadcast(88.0f), input));
     const vf scaled = w * 1.44269504f;
-    const vi n = __builtin_convertvector(scaled + select(scaled < 0.0f, broadcast(-0.5f), broadcast(0.5f)), vi);
+    const vi n = __builtin_convertvector(scaled + choose(scaled < 0.0f, broadcast(-0.5f), broadcast(0.5f)), vi);
     const vf nf = __builtin_convertvector(n, vf);
     const vf r = (w - nf * 0.693145752f) - nf * 1.42860677e-6f;
     vf sum = broadcast(series[0]);
     for (int i = 1; i < 8; i++) sum = sum * r + series[i];
     const vf result = (vf)((n + 127) << 23) * sum;
-    return select(input < -87.0f, broadcast(0), select(input > 88.5f, broadcast(__builtin_inff()), result));
+    return choose(input < -87.0f, broadcast(0), choose(input > 88.5f, broadcast(__builtin_inff()), result));
 }
 
 static inline vf sigmoid(vf z) { return 1.0f / (1.0f + exp_full(-z)); }
@@ -179,11 +180,11 @@ static inline vf sigmoid(vf z) { return 1.0f / (1.0f + exp_full(-z)); }
 /* erf(x) as torch's CPU vector code computes it (Abramowitz and Stegun 7.1.26, within 1.5e-7), given
  * gauss = exp(-x^2), which GELU's derivative shares. */
 static inline vf erf_as(vf x, vf gauss) {
-    const vf magnitude = select(x < 0.0f, -x, x);
+    const vf magnitude = choose(x < 0.0f, -x, x);
     const vf t = 1.0f / (0.3275911f * magnitude + 1.0f);
     const vf r = (((1.061405429f * t - 1.453152027f) * t + 1.421413741f) * t - 0.284496736f) * t + 0.254829592f;
     const vf e = 1.0f - r * t * gauss;
-    return select(x < 0.0f, -e, e);
+    return choose(x < 0.0f, -e, e);
 }
 
 static const float SQRT1_2 = 0.70710678118654752f, INV_SQRT_2PI = 0.39894228040143268f;
@@ -192,7 +193,7 @@ static const float TANH_BETA = 0.79788456080286536f, TANH_KAPPA = 0.044715f;  /*
 /* Mish's tanh(softplus(z)) = n / (n + 2) with n = e^z (e^z + 2), and 1 - tanh^2 = 4 (n + 1) / (n + 2)^2:
  * neither cancels (e^z is clamped at z = 20, where the first is 1 in fp32 and the second is exp(-2z)); the
  * derivative's sigmoid(z) is e^z / (e^z + 1) from the same exponential. */
-static inline vf exp_upto_20(vf z) { return exp_full(select(z > 20.0f, broadcast(20.0f), z)); }
+static inline vf exp_upto_20(vf z) { return exp_full(choose(z > 20.0f, broadcast(20.0f), z)); }
 
 /* GELU's tanh approximation through sigmoids: 1 + tanh(u) = 2 sigmoid(2u) and 1 - tanh(u) = 2 sigmoid(-2u),
  * which do not cancel where the other side goes to 0; u = sqrt(2/pi) (z + 0.044715 z^3). */
@@ -208,10 +209,10 @@ static inline vf activate_before(const epilogue *post, vf z) {
             return z * n / (n + 2.0f);
         }
         case HARDSWISH: {
-            const vf clipped = select(z + 3.0f < 0.0f, broadcast(0), select(z + 3.0f > 6.0f, broadcast(6.0f), z + 3.0f));
+            const vf clipped = choose(z + 3.0f < 0.0f, broadcast(0), choose(z + 3.0f > 6.0f, broadcast(6.0f), z + 3.0f));
             return z * clipped / 6.0f;
         }
-        case PRELU: return select(z > 0.0f, z, z * post->slope);
+        case PRELU: return choose(z > 0.0f, z, z * post->slope);
         default: return z;
     }
 }
@@ -234,8 +235,8 @@ static inline vf derivative_at(const epilogue *post, vf z) {
             const vf e = exp_upto_20(z), n = e * (e + 2.0f), d = n + 2.0f;
             return (n * d + z * e / (e + 1.0f) * 4.0f * (n + 1.0f)) / (d * d);
         }
-        case HARDSWISH: return select(z <= -3.0f, broadcast(0), select(z < 3.0f, z / 3.0f + 0.5f, broadcast(1.0f)));
-        case PRELU: return select(z > 0.0f, broadcast(1.0f), broadcast(post->slope));
+        case HARDSWISH: return choose(z <= -3.0f, broadcast(0), choose(z < 3.0f, z / 3.0f + 0.5f, broadcast(1.0f)));
+        case PRELU: return choose(z > 0.0f, broadcast(1.0f), broadcast(post->slope));
         default: return broadcast(1.0f);
     }
 }
@@ -253,7 +254,7 @@ static inline vf before_pool(const epilogue *post, vf z, int bf16) {
  * output; PReLU's slope gradient (z <= 0: z * g) is added to *slope_gradient. */
 static inline vf gradient_at_input(const epilogue *post, vf g, vf z, int bf16, vf *slope_gradient) {
     if (bf16) z = round_to_bf16(z);
-    if (post->before == PRELU) *slope_gradient += select(z > 0.0f, broadcast(0), z * g);
+    if (post->before == PRELU) *slope_gradient += choose(z > 0.0f, broadcast(0), z * g);
     const vf gz = g * derivative_at(post, z);
     return bf16 ? round_to_bf16(gz) : gz;
 }
@@ -267,19 +268,19 @@ static inline float lane_sum(vf v) {
 /* tanh(z) = -expm1(-2|z|) / (2 + expm1(-2|z|)), signed: exact to a few ulp near 0 too, where 1 - 2/(e^2z + 1)
  * would cancel. */
 static inline vf tanh_accurate(vf z) {
-    const vf magnitude = select(z < 0.0f, -z, z);
+    const vf magnitude = choose(z < 0.0f, -z, z);
     const vf m = expm1_nonpositive(-2.0f * magnitude);
     const vf t = -m / (2.0f + m);
-    return select(z < 0.0f, -t, t);
+    return choose(z < 0.0f, -t, t);
 }
 
 static inline vf activate(const epilogue *post, vf z) {
     if (post->kind == SIGMOID) return sigmoid(z);
-    if (post->kind == TANH) return select(z != z, z, tanh_accurate(z));
+    if (post->kind == TANH) return choose(z != z, z, tanh_accurate(z));
     const vi positive = z > 0.0f;
-    if (post->kind == LEAKY) return select(positive, z, post->a == 0 ? broadcast(0) : z * post->a);  /* relu(-inf) = 0 */
+    if (post->kind == LEAKY) return choose(positive, z, post->a == 0 ? broadcast(0) : z * post->a);  /* relu(-inf) = 0 */
     if (post->kind == ELU_FAMILY)
-        return select(positive, z * post->b, post->b * post->a * expm1_nonpositive(select(positive, broadcast(0), z * post->c)));
+        return choose(positive, z * post->b, post->b * post->a * expm1_nonpositive(choose(positive, broadcast(0), z * post->c)));
     return z;
 }
 
@@ -287,8 +288,8 @@ static inline vf derivative_from_output(const epilogue *post, vf y) {
     if (post->kind == SIGMOID) return y * (1.0f - y);
     if (post->kind == TANH) return 1.0f - y * y;
     const vi positive = y > 0.0f;
-    if (post->kind == LEAKY) return select(positive, broadcast(1.0f), broadcast(post->a));
-    if (post->kind == ELU_FAMILY) return select(positive, broadcast(post->b), post->c * (y + post->b * post->a));
+    if (post->kind == LEAKY) return choose(positive, broadcast(1.0f), broadcast(post->a));
+    if (post->kind == ELU_FAMILY) return choose(positive, broadcast(post->b), post->c * (y + post->b * post->a));
     return broadcast(1.0f);
 }
 
@@ -317,7 +318,7 @@ static inline vf finish(const epilogue *post, vf z, int bf16, int64_t unit) {
     vf y = activate(post, z);
     if (!post->words) return y;
     if (bf16) y = round_to_bf16(y);
-    return y * select(kept(post, unit), broadcast(post->scale), broadcast(0));  /* NaN * 0 stays NaN */
+    return y * choose(kept(post, unit), broadcast(post->scale), broadcast(0));  /* NaN * 0 stays NaN */
 }
 
 /* Whether anything follows the pool (an activation or dropout): only then does the backward read `out`. */
@@ -329,7 +330,7 @@ static inline vf gradient_before(const epilogue *post, vf g, vf out, int64_t uni
     if (!post) return g;
     vf y = out;
     if (post->words) {
-        g = g * select(kept(post, unit), broadcast(post->scale), broadcast(0));
+        g = g * choose(kept(post, unit), broadcast(post->scale), broadcast(0));
         y = out / post->scale;
     }
     return post->kind == NO_ACTIVATION ? g : g * derivative_from_output(post, y);
@@ -428,7 +429,7 @@ static void backward_images(const void *x, int x_bf16, int64_t image_stride, int
                     gb += g;
                     for (int pos = 0; pos < 4; pos++) {
                         const float *patch = rows + (pos >> 1) * width + 2 * px + (pos & 1);
-                        const vf routed = select(code == pos, g, broadcast(0));
+                        const vf routed = choose(code == pos, g, broadcast(0));
                         for (int ky = 0; ky < 3; ky++)
                             for (int kx = 0; kx < 3; kx++) gw[3 * ky + kx] += patch[ky * width + kx] * routed;
                     }
@@ -466,31 +467,41 @@ int conv_pool_forward(const void *x, int x_bf16, int64_t image_stride, int64_t r
     return 0;
 }
 
+/* Images per partial sum of the weight and bias gradients. Each chunk is summed by one thread into a slot of
+ * its own and the slots are added in chunk order, so the gradients are the same bits at any thread count and
+ * in every run (per-thread sums added as each thread finished were neither). Small enough that a training
+ * batch gives every thread many chunks. */
+#define CHUNK 8
+
 /* Sets grad_weight[k][c] and grad_bias[c] (fp32), and *grad_slope (PReLU before the pool), to the gradients
  * of the images' summed loss; out (the forward's output) is read only when something follows the pool, the
- * weights and bias only with an activation before it. */
+ * weights and bias only with an activation before it. Returns -2 where the partial sums cannot be allocated. */
 int conv_pool_backward(const void *x, int x_bf16, int64_t image_stride, int64_t row_stride, int height, int width,
                        const float *weight, const float *bias, int round_bf16, const void *grad, int grad_bf16,
                        const uint8_t *codes, int channels, float *grad_weight, float *grad_bias, float *grad_slope,
                        int64_t images, const void *out, int out_bf16, const epilogue *post) {
     if (channels % LANES || channels > MAX_CHANNELS || width > MAX_WIDTH || height < 4 || width < 4) return -1;
-    memset(grad_weight, 0, 9 * channels * sizeof(float));
-    memset(grad_bias, 0, channels * sizeof(float));
-    *grad_slope = 0;
-#pragma omp parallel
-    {
-        int64_t first, last;
-        share(images, &first, &last);
-        float partial_weight[9 * MAX_CHANNELS] = {0}, partial_bias[MAX_CHANNELS] = {0}, partial_slope = 0;
+    const int64_t chunks = images > 0 ? (images + CHUNK - 1) / CHUNK : 0;
+    const int64_t slot = 10 * (int64_t)channels + 1; /* 9C weights, C biases, PReLU's slope */
+    float *partial = calloc(chunks > 0 ? chunks * slot : 1, sizeof(float));
+    if (!partial) return -2;
+#pragma omp parallel for schedule(static)
+    for (int64_t k = 0; k < chunks; k++) {
+        float *sums = partial + k * slot;
+        const int64_t first = k * CHUNK, last = first + CHUNK < images ? first + CHUNK : images;
         backward_images(x, x_bf16, image_stride, row_stride, height, width, weight, bias, round_bf16, grad, grad_bf16,
-                        codes, channels, out, out_bf16, post, partial_weight, partial_bias, &partial_slope, first, last);
-#pragma omp critical
-        {
-            for (int i = 0; i < 9 * channels; i++) grad_weight[i] += partial_weight[i];
-            for (int c = 0; c < channels; c++) grad_bias[c] += partial_bias[c];
-            *grad_slope += partial_slope;
-        }
+                        codes, channels, out, out_bf16, post, sums, sums + 9 * channels, sums + 10 * channels, first,
+                        last);
     }
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < slot; i++) {
+        float total = 0;
+        for (int64_t k = 0; k < chunks; k++) total += partial[k * slot + i];  /* in chunk order */
+        if (i < 9 * channels) grad_weight[i] = total;
+        else if (i < 10 * channels) grad_bias[i - 9 * channels] = total;
+        else *grad_slope = total;
+    }
+    free(partial);
     return 0;
 }
 
@@ -533,8 +544,11 @@ int max_pool_backward(const void *grad_out, int bf16, const uint8_t *codes, int6
     const size_t element = bf16 ? 2 : 4;
     const int64_t offsets[4] = {0, channels, (int64_t)width * channels, (int64_t)(width + 1) * channels};
     const int before = post && post->before;
-    float slope_sum = 0;
-#pragma omp parallel for schedule(static) reduction(+ : slope_sum)
+    /* PReLU's slope gradient per image, added in image order after the loop: the same bits at any thread
+     * count (an OpenMP reduction adds the threads' sums in an order of its own). */
+    float *slopes = before ? calloc(images > 0 ? images : 1, sizeof(float)) : NULL;
+    if (before && !slopes) return -2;
+#pragma omp parallel for schedule(static)
     for (int64_t n = 0; n < images; n++) {
         vf gs = {0};
         char *image = (char *)grad_in + n * height * width * channels * element;
@@ -556,11 +570,14 @@ int max_pool_backward(const void *grad_out, int bf16, const uint8_t *codes, int6
                         g = gradient_at_input(post, g, at_winner(code, inputs), bf16, &gs);
                     }
                     for (int pos = 0; pos < 4; pos++)
-                        store_channels(grad_in, bf16, corner + offsets[pos], select(code == pos, g, broadcast(0)));
+                        store_channels(grad_in, bf16, corner + offsets[pos], choose(code == pos, g, broadcast(0)));
                 }
         }
-        slope_sum += lane_sum(gs);
+        if (slopes) slopes[n] = lane_sum(gs);
     }
+    float slope_sum = 0;
+    for (int64_t n = 0; slopes && n < images; n++) slope_sum += slopes[n];
+    free(slopes);
     *grad_slope = slope_sum;
     return 0;
 }

@@ -377,5 +377,7 @@ def _autocast_dtype() -> torch.dtype | None:
 
 
 def _check(code: int) -> None:
+    if code == -2:
+        raise MemoryError("actprof's kernel could not allocate its partial sums")
     if code:
         raise RuntimeError("actprof's kernel refused its arguments (ops.applies should have said so)")
