@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -325,3 +326,18 @@ def test_exports_share_one_torchlib_registry_and_give_the_same_graphs(monkeypatc
     monkeypatch.setattr(exporter, "_REGISTRIES", {})
     fresh = exporter.to_onnx(_perturbed("gelu", 0))
     assert after_another.SerializeToString() == fresh.SerializeToString()
+
+
+def test_an_exported_file_carries_no_source_path():
+    """The dynamo exporter writes each node's Python stack trace (absolute paths, line numbers) into its
+    metadata: dropped, so that a shipped model does not reveal where it was exported, and the same network
+    gives the same bytes from any checkout. Which module each node came from stays."""
+    import actprof
+
+    model = build(config_for(activations.get("elu"))).eval()
+    proto = exporter.to_onnx(model, opset=20, exporter="dynamo")
+    where = str(Path(actprof.__file__).resolve().parent)
+    metadata = [(p.key, p.value) for node in proto.graph.node for p in node.metadata_props]
+    assert metadata and not any(key == exporter.STACK_TRACE for key, _ in metadata)
+    assert not any(where in value for _, value in metadata)
+    assert any(key == "pkg.torch.onnx.class_hierarchy" for key, _ in metadata)

@@ -41,7 +41,7 @@ def to_onnx(model: torch.nn.Module, *, opset: int = DEFAULT_OPSET, exporter: str
                     dynamic_shapes={"x": {0: torch.export.Dim("batch")}},
                     verbose=False,
                 )
-            return program.model_proto
+            return without_stack_traces(program.model_proto)
         buffer = io.BytesIO()
         torch.onnx.export(
             model,
@@ -87,6 +87,23 @@ def torchlib_registry_reused():
 
 
 _REGISTRIES: dict[tuple, object] = {}  # from_torchlib's arguments → the registry built with them
+
+
+STACK_TRACE = "pkg.torch.onnx.stack_trace"
+
+
+def without_stack_traces(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The model without the Python stack trace the dynamo exporter writes into each node's metadata: the
+    absolute path of the source that built the network, with its line numbers. A shipped file should not carry
+    the path of whoever exported it, and without it the same network exports to the same bytes from any
+    checkout or environment (the class and scope names, which say which module each node came from, stay)."""
+    for graph in (model.graph, *(f for f in model.functions)):
+        for node in graph.node:
+            kept = [p for p in node.metadata_props if p.key != STACK_TRACE]
+            if len(kept) != len(node.metadata_props):
+                del node.metadata_props[:]
+                node.metadata_props.extend(kept)
+    return model
 
 
 @contextlib.contextmanager
