@@ -32,11 +32,14 @@ from actprof.launchers.config import Placement, RemoteProfile
 from actprof.measure.config import SWAP_PROFILE, MicrobenchSettings, SwapOptions
 from actprof.pipeline.progress import QUIET, Reporter
 from actprof.pipeline.reporting import Report
-from actprof.pipeline.training import Trained
+from actprof.pipeline.steps import check_stacks
+from actprof.pipeline.training import Trained, TrainingStage
 from actprof.schema.profiling import Interval, MicrobenchRecord, ProfileRecord
+from actprof.schema.steps import StepCostRecord
 from actprof.schema.swap import SwapRecord
+from actprof.settings.parse import one_of
 from actprof.settings.profile import RUN_PROFILE, ProfileSettings
-from actprof.settings.training import ModelConfig, TrainConfig
+from actprof.settings.training import DEFAULT_STACKS, TRAIN_STACKS, ModelConfig, TrainConfig
 from actprof.training.config import Recipe, Sweep
 
 __all__ = [
@@ -58,6 +61,7 @@ __all__ = [
     "profile",
     "report",
     "run",
+    "step_time",
     "swap",
     "train_export",
 ]
@@ -89,62 +93,9 @@ def train_export(
     and seed), export each run to ONNX and prove parity, and write ``<act>.onnx`` + ``<act>.json`` (the chosen
     rate's first seed) to ``export.out``; runs already saved there are skipped. ``placement``: train as Ray
     tasks. Failed runs are returned, not raised (``Trained.check()`` raises them)."""
-    stage = _Training(_activations(acts), train, sweep, recipe, export, placement, baseline, reporter)
+    stage = TrainingStage(_activations(acts), train, sweep, recipe, export, placement, baseline, reporter)
     stage.check()
     return stage.run(data if isinstance(data, MNIST) else load(data, log=reporter.say))
-
-
-@dataclass(frozen=True)
-class _Training:
-    """A training stage as asked for: what is checked before any data loads, then what runs."""
-
-    rows: list[Activation]
-    train: TrainConfig
-    sweep: Sweep | None
-    recipe: Recipe
-    export: ExportOptions
-    placement: Placement | None
-    baseline: str | None
-    reporter: Reporter
-
-    def check(self) -> None:
-        """Everything about the stage that can be refused, refused before any data loads."""
-        from actprof.export.rewrite import check_rewrite
-        from actprof.pipeline.profiling import check_placement
-        from actprof.training.model import check_recipe
-
-        check_recipe(self.rows, self.recipe)
-        judged = [a for a in self.rows if a.name != self.baseline] or self.rows
-        skipped = check_rewrite(self.export.rewrite, judged)
-        if skipped:
-            self.reporter.say(
-                f"{self.export.rewrite}: skipped {', '.join(skipped)} (not monotonic non-decreasing: the rewrite "
-                "would not be exact)"
-            )
-        if self.placement is None:  # a Ray task asks the cluster for its GPU instead
-            from actprof.training.loop import resolve_device
-
-            resolve_device(self.train.device)
-        check_placement(self.placement)
-
-    def run(self, mnist: MNIST) -> Trained:
-        from actprof.pipeline.training import train_sweep
-        from actprof.training.model import config_for
-
-        models = [(act, config_for(act, self.recipe)) for act in self.rows]
-        plan = self.sweep or Sweep.of(self.train)
-        trained = train_sweep(
-            models,
-            self.train,
-            mnist,
-            self.export,
-            plan,
-            baseline=self.baseline,
-            placement=self.placement,
-            reporter=self.reporter,
-        )
-        self.reporter.trained(trained.records)
-        return trained
 
 
 def profile(
@@ -186,21 +137,56 @@ def report(
     formats: Sequence[str] = ("md", "html", "json", "csv"),
     out: Path | None = None,
     highlight: Sequence[str] | None = None,
+    train_stack: str | None = None,
     reporter: Reporter = QUIET,
 ) -> Report:
     """The trade-off per activation and deployment — the verdict, the break-even, every table — built from
-    the models in ``models`` and the profile in ``results``; writes ``report.*`` in ``formats`` to ``out``
-    (default: ``results``). ``target``: a validation accuracy in (0, 1] (None: the highest whole percent the
-    baseline reached in every seed)."""
+    the models in ``models`` and the profile and step times in ``results``; writes ``report.*`` in
+    ``formats`` to ``out`` (default: ``results``). ``target``: a validation accuracy in (0, 1] (None: the
+    highest whole percent the baseline reached in every seed). ``train_stack``: the stack the training seconds
+    are priced on (None: eager where its step time was measured, else the runs' own clock)."""
     from actprof.errors import UsageError
     from actprof.pipeline.reporting import report as build
 
     if target is not None and not 0 < target <= 1:
         raise UsageError(f"--target must be a validation accuracy in % (0-100], got {100 * target:g}")
     shown = [a.name for a in _activations(list(highlight))] if highlight else None
+    if train_stack:
+        one_of(train_stack, TRAIN_STACKS, "--train-stack")
     return build(
-        models, results, baseline=baseline, target=target, formats=formats, out=out, highlight=shown, reporter=reporter
+        models,
+        results,
+        baseline=baseline,
+        target=target,
+        formats=formats,
+        out=out,
+        highlight=shown,
+        train_stack=train_stack,
+        reporter=reporter,
     )
+
+
+def step_time(
+    models: Path = Path("models"),
+    *,
+    stacks: Sequence[str] = DEFAULT_STACKS,
+    names: Sequence[str] | None = None,
+    baseline: str = "relu",
+    data: DataSource | MNIST = DataSource(),
+    out: Path = Path("reports"),
+    reporter: Reporter = QUIET,
+) -> StepCostRecord:
+    """The training step of every model in ``models`` (or the ``names`` given) on each of ``stacks`` (eager:
+    the network as a user writes it; compile: through torch.compile; actprof: the fast trainer), timed side by
+    side at the runs' batch, precision and device; writes ``out/steps.json``, which prices the report's
+    training seconds."""
+    from actprof.pipeline.steps import time_steps
+
+    activations.get(baseline)
+    check_stacks(stacks, TrainConfig())
+    listed = [a.name for a in _activations(list(names))] if names else None
+    mnist = data if isinstance(data, MNIST) else load(data, log=reporter.say)
+    return time_steps(models, listed, stacks, baseline=baseline, out=out, mnist=mnist, reporter=reporter)
 
 
 @dataclass(frozen=True)
@@ -226,19 +212,26 @@ def run(
     out: Path = Path("reports"),
     highlight: Sequence[str] | None = None,
     skip_unbound: bool = False,
+    train_stack: str = "eager",
+    stacks: Sequence[str] = DEFAULT_STACKS,
     reporter: Reporter = QUIET,
 ) -> RunResult:
-    """train-export → profile → report, the baseline trained too; where anything can be refused (providers,
-    precisions, a Ray cluster, a GPU) it is, before the data loads. The report covers what finished; runs
-    that failed are in ``RunResult.trained.failures`` (``.check()`` raises them)."""
+    """train-export → the training step on each of ``stacks`` → profile → report, the baseline trained too;
+    the verdicts' training seconds are priced on ``train_stack`` (timed too if ``stacks`` lacks it). Where
+    anything can be refused (providers, precisions, stacks, a Ray cluster, a GPU) it is, before the data
+    loads. The report covers what finished; runs that failed are in ``RunResult.trained.failures``
+    (``.check()`` raises them)."""
     from actprof.measure.providers import resolve
     from actprof.pipeline.profiling import check_remote, profile_models
+    from actprof.pipeline.steps import time_steps
 
     rows = _activations(acts)
     if baseline not in {a.name for a in rows}:
         rows = [activations.get(baseline), *rows]
-    stage = _Training(rows, train, sweep, recipe, export, placement, baseline, reporter)
+    stage = TrainingStage(rows, train, sweep, recipe, export, placement, baseline, reporter)
     stage.check()
+    stacks = list(dict.fromkeys([*stacks, train_stack]))
+    check_stacks(stacks, train)
     settings = resolve(settings, skip_unbound=skip_unbound, say=reporter.say)
     check_remote(remote)
     stages: dict[str, float] = {}
@@ -250,12 +243,15 @@ def run(
     if trained.failures and baseline not in names:  # nothing to judge against: stop here
         trained.check()
     started = time.perf_counter()
+    time_steps(export.out, names, stacks, baseline=baseline, out=out, mnist=mnist, reporter=reporter)
+    stages["training step"] = time.perf_counter() - started
+    started = time.perf_counter()
     record = profile_models(
         export.out, names, settings, baseline=baseline, out=out, mnist=mnist, remote=remote, reporter=reporter
     )
     stages["profile"] = time.perf_counter() - started
     started = time.perf_counter()
-    built = report(export.out, out, baseline=baseline, highlight=highlight, reporter=reporter)
+    built = report(export.out, out, baseline=baseline, highlight=highlight, train_stack=train_stack, reporter=reporter)
     stages["report"] = time.perf_counter() - started
     return RunResult(trained, record, built, stages)
 

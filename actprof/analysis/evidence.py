@@ -133,7 +133,8 @@ def _seconds_resolution(run: TrainResult, target: float) -> float | None:
     return time_to(run.validation, target).resolution_seconds
 
 
-def _steps_resolution(run: TrainResult, target: float) -> float | None:
+def steps_resolution(run: TrainResult, target: float) -> float | None:
+    """The width, in steps, of the validation bracket a run's crossing of ``target`` was read in."""
     return time_to(run.validation, target).resolution_steps
 
 
@@ -156,7 +157,7 @@ def seed_metrics(target: float | None) -> dict[str, Metric]:
         metrics[f"steps to {100 * target:.0f}%"] = (
             at(_run_steps, target=target),
             False,
-            at(_steps_resolution, target=target),
+            at(steps_resolution, target=target),
         )
     return metrics
 

@@ -5,21 +5,42 @@ break-even number of inferences after which the faster-converging activation sto
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import replace
 
-from actprof.analysis import learning_rate, words
-from actprof.analysis.evidence import compare, estimate, run_seconds, seed_metrics
+from actprof.analysis import calls, learning_rate, words
+from actprof.analysis.evidence import compare, estimate, resolution, run_seconds, seed_metrics, steps_resolution
+from actprof.analysis.pricing import Pricing, priced_comparison, steps_to
 from actprof.errors import UsageError
 from actprof.schema.profiling import Interval, ProfileRecord
-from actprof.schema.reports import ActivationSummary, LatencyBrief, PairedComparison, ReportRecord, Verdict
+from actprof.schema.reports import (
+    ActivationSummary,
+    LatencyBrief,
+    PairedComparison,
+    ReportRecord,
+    StepBrief,
+    Verdict,
+)
+from actprof.schema.steps import StepCostRecord
 from actprof.schema.storage import header
 from actprof.schema.training import ModelRecord, TimeToAccuracy, TrainResult, reached, time_to
 from actprof.settings.training import recipe_words
 
 
-def summarize(record: ModelRecord, profile: ProfileRecord | None, target: float | None = None) -> ActivationSummary:
+def summarize(
+    record: ModelRecord,
+    profile: ProfileRecord | None,
+    target: float | None = None,
+    steps: StepCostRecord | None = None,
+) -> ActivationSummary:
     name = record.name
+    trained_as = name.split("+")[0]  # an exact rewrite trains as its original
+    step_briefs = [
+        StepBrief(c.stack, c.stats.p50_ms, c.vs_baseline, c.compile_seconds)
+        for c in (steps.costs if steps else [])
+        if c.activation == trained_as
+    ]
     latency = [
         LatencyBrief(
             r.provider, r.batch, r.mode, r.stats.p50_ms, r.stats.p99_ms, r.vs_baseline, r.precision, r.vs_baseline_ms
@@ -44,6 +65,7 @@ def summarize(record: ModelRecord, profile: ProfileRecord | None, target: float 
         lr=record.train.config.lr,
         recipe=recipe_words(record.train.model),
         contended_runs=sum(r.contended for r in record.all_runs),
+        steps=step_briefs,
     )
 
 
@@ -101,9 +123,16 @@ def _break_even(saved_s: float | None, lost_ms: Interval | None, images: int) ->
 
 
 def judge(
-    act: ActivationSummary, base: ActivationSummary, *, target: float | None, provider: str, precision: str = "fp32"
+    act: ActivationSummary,
+    base: ActivationSummary,
+    *,
+    target: float | None,
+    provider: str,
+    precision: str = "fp32",
+    stack: str = "",
 ) -> Verdict:
-    """The verdict for one deployment target: ``provider`` at inference ``precision``."""
+    """The verdict for one deployment target: ``provider`` at inference ``precision``, with the training
+    seconds priced on ``stack`` (steps × its step time; "": the runs' own clock)."""
     batches = sorted({r.batch for r in act.latency if (r.provider, r.precision) == (provider, precision)})
     largest = batches[-1] if batches else None
     lost_b1 = _ms_lost(latency_at(act, provider, 1, precision), latency_at(base, provider, 1, precision))
@@ -112,16 +141,12 @@ def judge(
         if largest
         else None
     )
-    t_act = seconds_to(act, target) if target else None
-    t_base = seconds_to(base, target) if target else None
+    t_act, t_base = (_mean_or_one(s.seconds_to_target) for s in (act, base))
     saved = t_base - t_act if t_act is not None and t_base is not None else None
-    training = next((c for c in act.vs_baseline if target and c.what == f"seconds to {100 * target:.0f}%"), None)
-    if training is not None and training.n >= 2:  # several seeds: means, and the paired difference
-        t_act = estimate(act.seconds_to_target).mean
-        t_base = estimate(base.seconds_to_target).mean
+    what = seconds_what(target, stack) if target else ""
+    training = next((c for c in act.vs_baseline if target and c.what == what), None)
+    if training is not None and training.n >= 2:  # several seeds: the paired difference
         saved = -training.mean_difference
-    elif t_base is not None and len(base.seconds_to_target) > 1:  # too few pairs: still the baseline's mean
-        t_base = estimate(base.seconds_to_target).mean
     noise = [iv for iv in (lost_b1, lost_big) if iv is not None]
     within_noise = bool(noise) and all(iv.low <= 0 <= iv.high for iv in noise)
     verdict = Verdict(
@@ -142,17 +167,40 @@ def judge(
         training=training,
         break_even_batch1_range=_break_even_range(training, lost_b1),
         precision=precision,
-        train_resolution_s=_resolution_at(act, base, target),
+        train_resolution_s=_resolution_at(act, base, target, stack),
+        train_stack=stack,
+        train_steps=_mean_or_one(act.steps_to_target),
+        baseline_train_steps=_mean_or_one(base.steps_to_target),
+        seeds=min(len(act.steps_to_target), len(base.steps_to_target)),
+        seeds_reached=sum(s is not None for s in act.steps_to_target),
+        baseline_seeds_reached=sum(s is not None for s in base.steps_to_target),
     )
     return _with_summary(verdict)
 
 
-def _resolution_at(act: ActivationSummary, base: ActivationSummary, target: float | None) -> float | None:
-    widths = [
-        hit.resolution_seconds
-        for s in (act, base)
-        if target and (hit := reached(s.time_to_accuracy, target)) and hit.resolution_seconds is not None
-    ]
+def seconds_what(target: float, stack: str) -> str:
+    """How the comparison of seconds to ``target`` is named: "seconds to 97% (eager)"; on the runs' own clock
+    (no stack priced), "seconds to 97%"."""
+    return f"seconds to {100 * target:.0f}%" + (f" ({stack})" if stack else "")
+
+
+def _mean_or_one(values: list[float | None]) -> float | None:
+    """The mean over the seeds that have a value; None where none has."""
+    found = [v for v in values if v is not None]
+    return estimate(found).mean if found else None
+
+
+def _resolution_at(act: ActivationSummary, base: ActivationSummary, target: float | None, stack: str) -> float | None:
+    """The wider of the two validation brackets the target's crossings were read in, in seconds (on the stack:
+    the bracket's steps × that side's step time)."""
+    widths = []
+    for s in (act, base):
+        hit = reached(s.time_to_accuracy, target) if target else None
+        if hit is None or hit.resolution_steps is None:
+            continue
+        step = next((b.ms / 1e3 for b in s.steps if b.stack == stack), None) if stack else None
+        widths.append(hit.resolution_steps * step if step is not None else hit.resolution_seconds)
+    widths = [w for w in widths if w is not None]
     return max(widths) if widths else None
 
 
@@ -167,68 +215,66 @@ def _break_even_range(training: PairedComparison | None, lost: Interval | None) 
 
 
 def _with_summary(v: Verdict) -> Verdict:
-    return replace(v, summary=words.sentence(v), call=call(v))
-
-
-CALLS = ("wins", "trade-off", "tie", "loses", "incomplete")  # the decision table's order
-
-
-def training_direction(v: Verdict) -> str:
-    """faster | slower | same | unknown: reaching the target against the baseline (same: within noise)."""
-    if math.isnan(v.target_accuracy) or (v.train_seconds is None and v.baseline_train_seconds is None):
-        return "unknown"
-    if v.train_seconds is None:
-        return "slower"  # never reached what the baseline reached
-    if v.baseline_train_seconds is None:
-        return "faster"
-    saved = v.train_seconds_saved or 0.0
-    if v.training is not None and v.training.n >= 2 and not v.training.significant:
-        return "same"
-    if (v.training is None or v.training.n < 2) and v.train_resolution_s and abs(saved) <= v.train_resolution_s:
-        return "same"  # one seed, and the difference is inside the validation bracket
-    return "faster" if saved > 0 else "slower" if saved < 0 else "same"
-
-
-def inference_direction(v: Verdict) -> str:
-    """costlier | cheaper | same | unknown at batch 1 on the verdict's deployment target (same: CI spans 0)."""
-    lost = v.ms_lost_per_image_batch1
-    if lost is None:
-        return "unknown"
-    return "costlier" if lost.low > 0 else "cheaper" if lost.high < 0 else "same"
-
-
-def call(v: Verdict) -> str:
-    """One word for the trade: wins (no worse on either side, better on one), loses (the reverse), trade-off
-    (better on one side, worse on the other: the break-even decides), tie, or incomplete."""
-    train, infer = training_direction(v), inference_direction(v)
-    if "unknown" in (train, infer):
-        return "incomplete"
-    better = (train == "faster") + (infer == "cheaper")
-    worse = (train == "slower") + (infer == "costlier")
-    if better and worse:
-        return "trade-off"
-    return "wins" if better else "loses" if worse else "tie"
+    v = replace(v, unsettled=calls.unsettled_reason(v))
+    return replace(v, summary=words.sentence(v), call=calls.call(v))
 
 
 def with_evidence(
-    summary: ActivationSummary, record: ModelRecord, base: ModelRecord, target: float | None
+    summary: ActivationSummary,
+    record: ModelRecord,
+    base: ModelRecord,
+    target: float | None,
+    pricing: Pricing | None = None,
 ) -> ActivationSummary:
-    """Seeds, estimates over seeds, and comparisons with the baseline paired by seed."""
+    """Seeds, estimates over seeds, and comparisons with the baseline paired by seed; with ``pricing``, the
+    seconds to the target priced on its stack (steps × step time) beside those of the runs' own clock."""
     runs = record.runs
     metrics = seed_metrics(target)
     base_by_seed = {r.config.seed: r for r in base.runs}
     common = [(r, base_by_seed[r.config.seed]) for r in runs if r.config.seed in base_by_seed]
+    trained_as = record.activation.name
     comparisons = []
     if record is not base and len(common) > 1:
         mine, theirs = [a for a, _ in common], [b for _, b in common]
         comparisons = [compare(name, metric, mine, theirs) for name, metric in metrics.items()]
+        if pricing is not None and target is not None:
+            width = resolution([*mine, *theirs], functools.partial(steps_resolution, target=target))
+            priced = priced_comparison(
+                seconds_what(target, pricing.stack),
+                mine,
+                theirs,
+                target=target,
+                pricing=pricing,
+                activation=trained_as,
+                resolution_steps=width,
+            )
+            comparisons += [priced] if priced is not None else []
+    over_seeds = {name: estimate([value(r) for r in runs]) for name, (value, _, _) in metrics.items()}
+    seconds = [run_seconds(r, target) for r in runs] if target else []
+    if pricing is not None and target is not None:
+        seconds = pricing.seconds(runs, trained_as, target)
+        over_seeds[seconds_what(target, pricing.stack)] = estimate(seconds)
     return replace(
         summary,
-        over_seeds={name: estimate([value(r) for r in runs]) for name, (value, _, _) in metrics.items()},
+        over_seeds=over_seeds,
         seeds=[r.config.seed for r in runs],
-        seconds_to_target=[run_seconds(r, target) for r in runs] if target else [],
+        seconds_to_target=seconds,
+        steps_to_target=[steps_to(r, target) for r in runs] if target else [],
         vs_baseline=comparisons,
+        trainer_differs=_trainer_differs(record, base),
     )
+
+
+def _trainer_differs(record: ModelRecord, base: ModelRecord) -> str:
+    """The fast trainer's speed-ups where this activation's runs had others than the baseline's, in words."""
+
+    def seen(m: ModelRecord) -> set[str]:
+        return {t.machine() for r in m.all_runs if (t := r.trainer) is not None}
+
+    mine, theirs = seen(record), seen(base)
+    if not mine or not theirs or mine == theirs or record is base:
+        return ""
+    return f"{'; '.join(sorted(mine))} (the baseline: {'; '.join(sorted(theirs))})"
 
 
 def one_architecture(models: list[ModelRecord]) -> str:
@@ -242,8 +288,16 @@ def one_architecture(models: list[ModelRecord]) -> str:
 
 
 def build(
-    models: list[ModelRecord], profile: ProfileRecord | None, *, baseline: str, target: float | None = None
+    models: list[ModelRecord],
+    profile: ProfileRecord | None,
+    *,
+    baseline: str,
+    target: float | None = None,
+    steps: StepCostRecord | None = None,
+    stack: str = "",
 ) -> ReportRecord:
+    """The report: every activation summarized against the baseline, and a verdict per deployment target.
+    ``stack``: price the training seconds on it (its step times in ``steps``); "": on the runs' own clock."""
     architecture = one_architecture(models)
     base_record = next((m for m in models if m.name == baseline), None)
     if base_record is None:
@@ -253,12 +307,18 @@ def build(
         target, rule = default_target(base_record)
     else:
         rule = "chosen with --target"
-    summaries = [summarize(m, profile, target) for m in models]
-    summaries = [with_evidence(s, m, base_record, target) for s, m in zip(summaries, models, strict=True)]
+    pricing = Pricing.of(steps, stack, baseline) if stack else None
+    if stack and pricing is None:
+        raise UsageError(
+            f"--train-stack {stack}: no step time was measured on {stack} for {baseline} here; run actprof "
+            f"step-time --stack {stack} (actprof run measures eager and actprof)"
+        )
+    summaries = [summarize(m, profile, target, steps) for m in models]
+    summaries = [with_evidence(s, m, base_record, target, pricing) for s, m in zip(summaries, models, strict=True)]
     base = next(s for s in summaries if s.name == baseline)
     targets = list(dict.fromkeys((r.provider, r.precision) for s in summaries for r in s.latency)) or [("cpu", "fp32")]
     verdicts = [
-        judge(s, base, target=target, provider=provider, precision=precision)
+        judge(s, base, target=target, provider=provider, precision=precision, stack=pricing.stack if pricing else "")
         for provider, precision in targets
         for s in summaries
         if s.name != baseline
@@ -273,4 +333,6 @@ def build(
         target_rule=rule,
         architecture=architecture,
         lr_study=learning_rate.study(models, base_record, target),
+        train_stack=pricing.stack if pricing else "",
+        stacks=list(steps.stacks) if steps else [],
     )

@@ -21,7 +21,8 @@ def sentence(v: Verdict) -> str:
         parts.append("the baseline reached no target accuracy, so convergence cannot be compared;")
     elif v.train_seconds is None:
         where = f"in {v.training.reached.split(' vs ')[0]} seeds" if v.training else "in this run"
-        parts.append(f"did not reach {target} {where} ({v.baseline} did, in {v.baseline_train_seconds:.1f} s);")
+        took = f"{_steps(v.baseline_train_steps)}{v.baseline_train_seconds:.1f} s{_on(v)}"
+        parts.append(f"did not reach {target} {where} ({v.baseline} did, in {took});")
     else:
         saved = v.train_seconds_saved or 0.0
         word = "faster" if saved > 0 else "slower"
@@ -32,14 +33,19 @@ def sentence(v: Verdict) -> str:
                 f"mean over {c.n} paired seeds, 95% CI of the seconds saved [{-c.high:+.1f}, {-c.low:+.1f}] s, "
                 f"p = {c.p_value:.3f}, d_z = {-c.effect_size:+.2f}: {verdict}; reached {c.reached}"
             )
+        elif v.seeds >= 2:
+            evidence = f"reached in {v.seeds_reached} of {v.seeds} seeds, {v.baseline} in {v.baseline_seeds_reached}"
         elif v.train_resolution_s and abs(saved) <= v.train_resolution_s:
             evidence = f"one seed, and within the ±{v.train_resolution_s:.2f} s the validation points resolve"
         else:
-            evidence = "one seed: no interval (use --seeds)"
+            evidence = "one seed"
+        mine = f"{_steps(v.train_steps)}{v.train_seconds:.1f} s"
+        theirs = f"{_steps(v.baseline_train_steps)}{v.baseline_train_seconds:.1f} s"
         parts.append(
-            f"reached {target} in {v.train_seconds:.1f} s vs {v.baseline_train_seconds:.1f} s "
-            f"({abs(saved):.1f} s {word} to train; {evidence});"
+            f"reached {target} in {mine} vs {theirs}{_on(v)} ({abs(saved):.1f} s {word} to train; {evidence});"
         )
+    if v.unsettled:
+        parts.append(f"unsettled: {v.unsettled};")
     if v.ms_lost_per_image_batch1 is not None:
         iv = v.ms_lost_per_image_batch1
         parts.append(
@@ -92,3 +98,12 @@ def _noise(iv: Interval) -> str:
 
 def _signed_ms(x: float) -> str:
     return f"{x:+.4f} ms"
+
+
+def _steps(steps: float | None) -> str:
+    return "" if steps is None else f"{steps:.0f} steps = "
+
+
+def _on(v: Verdict) -> str:
+    """Where the seconds come from: a stack's step time, or the runs' own clock (older results)."""
+    return f" on {v.train_stack}" if v.train_stack else ""

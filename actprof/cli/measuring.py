@@ -26,9 +26,11 @@ from actprof.cli.options import (
     ProfileOnOpt,
     ProviderOpt,
     RayAddressOpt,
+    StacksOpt,
     ThreadsOpt,
     listed,
 )
+from actprof.settings.training import DEFAULT_STACKS, TRAIN_STACKS
 
 
 @app.command("profile")
@@ -88,6 +90,36 @@ def profile_command(
     )
     print_profile(record, console=console())
     console().print(f"wrote {out / 'profile.json'} ({record.seconds:.0f} s)")
+
+
+@app.command("step-time")
+def step_time_command(
+    models: ModelsOpt = Path("models"),
+    act: Annotated[str, typer.Option("--act", help="Activations: a comma list or 'all'.")] = "all",
+    stacks: StacksOpt = listed(DEFAULT_STACKS),
+    baseline: BaselineOpt = "relu",
+    data_dir: DataDirOpt = None,
+    dataset: DatasetOpt = "auto",
+    out: OutOpt = Path("reports"),
+) -> None:
+    """Time each activation's training step on each stack (eager, compile, actprof): what prices the seconds."""
+    from actprof import activations, api
+    from actprof.settings.parse import parse_choices
+
+    names = None if act.strip().lower() == "all" else [a.name for a in activations.parse_list(act)]
+    record = api.step_time(
+        models,
+        stacks=parse_choices(stacks, TRAIN_STACKS, "--stacks"),
+        names=names,
+        baseline=baseline,
+        data=api.DataSource(data_dir, dataset),
+        out=out,
+        reporter=RichReporter(),
+    )
+    from actprof.report.terminal import print_steps
+
+    print_steps(record, console=console())
+    console().print(f"wrote {out / 'steps.json'} ({record.seconds:.0f} s)")
 
 
 @app.command("microbench")

@@ -93,3 +93,14 @@ HighlightOpt = Annotated[
 RewriteOpt = Annotated[
     str, typer.Option("--rewrite", help="none | pool-first (also <act>+pool-first.onnx: f after MaxPool, exact).")
 ]
+TrainStackOpt = Annotated[
+    str,
+    typer.Option(
+        "--train-stack",
+        help="The stack training seconds are priced on: eager (the network as a user writes it), compile "
+        "(torch.compile), actprof (its fast trainer).",
+    ),
+]
+StacksOpt = Annotated[
+    str, typer.Option("--stacks", help="Stacks to time the training step on: a comma list of eager, compile, actprof.")
+]

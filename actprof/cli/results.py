@@ -27,6 +27,14 @@ def report_command(
         "table,md,html,json,csv"
     ),
     highlight: HighlightOpt = None,
+    train_stack: Annotated[
+        str | None,
+        typer.Option(
+            "--train-stack",
+            help="Price training seconds on this stack (eager, compile, actprof; default: eager where "
+            "steps.json has it, else the runs' own clock).",
+        ),
+    ] = None,
     out: OutOpt = Path("reports"),
 ) -> None:
     """The trade-off: convergence, latency, per-op share, fusion, and a verdict with the break-even."""
@@ -46,6 +54,7 @@ def report_command(
         formats=[f for f in formats if f != "table"],
         out=out,
         highlight=shown,
+        train_stack=train_stack.strip().lower() if train_stack else None,
         reporter=RichReporter(),
     )
     console().print("wrote " + ", ".join(str(p) for p in built.written))

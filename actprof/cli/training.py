@@ -39,9 +39,12 @@ from actprof.cli.options import (
     RewriteOpt,
     SeedOpt,
     SeedsOpt,
+    StacksOpt,
     ThreadsOpt,
+    TrainStackOpt,
     listed,
 )
+from actprof.settings.training import DEFAULT_STACKS, TRAIN_STACKS
 
 
 @app.command("train-export")
@@ -134,13 +137,16 @@ def run_command(
     baseline: BaselineOpt = "relu",
     rewrite: Annotated[str, typer.Option(help="none | pool-first (monotonic activations get both).")] = EXPORT.rewrite,
     precision: InferencePrecisionOpt = listed(RUN.precisions),
+    train_stack: TrainStackOpt = "eager",
+    stacks: StacksOpt = listed(DEFAULT_STACKS),
     highlight: HighlightOpt = None,
     models: ModelsOpt = EXPORT.out,
     out: OutOpt = Path("reports"),
 ) -> None:
-    """train-export → profile → report in one go (offline: on the bundled MNIST sample)."""
+    """train-export → the training step per stack → profile → report in one go (offline: the MNIST sample)."""
     from actprof import api
     from actprof.report.terminal import print_report
+    from actprof.settings.parse import parse_choices, parse_one
 
     plan = build.sweep(lr, seed, seeds, force=force)
     recipe = build.recipe(model, dropout, alpha_dropout)
@@ -163,6 +169,8 @@ def run_command(
         out=out,
         highlight=_highlight(highlight),
         skip_unbound=build.providers(provider)[1],
+        train_stack=parse_one(train_stack, TRAIN_STACKS, "--train-stack"),
+        stacks=parse_choices(stacks, TRAIN_STACKS, "--stacks"),
         reporter=RichReporter(),
     )
     stages = result.stages

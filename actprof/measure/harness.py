@@ -137,14 +137,17 @@ def interleave(
     min_rounds: int = MIN_ROUNDS,
     max_seconds: float = 120.0,
     on_round: Callable[[int], None] | None = None,
+    warm_up_runs: int | None = None,
 ) -> Interleaved:
     """Time every target in rounds until each has ``min_seconds`` of timed runs and ``min_runs`` runs.
 
     Each round runs every target for a block of about ``min_seconds / min_rounds`` of its own latency
     (``block_size``, from what it has measured so far), so a fast and a slow target each contribute a
-    similar number of rounds, and all of them are done after ``min_rounds`` or very few more.
+    similar number of rounds, and all of them are done after ``min_rounds`` or very few more. Each target is
+    warmed up until stable (``warm_up``), or with ``warm_up_runs`` runs exactly (a training step: its first
+    runs pay the one-time setup, after which it is steady, and a stability test would cost ten more).
     """
-    estimate = {name: max(warm_up(run), 1.0) for name, run in targets.items()}
+    estimate = {name: max(_warmed(run, warm_up_runs), 1.0) for name, run in targets.items()}
     result = Interleaved({name: [] for name in targets}, {name: [] for name in targets})
     started = time.perf_counter()
     round_index = 0
@@ -169,6 +172,14 @@ def interleave(
         )
         if done or time.perf_counter() - started > max_seconds:
             return result
+
+
+def _warmed(run: Run, runs: int | None) -> float:
+    """The warm estimate of a target's latency (ns): ``warm_up``'s, or the last of ``runs`` untimed runs."""
+    if runs is None:
+        return warm_up(run)
+    samples = time_runs(run, max(1, runs))
+    return float(samples[-1])
 
 
 def block_size(

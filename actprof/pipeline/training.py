@@ -18,7 +18,7 @@ from actprof.schema.storage import save_model
 from actprof.schema.training import ModelConfig, ModelRecord, TrainJob
 from actprof.settings.training import TrainConfig
 from actprof.training import sweep
-from actprof.training.config import Sweep
+from actprof.training.config import Recipe, Sweep
 
 
 @dataclass(frozen=True)
@@ -139,3 +139,55 @@ def _save_model(act: Activation, onnx_bytes: bytes, record: ModelRecord, out: Pa
     if rewritten:
         save_model(out, f"{act.name}+{rewrite}", *rewritten)
     return record
+
+
+@dataclass(frozen=True)
+class TrainingStage:
+    """A training stage as the API was asked for it: what is checked before any data loads, then what runs."""
+
+    rows: list[Activation]
+    train: TrainConfig
+    sweep: Sweep | None
+    recipe: Recipe
+    export: ExportOptions
+    placement: Placement | None
+    baseline: str | None
+    reporter: Reporter
+
+    def check(self) -> None:
+        """Everything about the stage that can be refused, refused before any data loads."""
+        from actprof.export.rewrite import check_rewrite
+        from actprof.pipeline.profiling import check_placement
+        from actprof.training.model import check_recipe
+
+        check_recipe(self.rows, self.recipe)
+        judged = [a for a in self.rows if a.name != self.baseline] or self.rows
+        skipped = check_rewrite(self.export.rewrite, judged)
+        if skipped:
+            self.reporter.say(
+                f"{self.export.rewrite}: skipped {', '.join(skipped)} (not monotonic non-decreasing: the rewrite "
+                "would not be exact)"
+            )
+        if self.placement is None:  # a Ray task asks the cluster for its GPU instead
+            from actprof.training.loop import resolve_device
+
+            resolve_device(self.train.device)
+        check_placement(self.placement)
+
+    def run(self, mnist: MNIST) -> Trained:
+        from actprof.training.model import config_for
+
+        models = [(act, config_for(act, self.recipe)) for act in self.rows]
+        plan = self.sweep or Sweep.of(self.train)
+        trained = train_sweep(
+            models,
+            self.train,
+            mnist,
+            self.export,
+            plan,
+            baseline=self.baseline,
+            placement=self.placement,
+            reporter=self.reporter,
+        )
+        self.reporter.trained(trained.records)
+        return trained

@@ -32,11 +32,19 @@ def decision_caption(report: ReportRecord) -> str:
         network += (
             f"Each activation at its own learning rate, chosen on the validation split ({report.baseline}: {base_lr}). "
         )
+    if report.train_stack:
+        seconds = (
+            f"Steps: to the target, from the curve (the same on any stack). Seconds: those steps × the step time on "
+            f"{report.train_stack}, the stack the verdicts are priced on (the step table says what each stack costs). "
+        )
+    else:
+        seconds = "Seconds: the runs' own training clock (no step time was measured: older results). "
     return (
-        network + target + f"s saved: the baseline's seconds to the target minus the activation's (positive: it trains "
-        f"faster). × {report.baseline}: median per-round latency ratio at batch 1 on each deployment [95% CI]. "
-        f"The verdict and break-even are for {primary_target(report)} at batch 1: wins (better on one side, worse on "
-        "neither), trade-off (the break-even decides), tie, loses."
+        network + target + seconds + "s saved: the baseline's seconds to the target minus the activation's "
+        f"(positive: it trains faster). × {report.baseline}: median per-round latency ratio at batch 1 on each "
+        f"deployment [95% CI]. The verdict and break-even are for {primary_target(report)} at batch 1: wins "
+        "(better on one side, worse on neither), trade-off (the break-even decides), tie, loses; unsettled where "
+        "the training difference cannot be told from the seed spread (the verdict in words says why)."
     )
 
 

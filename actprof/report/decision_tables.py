@@ -1,12 +1,14 @@
-"""The decision table: one row per activation, best first — seconds to the target against the baseline, the
-seconds saved, the latency ratio on every deployment, the break-even and one word."""
+"""The decision table: one row per activation, best first — steps and seconds to the target against the
+baseline (seconds priced on the training stack), the seconds saved, the latency ratio on every deployment, the
+break-even and one word."""
 
 from __future__ import annotations
 
 import math
 from typing import TYPE_CHECKING
 
-from actprof.analysis.verdict import CALLS, latency_at
+from actprof.analysis.calls import CALLS
+from actprof.analysis.verdict import latency_at
 from actprof.report.format import interval
 
 if TYPE_CHECKING:
@@ -32,8 +34,10 @@ def decision_rows(report: ReportRecord) -> list[dict[str, str]]:
         row = {"activation": s.name}
         if report.lr_study is not None:
             row["best lr"] = "—" if s.lr is None else f"{s.lr:g}"
+        on = f" on {report.train_stack}" if report.train_stack else ""
         row |= {
-            f"s to {level} (vs {report.baseline})": _race(v) if s.rewrite is None else f"as {original}",
+            f"steps to {level} (vs {report.baseline})": _steps_race(v) if s.rewrite is None else f"as {original}",
+            f"s{on} (vs {report.baseline})": _race(v) if s.rewrite is None else f"as {original}",
             "s saved [95% CI]": _saved(v) if s.rewrite is None else "—",
             "evidence": _evidence(v) if s.rewrite is None else "—",
         }
@@ -54,6 +58,12 @@ def primary_target(report: ReportRecord) -> str:
     return f"{first.provider} {first.precision}" if first else "none"
 
 
+def _steps_race(v: Verdict) -> str:
+    mine = "not reached" if v.train_steps is None else f"{v.train_steps:.0f}"
+    theirs = "not reached" if v.baseline_train_steps is None else f"{v.baseline_train_steps:.0f}"
+    return f"{mine} vs {theirs}"
+
+
 def _race(v: Verdict) -> str:
     mine = "not reached" if v.train_seconds is None else f"{v.train_seconds:.1f}"
     theirs = "not reached" if v.baseline_train_seconds is None else f"{v.baseline_train_seconds:.1f}"
@@ -66,7 +76,8 @@ def _saved(v: Verdict) -> str:
         return f"{-c.mean_difference:+.1f} [{-c.high:+.1f}, {-c.low:+.1f}]"
     if v.train_seconds_saved is None:
         return "—"
-    return f"{v.train_seconds_saved:+.1f} (1 seed)"
+    seeds = "1 seed" if v.seeds < 2 else f"too few pairs: reached {v.seeds_reached}/{v.seeds}"
+    return f"{v.train_seconds_saved:+.1f} ({seeds})"
 
 
 def _evidence(v: Verdict) -> str:
@@ -86,7 +97,7 @@ def _ratio_at_batch1(s: ActivationSummary, provider: str, precision: str) -> str
 def _break_even_words(v: Verdict) -> str:
     if v.call == "wins":
         return "pays at any volume"
-    if v.call in ("loses", "tie", "incomplete", ""):
+    if v.call in ("loses", "tie", "unsettled", "incomplete", ""):
         return "never pays" if v.call == "loses" else "—"
     if v.break_even_batch1 is not None:
         within = (

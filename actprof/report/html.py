@@ -19,6 +19,7 @@ from actprof.report.profile_tables import (
     op_rows,
     rewrite_rows,
 )
+from actprof.report.step_tables import step_note, step_rows, step_seconds
 from actprof.report.swap_tables import swap_rows, swap_site_rows
 from actprof.report.training_tables import (
     convergence_rows,
@@ -55,6 +56,12 @@ def default_highlight(report: ReportRecord, count: int = 3) -> list[str]:
     return [r["activation"] for r in decision_rows(report) if "+" not in r["activation"]][:count]
 
 
+def _seconds_alt(stack: str) -> str:
+    if stack:
+        return f"Validation accuracy vs training seconds on {stack} (steps × each activation's measured step time)"
+    return "Validation accuracy vs training seconds"
+
+
 def html_page(
     report: ReportRecord,
     models: Sequence[ModelRecord],
@@ -73,11 +80,12 @@ def html_page(
 
     shown = list(highlight) if highlight else default_highlight(report)
     curves = {"baseline": report.baseline, "highlight": shown if len(models) > 5 else None}
+    priced = {"step_seconds": step_seconds(report), "stack": report.train_stack}
     figures: dict[str, list[dict[str, str]]] = {
         "answer": [],
         "curves": [
             fig(plots.accuracy_curves(models, x="steps", **curves), "Validation accuracy vs training steps"),
-            fig(plots.accuracy_curves(models, x="seconds", **curves), "Validation accuracy vs training seconds"),
+            fig(plots.accuracy_curves(models, x="seconds", **curves, **priced), _seconds_alt(report.train_stack)),
         ],
         "latency": [],
         "ops": [],
@@ -99,6 +107,9 @@ def html_page(
     tables["decision"] = _html_table(decision_rows(report))
     tables["decision_caption"] = decision_caption(report)
     tables["convergence"] = _html_table(convergence_rows(report))
+    steps = step_rows(report)
+    tables["steps"] = _html_table(steps) if steps else ""
+    tables["steps_note"] = step_note(report)
     seeds, evidence = seed_rows(report), evidence_rows(report)
     if seeds:
         tables["seeds"] = _html_table(seeds)

@@ -21,6 +21,7 @@ from actprof.report.profile_tables import (
     op_rows,
     rewrite_rows,
 )
+from actprof.report.step_tables import step_note, step_rows
 from actprof.report.swap_tables import swap_rows, swap_site_rows
 from actprof.report.training_tables import (
     convergence_rows,
@@ -83,6 +84,13 @@ def markdown(report: ReportRecord, profile: ProfileRecord | None, microbench: Mi
             "\n## At one shared learning rate\n",
             _md_table(shared_lr_rows(report)),
             "\n" + _md_escape(shared_lr_note(report)) + "\n",
+        ]
+    steps = step_rows(report)
+    if steps:
+        parts += [
+            "\n## The training step on each stack\n",
+            _md_table(steps),
+            "\n" + _md_escape(step_note(report)) + "\n",
         ]
     seeds, evidence, note = seed_rows(report), evidence_rows(report), evidence_note(report)
     if seeds:

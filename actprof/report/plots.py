@@ -6,9 +6,10 @@ import io
 import math
 from collections.abc import Sequence
 
+from actprof.report.step_tables import seconds_to_target
 from actprof.schema.profiling import ProfileRecord
 from actprof.schema.reports import ReportRecord
-from actprof.schema.training import ModelRecord, reached
+from actprof.schema.training import ModelRecord
 
 
 def _figure(width: float = 7.5, height: float = 4.0):
@@ -29,42 +30,49 @@ def _png(plt, fig) -> bytes:
 
 
 def accuracy_curves(
-    models: Sequence[ModelRecord], *, x: str, baseline: str | None = None, highlight: Sequence[str] | None = None
+    models: Sequence[ModelRecord],
+    *,
+    x: str,
+    baseline: str | None = None,
+    highlight: Sequence[str] | None = None,
+    step_seconds: dict[str, float] | None = None,
+    stack: str = "",
 ) -> bytes:
-    """Validation accuracy vs training steps (``x="steps"``) or training seconds (``x="seconds"``).
+    """Validation accuracy vs training steps (``x="steps"``) or seconds (``x="seconds"``).
 
-    The baseline in black and the ``highlight``ed activations in colour, with seed bands; every other
-    activation a thin gray line (all in colour when ``highlight`` is None). Exact rewrites share their
-    original's training and are not drawn."""
+    Seconds are each activation's steps × its step time on ``stack`` where ``step_seconds`` gives it (the
+    stack users train with, timed side by side), else the runs' own clock. The baseline in black and the
+    ``highlight``ed activations in colour, with seed bands; every other activation a thin gray line (all in
+    colour when ``highlight`` is None). Exact rewrites share their original's training and are not drawn."""
+    priced = x == "seconds" and bool(step_seconds)
+
+    def xs(m: ModelRecord, points) -> list[float]:
+        if x == "steps":
+            return [p.step for p in points]
+        if priced:
+            return [p.step * step_seconds[m.name] for p in points]
+        return [p.train_seconds for p in points]
+
     plt, fig, ax = _figure()
-    trained = [m for m in models if m.rewrite is None]
+    trained = [m for m in models if m.rewrite is None and (not priced or m.name in step_seconds)]
     shown = [m for m in trained if highlight is None or m.name in highlight or m.name == baseline]
     for m in (m for m in trained if m not in shown):
         points = m.train.validation
-        xs = [p.step if x == "steps" else p.train_seconds for p in points]
-        ax.plot(xs, [100 * p.val_accuracy for p in points], color="0.75", linewidth=0.8, zorder=1)
+        ax.plot(xs(m, points), [100 * p.val_accuracy for p in points], color="0.75", linewidth=0.8, zorder=1)
     if len(shown) < len(trained):
         ax.plot([], [], color="0.75", linewidth=0.8, label="others")
     for i, m in enumerate(shown):
         points = m.train.validation
-        xs = [p.step if x == "steps" else p.train_seconds for p in points]
         style = {"color": "black", "linewidth": 2.0, "marker": "."} if m.name == baseline else _series_style(i)
-        (line,) = ax.plot(xs, [100 * p.val_accuracy for p in points], label=m.name, zorder=3, **style)
+        (line,) = ax.plot(xs(m, points), [100 * p.val_accuracy for p in points], label=m.name, zorder=3, **style)
         if len(m.runs) > 1:  # the band spans every seed's curve (validation points share their steps)
             curves = [[100 * p.val_accuracy for p in run.validation] for run in m.runs]
             if len({len(c) for c in curves}) == 1:
-                band_x = (
-                    xs
-                    if x == "steps"
-                    else [
-                        sum(v) / len(v)
-                        for v in zip(*[[p.train_seconds for p in run.validation] for run in m.runs], strict=True)
-                    ]
-                )
+                band_x = [sum(v) / len(v) for v in zip(*[xs(m, run.validation) for run in m.runs], strict=True)]
                 lows = [min(v) for v in zip(*curves, strict=True)]
                 highs = [max(v) for v in zip(*curves, strict=True)]
                 ax.fill_between(band_x, lows, highs, color=line.get_color(), alpha=0.15, linewidth=0)
-    ax.set_xlabel("training steps" if x == "steps" else "training seconds (validation excluded)")
+    ax.set_xlabel(_x_label(x, stack if priced else ""))
     ax.set_ylabel("validation accuracy (%)")
     lows = [100 * p.val_accuracy for m in shown for p in m.train.validation]
     if lows:
@@ -72,6 +80,14 @@ def accuracy_curves(
     ax.grid(alpha=0.3)
     ax.legend(ncol=4, fontsize="small")
     return _png(plt, fig)
+
+
+def _x_label(x: str, stack: str) -> str:
+    if x == "steps":
+        return "training steps"
+    if stack:
+        return f"training seconds on {stack} (steps × its measured step time)"
+    return "training seconds (validation excluded)"
 
 
 def lr_sensitivity(report: ReportRecord) -> bytes:
@@ -142,12 +158,8 @@ def latency_bars(profile: ProfileRecord, *, provider: str, batch: int, precision
 def pareto(report: ReportRecord, *, provider: str, batch: int, precision: str = "fp32") -> bytes:
     """Inference latency vs training seconds to the target accuracy, with the Pareto front."""
     points = []
-    level = f"seconds to {100 * report.target_accuracy:.0f}%" if report.target_accuracy else ""
     for s in report.activations:
-        over_seeds = s.over_seeds.get(level)
-        hit = reached(s.time_to_accuracy, report.target_accuracy) if report.target_accuracy else None
-        # the mean over seeds, as the decision table shows it (one seed: that run's time)
-        t = over_seeds.mean if over_seeds is not None and over_seeds.n else (hit.seconds if hit else None)
+        t = seconds_to_target(report, s)
         lat = next(
             (r.p50_ms for r in s.latency if (r.provider, r.precision, r.batch) == (provider, precision, batch)), None
         )
@@ -162,7 +174,8 @@ def pareto(report: ReportRecord, *, provider: str, batch: int, precision: str = 
         ax.plot(*zip(*front, strict=True), color="#dd8452", linestyle="--", label="Pareto front")
         ax.legend(fontsize="small")
     target = f"{100 * report.target_accuracy:.0f}%" if report.target_accuracy else "target"
-    ax.set_xlabel(f"training seconds to {target} validation accuracy")
+    on = f" on {report.train_stack}" if report.train_stack else ""
+    ax.set_xlabel(f"training seconds{on} to {target} validation accuracy")
     ax.set_ylabel(f"p50 latency (ms, log scale), {provider} {precision}, batch {batch}")
     if points:
         from matplotlib.ticker import FormatStrFormatter

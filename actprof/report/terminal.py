@@ -19,6 +19,7 @@ from actprof.report.profile_tables import (
     op_rows,
     rewrite_rows,
 )
+from actprof.report.step_tables import cost_rows, step_note, step_rows
 from actprof.report.swap_tables import swap_rows, swap_site_rows
 from actprof.report.training_tables import (
     convergence_rows,
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
     from actprof.schema.environment import Environment, GpuInfo
     from actprof.schema.profiling import MicrobenchRecord, ProfileRecord, ProviderStatus
     from actprof.schema.reports import ReportRecord
+    from actprof.schema.steps import StepCostRecord
     from actprof.schema.swap import SwapRecord
     from actprof.schema.training import ModelRecord
 
@@ -127,6 +129,12 @@ def print_profile(record: ProfileRecord, *, console: Console) -> None:
     console.print(_rich_table("What each runtime fused", fusion_rows(record)))
 
 
+def print_steps(record: StepCostRecord, *, console: Console) -> None:
+    from rich.markup import escape
+
+    console.print(_rich_table("The training step on each stack", cost_rows(record), escape(step_note(record))))
+
+
 def print_microbench(record: MicrobenchRecord, *, console: Console) -> None:
     caption = (
         "bytes moved = one float32 read + one write per element; copy = ORT Identity (a memcpy) over the same "
@@ -150,6 +158,9 @@ def print_report(
     if report.lr_study:
         console.print(_rich_table("Learning rates", lr_rows(report), lr_note(report)))
         console.print(_rich_table("At one shared learning rate", shared_lr_rows(report), shared_lr_note(report)))
+    steps = step_rows(report)
+    if steps:
+        console.print(_rich_table("The training step on each stack", steps, step_note(report)))
     seeds, evidence = seed_rows(report), evidence_rows(report)
     if seeds:
         console.print(_rich_table("Over seeds: mean ± 95% CI", seeds))

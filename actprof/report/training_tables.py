@@ -175,15 +175,25 @@ def convergence_rows(report: ReportRecord) -> list[dict[str, str]]:
 
 
 def contention_note(report: ReportRecord) -> str:
-    """A warning when training times were measured on cores shared with other trainings."""
+    """A warning when training times were measured on cores shared with other trainings, or by a trainer that
+    ran other speed-ups than the baseline's (their seconds on the runs' own clock are then not comparable)."""
+    notes = []
     runs = sum(s.contended_runs for s in trained(report))
-    if not runs:
-        return ""
-    return (
-        f"{runs} training run(s) shared their node's cores with other trainings (Ray tasks packed with "
-        "--cpus-per-task, or on a node larger than the smallest): their seconds and img/s are not comparable "
-        "with the others'. Retrain them with whole-node tasks (--cpus-per-task 0 --force) before reading the race."
-    )
+    if runs:
+        notes.append(
+            f"{runs} training run(s) shared their node's cores with other trainings (Ray tasks packed with "
+            "--cpus-per-task, or on a node larger than the smallest): their seconds and img/s are not comparable "
+            "with the others'. Retrain them with whole-node tasks (--cpus-per-task 0 --force) before reading the "
+            "race on the runs' clock."
+        )
+    differ = [f"{s.name}: {s.trainer_differs}" for s in trained(report) if s.trainer_differs]
+    if differ:
+        priced = f" (the verdicts price seconds on {report.train_stack})" if report.train_stack else ""
+        notes.append(
+            "Trained with other speed-ups than the baseline — " + "; ".join(differ) + ": their seconds on the "
+            f"runs' own clock are not comparable with the baseline's; their steps are{priced}."
+        )
+    return " ".join(notes)
 
 
 def lr_rows(report: ReportRecord) -> list[dict[str, str]]:

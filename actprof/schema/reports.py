@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from actprof.schema.environment import Environment
 from actprof.schema.profiling import Interval
+from actprof.schema.steps import StackIdentity
 from actprof.schema.training import TimeToAccuracy
 
 
@@ -88,6 +89,16 @@ class LatencyBrief:
 
 
 @dataclass(frozen=True)
+class StepBrief:
+    """An activation's training step on one stack: ms per step, and its ratio to the baseline's step there."""
+
+    stack: str
+    ms: float
+    vs_baseline: Interval | None
+    compile_seconds: float | None = None
+
+
+@dataclass(frozen=True)
 class ActivationSummary:
     name: str
     init: str
@@ -111,6 +122,11 @@ class ActivationSummary:
     lr: float | None = None  # the learning rate of the runs above (the chosen one in a sweep)
     recipe: str = ""  # the regularisation: "dropout 0.25", "alpha dropout 0.05"…
     contended_runs: int = 0  # runs that shared their node's cores with other trainings (Ray, packed tasks)
+    steps_to_target: list[float | None] = field(default_factory=list)  # per seed; None: not reached
+    steps: list[StepBrief] = field(default_factory=list)  # the training step on each stack timed
+    # The fast trainer's speed-ups its runs had, where they differ from the baseline's (their seconds on the
+    # runs' own clock are then not comparable; steps and the seconds priced on a stack are)
+    trainer_differs: str = ""
 
 
 @dataclass(frozen=True)
@@ -135,7 +151,16 @@ class Verdict:
     # no larger than this is not a difference)
     train_resolution_s: float | None = None
     precision: str = "fp32"  # the deployment target is (provider, precision)
-    call: str = ""  # one word: wins | trade-off | tie | loses | incomplete (see verdict.call)
+    call: str = ""  # one word: wins | trade-off | tie | loses | unsettled | incomplete (see analysis.calls.call)
+    # The stack the seconds are priced on: steps to the target × that stack's step time (measured side by
+    # side); "" where no step time was measured and the runs' own clock stands (older results)
+    train_stack: str = ""
+    train_steps: float | None = None  # to the target (mean over the seeds that reached it)
+    baseline_train_steps: float | None = None
+    unsettled: str = ""  # why the training side cannot be told from noise, where it cannot
+    seeds: int = 0  # the runs on each side, paired by seed
+    seeds_reached: int = 0  # of them, those that reached the target
+    baseline_seeds_reached: int = 0
 
 
 @dataclass(frozen=True)
@@ -152,3 +177,5 @@ class ReportRecord:
     target_rule: str = ""  # how the target accuracy was chosen, in words
     architecture: str = "seed"  # the network every activation was trained in (model.describe names it)
     lr_study: LrStudy | None = None  # a learning-rate sweep (--lr with several rates)
+    train_stack: str = ""  # the stack the verdicts' seconds are priced on ("": the runs' own clock)
+    stacks: list[StackIdentity] = field(default_factory=list)  # what ran each stack's steps

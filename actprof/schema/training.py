@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass, field
 
 from actprof.schema.environment import Environment
+from actprof.schema.steps import StackIdentity
 from actprof.settings.training import ModelConfig, TrainConfig
 
 TARGETS = (0.90, 0.95, 0.97, 0.98, 0.99)  # validation accuracies whose time-to-reach is recorded
@@ -101,6 +102,9 @@ class TrainResult:
     executor: str = "local"  # "local", or "ray (2 of 2 CPUs)": where the run trained and what it reserved
     # True when the run shared its node's cores with other trainings: its seconds are not comparable
     contended: bool = False
+    # Which of the fast trainer's speed-ups ran (None: a record from before they were recorded). Its seconds
+    # are a property of these; runs trained with different ones have seconds that are not comparable.
+    trainer: StackIdentity | None = None
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,10 @@ DESCRIPTIONS = {
     "seed": "seed CNN (2 conv + 2 dense, 3 activation sites)",
     "deep": "deep CNN (6 conv + 2 dense, no batch norm, 7 activation sites)",
 }
+# The stacks a training step is timed on: the network as a user writes it (eager), through torch.compile, and
+# actprof's fast trainer; a run times eager (what a PyTorch user gets) and actprof (compile: when asked).
+TRAIN_STACKS = ("eager", "compile", "actprof")
+DEFAULT_STACKS = ("eager", "actprof")
 DROPOUT = 0.25  # the seed recipe's dropout rate
 # Alpha dropout's rate for the SELU family: the SELU paper suggests 0.05–0.1; at the seed's 0.25 SELU
 # reached 46–50% test accuracy after one epoch on the bundled sample against 90–92% without dropout.

@@ -24,6 +24,7 @@ from actprof.data.mnist import MNIST, to_tensor, validation_split
 from actprof.errors import DeviceUnavailable, TrainingDiverged
 from actprof.schema.training import TARGETS, LayerStats, TimeToAccuracy, TrainResult, ValPoint, time_to
 from actprof.settings.training import ModelConfig, TrainConfig
+from actprof.training.identity import trainer_identity
 from actprof.training.model import build
 
 StepCallback = Callable[[int, int], None]
@@ -99,6 +100,7 @@ def train(
                 model.train()
                 started = _clock(device)
 
+    identity = trainer_identity(model, config.precision, device)  # in the training form, before it is undone
     model.eval()
     # At the training precision, like the curve (bf16: ~2x cheaper); the exported fp32 model's accuracy is
     # measured separately, in ONNX Runtime. Still in the training form here: the same function (up to
@@ -125,6 +127,7 @@ def train(
         layer_stats=activation_stats(model, _validation_images(data, config.val_fraction, 1000)),
         threads=threads,
         device_name=device_name(device),
+        trainer=identity,
     )
     return model.to(device="cpu", memory_format=torch.contiguous_format), result
 

@@ -249,12 +249,22 @@ def forget() -> None:
     _built.cache_clear()
 
 
+def openmp() -> bool:
+    """Whether the kernels loaded here run on OpenMP threads (built with -fopenmp), not on one thread."""
+    return library() is not None and _OPENMP == [True]
+
+
+_OPENMP: list[bool] = []  # whether the library _built() loaded has OpenMP
+
+
 @cache
 def _built() -> ctypes.CDLL | None:
     reasons = []
     for threading in THREADING:
         try:
-            return _load(_build((*FLAGS, *threading)))
+            lib = _load(_build((*FLAGS, *threading)))
+            _OPENMP[:] = ["-fopenmp" in threading]
+            return lib
         except NotBuilt as exc:
             reasons.append(str(exc))
             if "failed to build" not in str(exc):  # only a compile error is worth a second try without OpenMP
