@@ -116,6 +116,12 @@ def test_the_decision_table_is_sorted_by_verdict_and_covers_every_activation(ans
     assert {r["activation"] for r in rows} == {s.name for s in built.activations} - {"relu"}
     order = [calls.CALLS.index(r["verdict"]) for r in rows]
     assert order == sorted(order)
+    first = (built.verdicts[0].provider, built.verdicts[0].precision)
+    saved = {v.activation: v.train_seconds_saved for v in built.verdicts if (v.provider, v.precision) == first}
+    for call in set(r["verdict"] for r in rows):  # within a call, the most seconds saved first
+        within = [saved[r["activation"]] for r in rows if r["verdict"] == call and "+" not in r["activation"]]
+        known = [s for s in within if s is not None]
+        assert known == sorted(known, reverse=True) and within[: len(known)] == known
     rewrite = next(r for r in rows if r["activation"] == "elu+pool-first")
     assert rewrite[next(k for k in rewrite if k.startswith("steps to"))] == "as elu"
     assert rewrite[next(k for k in rewrite if k.startswith("s (vs"))] == "as elu"  # no step times: the runs' clock

@@ -7,7 +7,7 @@ import math
 
 from actprof.schema.reports import Verdict
 
-CALLS = ("wins", "trade-off", "tie", "loses", "unsettled", "incomplete")  # the decision table's order
+CALLS = ("wins", "trade-off", "unsettled", "tie", "loses", "incomplete")  # the decision table's order, best first
 
 
 def training_direction(v: Verdict) -> str:

@@ -25,7 +25,9 @@ def decision_rows(report: ReportRecord) -> list[dict[str, str]]:
     primary = {v.activation: v for v in report.verdicts if (v.provider, v.precision) == targets[0]} if targets else {}
     by_target = {(v.activation, v.provider, v.precision): v for v in report.verdicts}
     level = target_label(report)
-    rows = []
+    rows: list[tuple[tuple[int, float, str], dict[str, str]]] = []
+    order = {word: i for i, word in enumerate(CALLS)}
+    saved = {v.activation: v.train_seconds_saved for v in primary.values()}
     for s in report.activations:
         v = primary.get(s.name)
         if v is None:
@@ -47,9 +49,10 @@ def decision_rows(report: ReportRecord) -> list[dict[str, str]]:
             row[f"× {report.baseline}, {provider} {precision}"] = ratio if other else "—"
         row["break-even (inferences)"] = _break_even_words(v)
         row["verdict"] = v.call or "—"
-        rows.append(row)
-    order = {word: i for i, word in enumerate(CALLS)}
-    return sorted(rows, key=lambda r: order.get(r["verdict"], len(order)))
+        # best call first; within a call, most seconds saved first (a rewrite at its original's place)
+        most_saved = saved.get(original)
+        rows.append(((order.get(row["verdict"], len(order)), -(most_saved or -math.inf), s.name), row))
+    return [row for _, row in sorted(rows, key=lambda pair: pair[0])]
 
 
 def primary_target(report: ReportRecord) -> str:
