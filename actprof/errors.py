@@ -80,6 +80,12 @@ class OutputError(ActprofError):
     exit_code = EXIT_USAGE
 
 
+class ExportFailed(ActprofError):
+    """A network the ONNX exporter cannot export (a user's own, say)."""
+
+    exit_code = EXIT_USAGE
+
+
 class QuantizationError(ActprofError):
     """A model that ONNX Runtime's quantizer cannot turn into an int8 model."""
 

@@ -14,6 +14,7 @@ from actprof.training.dropout import FastDropout
 from actprof.training.kernels.build import library
 from actprof.training.model import ACT_LAYERS, SeedCNN, _rows_used, config_for
 from actprof.training.model import build as build_network
+from actprof.training.networks import weight_layers
 
 CLASSIC_PARAMS = {"conv1": 320, "conv2": 18_496, "fc1": 409_856, "fc2": 2_570}
 CLASSIC_TOTAL = 431_242
@@ -31,7 +32,7 @@ def count(module: nn.Module) -> int:
 
 
 def weight_std(model: SeedCNN, layer: str) -> float:
-    return float(model.weight_layers()[layer].weight.detach().double().std())
+    return float(weight_layers(model)[layer].weight.detach().double().std())
 
 
 @pytest.mark.parametrize("name", list(ACTIVATIONS))
@@ -51,7 +52,7 @@ def test_output_shape_in_training_mode():
 
 def test_parameter_count_per_layer():
     model = build("relu")
-    assert {name: count(layer) for name, layer in model.weight_layers().items()} == CLASSIC_PARAMS
+    assert {name: count(layer) for name, layer in weight_layers(model).items()} == CLASSIC_PARAMS
     assert sum(CLASSIC_PARAMS.values()) == CLASSIC_TOTAL
 
 
@@ -92,7 +93,7 @@ def test_glorot_uniform(name):
     assert model.config.init == "glorot"
     for layer in ("fc1", "conv2"):
         bound = math.sqrt(6 / (FAN_IN[layer] + FAN_OUT[layer]))
-        weight = model.weight_layers()[layer].weight.detach().abs()
+        weight = weight_layers(model)[layer].weight.detach().abs()
         assert float(weight.max()) <= bound
         assert float(weight.max()) > 0.99 * bound
         assert weight_std(model, layer) == pytest.approx(bound / math.sqrt(3), rel=0.05)
@@ -101,14 +102,14 @@ def test_glorot_uniform(name):
 @pytest.mark.parametrize("name", list(ACTIVATIONS))
 def test_family_init_zeroes_biases(name):
     model = build(name)
-    for layer in model.weight_layers().values():
+    for layer in weight_layers(model).values():
         assert torch.count_nonzero(layer.bias) == 0
 
 
 def test_default_init_keeps_pytorch_init():
     model = build("relu", init="default")
     assert model.config.init == "default"
-    for name, layer in model.weight_layers().items():
+    for name, layer in weight_layers(model).items():
         bound = 1 / math.sqrt(FAN_IN[name])
         assert torch.count_nonzero(layer.bias) > 0
         assert float(layer.weight.detach().abs().max()) <= bound
@@ -196,8 +197,8 @@ def test_different_seed_different_weights():
 
 
 def assert_same_weights(a: SeedCNN, b: SeedCNN) -> None:
-    for name, layer in a.weight_layers().items():
-        other = b.weight_layers()[name]
+    for name, layer in weight_layers(a).items():
+        other = weight_layers(b)[name]
         assert torch.equal(layer.weight, other.weight)
         assert torch.equal(layer.bias, other.bias)
 

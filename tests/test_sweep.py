@@ -49,7 +49,7 @@ def test_lr_list_refuses_non_positive_or_non_finite(spec):
     [
         (["--lr", "1e-3,0"], "--lr must be a comma list of finite positive numbers"),
         (["--lr", "nan"], "--lr must be a comma list of finite positive numbers"),
-        (["--model", "resnet"], "unknown --model 'resnet'; choose from: seed, deep"),
+        (["--model", "resnet"], "unknown --model 'resnet'; give seed, deep, mlp:DEPTHxWIDTH"),
         (["--model", "seed,deep"], "--model takes one network per run"),
         (["--dropout", "1"], "--dropout must be in [0, 1), got 1.0"),
         (["--dropout", "-0.1"], "--dropout must be in [0, 1), got -0.1"),

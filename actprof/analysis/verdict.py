@@ -287,6 +287,12 @@ def one_architecture(models: list[ModelRecord]) -> str:
     return found[0]
 
 
+def network_words(record: ModelRecord) -> str:
+    """The network in words with its parameter count, where the record says (older records: the spec's words)."""
+    network = record.train.network
+    return network.summary if network else ""
+
+
 def build(
     models: list[ModelRecord],
     profile: ProfileRecord | None,
@@ -332,6 +338,7 @@ def build(
         profile_created=profile.created if profile else None,
         target_rule=rule,
         architecture=architecture,
+        network=network_words(base_record),
         lr_study=learning_rate.study(models, base_record, target),
         train_stack=pricing.stack if pricing else "",
         stacks=list(steps.stacks) if steps else [],

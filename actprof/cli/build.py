@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from actprof.errors import UsageError
 from actprof.launchers.config import EXECUTORS, Placement, RemoteProfile
+from actprof.settings.networks import NetworkSpec
 from actprof.settings.parse import parse_choices, parse_one, parse_positive_floats, require
 from actprof.settings.profile import INFERENCE_PRECISIONS, ProfileSettings, parse_batch_sizes, parse_opt_levels
-from actprof.settings.training import ARCHITECTURES
 from actprof.training.config import Recipe, Sweep, parse_seeds
 
 
@@ -47,11 +47,27 @@ def profile_settings(
     )
 
 
-def recipe(model: str, dropout: float | None, alpha_dropout: float | None, alpha=None, init=None) -> Recipe:
-    architecture = parse_choices(model, ARCHITECTURES, "--model")
-    if len(architecture) > 1:
+def recipe(
+    model: str,
+    dropout: float | None,
+    alpha_dropout: float | None,
+    alpha=None,
+    init=None,
+    *,
+    batch_norm: bool = False,
+    standardize: bool = False,
+) -> Recipe:
+    if "," in model:
         raise UsageError("--model takes one network per run; give each network its own --models directory")
-    return Recipe(architecture=architecture[0], dropout=dropout, alpha_dropout=alpha_dropout, param=alpha, init=init)
+    return Recipe(
+        architecture=NetworkSpec.parse(model).text,
+        dropout=dropout,
+        alpha_dropout=alpha_dropout,
+        param=alpha,
+        init=init,
+        batch_norm=batch_norm,
+        standardize=standardize,
+    )
 
 
 def sweep(lr: str, seed: str, seeds: int | None, *, force: bool) -> Sweep:

@@ -53,11 +53,28 @@ SeedsOpt = Annotated[int | None, typer.Option("--seeds", help="Train each activa
 EpochsOpt = Annotated[int, typer.Option("--epochs", help="Training epochs.")]
 LrOpt = Annotated[
     str,
+    typer.Option("--lr", help="Learning rate, or a comma list to sweep (each activation's best chosen on validation)."),
+]
+ModelOpt = Annotated[
+    str,
     typer.Option(
-        "--lr", help="Adam learning rate, or a comma list to sweep (each activation's best chosen on validation)."
+        "--model",
+        help="seed (the Keras CNN) | deep (6 conv, no batch norm) | mlp:DEPTHxWIDTH (mlp:8x128) | mlp:W1-W2 "
+        "(mlp:512-256) | FILE.py:FUNCTION (your network: FUNCTION(act, input_shape=, num_classes=) returns an "
+        "nn.Module; loading FILE runs its code).",
     ),
 ]
-ModelOpt = Annotated[str, typer.Option("--model", help="seed (the Keras CNN) | deep (6 conv, no batch norm).")]
+BatchNormOpt = Annotated[
+    bool, typer.Option("--batch-norm", help="mlp:… networks: BatchNorm1d after each hidden layer, before its act.")
+]
+StandardizeOpt = Annotated[
+    bool, typer.Option("--standardize", help="mlp:… networks: standardize pixels (mean 0.1307, std 0.3081) first.")
+]
+OptimizerOpt = Annotated[str, typer.Option("--optimizer", help="adam | sgd (at --lr).")]
+MomentumOpt = Annotated[float, typer.Option("--momentum", help="SGD momentum, in [0, 1).")]
+NesterovOpt = Annotated[bool, typer.Option("--nesterov", help="Nesterov momentum (--optimizer sgd --momentum > 0).")]
+BatchSizeOpt = Annotated[int, typer.Option("--batch-size", help="Training batch size.")]
+InitOpt = Annotated[str | None, typer.Option("--init", help="he | lecun | glorot | default (family default).")]
 DropoutOpt = Annotated[
     float | None, typer.Option("--dropout", help="Dropout rate after each pooling block (default 0.25).")
 ]

@@ -17,6 +17,8 @@ from actprof.cli.options import (
     ActOpt,
     AlphaDropoutOpt,
     BaselineOpt,
+    BatchNormOpt,
+    BatchSizeOpt,
     BatchSizesOpt,
     CpusPerTaskOpt,
     DataDirOpt,
@@ -28,10 +30,14 @@ from actprof.cli.options import (
     ForceOpt,
     HighlightOpt,
     InferencePrecisionOpt,
+    InitOpt,
     LrOpt,
     MinTimeOpt,
     ModelOpt,
     ModelsOpt,
+    MomentumOpt,
+    NesterovOpt,
+    OptimizerOpt,
     OutOpt,
     ProfileOnOpt,
     ProviderOpt,
@@ -40,6 +46,7 @@ from actprof.cli.options import (
     SeedOpt,
     SeedsOpt,
     StacksOpt,
+    StandardizeOpt,
     ThreadsOpt,
     TrainStackOpt,
     listed,
@@ -53,13 +60,18 @@ def train_export(
     alpha: Annotated[
         float | None, typer.Option(help="The activation's parameter (ELU/CELU alpha, LeakyReLU slope…).")
     ] = None,
-    init: Annotated[str | None, typer.Option(help="he | lecun | glorot | default (family default).")] = None,
+    init: InitOpt = None,
     epochs: EpochsOpt = TRAIN.epochs,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Batch size.")] = TRAIN.batch_size,
+    batch_size: BatchSizeOpt = TRAIN.batch_size,
     lr: LrOpt = f"{TRAIN.lr:g}",
+    optimizer: OptimizerOpt = TRAIN.optimizer,
+    momentum: MomentumOpt = TRAIN.momentum,
+    nesterov: NesterovOpt = TRAIN.nesterov,
     seed: SeedOpt = str(TRAIN.seed),
     seeds: SeedsOpt = None,
     model: ModelOpt = "seed",
+    batch_norm: BatchNormOpt = False,
+    standardize: StandardizeOpt = False,
     dropout: DropoutOpt = None,
     alpha_dropout: AlphaDropoutOpt = None,
     force: ForceOpt = False,
@@ -86,12 +98,15 @@ def train_export(
 
     acts = _activations(act)
     plan = build.sweep(lr, seed, seeds, force=force)
-    recipe = build.recipe(model, dropout, alpha_dropout, alpha, init)
+    recipe = build.recipe(model, dropout, alpha_dropout, alpha, init, batch_norm=batch_norm, standardize=standardize)
     placement = build.placement(executor, ray_address, cpus_per_task, device)
     train = api.TrainConfig(
         epochs=epochs,
         batch_size=batch_size,
         lr=plan.lrs[0],
+        optimizer=optimizer.strip().lower(),
+        momentum=momentum,
+        nesterov=nesterov,
         seed=plan.seeds[0],
         precision=precision,
         val_every=val_every,
@@ -123,7 +138,14 @@ def run_command(
     seed: SeedOpt = str(TRAIN.seed),
     seeds: SeedsOpt = None,
     lr: LrOpt = f"{TRAIN.lr:g}",
+    optimizer: OptimizerOpt = TRAIN.optimizer,
+    momentum: MomentumOpt = TRAIN.momentum,
+    nesterov: NesterovOpt = TRAIN.nesterov,
+    batch_size: BatchSizeOpt = TRAIN.batch_size,
     model: ModelOpt = "seed",
+    batch_norm: BatchNormOpt = False,
+    standardize: StandardizeOpt = False,
+    init: InitOpt = None,
     dropout: DropoutOpt = None,
     alpha_dropout: AlphaDropoutOpt = None,
     force: ForceOpt = False,
@@ -149,7 +171,7 @@ def run_command(
     from actprof.settings.parse import parse_choices, parse_one
 
     plan = build.sweep(lr, seed, seeds, force=force)
-    recipe = build.recipe(model, dropout, alpha_dropout)
+    recipe = build.recipe(model, dropout, alpha_dropout, init=init, batch_norm=batch_norm, standardize=standardize)
     placement = build.placement(executor, ray_address, cpus_per_task, device, profile_on=profile_on)
     settings = build.profile_settings(
         provider=provider, batch_sizes=batch_sizes, threads=RUN.threads, min_time=min_time, min_runs=RUN.min_runs,
@@ -157,7 +179,16 @@ def run_command(
     )  # fmt: skip
     result = api.run(
         _activations(act),
-        train=api.TrainConfig(epochs=epochs, seed=plan.seeds[0], lr=plan.lrs[0], device=device),
+        train=api.TrainConfig(
+            epochs=epochs,
+            batch_size=batch_size,
+            seed=plan.seeds[0],
+            lr=plan.lrs[0],
+            optimizer=optimizer.strip().lower(),
+            momentum=momentum,
+            nesterov=nesterov,
+            device=device,
+        ),
         sweep=plan,
         recipe=recipe,
         export=api.ExportOptions(out=models, rewrite=rewrite),

@@ -9,9 +9,11 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import re
 import warnings
 from typing import TYPE_CHECKING
 
+from actprof.errors import ExportFailed
 from actprof.export.config import DEFAULT_OPSET
 from actprof.graphs.surgery import INPUT_NAME, OUTPUT_NAME
 
@@ -21,7 +23,32 @@ if TYPE_CHECKING:
 
 
 def to_onnx(model: torch.nn.Module, *, opset: int = DEFAULT_OPSET, exporter: str = "dynamo") -> onnx.ModelProto:
-    """The model as an ONNX proto with a dynamic batch dimension (fp32, eval mode)."""
+    """The model as an ONNX proto with a dynamic batch dimension (fp32, eval mode); ExportFailed, in one line,
+    where the exporter cannot export it."""
+    try:
+        return _export(model, opset=opset, exporter=exporter)
+    except Exception as error:  # torch.export's errors run to pages: the innermost cause's first line
+        cause = _first_line(_innermost(error))
+        other = "torchscript" if exporter == "dynamo" else "dynamo"
+        raise ExportFailed(
+            f"the {exporter} exporter cannot export this network to ONNX ({cause[:300]}); try --exporter {other} "
+            "or change the network"
+        ) from None
+
+
+def _innermost(error: BaseException) -> BaseException:
+    while error.__cause__ is not None:
+        error = error.__cause__
+    return error
+
+
+def _first_line(error: BaseException) -> str:
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(error))
+    line = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    return f"{type(error).__name__}: {line}" if line else type(error).__name__
+
+
+def _export(model: torch.nn.Module, *, opset: int, exporter: str) -> onnx.ModelProto:
     import onnx
     import torch
 
@@ -38,7 +65,7 @@ def to_onnx(model: torch.nn.Module, *, opset: int = DEFAULT_OPSET, exporter: str
                     opset_version=opset,
                     input_names=[INPUT_NAME],
                     output_names=[OUTPUT_NAME],
-                    dynamic_shapes={"x": {0: torch.export.Dim("batch")}},
+                    dynamic_shapes=({0: torch.export.Dim("batch")},),  # by position: any forward signature
                     verbose=False,
                 )
             return without_stack_traces(program.model_proto)
@@ -108,10 +135,15 @@ def without_stack_traces(model: onnx.ModelProto) -> onnx.ModelProto:
 
 @contextlib.contextmanager
 def quiet():
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+    # torch.export logs a failing graph at ERROR level: the failure is raised as one line instead (to_onnx)
+    with (
+        warnings.catch_warnings(),
+        contextlib.redirect_stdout(io.StringIO()),
+        contextlib.redirect_stderr(io.StringIO()),
+    ):
         warnings.simplefilter("ignore")
         previous = logging.root.manager.disable
-        logging.disable(logging.WARNING)
+        logging.disable(logging.CRITICAL)
         try:
             yield
         finally:

@@ -161,6 +161,7 @@ class TrainingStage:
         from actprof.training.model import check_recipe
 
         check_recipe(self.rows, self.recipe)
+        self._check_exports()
         judged = [a for a in self.rows if a.name != self.baseline] or self.rows
         skipped = check_rewrite(self.export.rewrite, judged)
         if skipped:
@@ -173,6 +174,16 @@ class TrainingStage:
 
             resolve_device(self.train.device)
         check_placement(self.placement)
+
+    def _check_exports(self) -> None:
+        """A user's network is exported once untrained, so one the exporter refuses is refused before training."""
+        from actprof.export.exporter import to_onnx
+        from actprof.settings.networks import NetworkSpec
+        from actprof.training.model import build, config_for
+
+        if self.rows and NetworkSpec.parse(self.recipe.architecture).kind == "file":
+            network = build(config_for(self.rows[0], self.recipe))
+            to_onnx(network, opset=self.export.opset, exporter=self.export.exporter)
 
     def run(self, mnist: MNIST) -> Trained:
         from actprof.training.model import config_for

@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING
 
 from actprof.report.decision_tables import primary_target
 from actprof.report.training_tables import contention_note
-from actprof.settings.training import describe
 
 if TYPE_CHECKING:
     from actprof.schema.reports import ReportRecord
@@ -26,7 +25,7 @@ def decision_caption(report: ReportRecord) -> str:
         target = f"Target: {100 * report.target_accuracy:.0f}% validation accuracy ({report.target_rule}). "
     else:
         target = f"No target accuracy ({report.target_rule or 'the baseline reached none'}). "
-    network = " ".join(filter(None, [f"Network: {describe(report.architecture)}.", contention_note(report)])) + " "
+    network = " ".join(filter(None, [f"Network: {report.network_words}.", contention_note(report)])) + " "
     if report.lr_study:
         base_lr = next((f"{s.lr:g}" for s in report.activations if s.name == report.baseline and s.lr), "—")
         network += (

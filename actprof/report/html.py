@@ -30,7 +30,6 @@ from actprof.report.training_tables import (
     seed_rows,
     shared_lr_rows,
 )
-from actprof.settings.training import describe
 
 if TYPE_CHECKING:
     from markupsafe import Markup
@@ -152,7 +151,7 @@ def html_page(
     )
     target = f"{100 * report.target_accuracy:.0f}% validation accuracy" if report.target_accuracy else "none reached"
     page = env.get_template("report.html.j2")
-    network = describe(report.architecture)
+    network = report.network_words
     return page.render(report=report, tables=tables, figures=figures, target=target, matrices=matrices, network=network)
 
 

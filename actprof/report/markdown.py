@@ -32,7 +32,6 @@ from actprof.report.training_tables import (
     seed_rows,
     shared_lr_rows,
 )
-from actprof.settings.training import describe
 
 if TYPE_CHECKING:
     from actprof.schema.profiling import MicrobenchRecord, ProfileRecord
@@ -60,7 +59,7 @@ def markdown(report: ReportRecord, profile: ProfileRecord | None, microbench: Mi
     env = report.environment
     parts = [
         "# actprof: does a faster-converging activation pay for its test-time cost?\n",
-        f"Network: **{_md_escape(describe(report.architecture))}**. "
+        f"Network: **{_md_escape(report.network_words)}**. "
         f"Baseline **{_md_escape(report.baseline)}**, target validation accuracy {target}; "
         f"{_md_escape(env.cpu_model)}, {env.cpu_count} cores; "
         + ", ".join(f"{_md_escape(k)} {_md_escape(v)}" for k, v in env.versions.items())

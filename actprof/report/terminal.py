@@ -31,7 +31,6 @@ from actprof.report.training_tables import (
     shared_lr_rows,
     training_rows,
 )
-from actprof.settings.training import describe
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -153,7 +152,7 @@ def print_report(
     console: Console,
     microbench: MicrobenchRecord | None = None,
 ) -> None:
-    caption = f"{describe(report.architecture)}; steps / training seconds to reach, ± half the validation bracket"
+    caption = f"{report.network_words}; steps / training seconds to reach, ± half the validation bracket"
     console.print(_rich_table("Convergence", convergence_rows(report), caption))
     if report.lr_study:
         console.print(_rich_table("Learning rates", lr_rows(report), lr_note(report)))

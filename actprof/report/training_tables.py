@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING
 from actprof.report.decision_tables import target_label, trained
 from actprof.report.format import num, pct
 from actprof.schema.training import reached
-from actprof.settings.training import describe
 
 if TYPE_CHECKING:
     from actprof.schema.reports import ActivationSummary, LrCell, PairedComparison, ReportRecord
@@ -233,7 +232,7 @@ def lr_note(report: ReportRecord) -> str:
         f"Final validation accuracy, mean ± 95% CI over seeds · mean training seconds to {target_label(report)} "
         f"(seeds that reached it); —: no run finished at that rate. ✓ the rate each activation is judged at: "
         f"{study.rule}. "
-        f"Network: {describe(report.architecture)}."
+        f"Network: {report.network_words}."
     )
 
 

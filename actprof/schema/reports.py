@@ -8,6 +8,7 @@ from actprof.schema.environment import Environment
 from actprof.schema.profiling import Interval
 from actprof.schema.steps import StackIdentity
 from actprof.schema.training import TimeToAccuracy
+from actprof.settings.networks import describe
 
 
 @dataclass(frozen=True)
@@ -175,7 +176,13 @@ class ReportRecord:
     profile_created: str | None
     environment: Environment
     target_rule: str = ""  # how the target accuracy was chosen, in words
-    architecture: str = "seed"  # the network every activation was trained in (model.describe names it)
+    architecture: str = "seed"  # the --model spec every activation was trained in
+    network: str = ""  # that network in words, with its parameter count ("": describe the spec)
     lr_study: LrStudy | None = None  # a learning-rate sweep (--lr with several rates)
     train_stack: str = ""  # the stack the verdicts' seconds are priced on ("": the runs' own clock)
     stacks: list[StackIdentity] = field(default_factory=list)  # what ran each stack's steps
+
+    @property
+    def network_words(self) -> str:
+        """The network in words, as every rendering names it."""
+        return self.network or describe(self.architecture)

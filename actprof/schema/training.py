@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from actprof.schema.environment import Environment
 from actprof.schema.steps import StackIdentity
+from actprof.settings.networks import NetworkSpec
 from actprof.settings.training import ModelConfig, TrainConfig
 
 TARGETS = (0.90, 0.95, 0.97, 0.98, 0.99)  # validation accuracies whose time-to-reach is recorded
@@ -80,6 +81,20 @@ class LayerStats:
 
 
 @dataclass(frozen=True)
+class NetworkInfo:
+    """The network a run trained, as built: what every record and report names it by."""
+
+    spec: str  # the --model spec (settings.networks)
+    words: str  # the spec in words
+    parameters: int  # trainable parameters
+    activation_sites: int  # activation modules the network holds
+
+    @property
+    def summary(self) -> str:
+        return f"{self.words}, {self.parameters:,} parameters"
+
+
+@dataclass(frozen=True)
 class TrainResult:
     config: TrainConfig
     model: ModelConfig
@@ -105,6 +120,7 @@ class TrainResult:
     # Which of the fast trainer's speed-ups ran (None: a record from before they were recorded). Its seconds
     # are a property of these; runs trained with different ones have seconds that are not comparable.
     trainer: StackIdentity | None = None
+    network: NetworkInfo | None = None  # None: a record from before networks were recorded (seed or deep)
 
 
 @dataclass(frozen=True)
@@ -156,7 +172,8 @@ class TrainJob:
     @property
     def stem(self) -> str:
         """The file name of this training's run files: ``elu-seed-lr0.001-s0`` (every digit of the rate)."""
-        return f"{self.model.activation}-{self.model.architecture}-lr{self.train.lr!r}-s{self.train.seed}"
+        network = NetworkSpec.parse(self.model.architecture).slug
+        return f"{self.model.activation}-{network}-lr{self.train.lr!r}-s{self.train.seed}"
 
 
 @dataclass(frozen=True)

@@ -6,17 +6,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from actprof.settings.networks import NetworkSpec, check_network
 from actprof.settings.parse import one_of, require
 
 PRECISIONS = ("auto", "fp32", "bf16")  # training precision
 DEVICES = ("cpu", "cuda")  # where PyTorch trains
 INITS = ("he", "lecun", "glorot", "default")
-# The networks trained: the seed CNN of the Keras ELU experiment, and a plain deep CNN without batch norm.
-ARCHITECTURES = ("seed", "deep")
-DESCRIPTIONS = {
-    "seed": "seed CNN (2 conv + 2 dense, 3 activation sites)",
-    "deep": "deep CNN (6 conv + 2 dense, no batch norm, 7 activation sites)",
-}
+OPTIMIZERS = ("adam", "sgd")
 # The stacks a training step is timed on: the network as a user writes it (eager), through torch.compile, and
 # actprof's fast trainer; a run times eager (what a PyTorch user gets) and actprof (compile: when asked).
 TRAIN_STACKS = ("eager", "compile", "actprof")
@@ -40,11 +36,13 @@ class ModelConfig:
     init: str  # he | lecun | glorot | default
     dropout: float = DROPOUT  # the rate of every dropout layer (alpha dropout's rate when alpha_dropout)
     alpha_dropout: bool = False
-    architecture: str = "seed"  # seed | deep
+    architecture: str = "seed"  # the --model spec (settings.networks): seed, deep, mlp:8x128, file.py:function
+    batch_norm: bool = False  # mlp: BatchNorm1d after each hidden layer, before its activation
+    standardize: bool = False  # mlp: (pixels − mean) / std as the network's first layer
 
     def __post_init__(self) -> None:
         check_rate(self.dropout, "--alpha-dropout" if self.alpha_dropout else "--dropout")
-        one_of(self.architecture, ARCHITECTURES, "--model")
+        check_network(self.architecture, batch_norm=self.batch_norm, standardize=self.standardize)
         one_of(self.init, INITS, "--init")
         require(self.param is None or math.isfinite(self.param), f"--alpha must be finite, got {self.param}")
 
@@ -66,6 +64,9 @@ class TrainConfig:
     precision: str = "auto"
     threads: int = 0  # 0: all cores
     device: str = "cpu"  # where PyTorch trains; the exported model and its parity check are always fp32 CPU
+    optimizer: str = "adam"  # adam | sgd, at ``lr``
+    momentum: float = 0.0  # sgd only
+    nesterov: bool = False  # sgd with momentum only
 
     def __post_init__(self) -> None:
         for name, value in {"epochs": self.epochs, "batch_size": self.batch_size}.items():
@@ -78,15 +79,25 @@ class TrainConfig:
         one_of(self.precision, PRECISIONS, "--precision")
         require(self.threads >= 0, f"--threads must be 0 (all cores) or more, got {self.threads}")
         one_of(self.device, DEVICES, "--device")
+        one_of(self.optimizer, OPTIMIZERS, "--optimizer")
+        ok = math.isfinite(self.momentum) and 0.0 <= self.momentum < 1.0
+        require(ok, f"--momentum must be in [0, 1), got {self.momentum}")
+        require(self.optimizer == "sgd" or self.momentum == 0, "--momentum applies to --optimizer sgd")
+        require(not self.nesterov or self.momentum > 0, "--nesterov needs --optimizer sgd with a --momentum above 0")
 
 
-def describe(architecture: str) -> str:
-    """The network in words, as every report names it."""
-    return DESCRIPTIONS.get(architecture, architecture)
+def optimizer_words(config: TrainConfig) -> str:
+    """The optimizer a run trained with, in words: "Adam", "SGD", "SGD momentum 0.9 (Nesterov)"."""
+    if config.optimizer == "adam":
+        return "Adam"
+    momentum = f" momentum {config.momentum:g}" if config.momentum else ""
+    return f"SGD{momentum}" + (" (Nesterov)" if config.nesterov else "")
 
 
 def recipe_words(config: ModelConfig) -> str:
     """The regularisation a run trained with, in words: "dropout 0.25", "alpha dropout 0.05", "no dropout"."""
+    if NetworkSpec.parse(config.architecture).kind == "file":
+        return "the network's own dropout"
     if config.dropout == 0:
         return "no dropout"
     return f"{'alpha dropout' if config.alpha_dropout else 'dropout'} {config.dropout:g}"

@@ -8,8 +8,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from actprof.errors import UsageError
+from actprof.settings.networks import check_network
 from actprof.settings.parse import one_of, require
-from actprof.settings.training import ARCHITECTURES, INITS, TrainConfig, check_rate
+from actprof.settings.training import INITS, TrainConfig, check_rate
 
 MAX_SEEDS = 100
 
@@ -19,14 +20,16 @@ class Recipe:
     """The network, its init and its regularisation as the user chose them, for every activation trained
     (None: the activation family's default: its parameter, its init, dropout 0.25 or alpha dropout 0.05)."""
 
-    architecture: str = "seed"
+    architecture: str = "seed"  # the --model spec (settings.networks)
+    batch_norm: bool = False  # mlp networks: BatchNorm1d after each hidden layer
+    standardize: bool = False  # mlp networks: standardized pixels as the first layer
     dropout: float | None = None
     alpha_dropout: float | None = None
     param: float | None = None  # --alpha: ELU/CELU alpha, LeakyReLU slope, Softplus beta, PReLU's initial slope
     init: str | None = None
 
     def __post_init__(self) -> None:
-        one_of(self.architecture, ARCHITECTURES, "--model")
+        check_network(self.architecture, batch_norm=self.batch_norm, standardize=self.standardize)
         check_rate(self.dropout, "--dropout")
         check_rate(self.alpha_dropout, "--alpha-dropout")
         require(self.param is None or math.isfinite(self.param), f"--alpha must be finite, got {self.param}")

@@ -2,7 +2,7 @@
 
 The loop is written for a 2-core CPU and runs unchanged on a CUDA GPU: the whole training set is
 staged once as one float tensor on the training device, batches are gathered with ``index_select`` (no
-Python-side batching), the model runs channels-last, Adam is the fused kernel, and validation runs in
+Python-side batching), the model runs channels-last, Adam is the fused kernel (SGD where chosen), and validation runs in
 inference mode on a fixed subset at the steps ``validation_steps`` picks (dense where curves are steep).
 Per-step losses stay on the device, so a GPU step never waits for the host; the clock is read only after
 the device has synchronized.
@@ -25,7 +25,9 @@ from actprof.errors import DeviceUnavailable, TrainingDiverged
 from actprof.schema.training import TARGETS, LayerStats, TimeToAccuracy, TrainResult, ValPoint, time_to
 from actprof.settings.training import ModelConfig, TrainConfig
 from actprof.training.identity import trainer_identity
-from actprof.training.model import build
+from actprof.training.model import build, canonical_form, training_form
+from actprof.training.networks import network_info, weight_layers
+from actprof.training.optimizers import optimizer_for
 
 StepCallback = Callable[[int, int], None]
 
@@ -100,14 +102,14 @@ def train(
                 model.train()
                 started = _clock(device)
 
-    identity = trainer_identity(model, config.precision, device)  # in the training form, before it is undone
+    identity = trainer_identity(model, config, device)  # in the training form, before it is undone
     model.eval()
     # At the training precision, like the curve (bf16: ~2x cheaper); the exported fp32 model's accuracy is
     # measured separately, in ONNX Runtime. Still in the training form here: the same function (up to
     # rounding: fc1 sums its inputs in channels-last order).
     with autocast:
         test_loss, test_acc = evaluate(model, x_test, y_test)
-    model.pool_first = model.lean = False  # the canonical network from here on: statistics, export
+    canonical_form(model)  # the canonical network from here on: statistics, export
     _check_finite(test_loss, step)
     result = TrainResult(
         config=config,
@@ -128,6 +130,7 @@ def train(
         threads=threads,
         device_name=device_name(device),
         trainer=identity,
+        network=network_info(model, model_config),
     )
     return model.to(device="cpu", memory_format=torch.contiguous_format), result
 
@@ -224,12 +227,11 @@ class Stepper:
     @classmethod
     def of(cls, model_config: ModelConfig, config: TrainConfig, device: torch.device) -> Stepper:
         model = build(model_config).to(device=device, memory_format=torch.channels_last)
-        # exact: MaxPool(f(x)) == f(MaxPool(x)) for a monotonic f, on 4x fewer elements (model.SeedCNN.pool_first)
-        model.pool_first = activations.get(model_config.activation).monotonic
-        model.lean = True  # exact: skips only what never reaches the loss (model.SeedCNN.lean)
+        # exact: pool-first for a monotonic f, and only what reaches the loss (model.SeedCNN), where they apply
+        training_form(model, activations.get(model_config.activation))
         return cls(
             model=model,
-            optimizer=torch.optim.Adam(model.parameters(), lr=config.lr, fused=True),
+            optimizer=optimizer_for(model.parameters(), config, fused=True),
             autocast=torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16"),
             loss_fn=nn.CrossEntropyLoss(),
         )
@@ -251,8 +253,9 @@ def _warm_up(stepper: Stepper, xb: torch.Tensor, yb: torch.Tensor) -> None:
     import copy
 
     model = copy.deepcopy(stepper.model).train()  # the caller's may be in eval mode (after the first point)
-    lr = stepper.optimizer.param_groups[0]["lr"]
-    twin = replace(stepper, model=model, optimizer=torch.optim.Adam(model.parameters(), lr=lr, fused=True))
+    twin = replace(
+        stepper, model=model, optimizer=type(stepper.optimizer)(model.parameters(), **stepper.optimizer.defaults)
+    )
     with torch.random.fork_rng(devices=[xb.device] if xb.device.type == "cuda" else []):
         for _ in range(2):
             twin.step(xb, yb)
@@ -326,7 +329,7 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int = 10
 def _grad_norms(model: nn.Module) -> dict[str, float]:
     return {
         name: float(layer.weight.grad.norm()) if layer.weight.grad is not None else math.nan
-        for name, layer in model.weight_layers().items()
+        for name, layer in weight_layers(model).items()
     }
 
 
@@ -340,7 +343,7 @@ def activation_stats(model: nn.Module, x: torch.Tensor) -> list[LayerStats]:
     """Mean activation and dead-unit fraction per activation layer over one validation batch."""
     outputs: dict[str, torch.Tensor] = {}
     hooks = [
-        getattr(model, name).register_forward_hook(lambda _m, _i, out, name=name: outputs.__setitem__(name, out))
+        model.get_submodule(name).register_forward_hook(lambda _m, _i, out, name=name: outputs.__setitem__(name, out))
         for name in model.ACT_LAYERS
     ]
     try:

@@ -21,11 +21,13 @@ from torch import nn
 from actprof import activations
 from actprof.activations import Activation
 from actprof.errors import UsageError
+from actprof.settings.networks import NetworkSpec
 from actprof.settings.training import ALPHA_DROPOUT, DROPOUT, ModelConfig
 from actprof.training.config import Recipe
 from actprof.training.dropout import dropout_layer
 from actprof.training.kernels import ops
 from actprof.training.kernels.ops import Act
+from actprof.training.networks import MLP, user_network
 
 ACT_LAYERS = ("act1", "act2", "act3")  # the seed CNN's activation sites
 
@@ -48,6 +50,8 @@ def config_for(act: Activation, recipe: Recipe | None = None) -> ModelConfig:
         dropout=rate,
         alpha_dropout=act.alpha_dropout,
         architecture=recipe.architecture,
+        batch_norm=recipe.batch_norm,
+        standardize=recipe.standardize,
     )
 
 
@@ -58,15 +62,49 @@ def check_recipe(acts: Sequence[Activation], recipe: Recipe) -> None:
         raise UsageError(f"--alpha does not apply to {bad}; choose activations that take a parameter")
     if recipe.alpha_dropout is not None and not any(a.alpha_dropout for a in acts):
         raise UsageError("--alpha-dropout applies to selu only; use --dropout for the others")
+    if NetworkSpec.parse(recipe.architecture).kind == "file" and (recipe.dropout or recipe.alpha_dropout):
+        raise UsageError("--dropout and --alpha-dropout do not apply to --model FILE.py:FUNCTION: it has its own")
     if recipe.dropout is not None and acts and all(a.alpha_dropout for a in acts):
         raise UsageError("--dropout does not apply to selu (it uses alpha dropout); use --alpha-dropout")
     for act in acts:  # ModelConfig checks each one
         config_for(act, recipe)
+    if acts and NetworkSpec.parse(recipe.architecture).kind == "file":
+        build(config_for(acts[0], recipe))  # their function, file and shapes: refused now, not after the data loads
 
 
-def build(config: ModelConfig) -> SeedCNN | DeepCNN:
-    """The network a config names."""
-    return DeepCNN(config) if config.architecture == "deep" else SeedCNN(config)
+def build(config: ModelConfig) -> nn.Module:
+    """The network a config names, initialized with the config's init (``default``: PyTorch's, or for a
+    user's network, whatever its function did)."""
+    spec = NetworkSpec.parse(config.architecture)
+    if spec.kind == "deep":
+        return DeepCNN(config)
+    if spec.kind == "seed":
+        return SeedCNN(config)
+    act = activations.get(config.activation)
+    network = MLP(config, spec.widths, act) if spec.kind == "mlp" else user_network(spec, config, act)
+    initialize(network, config.init)
+    return network
+
+
+class FastPaths:
+    """A network that can train in an exact faster form: ``lean`` (only what reaches the loss) and
+    ``pool_first`` (a monotonic activation after its max-pool). Networks without this train as they are."""
+
+    pool_first: bool = False
+    lean: bool = False
+
+
+def training_form(model: nn.Module, act: Activation) -> None:
+    """Switch on the network's exact fast paths, if it has any."""
+    if isinstance(model, FastPaths):
+        model.pool_first = act.monotonic
+        model.lean = True
+
+
+def canonical_form(model: nn.Module) -> None:
+    """Back to the plain function (statistics and export read it)."""
+    if isinstance(model, FastPaths):
+        model.pool_first = model.lean = False
 
 
 def _linear_nhwc(x: torch.Tensor, fc: nn.Linear) -> torch.Tensor:
@@ -105,7 +143,7 @@ def _rows_used(size: int) -> int:
     return 2 + 2 * (2 + 2 * pooled)
 
 
-class SeedCNN(nn.Module):
+class SeedCNN(FastPaths, nn.Module):
     ACT_LAYERS = ACT_LAYERS
 
     def __init__(self, config: ModelConfig, act: Activation | None = None) -> None:
@@ -127,14 +165,12 @@ class SeedCNN(nn.Module):
         self.fc2 = nn.Linear(256, 10)
         initialize(self, config.init)
 
-    # Set by the trainer for a monotonic activation: MaxPool(f(x)) == f(MaxPool(x)), so running f after
-    # the pool computes the same function on 4x fewer elements. Export always uses the canonical order.
-    pool_first: bool = False
-    # Set by the trainer: compute only what reaches the output, in the layout the CPU prefers. The second
+    # pool_first, set by the trainer for a monotonic activation: MaxPool(f(x)) == f(MaxPool(x)), so running f
+    # after the pool computes the same function on 4x fewer elements. Export always uses the canonical order.
+    # lean, set by the trainer: compute only what reaches the output, in the layout the CPU prefers. The second
     # pool floors 11 rows to 5, so conv2's last output row and column, and everything only they depend on
     # (the input's last two rows and columns), never reach the loss: leaving them out is the same function
     # at 83% of conv2's work. And fc1 reads the channels-last activations as they lie (_linear_nhwc).
-    lean: bool = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.lean:
@@ -164,11 +200,8 @@ class SeedCNN(nn.Module):
         """One activation site as the kernels see it (the table's kernel column, this site's module)."""
         return Act.of(self.activation, self.config.param, module)
 
-    def weight_layers(self) -> dict[str, nn.Module]:
-        return {"conv1": self.conv1, "conv2": self.conv2, "fc1": self.fc1, "fc2": self.fc2}
 
-
-class DeepCNN(nn.Module):
+class DeepCNN(FastPaths, nn.Module):
     """Six 3×3 convolutions in three blocks of two, no batch norm: see the module docstring."""
 
     ACT_LAYERS = tuple(f"act{i}" for i in range(1, 8))
@@ -195,10 +228,9 @@ class DeepCNN(nn.Module):
         self.fc2 = nn.Linear(256, 10)
         initialize(self, config.init)
 
-    pool_first: bool = False  # as SeedCNN: the second activation of each block runs after its pool
-    # As SeedCNN: where a block's size is odd (7 in the third), its pool drops the last row and column, so
-    # the second convolution computes only the rows the pool keeps (padding the top and left only).
-    lean: bool = False
+    # pool_first as SeedCNN: the second activation of each block runs after its pool. lean as SeedCNN: where a
+    # block's size is odd (7 in the third), its pool drops the last row and column, so the second convolution
+    # computes only the rows the pool keeps (padding the top and left only).
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for block in range(len(self.WIDTHS)):
@@ -218,10 +250,6 @@ class DeepCNN(nn.Module):
         x = _linear_nhwc(x, self.fc1) if self.lean else self.fc1(self.flatten(x))
         return self.fc2(self.act7(x))
 
-    def weight_layers(self) -> dict[str, nn.Module]:
-        convs = {f"conv{i}": getattr(self, f"conv{i}") for i in range(1, 7)}
-        return {**convs, "fc1": self.fc1, "fc2": self.fc2}
-
 
 def initialize(model: nn.Module, init: str) -> None:
     """He (fan-in, normal) for the ReLU family, LeCun normal for SELU, Glorot uniform for sigmoid/tanh."""
@@ -239,4 +267,5 @@ def initialize(model: nn.Module, init: str) -> None:
             nn.init.xavier_uniform_(module.weight)
         else:
             raise ValueError(f"unknown init {init!r}")
-        nn.init.zeros_(module.bias)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)

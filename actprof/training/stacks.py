@@ -22,17 +22,28 @@ from torch import nn
 from actprof import activations
 from actprof.errors import UsageError
 from actprof.schema.steps import StackIdentity
-from actprof.settings.training import TRAIN_STACKS, ModelConfig, TrainConfig
+from actprof.settings.networks import NetworkSpec
+from actprof.settings.training import TRAIN_STACKS, ModelConfig, TrainConfig, optimizer_words
 from actprof.training.identity import trainer_identity
 from actprof.training.loop import Stepper
-from actprof.training.model import DeepCNN, initialize
+from actprof.training.model import DeepCNN, build, initialize
+from actprof.training.networks import MLP
+from actprof.training.optimizers import optimizer_for
 
 STACKS = TRAIN_STACKS
 
 
-def plain_network(config: ModelConfig) -> nn.Sequential:
-    """The network a ModelConfig names, as a user writes it with torch's layers (initialized the same way)."""
+def plain_network(config: ModelConfig) -> nn.Module:
+    """The network a ModelConfig names, as a user writes it with torch's layers (initialized the same way).
+    A user's own network already is one: it is built as it trains."""
+    spec = NetworkSpec.parse(config.architecture)
     act = activations.get(config.activation)
+    if spec.kind == "file":
+        return build(config)
+    if spec.kind == "mlp":
+        network = MLP(config, spec.widths, act, plain=True)
+        initialize(network, config.init)
+        return network
 
     def site() -> nn.Module:
         return act.module(config.param)
@@ -40,7 +51,7 @@ def plain_network(config: ModelConfig) -> nn.Sequential:
     def dropout() -> nn.Module:
         return nn.AlphaDropout(config.dropout) if config.alpha_dropout else nn.Dropout(config.dropout)
 
-    if config.architecture == "deep":
+    if spec.kind == "deep":
         layers: list[nn.Module] = []
         channels = 1
         for width in DeepCNN.WIDTHS:
@@ -70,10 +81,10 @@ def step_for(stack: str, model: ModelConfig, train: TrainConfig, device: torch.d
     (already resolved: ``fp32`` or ``bf16``). ``compile`` compiles on its first step."""
     if stack == "actprof":
         stepper = Stepper.of(model, train, device)
-        return StackStep(stepper, trainer_identity(stepper.model, train.precision, device), channels_last=True)
+        return StackStep(stepper, trainer_identity(stepper.model, train, device), channels_last=True)
     check_stack(stack, device)
     network = plain_network(model).to(device)
-    optimizer = torch.optim.Adam(network.parameters(), lr=train.lr)
+    optimizer = optimizer_for(network.parameters(), train, fused=False)
     if stack == "compile":
         network = torch.compile(network)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=train.precision == "bf16")
@@ -84,7 +95,7 @@ def step_for(stack: str, model: ModelConfig, train: TrainConfig, device: torch.d
         precision=train.precision,
         threads=torch.get_num_threads(),
         torch=torch.__version__,
-        optimizer="Adam (torch's default implementation)",
+        optimizer=f"{optimizer_words(train)} (torch's default implementation)",
     )
     return StackStep(stepper, identity, channels_last=False)
 

@@ -23,6 +23,7 @@ from actprof import activations
 from actprof.errors import ActprofError, ModelFileError
 from actprof.schema.storage import header, read_json, sha256, write_bytes_atomic, write_json
 from actprof.schema.training import ActivationInfo, DivergedRun, LrChoice, LrScore, ModelRecord, RunRecord, TrainJob
+from actprof.settings.networks import BUILT_IN
 from actprof.settings.training import ModelConfig, TrainConfig
 
 if TYPE_CHECKING:
@@ -52,9 +53,13 @@ class Failure:
         return f"{describe(self.job)}: {self.reason}"
 
 
+def network_name(spec: str) -> str:
+    return f"{spec} CNN" if spec in BUILT_IN else spec
+
+
 def describe(job: TrainJob) -> str:
     """A job in words for progress lines and failures: ``elu, deep CNN, lr 0.003, seed 1``."""
-    return f"{job.model.activation}, {job.model.architecture} CNN, lr {job.train.lr:g}, seed {job.train.seed}"
+    return f"{job.model.activation}, {network_name(job.model.architecture)}, lr {job.train.lr:g}, seed {job.train.seed}"
 
 
 def jobs(
