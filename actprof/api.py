@@ -35,6 +35,7 @@ from actprof.pipeline.reporting import Report
 from actprof.pipeline.steps import check_stacks
 from actprof.pipeline.training import Trained, TrainingStage
 from actprof.schema.profiling import Interval, MicrobenchRecord, ProfileRecord
+from actprof.schema.reproduction import ReproductionRecord
 from actprof.schema.steps import StepCostRecord
 from actprof.schema.swap import SwapRecord
 from actprof.settings.parse import one_of
@@ -60,6 +61,7 @@ __all__ = [
     "optimize",
     "profile",
     "report",
+    "reproduce",
     "run",
     "step_time",
     "swap",
@@ -75,6 +77,12 @@ def _activations(acts: Activations) -> list[Activation]:
         return activations.parse_list(acts)
     rows = [a if isinstance(a, Activation) else activations.get(a) for a in acts]
     return list({a.name: a for a in rows}.values())
+
+
+@dataclass(frozen=True)
+class Reproduction:
+    record: ReproductionRecord
+    written: list[Path]
 
 
 def train_export(
@@ -311,6 +319,34 @@ class Optimized:
     max_abs_diff: float
     images: int
     speed: Interval
+
+
+def reproduce(
+    name: str,
+    *,
+    seeds: Sequence[int] = (0, 1, 2),
+    epochs: int | None = None,
+    data: DataSource | MNIST = DataSource(),
+    models: Path = Path("models/reproduce"),
+    out: Path = Path("reports/reproduce"),
+    force: bool = False,
+    reporter: Reporter = QUIET,
+) -> Reproduction:
+    """Run the published experiment ``name`` (``settings.literature.EXPERIMENTS``) over ``seeds``, at its
+    published epochs unless ``epochs`` is given, through train → export → parity (runs kept in
+    ``models/<name>``; the same call resumes), and write ``out/<name>/reproduction.{json,md}``: the published
+    numbers beside actprof's, with intervals over seeds."""
+    from actprof.pipeline.reproduce import Plan
+    from actprof.pipeline.reproduce import run as run_experiment
+    from actprof.report.reproduction import write
+    from actprof.settings.literature import EXPERIMENTS
+
+    one_of(name, tuple(EXPERIMENTS), "experiment")
+    experiment = EXPERIMENTS[name]
+    plan = Plan(experiment, tuple(seeds), experiment.epochs if epochs is None else epochs, models / name, force=force)
+    mnist = data if isinstance(data, MNIST) else load(data, log=reporter.say)
+    record = run_experiment(plan, mnist, reporter=reporter)
+    return Reproduction(record, write(record, out / name))
 
 
 def optimize(model: Path, out: Path | None = None) -> Optimized:

@@ -5,5 +5,6 @@ lists them)."""
 from actprof.cli import training  # train-export, run
 from actprof.cli import measuring  # profile, microbench, swap
 from actprof.cli import results  # report, diff, optimize, env
+from actprof.cli import reproducing  # reproduce
 
-__all__ = ["measuring", "results", "training"]
+__all__ = ["measuring", "reproducing", "results", "training"]
