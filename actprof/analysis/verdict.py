@@ -25,7 +25,7 @@ from actprof.schema.reports import (
 from actprof.schema.steps import StepCostRecord
 from actprof.schema.storage import header
 from actprof.schema.training import ModelRecord, TimeToAccuracy, TrainResult, reached, time_to
-from actprof.settings.training import recipe_words
+from actprof.settings.training import optimizer_words, recipe_words
 
 
 def summarize(
@@ -63,7 +63,8 @@ def summarize(
         latency=latency,
         rewrite=record.rewrite,
         lr=record.train.config.lr,
-        recipe=recipe_words(record.train.model),
+        recipe=f"{optimizer_words(record.train.config)}, batch {record.train.config.batch_size}, "
+        + recipe_words(record.train.model),
         contended_runs=sum(r.contended for r in record.all_runs),
         steps=step_briefs,
     )

@@ -79,7 +79,8 @@ def recipe_words(experiment: Experiment, train: TrainConfig) -> str:
     parts = [
         optimizer_words(train) + f" lr {e.lr:g}",
         f"batch {e.batch_size}",
-        f"{train.epochs} epochs" + ("" if train.epochs == e.epochs else f" (published: {e.epochs})"),
+        f"{train.epochs} epoch{'' if train.epochs == 1 else 's'}"
+        + ("" if train.epochs == e.epochs else f" (published: {e.epochs})"),
         f"dropout {e.dropout:g}" + (f" (alpha dropout {e.alpha_dropout:g} for SELU)" if _has_selu(e) else ""),
         "inits " + ", ".join(f"{a.label} {a.init}" for a in e.arms),
     ]
@@ -103,6 +104,7 @@ def run(plan: Plan, data: MNIST, *, reporter: Reporter = QUIET) -> ReproductionR
     sweep = Sweep(lrs=(train.lr,), seeds=plan.seeds, force=plan.force)
     runs: dict[tuple[str, str], list[TrainResult]] = {}
     networks: dict[str, str] = {}
+    resumed = 0
     for cell in experiment.cells:
         for arm in experiment.arms:
             reporter.say(f"{experiment.name}: {cell.label}, {arm.label}, {len(plan.seeds)} seed(s)")
@@ -117,6 +119,7 @@ def run(plan: Plan, data: MNIST, *, reporter: Reporter = QUIET) -> ReproductionR
                 reporter=reporter,
             )
             stage.check()
+            resumed += _resumable(stage, plan, data)
             trained = stage.run(data)
             trained.check()
             record = trained.records[0]
@@ -139,4 +142,18 @@ def run(plan: Plan, data: MNIST, *, reporter: Reporter = QUIET) -> ReproductionR
         contrasts=reproduction.contrasts(experiment, runs),
         differences=list(experiment.differences),
         wall_seconds=time.perf_counter() - started,
+        training_seconds=sum(r.train_seconds for rs in runs.values() for r in rs),
+        resumed=resumed,
     )
+
+
+def _resumable(stage: TrainingStage, plan: Plan, data: MNIST) -> int:
+    """How many of this stage's runs are saved and match (the training stage resumes them)."""
+    from actprof.training import sweep
+    from actprof.training.model import config_for
+
+    config = config_for(stage.rows[0], stage.recipe)
+    jobs = sweep.jobs(config, stage.train, lrs=(stage.train.lr,), seeds=plan.seeds, opset=stage.export.opset,
+                      exporter=stage.export.exporter)  # fmt: skip
+    done, diverged, _ = sweep.pending(jobs, stage.export.out / sweep.RUNS_DIR, data.identity, force=plan.force)
+    return len(done) + len(diverged)

@@ -75,8 +75,9 @@ def accuracy_curves(
     ax.set_xlabel(_x_label(x, stack if priced else ""))
     ax.set_ylabel("validation accuracy (%)")
     lows = [100 * p.val_accuracy for m in shown for p in m.train.validation]
-    if lows:
-        ax.set_ylim(max(min(lows) - 1, 80), 100)
+    if lows:  # from 80% (where the CNNs' curves race), lower where a network ends below it (MLPs, small nets)
+        floor = max(0.0, min(80.0, min(100 * m.train.validation[-1].val_accuracy for m in shown) - 5))
+        ax.set_ylim(max(min(lows) - 1, floor), 100)
     ax.grid(alpha=0.3)
     ax.legend(ncol=4, fontsize="small")
     return _png(plt, fig)

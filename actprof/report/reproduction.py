@@ -29,6 +29,13 @@ def write(record: ReproductionRecord, out: Path) -> list[Path]:
     return [json_path, md_path]
 
 
+def _cost(record: ReproductionRecord) -> str:
+    steps = f"Training steps: {record.training_seconds / 60:.1f} min over every run (validation and export excluded)"
+    if record.resumed:
+        return f"{steps}; this call resumed {record.resumed} saved run(s) and took {record.wall_seconds / 60:.1f} min"
+    return f"{steps}; the whole call took {record.wall_seconds / 60:.1f} min"
+
+
 def _measured(value: ReproducedValue) -> str:
     m = value.measured
     if m.n == 0:
@@ -106,8 +113,8 @@ def markdown(record: ReproductionRecord) -> str:
         f"Source: {record.source}. Claim: {record.claim}.",
         "",
         f"Recipe: {record.recipe}. Networks: {'; '.join(record.networks)}. Data: {record.dataset}. Seeds: "
-        f"{', '.join(map(str, record.seeds))}. Ran in {record.wall_seconds / 60:.1f} min on {env.cpu_model} "
-        f"({env.cpu_count} cores), torch {env.versions.get('torch', '?')}.",
+        f"{', '.join(map(str, record.seeds))}. {_cost(record)} on {env.cpu_model} ({env.cpu_count} cores), torch "
+        f"{env.versions.get('torch', '?')}.",
         "",
     ]
     if short:

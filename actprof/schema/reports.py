@@ -121,7 +121,7 @@ class ActivationSummary:
     over_seeds: dict[str, Estimate] = field(default_factory=dict)
     rewrite: str | None = None  # an exact rewrite of another activation's model: same training, own inference
     lr: float | None = None  # the learning rate of the runs above (the chosen one in a sweep)
-    recipe: str = ""  # the regularisation: "dropout 0.25", "alpha dropout 0.05"…
+    recipe: str = ""  # optimizer, batch and regularisation: "Adam, batch 250, dropout 0.25"…
     contended_runs: int = 0  # runs that shared their node's cores with other trainings (Ray, packed tasks)
     steps_to_target: list[float | None] = field(default_factory=list)  # per seed; None: not reached
     steps: list[StepBrief] = field(default_factory=list)  # the training step on each stack timed

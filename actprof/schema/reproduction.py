@@ -57,4 +57,6 @@ class ReproductionRecord:
     values: list[ReproducedValue]
     contrasts: list[ReproducedContrast]
     differences: list[str]
-    wall_seconds: float
+    wall_seconds: float  # this call (runs saved before are resumed, not retrained)
+    training_seconds: float = 0.0  # every run's training steps, on its own clock (validation and export excluded)
+    resumed: int = 0  # runs this call found saved
