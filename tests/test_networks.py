@@ -43,6 +43,11 @@ class DataDependent(nn.Module):
         return y * 2 if float(y.sum()) > 1e9 else y
 def data_dependent(act):
     return DataDependent(act)
+def hidden_act(act):
+    acts = [act()]
+    return nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
+def raises(act):
+    return nn.Sequential(act(inplace=True))
 """
 
 
@@ -192,10 +197,12 @@ def test_user_network_absorbing_kwargs_is_built():
         ("missing", "has no function 'missing'"),
         ("no_args", "cannot be called as no_args(act"),
         ("wrong_shape", "to (2, 5), not (2, 10)"),
-        ("no_act", "holds no module made by the activation factory"),
+        ("no_act", "no module made by the activation factory runs in the network"),
         ("takes_rgb", "does not take N×1×28×28 images"),
         ("not_a_module", "returned str, not an nn.Module"),
         ("data_dependent", "the dynamo exporter cannot export this network to ONNX (GuardOnDataDependentSymNode"),
+        ("hidden_act", "not a submodule of the network"),
+        ("raises", "raises(act, …) failed: TypeError"),
     ],
 )
 def test_bad_user_networks_are_one_line_exit_2(tmp_path, function, message):
@@ -206,6 +213,34 @@ def test_bad_user_networks_are_one_line_exit_2(tmp_path, function, message):
     )  # fmt: skip
     assert_user_error(result, code=2, contains=message)
     assert not (tmp_path / "m").exists()
+
+
+USUAL_CNN = """
+from torch import nn
+class Net(nn.Module):
+    def __init__(self, act):
+        super().__init__()
+        self.conv, self.act, self.fc = nn.Conv2d(1, 4, 3), act(), nn.Linear(4 * 26 * 26, 10)
+    def forward(self, x):
+        x = self.act(self.conv(x))
+        return self.fc(self.act(x.view(x.size(0), -1)))  # one module, two sites; .view needs NCHW
+def net(act, num_classes):
+    return Net(act)
+"""
+
+
+def test_a_network_written_the_usual_way_trains_and_counts_a_reused_module_twice(sample, tmp_path):
+    source = tmp_path / "usual.py"
+    source.write_text(USUAL_CNN)
+    recipe = api.Recipe(architecture=f"{source}:net")
+    record = train_and_export(activations.get("elu"), FAST, sample, tmp_path / "m", recipe=recipe)
+    assert record.train.network.activation_sites == 2 and not record.export.decomposed
+    assert record.export.activation_census == {"Elu": 2}
+    assert not record.train.trainer.channels_last
+    digest = record.train.model.source_sha256
+    source.write_text(USUAL_CNN + "\n# edited\n")  # another file is another network: trained again
+    again = train_and_export(activations.get("elu"), FAST, sample, tmp_path / "m", recipe=recipe)
+    assert again.train.model.source_sha256 != digest
 
 
 def test_missing_user_file_is_refused(tmp_path):

@@ -54,10 +54,16 @@ def test_reach(published, expected):
         (0.27, -0.35, -0.2, "contradicts"),
         (0.27, -0.01, 0.2, "within noise"),
         (None, 0.1, 0.2, "no published value"),
+        (0.27, math.nan, math.nan, "too few seeds"),
     ],
 )
 def test_call(published, low, high, call):
-    assert reproduction._call(published, low, high) == call
+    assert reproduction._call(published, low, high, (low - 1, high + 1)) == call
+
+
+def test_a_difference_of_the_right_sign_but_another_size_is_said():
+    # Swish's published collapse with depth (−58 points) against a small, clear drop
+    assert reproduction._call(-0.58, -0.004, -0.002, (-0.006, 0.0)) == "same sign, another size"
 
 
 def test_reproduce_selu_mnist_on_the_sample(tmp_path):

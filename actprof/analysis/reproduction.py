@@ -31,7 +31,7 @@ def metric_value(run: TrainResult, metric: str) -> float | None:
 
 
 def per_seed(runs: Sequence[TrainResult], metric: str) -> dict[int, float]:
-    return {r.config.seed: v for r in runs if (v := metric_value(r, metric)) is not None}
+    return {r.config.seed: v for r in runs if (v := metric_value(r, metric)) is not None and math.isfinite(v)}
 
 
 def one_run_interval(values: Sequence[float]) -> tuple[float, float]:
@@ -109,14 +109,15 @@ def _contrast(experiment: Experiment, runs: Runs, what: str, metric: str, mine, 
     published = _published(experiment, cell_a.label, arm_a.activation, metric)
     base = _published(experiment, cell_b.label, arm_b.activation, metric)
     difference = published - base if published is not None and base is not None else None
-    measured = estimate([a[s] - b[s] for s in seeds])
+    differences = [a[s] - b[s] for s in seeds]
+    measured = estimate(differences)
     return ReproducedContrast(
         what=what,
         metric=metric,
         published=difference,
         measured=measured,
         p=comparison.p_value,
-        call=_call(difference, measured.low, measured.high),
+        call=_call(difference, measured.low, measured.high, one_run_interval(differences)),
     )
 
 
@@ -127,10 +128,16 @@ def _published(experiment: Experiment, cell: str, activation: str, metric: str) 
     )
 
 
-def _call(published: float | None, low: float, high: float) -> str:
-    """Whether actprof's interval of the difference says what the published difference says."""
+def _call(published: float | None, low: float, high: float, one_pair: tuple[float, float]) -> str:
+    """Whether actprof's interval of the difference says what the published difference says: its sign (the
+    interval of the mean excludes zero on the published side) and its size (the published difference, one
+    run's, lies in the range one pair of runs gives)."""
+    if math.isnan(low):
+        return "too few seeds"
     if published is None:
         return "no published value"
-    if math.isnan(low) or low <= 0 <= high:
+    if low <= 0 <= high:
         return "within noise"
-    return "reproduces" if (low > 0) == (published > 0) else "contradicts"
+    if (low > 0) != (published > 0):
+        return "contradicts"
+    return "reproduces" if one_pair[0] <= published <= one_pair[1] else "same sign, another size"

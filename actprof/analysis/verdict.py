@@ -278,14 +278,20 @@ def _trainer_differs(record: ModelRecord, base: ModelRecord) -> str:
     return f"{'; '.join(sorted(mine))} (the baseline: {'; '.join(sorted(theirs))})"
 
 
+def _network_key(record: ModelRecord) -> str:
+    model = record.train.model
+    knobs = [name for name, on in (("batch norm", model.batch_norm), ("standardized", model.standardize)) if on]
+    return model.architecture + (f" ({', '.join(knobs)})" if knobs else "")
+
+
 def one_architecture(models: list[ModelRecord]) -> str:
     """The network every model was trained in: one report compares activations in one network."""
-    found = sorted({m.architecture for m in models})
+    found = sorted({_network_key(m) for m in models})
     if len(found) > 1:
         raise UsageError(
             f"the models directory mixes networks ({', '.join(found)}); train each --model into its own --models"
         )
-    return found[0]
+    return models[0].architecture
 
 
 def network_words(record: ModelRecord) -> str:

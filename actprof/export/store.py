@@ -13,6 +13,7 @@ from actprof.errors import OutputError
 from actprof.export.exporter import to_onnx
 from actprof.schema.environment import package_version
 from actprof.schema.storage import user_cache, write_bytes_atomic
+from actprof.settings.training import ModelConfig
 
 if TYPE_CHECKING:
     import onnx
@@ -32,7 +33,7 @@ def reuse_or_export(model: torch.nn.Module, *, opset: int, exporter: str) -> onn
     fresh export gives (tested); the parity check that follows guards every run either way.
     """
     config = getattr(model, "config", None)
-    if config is None:
+    if not isinstance(config, ModelConfig):  # not one of actprof's networks (a user's own): export it afresh
         return to_onnx(model, opset=opset, exporter=exporter)
     key = (config, getattr(model, "lean", False), getattr(model, "pool_first", False), opset, exporter)
     template = _TEMPLATES.get(key)

@@ -71,7 +71,9 @@ class Plan:
         )
 
     def models_dir(self, cell: Cell) -> Path:
-        return self.models / NetworkSpec.parse(cell.model).slug
+        """Where a network's runs are kept: a shortened run (--epochs) apart from the published length's."""
+        shortened = "" if self.epochs == self.experiment.epochs else f"-{self.epochs}ep"
+        return self.models / (NetworkSpec.parse(cell.model).slug + shortened)
 
 
 def recipe_words(experiment: Experiment, train: TrainConfig) -> str:
@@ -104,6 +106,7 @@ def run(plan: Plan, data: MNIST, *, reporter: Reporter = QUIET) -> ReproductionR
     sweep = Sweep(lrs=(train.lr,), seeds=plan.seeds, force=plan.force)
     runs: dict[tuple[str, str], list[TrainResult]] = {}
     networks: dict[str, str] = {}
+    failures: list[str] = []
     resumed = 0
     for cell in experiment.cells:
         for arm in experiment.arms:
@@ -121,7 +124,9 @@ def run(plan: Plan, data: MNIST, *, reporter: Reporter = QUIET) -> ReproductionR
             stage.check()
             resumed += _resumable(stage, plan, data)
             trained = stage.run(data)
-            trained.check()
+            failures += [str(f) for f in trained.failures]  # a diverged seed is a result: reported, not fatal
+            if not trained.records:
+                continue
             record = trained.records[0]
             runs[(cell.label, arm.activation)] = record.runs
             if record.train.network:
@@ -144,6 +149,7 @@ def run(plan: Plan, data: MNIST, *, reporter: Reporter = QUIET) -> ReproductionR
         wall_seconds=time.perf_counter() - started,
         training_seconds=sum(r.train_seconds for rs in runs.values() for r in rs),
         resumed=resumed,
+        failures=failures,
     )
 
 

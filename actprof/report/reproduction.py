@@ -140,9 +140,12 @@ def markdown(record: ReproductionRecord) -> str:
     lines += [
         "",
         "Differences in accuracy points, paired by seed (the same seed draws the same data order for every "
-        "network). *reproduces*: actprof's 95% interval excludes zero on the published side; *contradicts*: it "
-        "excludes zero on the other side; *within noise*: it spans zero.",
+        "network). *reproduces*: actprof's 95% interval of the mean difference excludes zero on the published side, "
+        "and the published difference (one pair of runs) lies in the range one pair of actprof's runs gives; *same "
+        "sign, another size*: the sign holds, the size does not; *contradicts*: the interval excludes zero on the "
+        "other side; *within noise*: it spans zero.",
         "",
+        *(["## Runs that failed", "", *[f"- {f}" for f in record.failures], ""] if record.failures else []),
         "## Where actprof's run differs from the source",
         "",
         *[f"- {d}" for d in record.differences],

@@ -35,7 +35,7 @@ class ReproducedContrast:
     published: float | None
     measured: Estimate  # of the per-seed differences
     p: float  # paired t-test (NaN with fewer than 2 seeds or no spread)
-    call: str  # reproduces | contradicts | within noise | no published value
+    call: str  # reproduces | same sign, another size | contradicts | within noise | no published value | too few seeds
 
 
 @dataclass(frozen=True)
@@ -60,3 +60,4 @@ class ReproductionRecord:
     wall_seconds: float  # this call (runs saved before are resumed, not retrained)
     training_seconds: float = 0.0  # every run's training steps, on its own clock (validation and export excluded)
     resumed: int = 0  # runs this call found saved
+    failures: list[str] = field(default_factory=list)  # runs that diverged or failed (their seeds are missing)

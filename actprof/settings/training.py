@@ -39,6 +39,7 @@ class ModelConfig:
     architecture: str = "seed"  # the --model spec (settings.networks): seed, deep, mlp:8x128, file.py:function
     batch_norm: bool = False  # mlp: BatchNorm1d after each hidden layer, before its activation
     standardize: bool = False  # mlp: (pixels − mean) / std as the network's first layer
+    source_sha256: str = ""  # FILE.py:FUNCTION: the file's sha256 (a changed file is another network)
 
     def __post_init__(self) -> None:
         check_rate(self.dropout, "--alpha-dropout" if self.alpha_dropout else "--dropout")

@@ -28,5 +28,5 @@ def trainer_identity(model: nn.Module, train: TrainConfig, device: torch.device)
         openmp=kernels and build.openmp(),
         pool_first=bool(getattr(model, "pool_first", False)),
         lean=bool(getattr(model, "lean", False)),
-        channels_last=True,
+        channels_last=isinstance(model, FastPaths),
     )

@@ -25,7 +25,7 @@ from actprof.errors import DeviceUnavailable, TrainingDiverged
 from actprof.schema.training import TARGETS, LayerStats, TimeToAccuracy, TrainResult, ValPoint, time_to
 from actprof.settings.training import ModelConfig, TrainConfig
 from actprof.training.identity import trainer_identity
-from actprof.training.model import build, canonical_form, training_form
+from actprof.training.model import build, canonical_form, check_batch, training_form
 from actprof.training.networks import network_info, weight_layers
 from actprof.training.optimizers import optimizer_for
 
@@ -226,9 +226,12 @@ class Stepper:
 
     @classmethod
     def of(cls, model_config: ModelConfig, config: TrainConfig, device: torch.device) -> Stepper:
-        model = build(model_config).to(device=device, memory_format=torch.channels_last)
-        # exact: pool-first for a monotonic f, and only what reaches the loss (model.SeedCNN), where they apply
-        training_form(model, activations.get(model_config.activation))
+        model = build(model_config).to(device=device)
+        check_batch(model, config.batch_size)
+        # exact: pool-first for a monotonic f, and only what reaches the loss (model.SeedCNN), where they apply;
+        # channels-last there too (a user's network may .view() a convolution's output, which needs NCHW)
+        if training_form(model, activations.get(model_config.activation)):
+            model = model.to(memory_format=torch.channels_last)
         return cls(
             model=model,
             optimizer=optimizer_for(model.parameters(), config, fused=True),

@@ -27,7 +27,7 @@ from actprof.training.config import Recipe
 from actprof.training.dropout import dropout_layer
 from actprof.training.kernels import ops
 from actprof.training.kernels.ops import Act
-from actprof.training.networks import MLP, user_network
+from actprof.training.networks import MLP, source_digest, user_network
 
 ACT_LAYERS = ("act1", "act2", "act3")  # the seed CNN's activation sites
 
@@ -52,6 +52,7 @@ def config_for(act: Activation, recipe: Recipe | None = None) -> ModelConfig:
         architecture=recipe.architecture,
         batch_norm=recipe.batch_norm,
         standardize=recipe.standardize,
+        source_sha256=source_digest(NetworkSpec.parse(recipe.architecture)),
     )
 
 
@@ -70,6 +71,12 @@ def check_recipe(acts: Sequence[Activation], recipe: Recipe) -> None:
         config_for(act, recipe)
     if acts and NetworkSpec.parse(recipe.architecture).kind == "file":
         build(config_for(acts[0], recipe))  # their function, file and shapes: refused now, not after the data loads
+
+
+def check_batch(model: nn.Module, batch_size: int) -> None:
+    """Refuse a batch of one image for a network with batch norm (its training statistics need two)."""
+    if batch_size == 1 and any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
+        raise UsageError("--batch-size 1 cannot train a network with batch norm; use 2 or more")
 
 
 def build(config: ModelConfig) -> nn.Module:
@@ -94,11 +101,13 @@ class FastPaths:
     lean: bool = False
 
 
-def training_form(model: nn.Module, act: Activation) -> None:
-    """Switch on the network's exact fast paths, if it has any."""
-    if isinstance(model, FastPaths):
-        model.pool_first = act.monotonic
-        model.lean = True
+def training_form(model: nn.Module, act: Activation) -> bool:
+    """Switch on the network's exact fast paths, if it has any (and say whether it had)."""
+    if not isinstance(model, FastPaths):
+        return False
+    model.pool_first = act.monotonic
+    model.lean = True
+    return True
 
 
 def canonical_form(model: nn.Module) -> None:

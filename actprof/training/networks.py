@@ -12,10 +12,11 @@ runs its code, as ``python FILE.py`` would.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import inspect
 import sys
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 
@@ -64,6 +65,7 @@ class MLP(nn.Sequential):
             fan_in = width
         layers["out"] = nn.Linear(fan_in, CLASSES)
         super().__init__(layers)
+        self.config = config  # the whole function: the exporter's graph store keys on it
         self.ACT_LAYERS = tuple(f"act{i}" for i in range(1, len(widths) + 1))
 
 
@@ -74,8 +76,8 @@ def _dropout(config: ModelConfig, *, plain: bool) -> nn.Module:
 
 
 def user_network(spec: NetworkSpec, config: ModelConfig, act: Activation) -> nn.Module:
-    """The user's network for ``act``, checked: built by their function, its activation sites found, and its
-    output shape tried on two blank images."""
+    """The user's network for ``act``, checked: built by their function, tried on two blank images (the output
+    shape), and its activation sites found: the modules ``act()`` made that run in its forward pass."""
     function = _user_function(spec)
     made: list[nn.Module] = []
 
@@ -85,40 +87,74 @@ def user_network(spec: NetworkSpec, config: ModelConfig, act: Activation) -> nn.
         return module
 
     kwargs = _accepted_keywords(function, spec, {"input_shape": INPUT_SHAPE, "num_classes": CLASSES})
-    network = function(factory, **kwargs)
+    try:
+        network = function(factory, **kwargs)
+    except Exception as error:  # their code: one line, where it failed
+        raise UsageError(
+            f"--model {spec.text}: {spec.function}(act, …) failed: {type(error).__name__}: {error}"
+        ) from None
     if not isinstance(network, nn.Module):
         raise UsageError(f"--model {spec.text}: the function returned {type(network).__name__}, not an nn.Module")
+    if not made:
+        raise UsageError(f"--model {spec.text}: {_NO_SITE}")
     names = {id(module): name for name, module in network.named_modules()}
-    sites = tuple(names[id(m)] for m in made if id(m) in names)
-    if not sites:
+    if any(id(m) not in names for m in made):
         raise UsageError(
-            f"--model {spec.text}: the network holds no module made by the activation factory; build every "
-            "activation with the function's first argument (act()) so actprof can swap it"
+            f"--model {spec.text}: an activation made by act() is not a submodule of the network (kept in a plain "
+            "list?); hold it in an attribute, nn.Sequential or nn.ModuleList"
         )
-    _check_shape(network, spec)
-    network.ACT_LAYERS = tuple(dict.fromkeys(sites))
+    calls = _trial_forward(network, spec, made)
+    ran = [m for m in made if calls[id(m)]]
+    if not ran:
+        raise UsageError(f"--model {spec.text}: {_NO_SITE}")
+    try:
+        network.ACT_LAYERS = tuple(dict.fromkeys(names[id(m)] for m in ran))
+        network.ACT_CALLS = sum(calls.values())  # a module applied twice is two sites (and two ONNX nodes)
+    except AttributeError:
+        raise UsageError(
+            f"--model {spec.text}: the network defines ACT_LAYERS or ACT_CALLS itself; rename it"
+        ) from None
     return network
+
+
+_NO_SITE = (
+    "no module made by the activation factory runs in the network; build every activation with the function's "
+    "first argument (act()) so actprof can swap it"
+)
 
 
 def _user_function(spec: NetworkSpec) -> Callable:
     path = Path(spec.path)
     if not path.is_file():
         raise UsageError(f"--model {spec.text}: no file {spec.path}; give FILE.py:FUNCTION with an existing file")
-    module_name = f"actprof_user_network_{spec.slug.replace('-', '_').replace('.', '_')}"
+    identity = f"{path.resolve()}:{source_digest(spec)}"  # an edited file is loaded afresh
+    module_name = "actprof_user_network_" + hashlib.sha256(identity.encode()).hexdigest()[:16]
     if module_name not in sys.modules:
         loader_spec = importlib.util.spec_from_file_location(module_name, path)
         module = importlib.util.module_from_spec(loader_spec)
+        sys.modules[module_name] = module  # before it runs: dataclasses and pickling look themselves up there
         try:
             loader_spec.loader.exec_module(module)
-        except Exception as error:  # their code: say where it failed, in one line
-            raise UsageError(
-                f"--model {spec.text}: running {spec.path} failed: {type(error).__name__}: {error}"
-            ) from None
-        sys.modules[module_name] = module
+        except (Exception, SystemExit) as error:  # their code: say where it failed, in one line
+            del sys.modules[module_name]
+            failure = f"{type(error).__name__}: {error}"
+            raise UsageError(f"--model {spec.text}: running {spec.path} failed: {failure}") from None
     function = getattr(sys.modules[module_name], spec.function, None)
     if not callable(function):
         raise UsageError(f"--model {spec.text}: {spec.path} has no function {spec.function!r}")
     return function
+
+
+def source_digest(spec: NetworkSpec) -> str:
+    """The sha256 of a user's network file ("" for actprof's own networks): a changed file is a new network."""
+    if spec.kind != "file":
+        return ""
+    try:
+        return hashlib.sha256(Path(spec.path).read_bytes()).hexdigest()
+    except OSError:
+        raise UsageError(
+            f"--model {spec.text}: cannot read {spec.path}; give FILE.py:FUNCTION with a readable file"
+        ) from None
 
 
 def _accepted_keywords(function: Callable, spec: NetworkSpec, offered: dict) -> dict:
@@ -140,7 +176,11 @@ def _accepted_keywords(function: Callable, spec: NetworkSpec, offered: dict) -> 
     return kwargs
 
 
-def _check_shape(network: nn.Module, spec: NetworkSpec) -> None:
+def _trial_forward(network: nn.Module, spec: NetworkSpec, made: list[nn.Module]) -> Counter:
+    """Run the network on two blank images in eval mode: refuse a wrong input or output shape; count how often
+    each module ``act()`` made is called."""
+    calls: Counter = Counter()
+    hooks = [m.register_forward_hook(lambda module, _i, _o: calls.update([id(module)])) for m in made]
     images = torch.zeros(2, *INPUT_SHAPE)
     was_training = network.training
     network.eval()
@@ -153,9 +193,12 @@ def _check_shape(network: nn.Module, spec: NetworkSpec) -> None:
         ) from None
     finally:
         network.train(was_training)
+        for hook in hooks:
+            hook.remove()
     shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
     if shape != (2, CLASSES):
         raise UsageError(f"--model {spec.text}: the network maps 2×1×28×28 images to {shape}, not (2, {CLASSES})")
+    return calls
 
 
 def weight_layers(model: nn.Module) -> dict[str, nn.Module]:
@@ -163,10 +206,15 @@ def weight_layers(model: nn.Module) -> dict[str, nn.Module]:
     return {name: m for name, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear)) and name}
 
 
+def activation_sites(model: nn.Module) -> int:
+    """How many activations the network applies (a module a user's network calls twice counts twice)."""
+    return getattr(model, "ACT_CALLS", None) or len(model.ACT_LAYERS)
+
+
 def network_info(model: nn.Module, config: ModelConfig) -> NetworkInfo:
     return NetworkInfo(
         spec=config.architecture,
         words=describe(config.architecture, batch_norm=config.batch_norm, standardize=config.standardize),
         parameters=sum(p.numel() for p in model.parameters() if p.requires_grad),
-        activation_sites=len(model.ACT_LAYERS),
+        activation_sites=activation_sites(model),
     )

@@ -81,7 +81,8 @@ def step_for(stack: str, model: ModelConfig, train: TrainConfig, device: torch.d
     (already resolved: ``fp32`` or ``bf16``). ``compile`` compiles on its first step."""
     if stack == "actprof":
         stepper = Stepper.of(model, train, device)
-        return StackStep(stepper, trainer_identity(stepper.model, train, device), channels_last=True)
+        identity = trainer_identity(stepper.model, train, device)
+        return StackStep(stepper, identity, channels_last=identity.channels_last)
     check_stack(stack, device)
     network = plain_network(model).to(device)
     optimizer = optimizer_for(network.parameters(), train, fused=False)

@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from actprof import activations
-from actprof.errors import ActprofError, ModelFileError
+from actprof.errors import ActprofError, ModelFileError, UsageError
 from actprof.schema.storage import header, read_json, sha256, write_bytes_atomic, write_json
 from actprof.schema.training import ActivationInfo, DivergedRun, LrChoice, LrScore, ModelRecord, RunRecord, TrainJob
-from actprof.settings.networks import BUILT_IN
+from actprof.settings.networks import BUILT_IN, NetworkSpec
 from actprof.settings.training import ModelConfig, TrainConfig
 
 if TYPE_CHECKING:
@@ -75,7 +75,16 @@ def run_job(job: TrainJob, data: MNIST, *, on_step: StepCallback | None = None) 
     from actprof.export.verify import export_and_verify
     from actprof.training.loop import train
 
-    model, result = train(job.model, job.train, data, on_step=on_step)
+    try:
+        model, result = train(job.model, job.train, data, on_step=on_step)
+    except ActprofError:
+        raise
+    except Exception as error:  # a user's network failing in training: their code, one line (not for actprof's own)
+        if NetworkSpec.parse(job.model.architecture).kind != "file":
+            raise
+        raise UsageError(
+            f"--model {job.model.architecture}: the network failed in training: {type(error).__name__}: {error}"
+        ) from None
     onnx_bytes, exported = export_and_verify(
         model,
         expected_ops=activations.get(job.model.activation).onnx_ops,
