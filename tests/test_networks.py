@@ -54,7 +54,7 @@ def raises(act):
 # --- the spec ------------------------------------------------------------------------------------
 
 
-@given(st.integers(1, MAX_DEPTH), st.integers(1, 4096))
+@given(st.integers(1, MAX_DEPTH), st.integers(1, 512))
 def test_depth_x_width_round_trips(depth, width):
     spec = NetworkSpec.parse(f"mlp:{depth}x{width}")
     assert spec.widths == (width,) * depth
@@ -85,6 +85,7 @@ def test_any_text_parses_or_is_refused_in_one_line(text):
         ("mlp:0x128", "the depth must be from 1 to 200"),
         ("mlp:8xabc", "unknown --model 'mlp:8xabc'"),
         ("mlp:8x0", "widths must be from 1"),
+        ("mlp:200x65536", "weights, over the 200,000,000 actprof trains"),
         ("mlp:", "unknown --model 'mlp:'"),
         ("resnet", "unknown --model 'resnet'"),
         ("net.py:2fast", "is not a Python function name"),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from itertools import pairwise
 
 from actprof.errors import UsageError
 from actprof.settings.parse import require
@@ -25,6 +26,7 @@ INPUT_SHAPE = (1, 28, 28)  # what every network takes (MNIST) …
 CLASSES = 10  # … and what it gives
 MAX_DEPTH = 200
 MAX_WIDTH = 65536
+MAX_WEIGHTS = 200_000_000  # 0.8 GB of fp32 weights, ~3.2 GB with Adam's state and the gradients
 FORMS = "seed, deep, mlp:DEPTHxWIDTH (mlp:8x128), mlp:W1-W2-… (mlp:512-256) or FILE.py:FUNCTION"
 
 _DEPTH_X_WIDTH = re.compile(r"^(\d+)x(\d+)$")
@@ -85,6 +87,9 @@ def _mlp_widths(body: str, spec: str) -> tuple[int, ...]:
     else:
         raise _unknown(spec)
     require(all(1 <= w <= MAX_WIDTH for w in widths), f"--model {spec!r}: widths must be from 1 to {MAX_WIDTH}")
+    sizes = (INPUT_SHAPE[0] * INPUT_SHAPE[1] * INPUT_SHAPE[2], *widths, CLASSES)
+    weights = sum(a * b for a, b in pairwise(sizes))
+    require(weights <= MAX_WEIGHTS, f"--model {spec!r}: {weights:,} weights, over the {MAX_WEIGHTS:,} actprof trains")
     return widths
 
 
