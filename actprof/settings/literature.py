@@ -145,7 +145,7 @@ MISH_DEPTH = Experiment(
         "the notebook validates on the test set; actprof holds out 10% of the training images",
         "only the Mish runs are in the notebook; Swish's numbers are typed into it, ReLU's only drawn in its figure",
     ),
-    cost="40 min",
+    cost="70 min",
 )
 
 KERAS_BLOG = Experiment(
@@ -176,7 +176,7 @@ KERAS_BLOG = Experiment(
         "Keras' validation_split holds out the last 20% of the training images; actprof a fixed random 20%",
         "each post is one run; actprof runs seeds and asks whether one run like it falls inside their spread",
     ),
-    cost="about 75 min (estimated)",
+    cost="about 55 min (estimated from 1-epoch runs)",
 )
 
 EXPERIMENTS = {e.name: e for e in (SELU_MNIST, MISH_DEPTH, KERAS_BLOG)}
