@@ -117,6 +117,7 @@ def user_network(spec: NetworkSpec, config: ModelConfig, act: Activation) -> nn.
     return network
 
 
+_NO_FILE = "no file {path}; give FILE.py:FUNCTION with an existing file"
 _NO_SITE = (
     "no module made by the activation factory runs in the network; build every activation with the function's "
     "first argument (act()) so actprof can swap it"
@@ -126,7 +127,7 @@ _NO_SITE = (
 def _user_function(spec: NetworkSpec) -> Callable:
     path = Path(spec.path)
     if not path.is_file():
-        raise UsageError(f"--model {spec.text}: no file {spec.path}; give FILE.py:FUNCTION with an existing file")
+        raise UsageError(f"--model {spec.text}: {_NO_FILE.format(path=spec.path)}")
     identity = f"{path.resolve()}:{source_digest(spec)}"  # an edited file is loaded afresh
     module_name = "actprof_user_network_" + hashlib.sha256(identity.encode()).hexdigest()[:16]
     if module_name not in sys.modules:
@@ -153,7 +154,7 @@ def source_digest(spec: NetworkSpec) -> str:
         return hashlib.sha256(Path(spec.path).read_bytes()).hexdigest()
     except OSError:
         raise UsageError(
-            f"--model {spec.text}: cannot read {spec.path}; give FILE.py:FUNCTION with a readable file"
+            f"--model {spec.text}: no file {spec.path}; give FILE.py:FUNCTION with an existing file"
         ) from None
 
 
