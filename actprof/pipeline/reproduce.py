@@ -122,8 +122,8 @@ def run(plan: Plan, data: MNIST, *, reporter: Reporter = QUIET) -> ReproductionR
                 reporter=reporter,
             )
             stage.check()
-            resumed += _resumable(stage, plan, data)
             trained = stage.run(data)
+            resumed += trained.resumed
             failures += [str(f) for f in trained.failures]  # a diverged seed is a result: reported, not fatal
             if not trained.records:
                 continue
@@ -151,15 +151,3 @@ def run(plan: Plan, data: MNIST, *, reporter: Reporter = QUIET) -> ReproductionR
         resumed=resumed,
         failures=failures,
     )
-
-
-def _resumable(stage: TrainingStage, plan: Plan, data: MNIST) -> int:
-    """How many of this stage's runs are saved and match (the training stage resumes them)."""
-    from actprof.training import sweep
-    from actprof.training.model import config_for
-
-    config = config_for(stage.rows[0], stage.recipe)
-    jobs = sweep.jobs(config, stage.train, lrs=(stage.train.lr,), seeds=plan.seeds, opset=stage.export.opset,
-                      exporter=stage.export.exporter)  # fmt: skip
-    done, diverged, _ = sweep.pending(jobs, stage.export.out / sweep.RUNS_DIR, data.identity, force=plan.force)
-    return len(done) + len(diverged)

@@ -29,6 +29,7 @@ class Trained:
     records: list[ModelRecord]
     failures: list[sweep.Failure]
     runs_dir: Path
+    resumed: int = 0  # runs found saved and unchanged (diverged ones included), not trained again
 
     def check(self) -> None:
         """SweepFailed (exit 1) naming the failed runs, when there are any."""
@@ -91,7 +92,7 @@ def train_sweep(
             raise
         rewrite = options.rewrite if act.monotonic and act.name != baseline else "none"
         records.append(_save_model(act, onnx_bytes, record, options.out, rewrite, data))
-    return Trained(records, failures, runs_dir)
+    return Trained(records, failures, runs_dir, resumed=len(done) + len(diverged))
 
 
 def _launch(
@@ -176,7 +177,8 @@ class TrainingStage:
         check_placement(self.placement)
 
     def _check_exports(self) -> None:
-        """A user's network is exported once untrained, so one the exporter refuses is refused before training."""
+        """A user's network is built (their file, function and shapes checked) and exported once untrained, so
+        one that fails either way is refused before the data loads."""
         from actprof.export.exporter import to_onnx
         from actprof.settings.networks import NetworkSpec
         from actprof.training.model import build, config_for

@@ -69,8 +69,6 @@ def check_recipe(acts: Sequence[Activation], recipe: Recipe) -> None:
         raise UsageError("--dropout does not apply to selu (it uses alpha dropout); use --alpha-dropout")
     for act in acts:  # ModelConfig checks each one
         config_for(act, recipe)
-    if acts and NetworkSpec.parse(recipe.architecture).kind == "file":
-        build(config_for(acts[0], recipe))  # their function, file and shapes: refused now, not after the data loads
 
 
 def check_batch(model: nn.Module, batch_size: int) -> None:
