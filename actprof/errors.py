@@ -1,12 +1,14 @@
 """One small exception hierarchy; every error a user can cause maps to a documented exit code.
 
-Exit codes: 0 success, 1 runtime failure, 2 usage or input error, 130 interrupted (see README).
+Exit codes: 0 success, 1 runtime failure, 2 usage or input error, 3 an inconclusive change under
+``actprof diff --strict``, 130 interrupted (see README).
 """
 
 from __future__ import annotations
 
 EXIT_RUNTIME = 1
 EXIT_USAGE = 2
+EXIT_INCONCLUSIVE = 3
 EXIT_INTERRUPTED = 130
 
 
@@ -66,6 +68,18 @@ class RegressionFound(ActprofError):
     """``actprof diff``: a latency ratio or an accuracy regressed beyond the threshold."""
 
     exit_code = EXIT_RUNTIME
+
+
+class InconclusiveChange(ActprofError):
+    """``actprof diff --strict``: a change whose interval straddles the threshold (measure it again, longer)."""
+
+    exit_code = EXIT_INCONCLUSIVE
+
+
+class RuntimeInstallError(ActprofError):
+    """``--runtime-versions``: a runtime release that cannot be installed into its own environment here."""
+
+    exit_code = EXIT_USAGE
 
 
 class ParityError(ActprofError):
