@@ -55,6 +55,7 @@ def summarize(
         dataset=f"{record.dataset.kind} ({record.dataset.n_train:,} train)",
         epochs=record.train.config.epochs,
         test_accuracy=record.train.test_accuracy,
+        test_images=record.dataset.n_test,
         onnx_test_accuracy=record.export.onnx_test_accuracy,
         images_per_second=record.train.images_per_second,
         time_to_accuracy=_with_target(record.train, target),

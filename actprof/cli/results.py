@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from actprof.cli.app import app
 from actprof.cli.console import RichReporter, console
 from actprof.cli.options import BaselineOpt, HighlightOpt, ModelsOpt, OutOpt
-from actprof.errors import RegressionFound, UsageError
+from actprof.errors import InconclusiveChange, RegressionFound, UsageError
+
+if TYPE_CHECKING:
+    from actprof.analysis.gate import Change
 
 
 @app.command("report")
@@ -66,20 +69,53 @@ def report_command(
 def diff_command(
     base: Annotated[Path, typer.Argument(help="Baseline results: a report directory or report.json.")],
     new: Annotated[Path, typer.Argument(help="New results: a report directory or report.json.")],
-    threshold: Annotated[str, typer.Option(help="Allowed regression, e.g. 5% or 0.05.")] = "5%",
+    threshold: Annotated[
+        str,
+        typer.Option(
+            help="Allowed regression, e.g. 5% or 0.05: of a latency ratio to the baseline activation, and of "
+            "BASE's test accuracy (5% of 98% is 4.9 points)."
+        ),
+    ] = "5%",
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict",
+            help="Also fail (exit 3) on an inconclusive change: its 95% interval straddles --threshold, or is missing.",
+        ),
+    ] = False,
 ) -> None:
-    """CI gate: exit 1 when a latency ratio or an accuracy regressed beyond the threshold."""
+    """CI gate: each change with its 95% interval; exit 1 on a regression beyond --threshold (its whole
+    interval), exit 3 with --strict when a change is inconclusive."""
     from actprof import api
-    from actprof.analysis.gate import parse_threshold
+    from actprof.analysis.gate import CALLS, parse_threshold
     from actprof.report.terminal import print_diff
 
     limit = parse_threshold(threshold)
-    changes = api.diff(base, new, threshold=limit)
-    print_diff(changes, threshold=limit, console=console())
-    regressions = [c for c in changes if c.regressed]
-    if regressions:
-        what = "; ".join(c.what for c in regressions)
-        raise RegressionFound(f"{len(regressions)} regression(s) beyond {100 * limit:g}%: {what}")
+    result = api.diff(base, new, threshold=limit)
+    print_diff(result, console=console())
+    beyond = f"beyond {100 * limit:g}%"
+    if result.regressions:
+        raise RegressionFound(f"{len(result.regressions)} regression(s) {beyond}: {_named(result.regressions)}")
+    unsure = result.inconclusive
+    if unsure and strict:
+        raise InconclusiveChange(
+            f"{len(unsure)} change(s) inconclusive at {100 * limit:g}% (--strict): {_named(unsure)}; "
+            "measure again, longer, to narrow their intervals"
+        )
+    if result.identical:
+        return
+    counts = ", ".join(f"{len(result.called(call))} {call}" for call in CALLS if result.called(call))
+    advice = (
+        f" The {len(unsure)} inconclusive cannot be told from the threshold (their 95% interval straddles it, or "
+        "there is none): --strict would fail on them."
+    )
+    console().print(f"No regression {beyond}: {counts}.{advice if unsure else ''}", markup=False, highlight=False)
+
+
+def _named(changes: list[Change], most: int = 3) -> str:
+    """The first few changes by name, for a one-line error."""
+    names = "; ".join(c.what for c in changes[:most])
+    return names + (f"; and {len(changes) - most} more (see the table)" if len(changes) > most else "")
 
 
 @app.command("optimize")

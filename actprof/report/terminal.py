@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -35,7 +36,7 @@ from actprof.report.training_tables import (
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from actprof.analysis.gate import Change
+    from actprof.analysis.gate import Change, Diff
     from actprof.schema.environment import Environment, GpuInfo
     from actprof.schema.profiling import MicrobenchRecord, ProfileRecord, ProviderStatus
     from actprof.schema.reports import ReportRecord
@@ -181,18 +182,53 @@ def print_report(
     console.print(_rich_table("The answer", decision_rows(report), escape(decision_caption(report))))
 
 
-def print_diff(changes: Sequence[Change], *, threshold: float, console: Console) -> None:
-    rows = [
+def print_diff(result: Diff, *, console: Console) -> None:
+    """Every change with its 95% interval and its call, regressions and inconclusive ones first; a diff of a
+    result set with itself says only that nothing changed."""
+    from rich.markup import escape
+
+    if result.identical:
+        console.print(f"Nothing changed: the {len(result.changes)} values compared are identical in both.")
+        return
+    caption = (
+        f"threshold {100 * result.threshold:g}% (test accuracy: {100 * result.threshold:g}% of BASE's); "
+        f"latency is the ratio to {result.baseline}, change NEW/BASE; accuracy change NEW − BASE in points"
+    )
+    rows = [{column: escape(text) for column, text in row.items()} for row in diff_rows(result)]
+    if not any(row["note"] for row in rows):
+        rows = [{column: text for column, text in row.items() if column != "note"} for row in rows]
+    console.print(_rich_table("Diff: each change, its 95% interval and the call", rows, caption))
+    if result.not_compared:
+        shown = "; ".join(result.not_compared[:3]) + (" …" if len(result.not_compared) > 3 else "")
+        console.print(escape(f"Not compared ({len(result.not_compared)}): {shown}"), style="dim")
+
+
+def diff_rows(result: Diff) -> list[dict[str, str]]:
+    return [
         {
-            "what": c.what,
-            "base": f"{c.base:.4f}",
-            "new": f"{c.new:.4f}",
-            "change": f"{100 * (c.new / c.base - 1):+.1f}%" if c.base else "—",
-            "status": "REGRESSED" if c.regressed else "ok",
+            "activation": c.activation,
+            "quantity": c.quantity,
+            "where": c.where or "—",
+            "BASE": _diff_value(c, c.base),
+            "NEW": _diff_value(c, c.new),
+            "change": _diff_change(c, c.change),
+            "95% CI": f"[{_diff_change(c, c.low)}, {_diff_change(c, c.high)}]" if math.isfinite(c.low) else "—",
+            "call": c.call.upper() if c.call in ("regression", "inconclusive") else c.call,
+            "note": c.reason,
         }
-        for c in changes
+        for c in result.changes
     ]
-    console.print(_rich_table(f"Diff (threshold {100 * threshold:g}%)", rows))
+
+
+def _diff_value(change: Change, value: float) -> str:
+    return f"{value:.3f}×" if change.is_ratio else f"{100 * value:.2f}%"
+
+
+def _diff_change(change: Change, value: float) -> str:
+    """A latency change as a percentage (1.10: +10.0%), an accuracy change in percentage points."""
+    if not math.isfinite(value):
+        return "—"
+    return f"{100 * (value - 1):+.1f}%" if change.is_ratio else f"{100 * value:+.2f} pt"
 
 
 # --- bring your own model ----------------------------------------------------------------------------

@@ -128,6 +128,7 @@ class ActivationSummary:
     # The fast trainer's speed-ups its runs had, where they differ from the baseline's (their seconds on the
     # runs' own clock are then not comparable; steps and the seconds priced on a stack are)
     trainer_differs: str = ""
+    test_images: int = 0  # the test set test_accuracy was scored on (0: a report from before it was recorded)
 
 
 @dataclass(frozen=True)
