@@ -24,17 +24,19 @@ from pathlib import Path
 
 from actprof import activations
 from actprof.activations import Activation
-from actprof.analysis.gate import Change
+from actprof.analysis.gate import Diff
 from actprof.data.config import DataSource
 from actprof.data.mnist import MNIST, load
 from actprof.export.config import ExportOptions
 from actprof.launchers.config import Placement, RemoteProfile
 from actprof.measure.config import SWAP_PROFILE, MicrobenchSettings, SwapOptions
+from actprof.pipeline.optimize import Optimized
 from actprof.pipeline.progress import QUIET, Reporter
 from actprof.pipeline.reporting import Report
 from actprof.pipeline.steps import check_stacks
 from actprof.pipeline.training import Trained, TrainingStage
-from actprof.schema.profiling import Interval, MicrobenchRecord, ProfileRecord
+from actprof.schema.history import AddedRun, History
+from actprof.schema.profiling import MicrobenchRecord, ProfileRecord
 from actprof.schema.reproduction import ReproductionRecord
 from actprof.schema.steps import StepCostRecord
 from actprof.schema.swap import SwapRecord
@@ -44,8 +46,10 @@ from actprof.settings.training import DEFAULT_STACKS, TRAIN_STACKS, ModelConfig,
 from actprof.training.config import Recipe, Sweep
 
 __all__ = [
+    "AddedRun",
     "DataSource",
     "ExportOptions",
+    "History",
     "MicrobenchSettings",
     "ModelConfig",
     "Placement",
@@ -57,6 +61,8 @@ __all__ = [
     "Sweep",
     "TrainConfig",
     "diff",
+    "history_add",
+    "history_show",
     "microbench",
     "optimize",
     "profile",
@@ -309,18 +315,6 @@ def microbench(
     return merge(records)
 
 
-@dataclass(frozen=True)
-class Optimized:
-    """The exact pool-first rewrite of a model: where it was written, how many activations moved, its
-    parity with the original on real images, and its latency over the original's (ORT CPU, batch 1)."""
-
-    path: Path
-    moved: int
-    max_abs_diff: float
-    images: int
-    speed: Interval
-
-
 def reproduce(
     name: str,
     *,
@@ -352,29 +346,44 @@ def reproduce(
 def optimize(model: Path, out: Path | None = None) -> Optimized:
     """Move every monotonic activation after its MaxPool in ``model`` (exact: parity ≤ 1e-6 on real images);
     writes ``<model>+pool-first.onnx`` (and its record, where the model has one) or ``out``."""
-    from actprof.export.rewrite import rewrite_pool_first, rewritten_record
-    from actprof.export.verify import PARITY_IMAGES
-    from actprof.graphs.files import load_model_file
-    from actprof.measure.cells import images
-    from actprof.measure.side_by_side import cpu_ratio
-    from actprof.schema.storage import load_record, write_bytes_atomic, write_json
+    from actprof.pipeline.optimize import optimize as rewrite
 
-    proto = load_model_file(model)
-    data, parity, moved = rewrite_pool_first(proto.SerializeToString(), images(PARITY_IMAGES))
-    target = out or model.with_name(f"{model.stem}+pool-first.onnx")
-    record_path = model.with_suffix(".json")
-    record = load_record(record_path) if record_path.is_file() and out is None else None
-    write_bytes_atomic(target, data)
-    if record is not None:
-        write_json(target.with_suffix(".json"), rewritten_record(record, data, parity, "pool-first"))
-    speed = cpu_ratio(data, model.read_bytes())
-    return Optimized(target, moved, parity.max_abs_diff, parity.images, speed)
+    return rewrite(Path(model), out)
 
 
-def diff(base: Path, new: Path, *, threshold: float = 0.05) -> list[Change]:
-    """Every latency ratio and test accuracy of ``base``'s report against ``new``'s (report directories or
-    report.json files); ``Change.regressed`` marks those beyond ``threshold`` (a fraction)."""
+def diff(base: Path, new: Path, *, threshold: float = 0.05) -> Diff:
+    """Every test accuracy and latency ratio of ``base``'s report against ``new``'s (report directories or
+    report.json files): each ``Change`` with its 95% interval and its call at ``threshold`` (a fraction) —
+    regression, inconclusive (the interval straddles it), improvement or no change. ``Diff.regressions`` and
+    ``Diff.inconclusive`` are what ``actprof diff`` fails on (the latter with ``--strict``)."""
     from actprof.analysis.gate import diff as compare
     from actprof.analysis.gate import load_report
 
     return compare(load_report(base), load_report(new), threshold=threshold)
+
+
+def history_add(db: Path, results: Path, *, label: str | None = None) -> AddedRun:
+    """Add the report in ``results`` (a report directory or report.json) to the history ``db`` (created where
+    it does not exist) as one run: its runtime versions, actprof version, machine, the git commit of the
+    results' repository (where they are in one), and every activation's ratios and test accuracy. The same
+    report again is skipped (``AddedRun.added`` False), so a re-run CI job does not count it twice."""
+    from actprof.pipeline.history import add
+
+    return add(Path(db), Path(results), label=label)
+
+
+def history_show(
+    db: Path,
+    *,
+    activation: str | None = None,
+    provider: str | None = None,
+    precision: str | None = None,
+    batch: int | None = None,
+    plot: Path | None = None,
+) -> History:
+    """The runs in ``db`` (oldest report first) and ``activation``'s ratios and accuracies over them, filtered
+    by deployment and batch; with ``plot`` (a .png or .svg path, needs ``activation``) the ratio over runs is
+    drawn there, written atomically."""
+    from actprof.pipeline.history import show
+
+    return show(Path(db), activation=activation, provider=provider, precision=precision, batch=batch, plot=plot)
