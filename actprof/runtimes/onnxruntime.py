@@ -42,7 +42,8 @@ if TYPE_CHECKING:
 EXECUTION_PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 
 
-_POOL: list[bool] = []  # set once ONNX Runtime's global thread pool exists
+_POOL: list[bool] = []  # set once this process's thread pools are decided
+_SESSION_POOLS: list[bool] = []  # set when every session gets a pool of its own instead
 
 
 def ort_runtime(threads: int = 0):
@@ -51,12 +52,17 @@ def ort_runtime(threads: int = 0):
     Measured here: with a pool per session, 22 interleaved CPU sessions ran ~45% slower than one alone
     (idle sessions' workers spin and steal the 2 cores); with the shared pool they match. The pool size
     is the process's intra-op thread count (``base.fix_threads``: the first call that asks fixes it).
+    Releases before 1.22 cannot share a pool from Python (no ``set_global_thread_pool_sizes``): their
+    sessions get a pool each, of that many threads (``use_session_pools``).
     """
     import onnxruntime as ort
 
     count = fix_threads(threads)
     if not _POOL:
-        ort.set_global_thread_pool_sizes(count, 1)
+        if _SESSION_POOLS or not hasattr(ort, "set_global_thread_pool_sizes"):
+            use_session_pools()
+        else:
+            ort.set_global_thread_pool_sizes(count, 1)
         _POOL.append(True)
         _preload_cuda_libraries(ort)
         # Provider-creation failures are logged by ORT's default logger; we report them ourselves.
@@ -84,12 +90,30 @@ def _preload_cuda_libraries(ort) -> None:
             ort.preload_dlls(directory=directory)
 
 
+def use_session_pools() -> None:
+    """Give every session of this process its own intra-op pool of the fixed thread count (before the first
+    session): what releases without a shared pool do, and what the runtime-version workers ask of every
+    release so that all of them run alike."""
+    if not _SESSION_POOLS:
+        _SESSION_POOLS.append(True)
+
+
+def thread_pools() -> str:
+    """How this process's sessions are threaded, in words for a record."""
+    pools = "a pool per session" if _SESSION_POOLS else "one shared pool"
+    return f"{fixed_threads() or physical_cores()} intra-op threads, {pools}"
+
+
 def session_options(
     *, threads: int, opt_level: str, profile_prefix: str | None = None, optimized_path: str | None = None
 ) -> ort.SessionOptions:
     ort = ort_runtime(threads)
     options = ort.SessionOptions()
-    options.use_per_session_threads = False  # the shared pool (see ort_runtime)
+    if hasattr(options, "use_per_session_threads"):  # releases without a shared pool lack the switch too
+        options.use_per_session_threads = bool(_SESSION_POOLS)  # else the shared pool (see ort_runtime)
+    if _SESSION_POOLS:
+        options.intra_op_num_threads = threads or fixed_threads()
+        options.inter_op_num_threads = 1
     options.graph_optimization_level = {
         "disabled": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
         "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
