@@ -40,9 +40,11 @@ from actprof.schema.profiling import MicrobenchRecord, ProfileRecord
 from actprof.schema.reproduction import ReproductionRecord
 from actprof.schema.steps import StepCostRecord
 from actprof.schema.swap import SwapRecord
+from actprof.schema.versions import VersionsRecord
 from actprof.settings.parse import one_of
 from actprof.settings.profile import RUN_PROFILE, ProfileSettings
 from actprof.settings.training import DEFAULT_STACKS, TRAIN_STACKS, ModelConfig, TrainConfig
+from actprof.settings.versions import RuntimePin
 from actprof.training.config import Recipe, Sweep
 
 __all__ = [
@@ -66,6 +68,7 @@ __all__ = [
     "microbench",
     "optimize",
     "profile",
+    "profile_versions",
     "report",
     "reproduce",
     "run",
@@ -83,6 +86,12 @@ def _activations(acts: Activations) -> list[Activation]:
         return activations.parse_list(acts)
     rows = [a if isinstance(a, Activation) else activations.get(a) for a in acts]
     return list({a.name: a for a in rows}.values())
+
+
+@dataclass(frozen=True)
+class ProfiledVersions:
+    record: VersionsRecord
+    written: list[Path]
 
 
 @dataclass(frozen=True)
@@ -140,6 +149,32 @@ def profile(
     return profile_models(
         models, listed, settings, baseline=baseline, out=out, mnist=mnist, remote=remote, reporter=reporter
     )
+
+
+def profile_versions(
+    models: Path = Path("models"),
+    runtime_versions: str | Sequence[RuntimePin] = "onnxruntime==1.20.1,onnxruntime",
+    *,
+    settings: ProfileSettings = ProfileSettings(),
+    names: Sequence[str] | None = None,
+    baseline: str = "relu",
+    out: Path = Path("reports"),
+    reporter: Reporter = QUIET,
+) -> ProfiledVersions:
+    """Time the models under several builds of one runtime side by side (``runtime_versions``, as
+    ``--runtime-versions`` takes them: ``onnxruntime==1.20.1,onnxruntime``), each build in a worker process
+    and an environment of its own (installed once, then cached); writes ``out/versions.json`` and
+    ``out/versions.md``."""
+    from actprof.pipeline.versions import profile_versions as stage
+    from actprof.pipeline.versions import versions_settings
+    from actprof.settings.versions import parse_runtime_versions
+
+    activations.get(baseline)
+    pins = parse_runtime_versions(runtime_versions) if isinstance(runtime_versions, str) else list(runtime_versions)
+    listed = [a.name for a in _activations(list(names))] if names else None
+    chosen = versions_settings(settings, pins)
+    record, written = stage(models, listed, pins, chosen, baseline=baseline, out=out, reporter=reporter)
+    return ProfiledVersions(record, written)
 
 
 def report(

@@ -58,6 +58,16 @@ def profile_command(
     dataset: DatasetOpt = "auto",
     profile_on: ProfileOnOpt = None,
     ray_address: RayAddressOpt = None,
+    runtime_versions: Annotated[
+        str | None,
+        typer.Option(
+            "--runtime-versions",
+            help="Time the models under several builds of one runtime side by side, e.g. "
+            "onnxruntime==1.20.1,onnxruntime==1.21.1,onnxruntime (a bare name: the one installed here); each "
+            "release is installed once into an environment of its own (from the package index) and cached. "
+            "Writes <out>/versions.json and versions.md.",
+        ),
+    ] = None,
     out: OutOpt = Path("reports"),
 ) -> None:
     """Time inference per provider × precision × batch; accuracy and memory per cell, per-op time, fusion, ablation."""
@@ -77,6 +87,9 @@ def profile_command(
         calibration_images=calibration_images,
     )
     names = None if act.strip().lower() == "all" else [a.name for a in activations.parse_list(act)]
+    if runtime_versions is not None:
+        _profile_versions(models, runtime_versions, settings, names, baseline, out, profile_on)
+        return
     record = api.profile(
         models,
         settings=settings,
@@ -90,6 +103,20 @@ def profile_command(
     )
     print_profile(record, console=console())
     console().print(f"wrote {out / 'profile.json'} ({record.seconds:.0f} s)")
+
+
+def _profile_versions(models, runtime_versions, settings, names, baseline, out, profile_on) -> None:
+    from actprof import api
+    from actprof.errors import UsageError
+    from actprof.report.versions import print_versions
+
+    if profile_on is not None:
+        raise UsageError("--runtime-versions runs here; leave --profile-on out")
+    done = api.profile_versions(
+        models, runtime_versions, settings=settings, names=names, baseline=baseline, out=out, reporter=RichReporter()
+    )
+    print_versions(done.record, console=console())
+    console().print(f"wrote {', '.join(str(p) for p in done.written)} ({done.record.seconds:.0f} s)")
 
 
 @app.command("step-time")

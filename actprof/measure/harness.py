@@ -13,7 +13,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -121,6 +121,16 @@ def time_runs(run: Run, count: int) -> list[int]:
     return samples
 
 
+@runtime_checkable
+class Timed(Protocol):
+    """A target timed somewhere else (a runtime-version worker process): it warms itself up and times a
+    block of runs with the same loop as a local target, and hands back the samples."""
+
+    def warm(self, runs: int | None) -> float: ...
+
+    def time(self, count: int) -> list[int]: ...
+
+
 @dataclass
 class Interleaved:
     """Raw per-run samples and per-round medians of targets measured in interleaved rounds."""
@@ -130,7 +140,7 @@ class Interleaved:
 
 
 def interleave(
-    targets: dict[str, Run],
+    targets: dict[str, Run | Timed],
     *,
     min_seconds: float = 0.5,
     min_runs: int = 30,
@@ -146,8 +156,9 @@ def interleave(
     similar number of rounds, and all of them are done after ``min_rounds`` or very few more. Each target is
     warmed up until stable (``warm_up``), or with ``warm_up_runs`` runs exactly (a training step: its first
     runs pay the one-time setup, after which it is steady, and a stability test would cost ten more).
+    A ``Timed`` target does both where it runs; the rounds are the same.
     """
-    estimate = {name: max(_warmed(run, warm_up_runs), 1.0) for name, run in targets.items()}
+    estimate = {name: max(warm_estimate(run, warm_up_runs), 1.0) for name, run in targets.items()}
     result = Interleaved({name: [] for name in targets}, {name: [] for name in targets})
     started = time.perf_counter()
     round_index = 0
@@ -161,7 +172,7 @@ def interleave(
                 min_runs=min_runs,
                 rounds_left=rounds_left,
             )
-            samples = time_runs(run, block)
+            samples = run.time(block) if isinstance(run, Timed) else time_runs(run, block)
             result.samples[name].extend(samples)
             result.rounds[name].append(float(np.median(samples)))
         round_index += 1
@@ -174,8 +185,10 @@ def interleave(
             return result
 
 
-def _warmed(run: Run, runs: int | None) -> float:
+def warm_estimate(run: Run | Timed, runs: int | None) -> float:
     """The warm estimate of a target's latency (ns): ``warm_up``'s, or the last of ``runs`` untimed runs."""
+    if isinstance(run, Timed):
+        return run.warm(runs)
     if runs is None:
         return warm_up(run)
     samples = time_runs(run, max(1, runs))

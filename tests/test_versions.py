@@ -1,0 +1,202 @@
+"""``actprof profile --runtime-versions``: pins, isolated environments, workers, and the side-by-side record."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from actprof import api
+from actprof.errors import RuntimeInstallError, UsageError
+from actprof.measure.environments import environment_for, install_failure
+from actprof.measure.versions import site_elements
+from actprof.measure.workers import Worker
+from actprof.report.versions import change_call, versions_markdown
+from actprof.schema.profiling import Interval
+from actprof.schema.storage import read_json
+from actprof.schema.versions import VersionsRecord
+from actprof.settings.versions import RuntimePin, parse_runtime_versions
+from tests.helpers import assert_user_error, run_cli
+
+QUICK = api.ProfileSettings(batch_sizes=[1], min_time=0.05, min_runs=5)
+
+
+# --- pins ------------------------------------------------------------------------------------------------
+
+
+def test_pins_name_builds_of_one_runtime():
+    pins = parse_runtime_versions(" onnxruntime==1.20.1, onnxruntime==1.21.1 ,onnxruntime")
+    assert [p.label for p in pins] == ["onnxruntime 1.20.1", "onnxruntime 1.21.1", "onnxruntime (installed)"]
+    assert [p.requirement for p in pins] == ["onnxruntime==1.20.1", "onnxruntime==1.21.1", "onnxruntime"]
+    assert {p.provider for p in pins} == {"cpu"}
+    assert parse_runtime_versions("openvino==2024.6.0,openvino")[0].provider == "openvino"
+
+
+def test_a_build_named_twice_is_an_aa_control():
+    pins = parse_runtime_versions("onnxruntime,onnxruntime")
+    assert [p.label for p in pins] == ["onnxruntime (installed)", "onnxruntime (installed) #2"]
+
+
+@pytest.mark.parametrize(
+    ("spec", "words"),
+    [
+        ("onnxruntime==1.20.1", "two or more"),
+        ("tensorflow==2.1,onnxruntime", "unknown package 'tensorflow'"),
+        ("onnxruntime==latest,onnxruntime", "not a release number"),
+        ("onnxruntime>=1.20,onnxruntime", "exact pins"),
+        ("onnxruntime==,onnxruntime", "no version"),
+        ("onnxruntime==1.20.1,openvino", "one runtime"),
+        (",".join(["onnxruntime"] * 7), "at most 6"),
+    ],
+)
+def test_bad_pins_are_refused_in_one_line(spec, words):
+    with pytest.raises(UsageError, match=words):
+        parse_runtime_versions(spec)
+
+
+@given(st.text(max_size=60))
+def test_any_spec_parses_or_is_refused_as_a_usage_error(spec):
+    try:
+        pins = parse_runtime_versions(spec)
+    except UsageError as exc:
+        assert "\n" not in str(exc)
+    else:
+        assert 2 <= len(pins) <= 6 and len({p.package for p in pins}) == 1
+
+
+# --- what pip says, in one line -----------------------------------------------------------------------------
+
+PIP_NO_RELEASE = """\
+ERROR: Could not find a version that satisfies the requirement onnxruntime==0.0.1 (from versions: 1.15.0, 1.20.1)
+ERROR: No matching distribution found for onnxruntime==0.0.1
+"""
+PIP_OFFLINE = """\
+WARNING: Retrying (Retry(total=4, connect=None, read=None, redirect=None, status=None)) after connection broken by \
+'NewConnectionError('<pip._vendor.urllib3.connection.HTTPSConnection object at 0x7f>: Failed to establish a new \
+connection: [Errno -3] Temporary failure in name resolution')': /simple/onnxruntime/
+ERROR: Could not find a version that satisfies the requirement onnxruntime==1.20.1 (from versions: none)
+"""
+
+
+def test_pip_failures_become_one_line_that_names_the_fix():
+    pin = RuntimePin("onnxruntime", "0.0.1")
+    no_release = install_failure(pin, PIP_NO_RELEASE)
+    assert "no such release" in no_release and "pip index versions onnxruntime" in no_release
+    offline = install_failure(RuntimePin("onnxruntime", "1.20.1"), PIP_OFFLINE)
+    assert "cannot be reached" in offline and "no such release" not in offline
+    other = install_failure(pin, "ERROR: Some other failure\n")
+    assert other.endswith("pip says: ERROR: Some other failure") and "\n" not in other
+
+
+# --- the side-by-side record, with real workers --------------------------------------------------------------
+
+
+def test_site_elements_is_the_first_activation_input(trained_models):
+    models, _ = trained_models
+    data = (models / "elu.onnx").read_bytes()
+    assert site_elements(data, 1) == 32 * 26 * 26  # the seed CNN's first convolution: 32 maps of 26×26
+    assert site_elements(data, 64) == 64 * 32 * 26 * 26
+
+
+def test_two_workers_of_the_installed_build_agree(trained_models, tmp_path):
+    """An A/A control through the whole path: two worker processes of the same build, real ORT sessions,
+    rounds alternating between them, the record written and read back."""
+    models, _ = trained_models
+    done = api.profile_versions(
+        models, "onnxruntime,onnxruntime", settings=QUICK, names=["relu", "elu"], baseline="relu", out=tmp_path
+    )
+    record = read_json(tmp_path / "versions.json", VersionsRecord)
+    assert record == done.record
+    assert [b.label for b in record.runtimes] == ["onnxruntime (installed)", "onnxruntime (installed) #2"]
+    assert all(b.installed and "a pool per session" in b.threads for b in record.runtimes)
+    assert {(r.model, r.kind, r.runtime) for r in record.latency} == {
+        (m, k, b.label) for m in ("relu", "elu") for k in ("network", "kernel") for b in record.runtimes
+    }
+    elu = next(r for r in record.latency if (r.model, r.kind) == ("elu", "network"))
+    assert elu.vs_baseline is not None and elu.vs_baseline.low <= elu.vs_baseline.value <= elu.vs_baseline.high
+    for change in record.changes:
+        assert 0.5 < change.latency.value < 2, change  # the same build: no factor of two between workers
+        assert change.latency.n >= 20  # one per round
+    assert set(record.fusion) == {b.label for b in record.runtimes}
+    census = {c.model: c for c in record.fusion["onnxruntime (installed)"]}
+    assert census["relu"].fused  # ORT fuses Relu into its convolution
+    assert {p.model for p in record.op_profiles["onnxruntime (installed) #2"]} == {"relu", "elu"}
+    text = versions_markdown(record)
+    assert "The activation alone" in text and "The whole network, batch 1" in text
+    assert (tmp_path / "versions.md").read_text() == text
+
+
+def test_change_calls_are_the_gates():
+    assert change_call(Interval(1.3, 1.2, 1.4, 30)) == "regression"
+    assert change_call(Interval(0.7, 0.6, 0.8, 30)) == "improvement"
+    assert change_call(Interval(1.01, 0.98, 1.03, 30)) == "no change"
+    assert change_call(Interval(0.95, 0.91, 0.99, 30)) == "no change"  # better, but not surely by 5%
+    assert change_call(Interval(1.06, 1.02, 1.10, 30)) == "inconclusive"
+    assert change_call(Interval(math.nan, math.nan, math.nan, 0)) == "inconclusive"
+
+
+def test_a_worker_failure_is_one_line(trained_models):
+    environment = environment_for(RuntimePin("onnxruntime"))
+    worker = Worker(environment, provider="cpu", threads=1)
+    try:
+        with pytest.raises(Exception, match=r"onnxruntime \(installed\): .*cannot load the model") as caught:
+            worker.request("load", key="k", model=__file__, opt_level="all", x=__file__, names=["x", "y"])
+        assert "\n" not in str(caught.value)
+    finally:
+        worker.close()
+
+
+# --- the command line ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("extra", "words"),
+    [
+        (["--runtime-versions", "onnxruntime==1.20.1,tensorrt==10.0"], "unknown package 'tensorrt'"),
+        (["--runtime-versions", "onnxruntime,onnxruntime", "--precision", "int8"], "fp32"),
+        (["--runtime-versions", "onnxruntime,onnxruntime", "--opt-level", "basic,all"], "one --opt-level"),
+    ],
+)
+def test_cli_refuses_what_a_versions_profile_cannot_do(trained_models, tmp_path, extra, words):
+    models, _ = trained_models
+    result = run_cli("profile", "--models", str(models), "--out", str(tmp_path), *extra)
+    assert_user_error(result, code=2, contains=words)
+    assert not list(tmp_path.iterdir())
+
+
+# --- a real release in its own environment (the package index, once) ------------------------------------------
+
+
+@pytest.mark.slow
+def test_an_older_release_runs_in_its_own_environment(trained_models, tmp_path):
+    """ONNX Runtime 1.20.1 (no shared thread pool from Python) installed into an environment of its own and
+    driven through a worker; a release that does not exist is refused in one line."""
+    models, _ = trained_models
+    try:
+        environment = environment_for(RuntimePin("onnxruntime", "1.20.1"))
+    except RuntimeInstallError as exc:
+        if "cannot be reached" in str(exc):
+            pytest.skip(f"the package index is not reachable here: {exc}")
+        raise
+    assert environment.python.exists() and environment.code is not None
+    worker = Worker(environment, provider="cpu", threads=1)
+    try:
+        assert worker.build["version"] == "1.20.1"
+        census = worker.request("census", name="elu", model=str(models / "elu.onnx"), opt_level="all")
+        assert census["model"] == "elu" and census["ops"]
+    finally:
+        worker.close()
+    again = environment_for(RuntimePin("onnxruntime", "1.20.1"))
+    assert again == environment  # cached: nothing installed twice
+    with pytest.raises(RuntimeInstallError, match="no such release") as caught:
+        environment_for(RuntimePin("onnxruntime", "0.0.1"))
+    assert "\n" not in str(caught.value)
+    assert not [p for p in environment.python.parents[2].iterdir() if p.name.startswith(".onnxruntime-0.0.1")]
+    assert json.loads((environment.python.parents[1] / "actprof-environment.json").read_text())["requirements"][0] == (
+        "onnxruntime==1.20.1"
+    )
+    assert os.access(environment.python, os.X_OK)
