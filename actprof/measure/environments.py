@@ -3,7 +3,8 @@
 ``--runtime-versions onnxruntime==1.20.1`` needs that release importable next to actprof's own code but
 without actprof's installed runtime: each release gets a virtual environment of its own (``python -m venv``)
 into which this interpreter's pip installs the pinned runtime together with the numpy and onnx that run
-actprof here, pinned to the same versions, so only the runtime differs. pip installs from the package
+actprof here, pinned to the same versions, so only the runtime differs (where a release cannot live with
+them, pip chooses them, and the record says which ran). pip installs from the package
 index as it installs any dependency (the user's pip configuration: index, certificates, constraints), and
 once an environment exists nothing is downloaded again (offline runs reuse it).
 
@@ -30,6 +31,7 @@ from actprof.schema.storage import user_cache
 from actprof.settings.versions import RuntimePin
 
 MARKER = "actprof-environment.json"
+COMPANION_FLOORS = ("numpy>=1.24", "onnx>=1.16")  # what actprof's worker code needs, where ours cannot be had
 INSTALL_TIMEOUT_S = 900
 
 
@@ -54,7 +56,7 @@ def environment_for(pin: RuntimePin, *, say=lambda _m: None) -> Environment:
     home = cache_root() / _env_name(pin)
     if not (home / MARKER).is_file():
         say(f"installing {pin.requirement} into its own environment (once; cached in {home.parent})")
-        _create(pin, home)
+        _create(pin, home, say)
     return Environment(pin, _python_of(home), _code_dir())
 
 
@@ -75,14 +77,21 @@ def _python_of(home: Path) -> Path:
     return home / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
 
 
-def _create(pin: RuntimePin, home: Path) -> None:
+def _create(pin: RuntimePin, home: Path, say) -> None:
     home.parent.mkdir(parents=True, exist_ok=True)
     building = Path(tempfile.mkdtemp(prefix=f".{home.name}.", dir=home.parent))
     try:
         subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(building)], check=True, capture_output=True)
         numpy, onnx = _companions()
         requirements = [pin.requirement, f"numpy=={numpy}", f"onnx=={onnx}"]
-        _pip_install(pin, _python_of(building), requirements)
+        failure = _pip_install(pin, _python_of(building), requirements)
+        if failure and "ResolutionImpossible" in failure:
+            # e.g. OpenVINO 2024.6 needs numpy < 2.2: let pip choose the companions (each build's are recorded)
+            say(f"{pin.requirement} does not install beside numpy {numpy} and onnx {onnx}; letting pip choose them")
+            requirements = [pin.requirement, *COMPANION_FLOORS]
+            failure = _pip_install(pin, _python_of(building), requirements)
+        if failure:
+            raise RuntimeInstallError(install_failure(pin, failure))
         (building / MARKER).write_text(json.dumps({"requirements": requirements}, indent=1))
         _move_into_place(building, home)
     finally:
@@ -100,7 +109,8 @@ def _move_into_place(building: Path, home: Path) -> None:
             raise
 
 
-def _pip_install(pin: RuntimePin, python: Path, requirements: list[str]) -> None:
+def _pip_install(pin: RuntimePin, python: Path, requirements: list[str]) -> str | None:
+    """None once installed, else what pip wrote to stderr."""
     command = [sys.executable, "-m", "pip", "--python", str(python), "--disable-pip-version-check", "--no-input"]
     command += ["install", "--quiet", *requirements]
     try:
@@ -109,8 +119,9 @@ def _pip_install(pin: RuntimePin, python: Path, requirements: list[str]) -> None
         raise RuntimeInstallError(
             f"installing {pin.requirement} took over {INSTALL_TIMEOUT_S} s; check the package index is reachable"
         ) from None
-    if done.returncode != 0:
-        raise RuntimeInstallError(install_failure(pin, done.stderr))
+    if done.returncode == 0:
+        return None
+    return done.stderr or "pip failed without a word"
 
 
 def install_failure(pin: RuntimePin, stderr: str) -> str:
