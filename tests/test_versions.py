@@ -200,3 +200,14 @@ def test_an_older_release_runs_in_its_own_environment(trained_models, tmp_path):
         "onnxruntime==1.20.1"
     )
     assert os.access(environment.python, os.X_OK)
+
+
+def test_rounds_rotate_the_builds_within_each_model():
+    from actprof.measure.versions import _rotated
+
+    groups = [["a|relu|network", "b|relu|network", "c|relu|network"], ["a|elu|kernel", "b|elu|kernel", "c|elu|kernel"]]
+    orders = [_rotated(groups, r) for r in range(3)]
+    for order in orders:
+        assert sorted(order) == sorted(k for g in groups for k in g)
+        assert {k.split("|")[1] for k in order[:3]} == {"relu"}  # model by model
+    assert {order[0] for order in orders} == set(groups[0])  # each build leads once in three rounds

@@ -148,6 +148,7 @@ def interleave(
     max_seconds: float = 120.0,
     on_round: Callable[[int], None] | None = None,
     warm_up_runs: int | None = None,
+    order: Callable[[int], list[str]] | None = None,
 ) -> Interleaved:
     """Time every target in rounds until each has ``min_seconds`` of timed runs and ``min_runs`` runs.
 
@@ -156,7 +157,8 @@ def interleave(
     similar number of rounds, and all of them are done after ``min_rounds`` or very few more. Each target is
     warmed up until stable (``warm_up``), or with ``warm_up_runs`` runs exactly (a training step: its first
     runs pay the one-time setup, after which it is steady, and a stability test would cost ten more).
-    A ``Timed`` target does both where it runs; the rounds are the same.
+    A ``Timed`` target does both where it runs; the rounds are the same. ``order`` gives the targets' order in
+    a round from its index (default: as given), e.g. rotated so that no target always follows the same one.
     """
     estimate = {name: max(warm_estimate(run, warm_up_runs), 1.0) for name, run in targets.items()}
     result = Interleaved({name: [] for name in targets}, {name: [] for name in targets})
@@ -164,7 +166,8 @@ def interleave(
     round_index = 0
     while True:
         rounds_left = min_rounds - round_index
-        for name, run in targets.items():
+        for name in order(round_index) if order else targets:
+            run = targets[name]
             block = block_size(
                 result.samples[name],
                 estimate[name],

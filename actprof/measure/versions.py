@@ -174,7 +174,10 @@ def _time_batch(workers, files, names, batch, tmp, settings, baseline, say):
                 )
                 targets[key] = RemoteTarget(worker, key)
     say(f"timing {len(targets)} sessions in {len(workers)} builds at batch {batch}")
-    rounds = harness.interleave(targets, min_seconds=settings.min_time, min_runs=settings.min_runs)
+    groups = [list(keys) for keys in _groups(targets).values()]
+    rounds = harness.interleave(
+        targets, min_seconds=settings.min_time, min_runs=settings.min_runs, order=lambda r: _rotated(groups, r)
+    )
     for worker in workers:
         worker.request("unload")
     latency = []
@@ -224,6 +227,22 @@ def _op_profiles(worker, files, names, batch, tmp, settings, say) -> list[OpProf
         )
         found.append(from_dict(OpProfile, reply))
     return found
+
+
+def _groups(targets: dict[str, RemoteTarget]) -> dict[tuple[str, str], list[str]]:
+    """The targets by (model, kind): one group holds the same model under every build."""
+    found: dict[tuple[str, str], list[str]] = {}
+    for key in targets:
+        _, name, kind = key.split("|")
+        found.setdefault((name, kind), []).append(key)
+    return found
+
+
+def _rotated(groups: list[list[str]], round_index: int) -> list[str]:
+    """Round ``round_index``'s order: model by model, the builds starting one further each round. A block of a
+    large model is a run or two, and the first build after another model's block starts with cold caches and
+    sleeping threads; rotating spreads that over the builds instead of charging it to the first one."""
+    return [key for group in groups for key in group[round_index % len(group) :] + group[: round_index % len(group)]]
 
 
 def _key(label: str, name: str, kind: str) -> str:
