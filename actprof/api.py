@@ -399,8 +399,9 @@ def diff(base: Path, new: Path, *, threshold: float = 0.05) -> Diff:
 
 def history_add(db: Path, results: Path, *, label: str | None = None) -> AddedRun:
     """Add the report in ``results`` (a report directory or report.json) to the history ``db`` (created where
-    it does not exist) as one run: its runtime versions, actprof version, machine, the git commit of the
-    results' repository (where they are in one), and every activation's ratios and test accuracy. The same
+    it does not exist) as one run: its runtime versions, actprof version, machine, the git commit actprof ran
+    from (the record's; for a report that predates it, the results' repository's, where they are in one), and
+    every activation's ratios and test accuracy. The same
     report again is skipped (``AddedRun.added`` False), so a re-run CI job does not count it twice."""
     from actprof.pipeline.history import add
 

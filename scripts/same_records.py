@@ -35,6 +35,7 @@ import reference  # noqa: E402  (benchmarks/reference.py: worktrees of other rev
 VOLATILE = frozenset(
     {
         "created",
+        "actprof_commit",  # the revision itself: what a comparison of two revisions differs in by design
         "profile_created",
         "train_seconds",
         "images_per_second",

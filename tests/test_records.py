@@ -447,3 +447,20 @@ def test_target_is_a_directory(tmp_path):
     with pytest.raises(OutputError):
         write_bytes_atomic(tmp_path / "out.bin", b"x")
     assert [p.name for p in tmp_path.iterdir()] == ["out.bin"]
+
+
+def test_records_name_the_commit_actprof_ran_from():
+    """From a checkout, every record's environment carries the source's commit (what made it, for the history);
+    an installed package, or no git, records none."""
+    import subprocess
+
+    from actprof.schema import environment
+
+    root = Path(environment.__file__).resolve().parents[2]
+    done = subprocess.run(
+        ["git", "-C", str(root), "rev-parse", "--show-toplevel", "HEAD"], capture_output=True, text=True
+    )
+    lines = done.stdout.split()
+    if done.returncode != 0 or Path(lines[0]).resolve() != root:
+        pytest.skip("actprof does not run from a git checkout here")
+    assert environment.capture().actprof_commit == lines[1]

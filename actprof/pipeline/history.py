@@ -14,7 +14,7 @@ def add(db: Path, results: Path, *, label: str | None = None) -> AddedRun:
 
     record = load_report(results)
     where = results if results.is_dir() else results.parent
-    commit = history.git_commit(where)
+    commit = record.environment.actprof_commit or history.git_commit(where)  # what made it, else where it lies
     return history.add(db, record, source=results.resolve(), git_commit=commit, label=label)
 
 

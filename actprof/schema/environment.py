@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
+import re
 import subprocess
 import sys
 from dataclasses import dataclass, field
 from importlib import metadata
+from pathlib import Path
 
 from actprof import __version__
 
@@ -29,6 +32,7 @@ class Environment:
     versions: dict[str, str] = field(default_factory=dict)
     torch_threads: int | None = None  # None: torch not loaded by the stage that recorded it
     ort_providers: list[str] = field(default_factory=list)  # compiled into ORT; [] where ORT was not loaded
+    actprof_commit: str | None = None  # the git commit of actprof's source, where it runs from a checkout
 
 
 def cpu_model() -> str:
@@ -63,7 +67,7 @@ def capture() -> Environment:
     ``actprof report`` ~1.4 s."""
     versions = {
         name: package_version(name)
-        for name in ("torch", "onnx", "onnxscript", "onnxruntime", "onnxruntime-gpu", "numpy")
+        for name in ("torch", "onnx", "onnxscript", "onnxruntime", "onnxruntime-gpu", "openvino", "numpy")
     }
     versions = {k: v for k, v in versions.items() if v != "not installed"}
     torch = sys.modules.get("torch")
@@ -79,7 +83,25 @@ def capture() -> Environment:
         versions=versions,
         torch_threads=torch_threads,
         ort_providers=providers,
+        actprof_commit=source_commit(),
     )
+
+
+@functools.cache
+def source_commit() -> str | None:
+    """The commit checked out where actprof's own source lives: None for an installed package (even one inside
+    some other repository, e.g. a venv in a project), or without git."""
+    root = Path(__file__).resolve().parents[2]
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--show-toplevel", "HEAD"], capture_output=True, text=True, timeout=10
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    lines = done.stdout.split()
+    if done.returncode != 0 or len(lines) != 2 or Path(lines[0]).resolve() != root:
+        return None
+    return lines[1] if re.fullmatch(r"[0-9a-f]{40,64}", lines[1]) else None
 
 
 def gpu_info() -> GpuInfo | None:
