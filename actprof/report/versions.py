@@ -151,8 +151,9 @@ def versions_markdown(record: VersionsRecord) -> str:
     env = record.environment
     parts = [
         f"# actprof: the same models under {builds}\n",
-        f"{_md_escape(env.cpu_model)}, {record.settings.threads or 'default'} threads setting, opt level "
-        f"{record.settings.opt_level}, created {record.created}; {record.seconds:.0f} s.\n",
+        f"{_md_escape(env.cpu_model)} ({env.cpu_count} CPUs), --threads {record.settings.threads or '0 (the default)'}, "
+        f"opt level {record.settings.opt_level}, {record.settings.min_time:g} s of timed runs per target; "
+        f"created {record.created}, in {record.seconds:.0f} s. Changes are against {record.runtimes[0].label}.\n",
     ]
     for title, rows, caption in _sections(record):
         parts += [f"\n## {title}\n", _md_table(rows)]
