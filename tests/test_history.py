@@ -204,3 +204,8 @@ def test_missing_results_are_refused_in_one_line(tmp_path):
     result = run_cli("history", "add", str(tmp_path / "no-such-results"), "--db", str(tmp_path / "h.sqlite"))
     assert_user_error(result, code=2, contains="no report at")
     assert not (tmp_path / "h.sqlite").exists()
+
+
+def test_a_bad_option_value_points_at_the_subcommands_help():
+    result = run_cli("history", "show", "--batch", "x")
+    assert_user_error(result, code=2, contains="see: actprof history show --help")

@@ -33,7 +33,7 @@ def main() -> None:
             print(exc.format_message())
             _exit(EXIT_USAGE)
         ctx = getattr(exc, "ctx", None)
-        hint = f" (see: actprof {ctx.info_name} --help)" if ctx is not None and ctx.parent else ""
+        hint = f" (see: actprof {_subcommand(ctx)} --help)" if ctx is not None and ctx.parent else ""
         _fail(f"{exc.format_message()}{hint}", getattr(exc, "exit_code", EXIT_RUNTIME))
     except Exception as exc:
         if not _caused_by_interrupt(exc):
@@ -75,3 +75,12 @@ def _fail(message: str, code: int) -> None:
         sys.stderr.flush()
         os._exit(code)
     _exit(code)
+
+
+def _subcommand(ctx) -> str:
+    """``history show`` for a context two levels down (the root's own name is how it was launched)."""
+    names = []
+    while ctx is not None and ctx.parent is not None:
+        names.append(ctx.info_name)
+        ctx = ctx.parent
+    return " ".join(reversed(names))
