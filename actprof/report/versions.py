@@ -151,7 +151,8 @@ def versions_markdown(record: VersionsRecord) -> str:
     env = record.environment
     parts = [
         f"# actprof: the same models under {builds}\n",
-        f"{_md_escape(env.cpu_model)} ({env.cpu_count} CPUs), --threads {record.settings.threads or '0 (the default)'}, "
+        f"{_md_escape(env.cpu_model)} ({env.cpu_count} CPUs), "
+        f"--threads {record.settings.threads or '0 (the default)'}, "
         f"opt level {record.settings.opt_level}, {record.settings.min_time:g} s of timed runs per target; "
         f"created {record.created}, in {record.seconds:.0f} s. Changes are against {record.runtimes[0].label}.\n",
     ]
