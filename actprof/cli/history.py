@@ -48,7 +48,7 @@ def add_command(
 def show_command(
     db: DbOpt = DEFAULT_DB,
     act: Annotated[str | None, typer.Option("--act", help="The activation to follow (default: list the runs).")] = None,
-    provider: Annotated[str | None, typer.Option(help="Only this provider: cpu, cuda, openvino.")] = None,
+    provider: Annotated[str | None, typer.Option(help="Only this provider (as --provider names it).")] = None,
     precision: Annotated[str | None, typer.Option(help="Only this precision: fp32, fp16, bf16, int8.")] = None,
     batch: Annotated[int | None, typer.Option(help="Only this batch size.")] = None,
     plot: Annotated[

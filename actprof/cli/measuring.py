@@ -39,7 +39,9 @@ def profile_command(
     act: Annotated[str, typer.Option("--act", help="Activations to profile: a comma list or 'all'.")] = "all",
     provider: ProviderOpt = listed(PROFILE.providers),
     batch_sizes: BatchSizesOpt = listed(PROFILE.batch_sizes),
-    threads: Annotated[int, typer.Option(help="ORT intra-op threads (0: ORT default).")] = PROFILE.threads,
+    threads: Annotated[
+        int, typer.Option(help="Intra-op threads of every runtime (0: one per physical core, ORT's default).")
+    ] = PROFILE.threads,
     opt_level: Annotated[str, typer.Option("--opt-level", help="disabled | basic | extended | all.")] = listed(
         PROFILE.opt_levels
     ),

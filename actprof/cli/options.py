@@ -9,7 +9,7 @@ import typer
 
 from actprof.export.config import ExportOptions
 from actprof.measure.config import SWAP_PROFILE, MicrobenchSettings
-from actprof.settings.profile import RUN_PROFILE, ProfileSettings
+from actprof.settings.profile import INFERENCE_PRECISIONS, PROVIDERS, RUN_PROFILE, SUPPORTED_PRECISIONS, ProfileSettings
 from actprof.settings.training import TrainConfig
 
 TRAIN = TrainConfig()
@@ -35,14 +35,22 @@ DataDirOpt = Annotated[
 DatasetOpt = Annotated[str, typer.Option("--dataset", help="auto | full | sample.")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="Where PyTorch trains: cpu | cuda.")]
 ProviderOpt = Annotated[
-    str, typer.Option("--provider", help="Comma list of cpu, cuda, openvino, or all (every provider that binds here).")
-]
-InferencePrecisionOpt = Annotated[
     str,
     typer.Option(
-        "--precision",
-        help="Inference precisions, a comma list: fp32, int8 (cpu, openvino), bf16 (openvino), fp16 (cuda).",
+        "--provider",
+        help=f"Comma list of {', '.join(PROVIDERS)} (cpu, cuda: ONNX Runtime; torch: eager PyTorch; inductor: "
+        "torch.compile; executorch: ExecuTorch with XNNPACK), or all (every provider that binds here).",
     ),
+]
+
+
+def _where_precisions_run() -> str:
+    where = {p: [name for name, runs in SUPPORTED_PRECISIONS.items() if p in runs] for p in INFERENCE_PRECISIONS}
+    return ", ".join(p if p == "fp32" else f"{p} ({', '.join(where[p])})" for p in INFERENCE_PRECISIONS)
+
+
+InferencePrecisionOpt = Annotated[
+    str, typer.Option("--precision", help=f"Inference precisions, a comma list: {_where_precisions_run()}.")
 ]
 BatchSizesOpt = Annotated[str, typer.Option("--batch-sizes", help="Comma list of batch sizes.")]
 MinTimeOpt = Annotated[float, typer.Option("--min-time", help="Seconds of timed runs per target, at least.")]

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import io
-import logging
 import re
-import warnings
 from typing import TYPE_CHECKING
 
 from actprof.errors import ExportFailed
 from actprof.export.config import DEFAULT_OPSET
 from actprof.graphs.surgery import INPUT_NAME, OUTPUT_NAME
+from actprof.runtimes.base import quiet
 
 if TYPE_CHECKING:
     import onnx
@@ -131,20 +130,3 @@ def without_stack_traces(model: onnx.ModelProto) -> onnx.ModelProto:
                 del node.metadata_props[:]
                 node.metadata_props.extend(kept)
     return model
-
-
-@contextlib.contextmanager
-def quiet():
-    # torch.export logs a failing graph at ERROR level: the failure is raised as one line instead (to_onnx)
-    with (
-        warnings.catch_warnings(),
-        contextlib.redirect_stdout(io.StringIO()),
-        contextlib.redirect_stderr(io.StringIO()),
-    ):
-        warnings.simplefilter("ignore")
-        previous = logging.root.manager.disable
-        logging.disable(logging.CRITICAL)
-        try:
-            yield
-        finally:
-            logging.disable(previous)

@@ -67,6 +67,7 @@ def deployment_cell(
     loaded = backend.load(data, opt_level=backend.opt_levels(["all"])[0], precision=precision)
     backend.compute_target(loaded, images(min(settings.batch_sizes))).run()
     added = resident_bytes() - before
+    compiled = backend.compile_seconds(loaded)
     reference = cpu_logits(fp32_model, deployment.images)  # what every cell is compared with
     # The CPU fp32 cell runs the very session (same model and options) the reference came from.
     same_session = backend.name == "cpu" and precision == "fp32"
@@ -86,6 +87,7 @@ def deployment_cell(
         argmax_agreement=float(np.mean(logits.argmax(1) == reference.argmax(1))),
         max_abs_logit_diff=float(np.max(np.abs(logits - reference))),
         rss_added_bytes=max(added, 0),
+        compile_seconds=compiled[min(settings.batch_sizes)] if compiled else None,
     )
 
 

@@ -126,6 +126,8 @@ def run_profile(
                 latencies += lat
                 ablations += abl
                 for (name, precision), (_, data) in cells.items():
+                    if not backend.has_op_profiler:
+                        break
                     say(f"{backend.name} {precision}: per-op profile of {name} at batch {batch}")
                     ops = harness.op_profile(
                         backend, name, data, batch=batch, opt_level=opt_level, x=x, precision=precision

@@ -131,19 +131,20 @@ def profile_variants(
                         vs_baseline_ms=harness.difference_ms(rounds, key, base),
                     )
                 )
-                say(f"{provider} {precision}: per-op profile of {name} at batch {batch}")
-                ops = harness.op_profile(
-                    backend,
-                    name,
-                    data,
-                    batch=batch,
-                    opt_level=opt_level,
-                    x=x,
-                    precision=precision,
-                    names=names,
-                    activation_ops=sites.ACTIVATION_OPS,
-                )
-                op_profiles.append(replace(ops, precision=precision))
+                if backend.has_op_profiler:
+                    say(f"{provider} {precision}: per-op profile of {name} at batch {batch}")
+                    ops = harness.op_profile(
+                        backend,
+                        name,
+                        data,
+                        batch=batch,
+                        opt_level=opt_level,
+                        x=x,
+                        precision=precision,
+                        names=names,
+                        activation_ops=sites.ACTIVATION_OPS,
+                    )
+                    op_profiles.append(replace(ops, precision=precision))
                 if batch == settings.batch_sizes[0]:
                     census = backend.census(
                         name, data, opt_level=opt_level, precision=precision, activation_ops=sites.ACTIVATION_OPS

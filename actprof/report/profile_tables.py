@@ -199,6 +199,7 @@ def rewrite_rows(record: ProfileRecord) -> list[dict[str, str]]:
 
 
 def deployment_cell_rows(record: ProfileRecord) -> list[dict[str, str]]:
+    compiles = any(c.compile_seconds is not None for c in record.deployments)
     return [
         {
             "activation": c.model,
@@ -211,6 +212,7 @@ def deployment_cell_rows(record: ProfileRecord) -> list[dict[str, str]]:
             "max |Δlogit|": f"{c.max_abs_logit_diff:.2g}",
             "model file": f"{size(c.size_bytes)} ({c.file})",
             "memory added": size(c.rss_added_bytes),
+            **({"compile": "—" if c.compile_seconds is None else f"{c.compile_seconds:.1f} s"} if compiles else {}),
         }
         for c in record.deployments
     ]
@@ -223,6 +225,11 @@ def deployment_note(record: ProfileRecord) -> str:
         "the whole test split. Memory added: resident memory a loaded model adds once run at batch "
         f"{batch}. Each runtime's models are timed in rounds of their own."
     ]
+    if any(c.compile_seconds is not None for c in record.deployments):
+        parts.append(
+            f"Compile: seconds spent compiling (Inductor) or lowering (ExecuTorch) before the first run at batch "
+            f"{batch}, never timed as latency; each batch size compiles once more (static shapes)."
+        )
     if record.calibration:
         c = record.calibration
         parts.append(

@@ -1,7 +1,9 @@
 """One module per inference runtime behind one interface (``base.Backend``); ``backend(name)`` is the registry.
 
 ``onnxruntime``: ONNX Runtime's CPU and CUDA providers; ``openvino``: OpenVINO's CPU plugin, an optional extra
-imported only when asked for. ``attribution`` reads what a runtime wrote (profiles, optimized graphs);
+imported only when asked for; ``pytorch``: the model rebuilt as ``torch.nn`` layers (``torch_graph``), run
+eager or compiled by TorchInductor (``inductor_code`` reads what it generated).
+``attribution`` reads what a runtime wrote (profiles, optimized graphs);
 ``reference`` computes the fp32 CPU logits every deployment is compared with.
 """
 
@@ -26,6 +28,14 @@ def backend(name: str) -> Backend:
         from actprof.runtimes.openvino import OpenVinoBackend
 
         return OpenVinoBackend()
+    if name == "executorch":
+        from actprof.runtimes.executorch import ExecuTorchBackend
+
+        return ExecuTorchBackend()
+    if name in ("torch", "inductor"):
+        from actprof.runtimes.pytorch import TorchBackend
+
+        return TorchBackend(name)
     from actprof.runtimes.onnxruntime import EXECUTION_PROVIDERS, OrtBackend
 
     if name not in EXECUTION_PROVIDERS:

@@ -50,6 +50,7 @@ class Backend:
     name: str  # as in --provider: cpu | cuda | openvino
     label: str  # what the runtime calls it, e.g. CPUExecutionProvider
     precisions: tuple[str, ...]  # the inference precisions it runs (settings.profile.SUPPORTED_PRECISIONS)
+    has_op_profiler: bool = True  # False: per-op time is not read on this runtime (the profile says so)
 
     def status(self) -> ProviderStatus:
         """Whether the backend is installed and a real model binds to it."""
@@ -73,6 +74,11 @@ class Backend:
     def threads(self, loaded: Any) -> int:
         """Intra-op threads the runtime runs this model with."""
         raise NotImplementedError
+
+    def compile_seconds(self, loaded: Any) -> dict[int, float]:
+        """Seconds spent compiling the loaded model per batch size, where a runtime compiles on the first run
+        of a shape (Inductor); empty where loading is all the preparation (ORT, OpenVINO)."""
+        return {}
 
     def compute_target(
         self, loaded: Any, x: np.ndarray, *, input_name: str = INPUT_NAME, output_name: str = OUTPUT_NAME
@@ -130,6 +136,44 @@ def fix_threads(threads: int = 0) -> int:
 def fixed_threads() -> int:
     """The count ``fix_threads`` fixed (0 before any call: the runtime's default)."""
     return _THREADS[0] if _THREADS else 0
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """Python-level chatter dropped inside: warnings, prints and logging of torch.export, the ONNX exporter and
+    ExecuTorch's lowering. A failure is still raised, and each caller turns it into one line."""
+    import io
+    import logging
+    import warnings
+
+    with (
+        warnings.catch_warnings(),
+        contextlib.redirect_stdout(io.StringIO()),
+        contextlib.redirect_stderr(io.StringIO()),
+    ):
+        warnings.simplefilter("ignore")
+        previous = logging.root.manager.disable
+        logging.disable(logging.CRITICAL)  # torch.export logs a failing graph at ERROR level
+        try:
+            yield
+        finally:
+            logging.disable(previous)
+
+
+@contextlib.contextmanager
+def native_stderr_silenced() -> Iterator[None]:
+    """What native code writes to fd 2 inside is dropped: Kineto's profiler start/stop lines, ExecuTorch's cpuinfo
+    notes on import. Python's own errors still surface as exceptions."""
+    import os
+
+    saved = os.dup(2)
+    with open(os.devnull, "wb") as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def probe_model() -> bytes:

@@ -67,7 +67,7 @@ def capture() -> Environment:
     ``actprof report`` ~1.4 s."""
     versions = {
         name: package_version(name)
-        for name in ("torch", "onnx", "onnxscript", "onnxruntime", "onnxruntime-gpu", "openvino", "numpy")
+        for name in ("torch", "onnx", "onnxscript", "onnxruntime", "onnxruntime-gpu", "openvino", "executorch", "numpy")
     }
     versions = {k: v for k, v in versions.items() if v != "not installed"}
     torch = sys.modules.get("torch")

@@ -139,7 +139,7 @@ class DeploymentCell:
     """One model deployed one way: a runtime, a precision, what it costs and what it still gets right."""
 
     model: str
-    provider: str  # cpu | cuda | openvino
+    provider: str  # cpu | cuda | openvino | torch | inductor
     precision: str  # fp32 | int8 | bf16 | fp16, as requested
     runs_as: str  # the precision the runtime reports it runs (OpenVINO's inference precision read back)
     threads: int  # intra-op threads the runtime uses
@@ -152,6 +152,7 @@ class DeploymentCell:
     argmax_agreement: float  # with the fp32 model in ONNX Runtime on the CPU, same images
     max_abs_logit_diff: float
     rss_added_bytes: int  # resident memory added by loading the model and running it once (smallest batch)
+    compile_seconds: float | None = None  # ahead of the first run, at the smallest batch (Inductor); else None
 
 
 @dataclass(frozen=True)

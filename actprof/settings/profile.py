@@ -9,13 +9,22 @@ from dataclasses import dataclass, field
 from actprof.errors import UsageError
 from actprof.settings.parse import one_of, parse_choices, parse_positive_ints, require
 
-# Where inference is profiled: ONNX Runtime's CPU and CUDA providers, and OpenVINO's CPU plugin.
-PROVIDERS = ("cpu", "cuda", "openvino")
+# Where inference is profiled: ONNX Runtime's CPU and CUDA providers, OpenVINO's CPU plugin, PyTorch itself
+# on the CPU (eager, and compiled by TorchInductor), and ExecuTorch with its XNNPACK delegate.
+PROVIDERS = ("cpu", "cuda", "openvino", "torch", "inductor", "executorch")
 OPT_LEVELS = ("disabled", "basic", "extended", "all")
 # Inference precisions, and which each provider runs: int8 is a static QDQ model from ONNX Runtime's
-# quantizer; fp16 the graph converted with fp32 inputs and outputs; bf16 OpenVINO's inference precision.
+# quantizer; fp16 the graph converted with fp32 inputs and outputs; bf16 OpenVINO's inference precision and
+# PyTorch's CPU autocast.
 INFERENCE_PRECISIONS = ("fp32", "int8", "bf16", "fp16")
-SUPPORTED_PRECISIONS = {"cpu": ("fp32", "int8"), "cuda": ("fp32", "fp16"), "openvino": ("fp32", "bf16", "int8")}
+SUPPORTED_PRECISIONS = {
+    "cpu": ("fp32", "int8"),
+    "cuda": ("fp32", "fp16"),
+    "openvino": ("fp32", "bf16", "int8"),
+    "torch": ("fp32", "bf16"),
+    "inductor": ("fp32", "bf16"),
+    "executorch": ("fp32",),
+}
 CALIBRATION_IMAGES = 512  # MNIST training images that calibrate the int8 models
 MNIST_INPUT = "real MNIST test images (bundled sample)"
 MIN_TIME = 0.5  # seconds of timed runs per target, at least

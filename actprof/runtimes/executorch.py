@@ -1,0 +1,191 @@
+"""ExecuTorch with the XNNPACK delegate (``--provider executorch``): the network as shipped to phones.
+
+The ONNX file is rebuilt as ``torch.nn`` layers (``torch_graph``), exported with ``torch.export`` at the batch's
+static shape, lowered with ``to_edge_transform_and_lower`` and the ``XnnpackPartitioner``, and run by
+ExecuTorch's runtime from the ``.pte`` program in memory. Ops XNNPACK takes run inside its delegate; the rest
+run on ExecuTorch's portable kernels (plain C++ loops), which is where an activation XNNPACK does not support
+ends up. Lowering happens at a target's first shape, outside every timed run (``compile_seconds``).
+An optional extra: ``pip install 'actprof[executorch]'``. fp32 only here (ExecuTorch's int8 path goes through
+a PT2E quantizer and calibration of its own, which this backend does not do yet).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import re
+import time
+
+import numpy as np
+
+from actprof.errors import ModelFileError, ProviderUnavailable
+from actprof.graphs.surgery import INPUT_NAME, OUTPUT_NAME
+from actprof.runtimes import inductor_code
+from actprof.runtimes.base import Target, fixed_threads, native_stderr_silenced, quiet
+from actprof.runtimes.pytorch import Loaded, TorchBackend
+from actprof.schema.environment import package_version, physical_cores
+from actprof.schema.profiling import FusionCensus, ProviderStatus
+from actprof.settings.profile import SUPPORTED_PRECISIONS
+
+LABEL = "ExecuTorch, XNNPACK delegate (CPU)"
+INSTALL = "pip install 'actprof[executorch]'"
+
+
+@functools.cache
+def _modules():
+    """ExecuTorch's lowering and runtime entry points (imported once: ~4 s)."""
+    try:
+        with quiet(), native_stderr_silenced():
+            from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+            from executorch.exir import to_edge_transform_and_lower
+            from executorch.extension.pybindings import portable_lib
+            from executorch.runtime import Runtime
+    except ImportError:
+        raise ProviderUnavailable(
+            f"--provider executorch: the executorch package is not installed; {INSTALL}"
+        ) from None
+    with native_stderr_silenced():
+        runtime = Runtime.get()
+    return XnnpackPartitioner, to_edge_transform_and_lower, runtime, portable_lib
+
+
+class ExecuTorchBackend(TorchBackend):
+    precisions = SUPPORTED_PRECISIONS["executorch"]
+    has_op_profiler = False  # ExecuTorch's per-op times need an ETDump build of the runtime
+
+    def __init__(self, name: str = "executorch") -> None:
+        self.name = name
+        self.label = LABEL
+        self.compiled = True
+
+    def status(self) -> ProviderStatus:
+        try:
+            _, _, _, portable = _modules()
+        except ProviderUnavailable as exc:
+            return ProviderStatus(self.name, LABEL, False, False, str(exc))
+        version = package_version("executorch")
+        threads = self._threads(portable)
+        return ProviderStatus(self.name, LABEL, True, True, f"bound: ExecuTorch {version}, XNNPACK, {threads} threads")
+
+    @staticmethod
+    def _threads(portable) -> int:
+        """Size ExecuTorch's thread pool to the process's fixed count; the count it runs with."""
+        wanted = fixed_threads() or physical_cores()
+        with contextlib.suppress(AttributeError, RuntimeError), native_stderr_silenced():  # cpuinfo's notes
+            if portable._threadpool_get_thread_count() != wanted:
+                portable._unsafe_reset_threadpool(wanted)
+            return int(portable._threadpool_get_thread_count())
+        return wanted
+
+    def load(self, model: bytes, *, opt_level: str, precision: str = "fp32", cuda_graph: bool = False) -> Loaded:
+        from actprof.runtimes.base import check_precision
+
+        check_precision(self, precision)
+        _, _, _, portable = _modules()
+        loaded = self._rebuild(model, precision)
+        loaded.threads = self._threads(portable)
+        return loaded
+
+    def compute_target(
+        self, loaded: Loaded, x: np.ndarray, *, input_name: str = INPUT_NAME, output_name: str = OUTPUT_NAME
+    ) -> Target:
+        """``run`` executes the lowered program's ``forward`` once on a tensor sharing the loaded batch."""
+        import torch
+
+        batch = torch.from_numpy(np.ascontiguousarray(x)).clone()
+        started = time.perf_counter()
+        _, program = self.lowered(loaded, batch)
+        method = program.load_method("forward")  # the program must outlive it: run() holds both
+        loaded.compile_seconds.setdefault(int(batch.shape[0]), time.perf_counter() - started)
+
+        def run() -> None:
+            method.execute([batch])
+
+        run.program = program  # type: ignore[attr-defined]  (freed with its target, never before)
+
+        def load(new: np.ndarray) -> None:
+            batch.copy_(torch.from_numpy(np.ascontiguousarray(new)))
+
+        def output() -> np.ndarray:
+            return method.execute([batch])[0].float().numpy()
+
+        return Target(loaded, run, load, output)
+
+    def lowered(self, loaded: Loaded, example):
+        """(the edge program manager, the runtime's program) lowered for ``example``'s shape."""
+        import torch
+
+        partitioner, lower, runtime, _ = _modules()
+        try:
+            with quiet():
+                exported = torch.export.export(loaded.module, (example,))
+                edge = lower(exported, partitioner=[partitioner()])
+                program = runtime.load_program(edge.to_executorch().buffer)
+        except Exception as exc:  # torch.export and the lowering raise many types, with pages of text
+            first = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+            raise ModelFileError(f"ExecuTorch cannot lower this model: {first[:200]}") from None
+        return edge, program
+
+    def census(
+        self,
+        name: str,
+        model: bytes,
+        *,
+        opt_level: str,
+        precision: str = "fp32",
+        activation_ops: frozenset[str] | None = None,
+    ) -> FusionCensus:
+        """Which ops the XNNPACK delegate took and which stayed on the portable kernels, at batch 1."""
+        import torch
+
+        from actprof.runtimes.pytorch import _input_shape
+
+        loaded = self.load(model, opt_level=opt_level, precision=precision)
+        example = torch.zeros((1, *_input_shape(model)))
+        edge, _ = self.lowered(loaded, example)
+        delegated, portable = partition(edge.exported_program())
+        return partition_census(name, delegated, portable, provider=self.name, opt_level=opt_level, precision=precision)
+
+
+def _edge_op(node) -> str | None:
+    """An edge-dialect call's ATen name (``<EdgeOpOverload: aten.elu.default>…`` → ``elu``); None for what is
+    not an operator (getitem, the delegate call, memory planning's allocations)."""
+    match = re.match(r"(?:<EdgeOpOverload: )?(?:aten|dim_order_ops)\.(\w+)\.", str(node.target))
+    return match.group(1) if match else None
+
+
+def partition(program) -> tuple[list[str], list[str]]:
+    """The ATen ops inside XNNPACK's delegates, and those left on ExecuTorch's portable kernels."""
+    module = program.graph_module
+    delegated, portable = [], []
+    for node in module.graph.nodes:
+        if node.op == "get_attr" and hasattr(getattr(module, node.target, None), "original_module"):
+            inner = getattr(module, node.target).original_module.graph_module.graph
+            delegated += [op for n in inner.nodes if n.op == "call_function" and (op := _edge_op(n))]
+        elif node.op == "call_function" and (op := _edge_op(node)):
+            portable.append(op)
+    return delegated, portable
+
+
+def partition_census(
+    name: str, delegated: list[str], portable: list[str], *, provider: str, opt_level: str, precision: str
+) -> FusionCensus:
+    """A census from the partition: an activation inside the delegate is XNNPACK's (``XNNPACK(Gelu)``: it
+    may fuse it into the convolution's output clamp where it is one, as for ReLU); one on the portable kernels
+    is left on its own, with its decomposition's ops (Mish's log1p and where)."""
+    ops: dict[str, int] = {}
+    fused: dict[str, int] = {}
+    left: dict[str, int] = {}
+    for op in delegated:
+        ops[f"XNNPACK.{op}"] = ops.get(f"XNNPACK.{op}", 0) + 1
+        if op in inductor_code.ACTIVATION:
+            key = f"XNNPACK({inductor_code.ACTIVATION[op]})"
+            fused[key] = fused.get(key, 0) + 1
+    for op in portable:
+        ops[f"portable.{op}"] = ops.get(f"portable.{op}", 0) + 1
+        if op not in inductor_code.NETWORK and op not in ("view_copy", "clone", "permute_copy", "_to_copy"):
+            activation = inductor_code.ACTIVATION.get(op, op)
+            left[activation] = left.get(activation, 0) + 1
+    return FusionCensus(
+        name, provider, opt_level, dict(sorted(ops.items())), left, dict(sorted(fused.items())), 0, precision
+    )
