@@ -322,7 +322,8 @@ def test_cli_all_skips_a_missing_openvino_and_says_why(trained_models, tmp_path,
     result = profile_cli(trained_models, out, "--provider", "all", env=without_openvino)
     assert result.returncode == 0, result.stderr
     assert "skipped openvino" in result.stderr and "actprof[openvino]" in result.stderr
-    assert storage.read_json(out / "profile.json", ProfileRecord).settings.providers == ["cpu"]
+    providers = storage.read_json(out / "profile.json", ProfileRecord).settings.providers
+    assert providers == ["cpu", "torch", "inductor", "executorch"]
 
 
 def test_cli_refuses_a_model_that_fails_to_quantize_leaving_nothing(trained_models, tmp_path):
@@ -363,8 +364,12 @@ def test_a_runtime_rewrite_is_not_mistaken_for_quantization_folding():
     assert attribution.with_quantization_folding(census, {"Relu": 3}, {}).fused == {"int8(Relu)": 3}
 
 
-def test_cli_all_refuses_a_precision_whose_only_provider_is_missing(trained_models, tmp_path, without_openvino):
+def test_cli_all_refuses_a_precision_no_provider_runs_here(trained_models, tmp_path, without_openvino):
+    """bf16 without OpenVINO leaves PyTorch's autocast, which this CPU would emulate: refused, naming why."""
+    if cpu_has_bf16():
+        pytest.skip("this CPU runs bf16 natively: PyTorch's bf16 cells run here")
     out = tmp_path / "reports"
     result = profile_cli(trained_models, out, "--provider", "all", "--precision", "bf16", env=without_openvino)
-    assert_user_error(result, code=2, contains="bf16 does not run on --provider cpu")
+    assert_user_error(result, code=2, contains="--precision bf16 runs on no provider here")
+    assert "no native bf16" in result.stderr
     assert not out.exists()

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # import name -> distribution name, where they differ
 DISTRIBUTION = {"onnxruntime": "onnxruntime-gpu", "markupsafe": "jinja2"}
 # optional extras: imported only by the module of that integration, which refuses cleanly without it
-EXTRAS = {"openvino": "runtimes/openvino.py", "ray": "launchers/ray.py"}
+EXTRAS = {"openvino": "runtimes/openvino.py", "ray": "launchers/ray.py", "executorch": "runtimes/executorch.py"}
 
 
 def modules() -> list[Path]:

@@ -45,8 +45,8 @@ def skip_if_cuda_binds(status) -> None:
     [
         ("cpu", ["cpu"]),
         ("cuda", ["cuda"]),
-        ("all", ["cpu", "cuda", "openvino"]),
-        ("ALL", ["cpu", "cuda", "openvino"]),
+        ("all", ["cpu", "cuda", "openvino", "torch", "inductor", "executorch"]),
+        ("ALL", ["cpu", "cuda", "openvino", "torch", "inductor", "executorch"]),
         ("cpu,cpu", ["cpu"]),
         (" cuda , cpu ", ["cuda", "cpu"]),
     ],
@@ -212,20 +212,22 @@ def cli_all(trained_models, tmp_path_factory, cuda_status):
 
 
 def test_cli_all_providers_skips_cuda_and_profiles_what_binds(cli_all):
-    """'all' here: ORT's CPU provider and OpenVINO (the dev extra installs it); CUDA is skipped, and said."""
+    """'all' here: ORT's CPU provider, OpenVINO and ExecuTorch (the dev extra installs them), PyTorch eager and
+    Inductor; CUDA is skipped, and said. ExecuTorch has no per-op profile."""
     result, out = cli_all
     assert result.returncode == 0, result.stderr
     assert "skipped cuda" in result.stderr
     assert "did not bind" in result.stderr or "no CUDAExecutionProvider" in result.stderr
     record = read_json(out / "profile.json", ProfileRecord)
     assert record.kind == "profile"
-    assert record.settings.providers == ["cpu", "openvino"]
-    assert [p.name for p in record.providers] == ["cpu", "openvino"]
+    everywhere = ["cpu", "openvino", "torch", "inductor", "executorch"]
+    assert record.settings.providers == everywhere
+    assert [p.name for p in record.providers] == everywhere
     assert {m.name for m in record.models} == {"relu", "elu"}
-    expected = {(m, p, 1) for m in ("relu", "elu") for p in ("cpu", "openvino")}
+    expected = {(m, p, 1) for m in ("relu", "elu") for p in everywhere}
     assert {(r.model, r.provider, r.batch) for r in record.latency} == expected
-    assert {p.provider for p in record.op_profiles} == {"cpu", "openvino"}
-    assert {f.provider for f in record.fusion} == {"cpu", "openvino"}
+    assert {p.provider for p in record.op_profiles} == set(everywhere) - {"executorch"}
+    assert {f.provider for f in record.fusion} == set(everywhere)
     assert record.ablation == []
 
 

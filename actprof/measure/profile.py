@@ -99,7 +99,7 @@ def run_profile(
         cells = {
             (name, precision): cell_model(deployment, files, name, precision)
             for precision in settings.precisions
-            if precision in backend.precisions
+            if precision in backend.precisions and backend.runs_here(precision) is None
             for name in loaded
         }
         warm_up(backend, cells, settings)

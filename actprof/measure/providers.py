@@ -47,6 +47,13 @@ def bound(requested: Sequence[str], *, skip_unbound: bool, say: Say = lambda _m:
     return usable
 
 
+def not_run_here(providers: Sequence[str], precision: str) -> dict[str, str]:
+    """Providers that support ``precision`` but not on this machine (bf16 without native units) → why."""
+    supporting = [p for p in providers if precision in SUPPORTED_PRECISIONS[p]]
+    reasons = {p: runtimes.backend(p).runs_here(precision) for p in supporting}
+    return {p: reason for p, reason in reasons.items() if reason}
+
+
 def resolve(settings: ProfileSettings, *, skip_unbound: bool, say: Say = lambda _m: None) -> ProfileSettings:
     """``settings`` with the thread count fixed and the providers that bind; every (provider, precision) cell
     a provider does not run is said, and a precision no bound provider runs is refused."""
@@ -56,4 +63,11 @@ def resolve(settings: ProfileSettings, *, skip_unbound: bool, say: Say = lambda 
     for precision in resolved.precisions:
         for provider in sorted(p for p in providers if precision not in SUPPORTED_PRECISIONS[p]):
             say(f"skipped {provider} {precision}: {provider} runs {', '.join(SUPPORTED_PRECISIONS[provider])}")
+        refusals = not_run_here(providers, precision)
+        runs = [p for p in providers if precision in SUPPORTED_PRECISIONS[p] and p not in refusals]
+        if refusals and not runs:
+            where = "; ".join(f"--provider {p}: {reason}" for p, reason in refusals.items())
+            raise ProviderUnavailable(f"--precision {precision} runs on no provider here ({where}); choose fp32")
+        for provider, reason in refusals.items():
+            say(f"skipped {provider} {precision}: {reason}")
     return resolved

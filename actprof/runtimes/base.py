@@ -63,6 +63,11 @@ class Backend:
         chooses it at compile time (OpenVINO's bf16), ``load`` asks for it and checks it was granted."""
         raise NotImplementedError
 
+    def runs_here(self, precision: str) -> str | None:
+        """None where this machine runs ``precision`` on this backend natively; else why not, in a few words
+        (``precisions`` says what the runtime supports anywhere)."""
+        return None
+
     def opt_levels(self, requested: list[str]) -> list[str]:
         """The optimization levels this backend is profiled at (ORT's four; OpenVINO has one)."""
         return requested

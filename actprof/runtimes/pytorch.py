@@ -125,13 +125,15 @@ class TorchBackend(Backend):
     def opt_levels(self, requested: list[str]) -> list[str]:
         return ["default"]
 
+    def runs_here(self, precision: str) -> str | None:
+        if precision == "bf16" and not bf16_native():
+            return "this CPU has no native bf16 (AVX512-BF16 or AMX): PyTorch would time oneDNN's emulation"
+        return None
+
     def load(self, model: bytes, *, opt_level: str, precision: str = "fp32", cuda_graph: bool = False) -> Loaded:
         check_precision(self, precision)
-        if precision == "bf16" and not bf16_native():
-            raise ProviderUnavailable(
-                f"--precision bf16: this CPU has no native bf16 (AVX512-BF16 or AMX), so --provider {self.name} "
-                "would time oneDNN's emulation; choose --precision fp32"
-            )
+        if reason := self.runs_here(precision):
+            raise ProviderUnavailable(f"--precision {precision} on --provider {self.name}: {reason}; choose fp32")
         return self._rebuild(model, precision)
 
     def _rebuild(self, model: bytes, precision: str) -> Loaded:
