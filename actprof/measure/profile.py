@@ -99,7 +99,7 @@ def run_profile(
         cells = {
             (name, precision): cell_model(deployment, files, name, precision)
             for precision in settings.precisions
-            if precision in backend.precisions and backend.runs_here(precision) is None
+            if backend.runs(precision)
             for name in loaded
         }
         warm_up(backend, cells, settings)
@@ -125,9 +125,7 @@ def run_profile(
                 lat, abl = _measure(cells, variants, timed_as, settings, backend, opt_level, batch, x, baseline, say)
                 latencies += lat
                 ablations += abl
-                for (name, precision), (_, data) in cells.items():
-                    if not backend.has_op_profiler:
-                        break
+                for (name, precision), (_, data) in (cells if backend.has_op_profiler else {}).items():
                     say(f"{backend.name} {precision}: per-op profile of {name} at batch {batch}")
                     ops = harness.op_profile(
                         backend, name, data, batch=batch, opt_level=opt_level, x=x, precision=precision

@@ -93,7 +93,7 @@ def profile_variants(
     names = (inputs.name, inputs.output)
     for provider in settings.providers:
         backend = runtimes.backend(provider)
-        precisions = [p for p in settings.precisions if p in backend.precisions and backend.runs_here(p) is None]
+        precisions = [p for p in settings.precisions if backend.runs(p)]
         opt_level = backend.opt_levels(settings.opt_levels)[0]
         for batch in settings.batch_sizes:
             x = inputs.batch(batch)

@@ -63,6 +63,10 @@ class Backend:
         chooses it at compile time (OpenVINO's bf16), ``load`` asks for it and checks it was granted."""
         raise NotImplementedError
 
+    def runs(self, precision: str) -> bool:
+        """Whether this backend runs ``precision`` on this machine: supported, and natively here."""
+        return precision in self.precisions and self.runs_here(precision) is None
+
     def runs_here(self, precision: str) -> str | None:
         """None where this machine runs ``precision`` on this backend natively; else why not, in a few words
         (``precisions`` says what the runtime supports anywhere)."""
@@ -141,6 +145,11 @@ def fix_threads(threads: int = 0) -> int:
 def fixed_threads() -> int:
     """The count ``fix_threads`` fixed (0 before any call: the runtime's default)."""
     return _THREADS[0] if _THREADS else 0
+
+
+def first_line(error: BaseException) -> str:
+    """The first non-empty line of an error's text (runtimes raise pages), or its type's name."""
+    return next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)
 
 
 @contextlib.contextmanager

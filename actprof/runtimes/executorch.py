@@ -15,13 +15,11 @@ import contextlib
 import functools
 import re
 import time
-
-import numpy as np
+from collections import Counter
 
 from actprof.errors import ModelFileError, ProviderUnavailable
-from actprof.graphs.surgery import INPUT_NAME, OUTPUT_NAME
 from actprof.runtimes import inductor_code
-from actprof.runtimes.base import Target, fixed_threads, native_stderr_silenced, quiet
+from actprof.runtimes.base import first_line, fixed_threads, native_stderr_silenced, quiet
 from actprof.runtimes.pytorch import Loaded, TorchBackend
 from actprof.schema.environment import package_version, physical_cores
 from actprof.schema.profiling import FusionCensus, ProviderStatus
@@ -78,38 +76,23 @@ class ExecuTorchBackend(TorchBackend):
         return wanted
 
     def load(self, model: bytes, *, opt_level: str, precision: str = "fp32", cuda_graph: bool = False) -> Loaded:
-        from actprof.runtimes.base import check_precision
-
-        check_precision(self, precision)
         _, _, _, portable = _modules()
-        loaded = self._rebuild(model, precision)
+        loaded = super().load(model, opt_level=opt_level, precision=precision)
         loaded.threads = self._threads(portable)
         return loaded
 
-    def compute_target(
-        self, loaded: Loaded, x: np.ndarray, *, input_name: str = INPUT_NAME, output_name: str = OUTPUT_NAME
-    ) -> Target:
-        """``run`` executes the lowered program's ``forward`` once on a tensor sharing the loaded batch."""
-        import torch
-
-        batch = torch.from_numpy(np.ascontiguousarray(x)).clone()
+    def _forward(self, loaded: Loaded, example):
+        """The lowered program's ``forward`` for ``example``'s shape (lowering timed, never run timed)."""
         started = time.perf_counter()
-        _, program = self.lowered(loaded, batch)
-        method = program.load_method("forward")  # the program must outlive it: run() holds both
-        loaded.compile_seconds.setdefault(int(batch.shape[0]), time.perf_counter() - started)
+        _, program = self.lowered(loaded, example)
+        method = program.load_method("forward")
+        loaded.compile_seconds.setdefault(int(example.shape[0]), time.perf_counter() - started)
 
-        def run() -> None:
-            method.execute([batch])
+        def forward(x):
+            return method.execute([x])[0]
 
-        run.program = program  # type: ignore[attr-defined]  (freed with its target, never before)
-
-        def load(new: np.ndarray) -> None:
-            batch.copy_(torch.from_numpy(np.ascontiguousarray(new)))
-
-        def output() -> np.ndarray:
-            return method.execute([batch])[0].float().numpy()
-
-        return Target(loaded, run, load, output)
+        forward.program = program  # type: ignore[attr-defined]  (the method needs it alive as long as itself)
+        return forward
 
     def lowered(self, loaded: Loaded, example):
         """(the edge program manager, the runtime's program) lowered for ``example``'s shape."""
@@ -122,8 +105,7 @@ class ExecuTorchBackend(TorchBackend):
                 edge = lower(exported, partitioner=[partitioner()])
                 program = runtime.load_program(edge.to_executorch().buffer)
         except Exception as exc:  # torch.export and the lowering raise many types, with pages of text
-            first = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
-            raise ModelFileError(f"ExecuTorch cannot lower this model: {first[:200]}") from None
+            raise ModelFileError(f"ExecuTorch cannot lower this model: {first_line(exc)[:200]}") from None
         return edge, program
 
     def census(
@@ -173,19 +155,11 @@ def partition_census(
     """A census from the partition: an activation inside the delegate is XNNPACK's (``XNNPACK(Gelu)``: it
     may fuse it into the convolution's output clamp where it is one, as for ReLU); one on the portable kernels
     is left on its own, with its decomposition's ops (Mish's log1p and where)."""
-    ops: dict[str, int] = {}
-    fused: dict[str, int] = {}
-    left: dict[str, int] = {}
-    for op in delegated:
-        ops[f"XNNPACK.{op}"] = ops.get(f"XNNPACK.{op}", 0) + 1
-        if op in inductor_code.ACTIVATION:
-            key = f"XNNPACK({inductor_code.ACTIVATION[op]})"
-            fused[key] = fused.get(key, 0) + 1
-    for op in portable:
-        ops[f"portable.{op}"] = ops.get(f"portable.{op}", 0) + 1
-        if op not in inductor_code.NETWORK and op not in ("view_copy", "clone", "permute_copy", "_to_copy"):
-            activation = inductor_code.ACTIVATION.get(op, op)
-            left[activation] = left.get(activation, 0) + 1
+    ops = Counter([f"XNNPACK.{op}" for op in delegated] + [f"portable.{op}" for op in portable])
+    activation = inductor_code.ACTIVATION
+    fused = Counter(f"XNNPACK({activation[op]})" for op in delegated if op in activation)
+    plumbing = {*inductor_code.NETWORK, "view_copy", "clone", "permute_copy", "_to_copy"}
+    left = dict(Counter(activation.get(op, op) for op in portable if op not in plumbing))
     return FusionCensus(
         name, provider, opt_level, dict(sorted(ops.items())), left, dict(sorted(fused.items())), 0, precision
     )

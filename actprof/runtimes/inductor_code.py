@@ -10,6 +10,7 @@ entry of the fusion census (``census``). Pure text parsing: nothing here imports
 from __future__ import annotations
 
 import re
+from collections import Counter
 
 from actprof.schema.profiling import FusionCensus
 
@@ -86,22 +87,18 @@ def census(
     not read (the loops' names list more ATen origins than they compute). A site Inductor left to an ATen
     fallback kernel (``extern_kernels`` or ``torch.ops.aten``) is counted as left on its own."""
     body = call_body(source)
-    fused: dict[str, int] = {}
-    ops: dict[str, int] = {}
+    fused: Counter[str] = Counter()
+    ops: Counter[str] = Counter()
     for match in _ONEDNN.finditer(body):
         kind = "Conv" if match.group(1) == "convolution" else "Gemm"
-        ops[f"oneDNN.{kind}"] = ops.get(f"oneDNN.{kind}", 0) + 1
+        ops[f"oneDNN.{kind}"] += 1
         attr = _unary_attr(match.group("args"))
         if attr and attr != "none":
-            key = f"oneDNN.{kind}({ONEDNN_ATTR.get(attr, attr)})"
-            fused[key] = fused.get(key, 0) + 1
-    if loops := len(_CPP.findall(body)):
-        ops["C++ loop"] = loops
-    if linears := len(_MKL.findall(body)):
-        ops["mkl.Gemm"] = linears
-    for op in _FALLBACK.findall(body):
-        key = f"aten.{op}"
-        ops[key] = ops.get(key, 0) + 1
+            fused[f"oneDNN.{kind}({ONEDNN_ATTR.get(attr, attr)})"] += 1
+    ops["C++ loop"] += len(_CPP.findall(body))
+    ops["mkl.Gemm"] += len(_MKL.findall(body))
+    ops.update(f"aten.{op}" for op in _FALLBACK.findall(body))
+    ops = +ops  # drops the kinds that did not occur
     left: dict[str, int] = {}
     for op, count in sites.items():
         in_epilogue = sum(n for key, n in fused.items() if key.endswith(f"({op})"))

@@ -24,7 +24,15 @@ import numpy as np
 from actprof.errors import ModelFileError, ProviderUnavailable
 from actprof.graphs.surgery import INPUT_NAME, OUTPUT_NAME
 from actprof.runtimes import attribution
-from actprof.runtimes.base import Backend, OpProfiler, Target, check_precision, fixed_threads, probe_model
+from actprof.runtimes.base import (
+    Backend,
+    OpProfiler,
+    Target,
+    check_precision,
+    first_line,
+    fixed_threads,
+    probe_model,
+)
 from actprof.schema.environment import physical_cores
 from actprof.schema.profiling import FusionCensus, OpProfile, ProviderStatus
 from actprof.settings.profile import SUPPORTED_PRECISIONS
@@ -89,8 +97,7 @@ class OpenVinoBackend(Backend):
         try:
             compiled = core.compile_model(core.read_model(model), DEVICE, config)
         except Exception as exc:  # OpenVINO raises RuntimeError subclasses with multi-line texts
-            first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
-            raise ModelFileError(f"OpenVINO cannot compile the model: {first.strip()[:200]}") from None
+            raise ModelFileError(f"OpenVINO cannot compile the model: {first_line(exc)[:200]}") from None
         granted = self.runs_as(compiled, precision)
         if precision != "int8" and granted != precision:
             raise ProviderUnavailable(

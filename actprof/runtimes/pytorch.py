@@ -17,6 +17,7 @@ import contextlib
 import functools
 import time
 import warnings
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +33,7 @@ from actprof.runtimes.base import (
     OpProfiler,
     Target,
     check_precision,
+    first_line,
     fixed_threads,
     native_stderr_silenced,
     probe_model,
@@ -95,9 +97,8 @@ def _inductor_works() -> str | None:
         target = backend.compute_target(loaded, np.zeros(1, dtype=np.float32), input_name="x", output_name="y")
         target.run()
     except Exception as exc:  # a missing compiler surfaces as InductorError / CalledProcessError / OSError
-        first = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
         return (
-            f"--provider inductor: TorchInductor cannot compile here ({first[:160]}); "
+            f"--provider inductor: TorchInductor cannot compile here ({first_line(exc)[:160]}); "
             "it needs a working C++ compiler (g++)"
         )
     return None
@@ -217,10 +218,7 @@ class TorchBackend(Backend):
             return attribution.census_of_runtime_layers(
                 name, layers, provider=self.name, opt_level=opt_level, is_activation=self.is_activation(activation_ops)
             )
-        sites: dict[str, int] = {}
-        for op in _module_ops(loaded.module):
-            if op in inductor_code.ACTIVATION.values():
-                sites[op] = sites.get(op, 0) + 1
+        sites = Counter(op for op in _module_ops(loaded.module) if op in inductor_code.ACTIVATION.values())
         x = np.zeros((1, *_input_shape(model)), np.float32)
         return inductor_code.census(
             name, self.generated_code(loaded, x), sites, provider=self.name, opt_level=opt_level, precision=precision
