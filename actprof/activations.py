@@ -76,7 +76,8 @@ class Activation:
 
         value = self.default_param if param is None else param
         kwargs = {**self.torch_kwargs, **({self.param: value} if self.param else {})}
-        return getattr(nn, self.torch)(**kwargs)
+        cls = getattr(nn, self.torch, None) or _own_modules()[self.torch]
+        return cls(**kwargs)
 
     @property
     def onnx_ops(self) -> tuple[str, ...]:
@@ -156,6 +157,22 @@ _TABLE: tuple[Activation, ...] = (
     Activation(
         "hardswish", "x·relu6(x + 3) / 6", "Hardswish", None, None, "he", False,
         Onnx("HardSwish", since=14), _before("HARDSWISH"),
+        patterns=("HardSwish (x·Clip(x+3, 0, 6)/6)", "HardSwish (x·HardSigmoid(x))"),
+    ),
+)
+
+# Cheaper stand-ins that deployments put in an activation's place: ``swap --to`` candidates, never trained here.
+_APPROXIMATIONS: tuple[Activation, ...] = (
+    Activation(
+        "quick_gelu", "x·σ(1.702x), approximates GELU", "QuickGELU", None, None, "he", False,
+        Onnx(None, exported=("Mul", "Sigmoid", "Mul")), patterns=("QuickGELU (x·Sigmoid(1.702x))",),
+    ),
+    Activation(
+        "relu6", "min(max(0, x), 6), ReLU clipped", "ReLU6", None, None, "he", True, Onnx(None, exported=("Clip",)),
+    ),
+    Activation(
+        "hard_sigmoid", "relu6(x + 3) / 6, approximates σ", "Hardsigmoid", None, None, "glorot", True,
+        Onnx("HardSigmoid", since=6, attrs={"alpha": 1 / 6, "beta": 0.5}),
     ),
 )
 # fmt: on
@@ -209,8 +226,25 @@ def monotonic_ops() -> frozenset[str]:
 
 def candidates() -> dict[str, Activation]:
     """What ``swap --to`` can put at a site: every activation one ONNX input determines (not PReLU, whose
-    slope is a learned weight), and identity."""
-    return {a.name: a for a in (*_TABLE, IDENTITY) if a.name != "prelu"}
+    slope is a learned weight), the approximations deployments use, and identity."""
+    return {a.name: a for a in (*_TABLE, *_APPROXIMATIONS, IDENTITY) if a.name != "prelu"}
+
+
+def patterns() -> dict[str, Activation]:
+    """Each decomposed pattern ``swap`` recognises → the activation (or approximation) it computes."""
+    return {kind: a for a in (*_TABLE, *_APPROXIMATIONS) for kind in a.patterns}
+
+
+def _own_modules() -> dict[str, type]:
+    """The candidates torch has no ``nn`` module for."""
+    import torch
+    from torch import nn
+
+    class QuickGELU(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x * torch.sigmoid(1.702 * x)
+
+    return {"QuickGELU": QuickGELU}
 
 
 def names() -> list[str]:

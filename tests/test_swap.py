@@ -13,9 +13,10 @@ from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
 from actprof.errors import UsageError
-from actprof.graphs import sites
+from actprof.graphs import candidates, sites
 from actprof.measure import swap
-from actprof.measure.inputs import batch_reshapes, parse_input_shape, resolve_inputs, with_input_shape
+from actprof.measure.declared import batch_reshapes, with_input_shape
+from actprof.measure.inputs import Choices, parse_input_shape, resolve_inputs
 from actprof.runtimes.onnxruntime import cpu_session
 from actprof.schema import storage
 from actprof.schema.swap import SwapRecord
@@ -51,7 +52,9 @@ def const(name: str, value: float) -> onnx.TensorProto:
 @pytest.mark.parametrize(("path", "count"), [(RESNET50, 49), (SQUEEZENET, 26)])
 def test_real_architectures_have_their_relu_sites_found(path, count):
     found = sites.find_sites(onnx.load(str(path)))
-    assert len(found) == count and {s.kind for s in found} == {"Relu"}
+    hidden = [s for s in found if s.role == "activation"]
+    assert len(hidden) == count and {s.kind for s in hidden} == {"Relu"}
+    assert [(s.kind, s.role) for s in found if s not in hidden] == [("Softmax", "head")]  # the classifier's
 
 
 def test_decomposed_patterns_are_one_site_each():
@@ -102,13 +105,14 @@ def test_a_clip_that_is_not_relu6_is_no_site():
 
 def test_swapping_relu_for_relu_gives_the_same_network():
     model = onnx.load(str(SQUEEZENET))
-    same, decomposed = sites.swap(model, sites.find_sites(model), "relu")
+    hidden = [s for s in sites.find_sites(model) if s.role == "activation"]
+    same, decomposed = sites.swap(model, hidden, "relu")
     x = np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)
     assert not decomposed
     np.testing.assert_array_equal(run_ort(same, x), run_ort(model, x))
 
 
-@pytest.mark.parametrize("candidate", list(sites.CANDIDATES))
+@pytest.mark.parametrize("candidate", list(candidates.CANDIDATES))
 def test_every_candidate_builds_a_checked_resnet50(candidate):
     model = onnx.load(str(RESNET50))
     found = sites.find_sites(model)
@@ -116,6 +120,7 @@ def test_every_candidate_builds_a_checked_resnet50(candidate):
     swapped = onnx.load_from_string(variants[candidate][0])
     assert not any(node.op_type == "Relu" for node in swapped.graph.node) or candidate == "relu"
     assert variants[candidate][1] == (candidate in ("gelu", "gelu_tanh", "mish", "hardswish", "celu"))  # opset 9
+    onnx.checker.check_model(swapped, full_check=True)
 
 
 @pytest.mark.parametrize("candidate", ["gelu", "mish", "hardswish", "silu"])
@@ -135,10 +140,10 @@ def test_decomposed_candidates_compute_the_same_function_as_the_single_op(candid
 def test_only_the_chosen_sites_are_replaced():
     model = onnx.load(str(SQUEEZENET))
     found = sites.find_sites(model)
-    chosen = swap.parse_sites("1,3", len(found))
+    chosen = swap.parse_sites("1,3", found, ("activation",))
     variants = swap.build_variants(model, found, chosen, ["elu"])
     ops = [n.op_type for n in onnx.load_from_string(variants["elu"][0]).graph.node]
-    assert ops.count("Elu") == 2 and ops.count("Relu") == len(found) - 2
+    assert ops.count("Elu") == 2 and ops.count("Relu") == 26 - 2
 
 
 # --- inputs -----------------------------------------------------------------------------------------
@@ -161,8 +166,9 @@ def test_input_shape_parser_never_crashes(spec):
     assert all(all(d >= 1 for d in shape) for shape in parsed.values())
 
 
-def resolve(model, batches, **kwargs):
-    return resolve_inputs(model, batches, input_shape=kwargs.get("shape", {}), inputs_file=None, seed=0)
+def resolve(model, batches, *, shape=None, values=None, vocab=None, inputs_file=None):
+    choices = Choices(shape or {}, values or {}, vocab or {}, inputs_file, seed=0)
+    return resolve_inputs(model, batches, choices)
 
 
 def test_a_fixed_batch_is_kept_unless_the_shape_is_given():
@@ -170,8 +176,10 @@ def test_a_fixed_batch_is_kept_unless_the_shape_is_given():
     with pytest.raises(UsageError, match="fixed batch of 1"):
         resolve(model, [8])
     inputs = resolve(model, [1, 8], shape={"data_0": (1, 3, 224, 224)})
-    assert inputs.shapes == {1: (1, 3, 224, 224), 8: (8, 3, 224, 224)}
-    assert inputs.batch(8).shape == (8, 3, 224, 224) and inputs.batch(8).dtype == np.float32
+    [feed] = inputs.feeds
+    assert feed.shapes == {1: (1, 3, 224, 224), 8: (8, 3, 224, 224)}
+    x = inputs.batch(8)["data_0"]
+    assert x.shape == (8, 3, 224, 224) and x.dtype == np.float32
 
 
 def test_free_dimensions_need_a_shape_and_sizes_are_checked_first():
@@ -186,7 +194,9 @@ def test_free_dimensions_need_a_shape_and_sizes_are_checked_first():
 
 def test_random_inputs_are_reproducible_from_their_seed():
     model = onnx.load(str(SQUEEZENET))
-    assert np.array_equal(resolve(model, [1]).batch(1), resolve(model, [1]).batch(1))
+    first, again = resolve(model, [1]).batch(1)["data_0"], resolve(model, [1]).batch(1)["data_0"]
+    assert np.array_equal(first, again)
+    assert not np.array_equal(first, resolve(model, [1]).batch(1, draw=1)["data_0"])  # another draw differs
 
 
 # --- the command ----------------------------------------------------------------------------------
@@ -206,7 +216,8 @@ def test_swap_prices_every_candidate_on_every_runtime(squeezenet_swap):
     result, out = squeezenet_swap
     assert result.returncode == 0, result.stderr
     record = storage.read_json(out / "swap.json", SwapRecord)
-    assert len(record.sites) == 26 and record.replaced == list(range(26))
+    assert len(record.sites) == 27 and record.replaced == list(range(26))  # not the Softmax head
+    assert [s.role for s in record.sites] == ["activation"] * 26 + ["head"]
     cells = {(r.model, r.provider) for r in record.latency}
     assert cells == {(v, p) for v in ("original", "relu", "elu", "identity") for p in ("cpu", "openvino")}
     for r in record.latency:
@@ -222,6 +233,10 @@ def test_swap_prices_every_candidate_on_every_runtime(squeezenet_swap):
     assert sum(original.fused.values()) + original.activation_nodes_left.get("Relu", 0) == 26
     for name in ("swap.md", "swap.html"):
         assert "not retrained" in (out / name).read_text()
+    distances = {v.name: v.distance for v in record.variants}
+    assert distances["original"] is None and distances["relu"].max_abs == 0.0  # the same function
+    # N×1000×1×1 is class scores; the light model's weights make every output the uniform 0.001, whatever the swap
+    assert distances["elu"].argmax_agreement == 1.0 and distances["elu"].samples == 32
     assert "not retrained" in result.stderr.lower()
 
 
@@ -246,7 +261,9 @@ def free_model(tmp_path) -> Path:
         (free_model, [], "free dimensions"),
         (lambda t: SQUEEZENET, ["--input-shape", "data_0=1x5x224x224"], "does not run at input shape"),
         (lambda t: SQUEEZENET, ["--batch-sizes", "4"], "fixed batch of 1"),
-        (lambda t: SQUEEZENET, ["--sites", "27"], "--sites"),
+        (lambda t: SQUEEZENET, ["--sites", "28"], "--sites"),
+        (lambda t: SQUEEZENET, ["--roles", "gate"], "no site has the role gate"),
+        (lambda t: SQUEEZENET, ["--roles", "tail"], "unknown role"),
     ],
 )
 def test_swap_refuses_bad_input_in_one_line(tmp_path, make, args, contains):
@@ -283,7 +300,7 @@ def test_a_hard_coded_batch_is_freed_only_to_run_other_batch_sizes():
     inputs = resolve(model, [1, 2], shape={"gpu_0/data_0": (1, 3, 224, 224)})
     assert batch_reshapes(model, inputs) == ["n173"]
     assert batch_reshapes(model, resolve(model, [1])) == []
-    x = inputs.batch(2)
+    x = inputs.batch(2)["gpu_0/data_0"]
     two = run_ort(with_input_shape(model, inputs, 2), x)
     one = run_ort(with_input_shape(model, inputs, 1), x[:1])
     assert two.shape == (2, 1000)
@@ -295,7 +312,7 @@ def test_int8_calibration_feeds_match_a_fixed_batch():
     from actprof.export import precision
 
     model = onnx.load(str(SQUEEZENET))
-    x = resolve(model, [1]).batch(1)
+    x = resolve(model, [1]).batch(1)["data_0"]
     [int8] = precision.quantize_all(
         {"squeezenet": model.SerializeToString()}, np.concatenate([x] * 4), batch=1
     ).values()

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from actprof.activations import candidates
 from actprof.cli import build
 from actprof.cli.app import app
 from actprof.cli.console import RichReporter, console
@@ -30,6 +31,7 @@ from actprof.cli.options import (
     ThreadsOpt,
     listed,
 )
+from actprof.graphs.sites import ROLES
 from actprof.settings.training import DEFAULT_STACKS, TRAIN_STACKS
 
 
@@ -183,21 +185,38 @@ def microbench_command(
 
 @app.command("swap")
 def swap_command(
-    model: Annotated[Path, typer.Argument(help="Any ONNX model with one input (e.g. a ResNet-50).")],
+    model: Annotated[Path, typer.Argument(help="Any ONNX model (a ResNet-50, a detector, a BERT encoder…).")],
     to: Annotated[
-        str, typer.Option("--to", help="Candidates for every site: a comma list (relu, elu, gelu, silu, identity…).")
+        str, typer.Option("--to", help=f"Candidates for every site, a comma list of: {', '.join(candidates())}.")
     ] = "relu,elu,gelu,silu,identity",
     sites: Annotated[
-        str | None, typer.Option("--sites", help="Replace only these sites (1-based, as listed), e.g. 1,2,5.")
+        str | None,
+        typer.Option(
+            "--sites",
+            help="Replace only these sites, any role: numbers as listed (1,2,5 or 3-8), a kind (gelu), or all.",
+        ),
     ] = None,
+    roles: Annotated[
+        str,
+        typer.Option("--roles", help=f"Replace the sites with these roles: {', '.join(ROLES)}, or all."),
+    ] = "activation",
     provider: ProviderOpt = listed(SWAP.providers),
     precision: InferencePrecisionOpt = listed(SWAP.precisions),
     batch_sizes: BatchSizesOpt = listed(SWAP.batch_sizes),
     input_shape: Annotated[
         str | None, typer.Option("--input-shape", help="name=1x3x224x224 for free dimensions (or another batch).")
     ] = None,
+    input_value: Annotated[
+        str | None,
+        typer.Option("--input-value", help="name=VALUE fills an input with one value (a sample rate, a zero state)."),
+    ] = None,
+    vocab_size: Annotated[
+        str | None,
+        typer.Option("--vocab-size", help="name=N draws an integer input's token ids below N (default: its table)."),
+    ] = None,
     inputs: Annotated[
-        Path | None, typer.Option("--inputs", help="An .npz with real inputs (default: random normal, --seed).")
+        Path | None,
+        typer.Option("--inputs", help="An .npz with real inputs, one array per input name (default: random)."),
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the random inputs.")] = 0,
     threads: Annotated[int, typer.Option(help="Intra-op threads (0: one per physical core).")] = SWAP.threads,
@@ -207,11 +226,19 @@ def swap_command(
 ) -> None:
     """Price every activation inside any ONNX model: swap them all for each candidate, profile side by side."""
     from actprof import api
-    from actprof.graphs.sites import parse_candidates
+    from actprof.graphs.candidates import parse_candidates
+    from actprof.graphs.sites import parse_roles
     from actprof.report.terminal import print_swap
 
     options = api.SwapOptions(
-        candidates=parse_candidates(to), sites=sites, input_shape=input_shape, inputs=inputs, seed=seed
+        candidates=parse_candidates(to),
+        sites=sites,
+        roles=parse_roles(roles),
+        input_shape=input_shape,
+        input_value=input_value,
+        vocab_size=vocab_size,
+        inputs=inputs,
+        seed=seed,
     )
     settings = build.profile_settings(
         provider=provider,

@@ -73,10 +73,11 @@ def to_fp16(model: bytes) -> bytes:
 
 
 def quantize_all(
-    models: dict[str, bytes], calibration: np.ndarray, *, batch: int = CALIBRATION_BATCH
+    models: dict[str, bytes], calibration: np.ndarray | list[dict[str, np.ndarray]], *, batch: int = CALIBRATION_BATCH
 ) -> dict[str, bytes]:
     """Every model quantized to int8 (static, QDQ) in one spawned child; QuantizationError names the model.
-    ``batch``: images per calibration feed (a model with a fixed batch needs exactly its batch)."""
+    ``calibration``: images for the one input, ``batch`` per feed (a model with a fixed batch needs exactly its
+    batch); or the feeds themselves, one dict per run, for a model with several inputs."""
     if not models:
         return {}
     context = multiprocessing.get_context("spawn")
@@ -95,7 +96,7 @@ def quantize_all(
     return results
 
 
-def _quantize_static(model: bytes, calibration: np.ndarray, batch: int) -> bytes:
+def _quantize_static(model: bytes, calibration: np.ndarray | list[dict[str, np.ndarray]], batch: int) -> bytes:
     """In the child process: ``quantize_static`` on ``model``, calibrated with ``calibration``."""
     import logging
     import tempfile
@@ -113,6 +114,9 @@ def _quantize_static(model: bytes, calibration: np.ndarray, batch: int) -> bytes
 
     class Batches(CalibrationDataReader):
         def __init__(self) -> None:
+            if isinstance(calibration, list):
+                self.feeds = iter(calibration)
+                return
             chunks = range(0, len(calibration) - batch + 1, batch)  # whole feeds only
             self.feeds = iter([{input_name: calibration[i : i + batch]} for i in chunks])
 

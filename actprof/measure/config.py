@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from actprof.activations import candidates
+from actprof.graphs.sites import ROLES
 from actprof.settings.parse import one_of, require
 from actprof.settings.profile import PROVIDERS, ProfileSettings, check_timing
 
@@ -30,12 +31,17 @@ class MicrobenchSettings:
 
 @dataclass(frozen=True)
 class SwapOptions:
-    """What ``swap`` puts where: the candidates at every site (or the ``sites`` listed, 1-based), the inputs'
-    shapes (``name=1x3x224x224``, comma-separated) and values (an .npz, or random normal with ``seed``)."""
+    """What ``swap`` puts where: the candidates at every site whose role is in ``roles`` (hidden activations by
+    default; or the ``sites`` listed, 1-based, whatever their role), and what each input gets: shapes
+    (``name=1x3x224x224``, comma-separated), constants (``name=16000``), token-id bounds (``name=30522``), real
+    values (an .npz), or random values drawn with ``seed`` (measure.inputs)."""
 
     candidates: list[str] = field(default_factory=lambda: ["relu", "elu", "gelu", "silu", "identity"])
     sites: str | None = None
+    roles: tuple[str, ...] = ("activation",)
     input_shape: str | None = None
+    input_value: str | None = None
+    vocab_size: str | None = None
     inputs: Path | None = None
     seed: int = 0
 
@@ -44,6 +50,9 @@ class SwapOptions:
         require(bool(self.candidates), "--to is empty; choose from: " + ", ".join(names))
         for candidate in self.candidates:
             one_of(candidate, names, "--to")
+        require(bool(self.roles), "--roles is empty; choose from: " + ", ".join(ROLES))
+        for role in self.roles:
+            one_of(role, ROLES, "--roles")
         require(self.seed >= 0, f"--seed must be non-negative, got {self.seed}")
 
 

@@ -1,6 +1,19 @@
-"""The inputs ``swap`` feeds any network: each input's shape per batch size (``--input-shape`` for free
-dimensions), random normal values with a seed or real ones from ``--inputs FILE.npz`` (no pickle), sizes
-checked before anything large is allocated; and the model declared at each batch's shape."""
+"""The inputs ``swap`` feeds any network: every input's shape per batch size and the values it gets.
+
+A model may read several inputs: an image, token ids with an attention mask, an audio frame with a recurrent
+state and a sample rate. Each input gets a shape (declared, or ``--input-shape name=…`` for free dimensions;
+the batch dimension follows ``--batch-sizes``) and values, first rule that applies:
+
+1. ``--inputs FILE.npz``: the array named like the input (a one-input model takes the only array);
+2. ``--input-value name=V``: every element V (a sample rate, a flag, a zero initial state);
+3. a float input: random normal with the seed (a recurrent state too);
+4. an integer input that indexes an embedding table (a Gather of an initializer): token ids below the table's
+   rows, or below ``--vocab-size name=N`` where given;
+5. an integer or boolean input named like a mask: ones.
+
+An input no rule covers is refused in one line naming it. Sizes are checked before anything is allocated.
+``inputs_files`` reads and checks the .npz; ``declared`` declares the model at each batch's shape.
+"""
 
 from __future__ import annotations
 
@@ -10,33 +23,68 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from actprof.errors import ModelFileError, UsageError
+from actprof.errors import UsageError
+from actprof.measure.declared import Declared, declared_inputs, embedding_rows
+from actprof.measure.inputs_files import load_arrays
 
 MAX_INPUT_BYTES = 1 << 30  # a batch of inputs larger than this is refused before it is allocated
+MASK_WORDS = ("mask",)
+
+
+@dataclass(frozen=True)
+class Feed:
+    """One input, resolved: its shape at each batch size and where its values come from."""
+
+    name: str
+    shapes: dict[int, tuple[int, ...]]  # batch size -> shape
+    dtype: np.dtype
+    source: str  # in words: "random normal, seed 0", "token ids < 30522 (rows of emb.weight)", "ones (a mask)"…
+    batch_axis: int | None  # None: the input has no batch dimension (a scalar, a fixed-size state)
+    high: int | None = None  # token ids: exclusive upper bound
+    value: float | None = None  # every element this
+    given: np.ndarray | None = None  # from --inputs, samples along batch_axis
+
+    def values(self, batch: int, seed: int, draw: int = 0) -> np.ndarray:
+        shape = self.shapes[batch]
+        if self.given is not None:
+            return self._from_given(shape, draw)
+        if self.value is not None:
+            return np.full(shape, self.value, dtype=self.dtype)
+        rng = np.random.default_rng(seed)
+        if self.high is not None:
+            return rng.integers(0, self.high, size=shape).astype(self.dtype)
+        if self.dtype.kind in "iub":
+            return np.ones(shape, dtype=self.dtype)
+        return rng.standard_normal(shape).astype(self.dtype)
+
+    def _from_given(self, shape: tuple[int, ...], draw: int) -> np.ndarray:
+        """``size`` samples of the given ones, from sample ``draw · size`` on, wrapping around."""
+        given = self.given
+        assert given is not None
+        if self.batch_axis is None:
+            return np.require(given.astype(self.dtype), requirements="C")  # a scalar stays 0-d
+        size, count = shape[self.batch_axis], given.shape[self.batch_axis]
+        picked = [(draw * size + i) % count for i in range(size)]
+        return np.ascontiguousarray(np.take(given, picked, axis=self.batch_axis).astype(self.dtype))
 
 
 @dataclass(frozen=True)
 class Inputs:
-    """The model's input, resolved: its name, the shape at each batch size, and how values are drawn."""
+    """Every input the model reads, resolved; ``output``: the output compared and timed (the first)."""
 
-    name: str
+    feeds: tuple[Feed, ...]
     output: str
-    shapes: dict[int, tuple[int, ...]]  # batch size -> shape
-    dtype: np.dtype
-    given: np.ndarray | None  # from --inputs; None: random normal with ``seed``
     seed: int
     fixed_batch: int | None = None  # the batch the model declares, where it declares one
-    reshaped: bool = False  # --input-shape overrode the declared shape
+    reshaped: bool = False  # --input-shape overrode a declared shape
 
-    def batch(self, size: int) -> np.ndarray:
-        shape = self.shapes[size]
-        if self.given is not None:
-            reps = -(-size // len(self.given))
-            return np.ascontiguousarray(np.concatenate([self.given] * reps)[:size].astype(self.dtype))
-        return np.random.default_rng(self.seed).standard_normal(shape).astype(self.dtype)
+    @property
+    def names(self) -> list[str]:
+        return [f.name for f in self.feeds]
 
-    def source(self, inputs_file: Path | None) -> str:
-        return f"{inputs_file.name} (given)" if inputs_file else f"random normal, seed {self.seed}"
+    def batch(self, size: int, draw: int = 0) -> dict[str, np.ndarray]:
+        """One feed per input at batch ``size``; ``draw`` picks other random values (same shapes)."""
+        return {f.name: f.values(size, self.seed + 1000 * draw + k, draw) for k, f in enumerate(self.feeds)}
 
 
 def parse_input_shape(spec: str | None) -> dict[str, tuple[int, ...]]:
@@ -54,124 +102,153 @@ def parse_input_shape(spec: str | None) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def resolve_inputs(
-    model: onnx.ModelProto,
-    batch_sizes: list[int],
-    *,
-    input_shape: dict[str, tuple[int, ...]],
-    inputs_file: Path | None,
-    seed: int,
-) -> Inputs:
-    """The one input the model reads, with a concrete shape for every batch size (refusing what cannot fit)."""
-    initializers = {t.name for t in model.graph.initializer}
-    graph_inputs = [i for i in model.graph.input if i.name not in initializers]
-    if len(graph_inputs) != 1:
-        names = ", ".join(i.name for i in graph_inputs) or "none"
-        raise UsageError(f"swap profiles models with exactly one input; this one has: {names}")
-    spec = graph_inputs[0]
-    unknown = set(input_shape) - {spec.name}
-    if unknown:
-        raise UsageError(f"--input-shape names {sorted(unknown)}, but the model's input is {spec.name!r}")
-    tensor = spec.type.tensor_type
-    if not spec.type.HasField("tensor_type") or tensor.elem_type not in onnx.helper.get_all_tensor_dtypes():
-        raise UsageError(f"input {spec.name!r} is not a tensor of a known element type; swap cannot feed it")
-    dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type))
-    if not tensor.HasField("shape") or not tensor.shape.dim:
-        raise UsageError(f"input {spec.name!r} declares no shape; swap needs its rank (re-export with shapes)")
-    declared = [d.dim_value if d.HasField("dim_value") else None for d in tensor.shape.dim]
-    base = input_shape.get(spec.name)
-    if base is None:
-        if any(d is None for d in declared[1:]):
-            raise UsageError(f"input {spec.name!r} has free dimensions {declared}; give --input-shape {spec.name}=…")
-        base = (declared[0] or batch_sizes[0], *declared[1:])
-    if len(base) != len(declared):
-        raise UsageError(f"--input-shape {spec.name} has {len(base)} dimensions, the model's input has {len(declared)}")
-    shapes = {b: (b, *base[1:]) for b in batch_sizes}
-    if (
-        declared
-        and declared[0] is not None
-        and spec.name not in input_shape
-        and any(b != declared[0] for b in batch_sizes)
-    ):
+def parse_named_numbers(spec: str | None, option: str, *, integer: bool = False) -> dict[str, float]:
+    """``name=16000,other=0`` → {name: value} (``--input-value``, ``--vocab-size``)."""
+    values: dict[str, float] = {}
+    for item in (s.strip() for s in (spec or "").split(",") if s.strip()):
+        name, _, number = item.rpartition("=")
+        try:
+            value = int(number) if integer else float(number)
+        except ValueError:
+            value = None
+        if not name or value is None or (integer and value < 1) or not np.isfinite(value):
+            kind = "a positive integer" if integer else "a number"
+            raise UsageError(f"{option} must look like name=VALUE with {kind}, got {item!r}")
+        values[name] = value
+    return values
+
+
+@dataclass(frozen=True)
+class Choices:
+    """What the user said about the inputs (``--input-shape``, ``--input-value``, ``--vocab-size``, ``--inputs``)."""
+
+    shapes: dict[str, tuple[int, ...]]
+    values: dict[str, float]
+    vocab: dict[str, float]
+    inputs_file: Path | None
+    seed: int
+
+
+def resolve_inputs(model: onnx.ModelProto, batch_sizes: list[int], choices: Choices) -> Inputs:
+    """Every input the model reads with a shape per batch size and a source of values (refusing what cannot
+    be fed, in one line naming the input)."""
+    declared = declared_inputs(model)
+    names = [d.name for d in declared]
+    for option, given in (("--input-shape", choices.shapes), ("--input-value", choices.values)):
+        _check_names(option, given, names)
+    _check_names("--vocab-size", choices.vocab, names)
+    fixed = _fixed_batch(declared)
+    if fixed is not None and any(b != fixed for b in batch_sizes) and not choices.shapes:
         raise UsageError(
-            f"input {spec.name!r} has a fixed batch of {declared[0]}; use --batch-sizes {declared[0]}, or "
-            f"--input-shape {spec.name}=Bx… to run it at other batch sizes if the model allows"
+            f"input {declared[0].name!r} has a fixed batch of {fixed}; use --batch-sizes {fixed}, or "
+            f"--input-shape {declared[0].name}=Bx… to run it at other batch sizes if the model allows"
         )
-    largest = max(int(np.prod(s)) * dtype.itemsize for s in shapes.values())
+    arrays = load_arrays(choices.inputs_file, declared) if choices.inputs_file else {}
+    named = _named_sizes(declared, choices.shapes, arrays)
+    feeds = tuple(_feed(model, d, batch_sizes, choices, arrays.get(d.name), named) for d in declared)
+    largest = max(sum(int(np.prod(f.shapes[b])) * f.dtype.itemsize for f in feeds) for b in batch_sizes)
     if largest > MAX_INPUT_BYTES:
         raise UsageError(f"the largest input batch would take {largest / 2**30:.1f} GiB; use smaller --batch-sizes")
-    given = _load_inputs(inputs_file, spec.name, base[1:]) if inputs_file else None
-    fixed = declared[0] if declared else None
-    return Inputs(spec.name, model.graph.output[0].name, shapes, dtype, given, seed, fixed, spec.name in input_shape)
+    reshaped = any(d.name in choices.shapes for d in declared)
+    return Inputs(feeds, model.graph.output[0].name, choices.seed, fixed, reshaped)
 
 
-def _load_inputs(path: Path, name: str, sample_shape: tuple[int, ...]) -> np.ndarray:
-    """Inputs from an .npz (no pickle): the array named like the input, or the only one."""
-    try:
-        loaded = np.load(path, allow_pickle=False)
-        if not isinstance(loaded, np.lib.npyio.NpzFile):
-            raise UsageError(f"{path} holds a single array; --inputs takes an .npz archive (np.savez)")
-        with loaded as archive:
-            key = name if name in archive.files else (archive.files[0] if len(archive.files) == 1 else None)
-            if key is None:
-                raise UsageError(f"{path} has no array named {name!r} (has: {', '.join(archive.files)})")
-            array = archive[key]
-    except (OSError, ValueError, EOFError, TypeError) as exc:
-        raise ModelFileError(f"{path} is not a readable .npz of arrays ({str(exc).splitlines()[0][:80]})") from None
-    if tuple(array.shape[1:]) != tuple(sample_shape) or len(array) == 0:
+def _check_names(option: str, given: dict, names: list[str]) -> None:
+    unknown = sorted(set(given) - set(names))
+    if unknown:
+        raise UsageError(f"{option} names {', '.join(unknown)}, but the model's inputs are {', '.join(names)}")
+
+
+def _fixed_batch(declared: list[Declared]) -> int | None:
+    first = declared[0].dims
+    return first[0] if first and isinstance(first[0], int) else None
+
+
+def _named_sizes(
+    declared: list[Declared], shapes: dict[str, tuple[int, ...]], arrays: dict[str, np.ndarray]
+) -> dict[str, int]:
+    """Sizes of named free dimensions, read off the shapes given: ``--input-shape input_ids=1x128`` sets
+    ``sequence`` = 128 for the attention mask and the token types too."""
+    sizes: dict[str, int] = {}
+    for spec in declared:
+        shape = shapes.get(spec.name) or (arrays[spec.name].shape if spec.name in arrays else None)
+        if shape is not None and len(shape) == len(spec.dims):
+            for axis, (dim, size) in enumerate(zip(spec.dims, shape, strict=True)):
+                if isinstance(dim, str) and axis != spec.batch_axis:
+                    sizes.setdefault(dim, int(size))
+    return sizes
+
+
+def _feed(
+    model: onnx.ModelProto,
+    spec: Declared,
+    batch_sizes: list[int],
+    choices: Choices,
+    given: np.ndarray | None,
+    named: dict[str, int],
+) -> Feed:
+    shapes, axis = _shapes(spec, batch_sizes, choices.shapes.get(spec.name), given, named)
+    common = {"name": spec.name, "shapes": shapes, "dtype": spec.dtype, "batch_axis": axis}
+    if given is not None:
+        rows = embedding_rows(model, spec.name)
+        if rows is not None and given.size and (given.min() < 0 or given.max() >= rows[0]):
+            bad = int(given.max() if given.max() >= rows[0] else given.min())
+            raise UsageError(
+                f"{choices.inputs_file}: {spec.name} holds token id {bad}, outside the vocabulary of {rows[0]} "
+                f"(rows of {rows[1]})"
+            )
+        return Feed(**common, source=f"{Path(str(choices.inputs_file)).name} (given)", given=given)
+    if spec.name in choices.values:
+        value = choices.values[spec.name]
+        if spec.dtype.kind in "iub" and value != int(value):
+            raise UsageError(f"--input-value {spec.name}={value:g}: the input is {spec.dtype}, give an integer")
+        return Feed(**common, source=f"{value:g} (--input-value)", value=value)
+    if spec.dtype.kind in "fc":
+        return Feed(**common, source=f"random normal, seed {choices.seed}")
+    rows = embedding_rows(model, spec.name)
+    if rows is not None or spec.name in choices.vocab:
+        return _token_feed(spec, rows, choices.vocab.get(spec.name), common)
+    if any(word in spec.name.lower() for word in MASK_WORDS):
+        return Feed(**common, source="ones (a mask)")
+    raise UsageError(
+        f"input {spec.name!r} ({spec.dtype}, shape {spec.shown}) needs values: give --input-value {spec.name}=…, "
+        f"--vocab-size {spec.name}=N for token ids, or --inputs FILE.npz"
+    )
+
+
+def _token_feed(spec: Declared, rows: tuple[int, str] | None, vocab: float | None, common: dict) -> Feed:
+    if vocab is not None and rows is not None and vocab > rows[0]:
         raise UsageError(
-            f"{path}: {key} has shape {array.shape}, the model wants (N, {', '.join(map(str, sample_shape))})"
+            f"--vocab-size {spec.name}={vocab:g} is larger than the {rows[0]} rows of {rows[1]} it indexes"
         )
-    return array
+    high = int(vocab) if vocab is not None else rows[0]  # type: ignore[index]
+    where = "(--vocab-size)" if vocab is not None else f"(rows of {rows[1]})"  # type: ignore[index]
+    return Feed(**common, source=f"token ids < {high} {where}", high=high)
 
 
-def with_input_shape(model: onnx.ModelProto, inputs: Inputs, batch: int) -> onnx.ModelProto:
-    """The model with its input declared at ``batch``'s shape and its other shapes left to the runtime.
-
-    A model exported at a fixed batch often hard-codes it in a Reshape (``[1, 2048]`` before the classifier);
-    run at another batch, such a shape's leading dimension becomes -1 (see ``batch_reshapes``)."""
-    out = onnx.ModelProto()
-    out.CopyFrom(model)
-    if inputs.fixed_batch is not None and inputs.shapes[batch][0] != inputs.fixed_batch:
-        _free_reshape_batch(out, inputs.fixed_batch)
-    spec = next(i for i in out.graph.input if i.name == inputs.name)
-    for dim, value in zip(spec.type.tensor_type.shape.dim, inputs.shapes[batch], strict=True):
-        dim.Clear()
-        dim.dim_value = value
-    for output in out.graph.output:
-        for dim in output.type.tensor_type.shape.dim:
-            dim.Clear()
-            dim.dim_param = "?"
-    del out.graph.value_info[:]
-    return out
-
-
-def _reshape_shapes(model: onnx.ModelProto, batch: int) -> list[tuple[onnx.NodeProto, onnx.TensorProto]]:
-    """Reshapes whose target shape is an initializer starting with the fixed ``batch`` and holding no -1."""
-    from onnx import numpy_helper
-
-    initializers = {t.name: t for t in model.graph.initializer}
-    found = []
-    for node in model.graph.node:
-        shape = initializers.get(node.input[1]) if node.op_type == "Reshape" and len(node.input) > 1 else None
-        if shape is not None:
-            values = numpy_helper.to_array(shape)
-            if values.ndim == 1 and len(values) > 1 and values[0] == batch and -1 not in values:
-                found.append((node, shape))
-    return found
-
-
-def _free_reshape_batch(model: onnx.ModelProto, batch: int) -> None:
-    from onnx import numpy_helper
-
-    for _, shape in _reshape_shapes(model, batch):
-        values = numpy_helper.to_array(shape).copy()
-        values[0] = -1
-        shape.CopyFrom(numpy_helper.from_array(values, shape.name))
-
-
-def batch_reshapes(model: onnx.ModelProto, inputs: Inputs) -> list[str]:
-    """The Reshape nodes whose hard-coded batch is freed to run at the other batch sizes asked for."""
-    if inputs.fixed_batch is None or all(s[0] == inputs.fixed_batch for s in inputs.shapes.values()):
-        return []
-    return [node.name or node.output[0] for node, _ in _reshape_shapes(model, inputs.fixed_batch)]
+def _shapes(
+    spec: Declared,
+    batch_sizes: list[int],
+    shape: tuple[int, ...] | None,
+    given: np.ndarray | None,
+    named: dict[str, int],
+) -> tuple[dict[int, tuple[int, ...]], int | None]:
+    """The input's shape at each batch size (from --input-shape, the declared dimensions, or the arrays
+    given for it), and which axis is the batch."""
+    axis = spec.batch_axis
+    base = shape
+    if base is None and given is not None:
+        base = tuple(batch_sizes[0] if i == axis else d for i, d in enumerate(given.shape))
+    if base is None:
+        dims = [named.get(d, d) if isinstance(d, str) else d for d in spec.dims]
+        free = [i for i, d in enumerate(dims) if not isinstance(d, int) and i != axis]
+        if free:
+            raise UsageError(f"input {spec.name!r} has free dimensions {spec.shown}; give --input-shape {spec.name}=…")
+        base = tuple(batch_sizes[0] if i == axis else d for i, d in enumerate(dims))  # type: ignore[misc]
+    if len(base) != len(spec.dims):
+        raise UsageError(
+            f"--input-shape {spec.name} has {len(base)} dimensions, the model's input has {len(spec.dims)}"
+        )
+    if axis is None:
+        return {b: tuple(base) for b in batch_sizes}, None
+    return {b: tuple(b if i == axis else d for i, d in enumerate(base)) for b in batch_sizes}, axis

@@ -13,7 +13,7 @@ import numpy as np
 
 from actprof import runtimes
 from actprof.activations import Activation
-from actprof.graphs.sites import candidate_nodes
+from actprof.graphs.candidates import candidate_nodes
 from actprof.measure import harness
 from actprof.runtimes.base import fixed_threads
 from actprof.schema.profiling import MicrobenchRecord, OpBandwidth

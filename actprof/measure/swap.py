@@ -4,7 +4,9 @@
 the chosen sites replaced (weights untouched, each variant through the full ONNX checker), and profiles
 the original and the variants side by side with the harness ``profile`` uses: each backend's models in
 interleaved rounds of their own, ratios to the original with CIs, per-op share, what each runtime fused,
-memory. The variants are **not retrained**: their outputs differ, only their cost is measured.
+memory. The variants are **not retrained**: their cost is measured, and how far their outputs move from the
+original's on the same inputs (``distance``), never their accuracy after fine-tuning. By default only the hidden
+activations are replaced; gates and output heads (``graphs.sites`` roles) are listed and left alone.
 """
 
 from __future__ import annotations
@@ -26,30 +28,26 @@ from actprof.graphs import sites
 from actprof.graphs.files import load_model_file
 from actprof.measure import harness
 from actprof.measure.config import SwapOptions
-from actprof.measure.inputs import Inputs, batch_reshapes, parse_input_shape, resolve_inputs, with_input_shape
+from actprof.measure.declared import batch_reshapes, with_input_shape
+from actprof.measure.distance import output_distances, site_sizes
+from actprof.measure.inputs import Choices, Inputs, parse_input_shape, parse_named_numbers, resolve_inputs
 from actprof.measure.memory import collecting_only_new_objects, resident_bytes
 from actprof.schema.profiling import FusionCensus, LatencyResult, OpProfile
 from actprof.schema.storage import header, sha256, write_bytes_atomic
 from actprof.schema.swap import InputSpec, SiteRecord, SwapRecord, SwapVariant
-from actprof.settings.parse import parse_positive_ints
 from actprof.settings.profile import ProfileSettings
 
 Say = Callable[[str], None]
 
 
 def site_records(model: onnx.ModelProto, found: list[sites.Site], inputs: Inputs, batch: int) -> list[SiteRecord]:
-    """Each site with its output size at ``batch`` (shape inference on the model at that input shape)."""
-    try:
-        inferred = onnx.shape_inference.infer_shapes(with_input_shape(model, inputs, batch))
-        dims = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim] for v in inferred.graph.value_info}
-    except (onnx.shape_inference.InferenceError, RuntimeError):
-        dims = {}
+    """Each site with its output size at ``batch`` (measured in one run of the model at that input shape)."""
+    feed = inputs.batch(batch)
+    sizes = site_sizes(with_input_shape(model, inputs, batch), [s.output for s in found], feed)
     records = []
     for site in found:
-        shape = dims.get(site.output)
-        elements = int(np.prod(shape)) if shape and all(d > 0 for d in shape) else None
         names = [model.graph.node[i].name or model.graph.node[i].op_type for i in site.nodes]
-        records.append(SiteRecord(site.kind, names, site.input, site.output, elements))
+        records.append(SiteRecord(site.kind, names, site.input, site.output, sizes.get(site.output), site.role))
     return records
 
 
@@ -71,12 +69,33 @@ def build_variants(
     return variants
 
 
-def parse_sites(spec: str | None, count: int) -> list[int]:
-    """``--sites 0,3,5`` (indices in the listing) or every site."""
-    if not spec or spec.strip().lower() == "all":
-        return list(range(count))
-    chosen = [i - 1 for i in parse_positive_ints(spec, "--sites", limit=count)]
+def parse_sites(spec: str | None, found: list[sites.Site], roles: tuple[str, ...]) -> list[int]:
+    """The sites to replace: ``--sites`` as listed (1-based numbers, ranges ``3-8``, or a kind's first word
+    such as ``gelu``, ``hardswish``, ``sigmoid``; any role), ``all``, or else every site whose role is in
+    ``roles`` (``--roles``: hidden activations by default)."""
+    if not spec:
+        return [i for i, site in enumerate(found) if site.role in roles]
+    if spec.strip().lower() == "all":
+        return list(range(len(found)))
+    chosen: set[int] = set()
+    for item in (s.strip().lower() for s in spec.split(",") if s.strip()):
+        chosen |= _site_item(item, found, spec)
+    if not chosen:
+        raise UsageError(f"--sites {spec!r} names no site")
     return sorted(chosen)
+
+
+def _site_item(item: str, found: list[sites.Site], spec: str) -> set[int]:
+    first, dash, last = item.partition("-")
+    if first.isdigit() and (not dash or last.isdigit()):
+        low, high = int(first), int(last or first)
+        if not 1 <= low <= high <= len(found):
+            raise UsageError(f"--sites takes numbers from 1 to {len(found)}, got {spec!r}")
+        return set(range(low - 1, high))
+    kinds = {s.kind.split(" ")[0].lower() for s in found}
+    if item not in kinds:
+        raise UsageError(f"--sites {item!r}: no site of that kind; the model has {', '.join(sorted(kinds))}")
+    return {i for i, s in enumerate(found) if s.kind.split(" ")[0].lower() == item}
 
 
 def profile_variants(
@@ -90,9 +109,14 @@ def profile_variants(
     """Every variant on every backend × precision × batch, each backend's models in rounds of their own."""
     latencies, op_profiles, fusion = [], [], []
     memory: dict[str, dict[str, int]] = {name: {} for name in variants}
-    names = (inputs.name, inputs.output)
+    names = (inputs.names[0], inputs.output)
     for provider in settings.providers:
         backend = runtimes.backend(provider)
+        if len(inputs.feeds) > 1 and not backend.several_inputs:
+            raise UsageError(
+                f"--provider {provider} times models with one input; this one reads {', '.join(inputs.names)}: "
+                "profile it with --provider cpu or openvino"
+            )
         precisions = [p for p in settings.precisions if backend.runs(p)]
         opt_level = backend.opt_levels(settings.opt_levels)[0]
         for batch in settings.batch_sizes:
@@ -153,11 +177,11 @@ def profile_variants(
     return latencies, op_profiles, fusion, memory
 
 
-def _first_run(backend, data: bytes, x: np.ndarray, inputs: Inputs, *, opt_level: str, precision: str):
+def _first_run(backend, data: bytes, x: dict[str, np.ndarray], inputs: Inputs, *, opt_level: str, precision: str):
     """Load a variant and run it once; a shape the model cannot take is the user's to fix, in one line."""
     try:
         loaded = backend.load(data, opt_level=opt_level, precision=precision)
-        target = backend.compute_target(loaded, x, input_name=inputs.name, output_name=inputs.output)
+        target = backend.compute_target(loaded, x, output_name=inputs.output)
         target.run()
     except ActprofError as exc:
         if isinstance(exc, UsageError | ProviderUnavailable) or not inputs.reshaped:
@@ -167,7 +191,7 @@ def _first_run(backend, data: bytes, x: np.ndarray, inputs: Inputs, *, opt_level
         cause = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__).strip()[:160]
     else:
         return target
-    shape = "x".join(map(str, x.shape))
+    shape = ", ".join(f"{name} {'x'.join(map(str, array.shape)) or 'scalar'}" for name, array in x.items())
     raise UsageError(f"the model does not run at input shape {shape} on {backend.name} ({cause}); check --input-shape")
 
 
@@ -176,57 +200,62 @@ def _at_batch(data: bytes, inputs: Inputs, batch: int) -> bytes:
     return with_input_shape(onnx.load_from_string(data), inputs, batch).SerializeToString()
 
 
-def run_swap(
-    model_path: Path, options: SwapOptions, settings: ProfileSettings, *, out: Path, say: Say = lambda _m: None
-) -> SwapRecord:
-    """Find the sites, build and check the variants, derive precisions, profile, and write the variants."""
-    candidates, inputs_file, seed = options.candidates, options.inputs, options.seed
-    started = time.perf_counter()
+def check_swap(
+    model_path: Path, options: SwapOptions, batch_sizes: list[int]
+) -> tuple[onnx.ModelProto, list[sites.Site], Inputs, list[int]]:
+    """Everything the user chose that can be refused before a runtime starts: the model file, its sites, the
+    inputs, the sites to replace."""
     model = load_model_file(model_path)
     found = sites.find_sites(model)
     if not found:
         raise UsageError(
             f"{model_path} has no activation site actprof recognises (Relu, Gelu, x·Sigmoid(x)…); nothing to swap"
         )
-    inputs = resolve_inputs(
-        model,
-        settings.batch_sizes,
-        input_shape=parse_input_shape(options.input_shape),
-        inputs_file=inputs_file,
-        seed=seed,
-    )
-    chosen = parse_sites(options.sites, len(found))
-    say(f"{len(found)} activation sites; building {len(candidates)} variant(s) with {len(chosen)} replaced")
-    variants = build_variants(model, found, chosen, candidates)
-    derived: dict[tuple[str, str], bytes] = {}
-    calibration = ""
+    inputs = resolve_inputs(model, batch_sizes, _choices(options))
+    chosen = parse_sites(options.sites, found, options.roles)
+    if not chosen:
+        raise UsageError(f"no site has the role {', '.join(options.roles)}; list others with --roles or --sites")
+    return model, found, inputs, chosen
+
+
+def run_swap(
+    model_path: Path, options: SwapOptions, settings: ProfileSettings, *, out: Path, say: Say = lambda _m: None
+) -> SwapRecord:
+    """Find the sites, build and check the variants, derive precisions, compare outputs, profile, and write the
+    variants."""
+    started = time.perf_counter()
+    model, found, inputs, chosen = check_swap(model_path, options, settings.batch_sizes)
+    say(f"{len(found)} activation sites; building {len(options.candidates)} variant(s) with {len(chosen)} replaced")
+    variants = build_variants(model, found, chosen, options.candidates)
     first = settings.batch_sizes[0]
-    if "int8" in settings.precisions:
-        sample = np.concatenate([inputs.batch(first) for _ in range(max(1, -(-8 // first)))])
-        say(f"int8: quantizing {len(variants)} variant(s)")
-        fixed = {name: _at_batch(data, inputs, first) for name, (data, _) in variants.items()}
-        quantized = precision.quantize_all(fixed, sample, batch=first)
-        derived |= {(name, "int8"): data for name, data in quantized.items()}
-        calibration = f"{len(sample)} inputs: {inputs.source(inputs_file)} (not representative data unless given)"
-    if "fp16" in settings.precisions:
-        derived |= {(name, "fp16"): precision.to_fp16(data) for name, (data, _) in variants.items()}
+    fixed = {name: _at_batch(data, inputs, first) for name, (data, _) in variants.items()}
+    derived, calibration = _derived(variants, fixed, inputs, settings, options.inputs, say=say)
     statuses = [runtimes.backend(p).status() for p in settings.providers]
     latencies, op_profiles, fusion, memory = profile_variants(variants, inputs, settings, derived=derived, say=say)
+    distances = output_distances(fixed, inputs, first, say=say)
     written = []
     for name, (data, decomposed) in variants.items():
         file = f"{Path(model_path).stem}.{name}.onnx"
         write_bytes_atomic(out / "variants" / file, data)
         replaced = 0 if name == "original" else len(chosen)
         written.append(
-            SwapVariant(name, f"variants/{file}", sha256(data), len(data), replaced, decomposed, memory[name])
+            SwapVariant(
+                name,
+                f"variants/{file}",
+                sha256(data),
+                len(data),
+                replaced,
+                decomposed,
+                memory[name],
+                distances.get(name),
+            )
         )
-    first = settings.batch_sizes[0]
     return SwapRecord(
         **header("swap"),
         model=str(model_path),
         model_sha256=sha256(Path(model_path).read_bytes()),
         opset=sites.opset(model),
-        inputs=[InputSpec(inputs.name, list(inputs.shapes[first]), str(inputs.dtype), inputs.source(inputs_file))],
+        inputs=[InputSpec(f.name, list(f.shapes[first]), str(f.dtype), f.source) for f in inputs.feeds],
         sites=site_records(model, found, inputs, first),
         replaced=chosen,
         variants=written,
@@ -239,3 +268,38 @@ def run_swap(
         calibration=calibration,
         batch_reshapes=batch_reshapes(model, inputs),
     )
+
+
+def _choices(options: SwapOptions) -> Choices:
+    return Choices(
+        shapes=parse_input_shape(options.input_shape),
+        values=parse_named_numbers(options.input_value, "--input-value"),
+        vocab=parse_named_numbers(options.vocab_size, "--vocab-size", integer=True),
+        inputs_file=options.inputs,
+        seed=options.seed,
+    )
+
+
+def _derived(
+    variants: dict[str, tuple[bytes, bool]],
+    fixed: dict[str, bytes],
+    inputs: Inputs,
+    settings: ProfileSettings,
+    inputs_file: Path | None,
+    *,
+    say: Say,
+) -> tuple[dict[tuple[str, str], bytes], str]:
+    """The int8 and fp16 models the precisions asked for need, and what calibrated the int8 ones."""
+    derived: dict[tuple[str, str], bytes] = {}
+    calibration = ""
+    first = settings.batch_sizes[0]
+    if "int8" in settings.precisions:
+        feeds = [inputs.batch(first, draw=k) for k in range(max(1, -(-8 // first)))]
+        say(f"int8: quantizing {len(variants)} variant(s)")
+        quantized = precision.quantize_all(fixed, feeds, batch=first)
+        derived |= {(name, "int8"): data for name, data in quantized.items()}
+        source = f"{inputs_file.name} (given)" if inputs_file else f"random inputs, seed {inputs.seed}"
+        calibration = f"{len(feeds) * first} inputs: {source} (not representative data unless given)"
+    if "fp16" in settings.precisions:
+        derived |= {(name, "fp16"): precision.to_fp16(data) for name, (data, _) in variants.items()}
+    return derived, calibration

@@ -59,14 +59,17 @@ def shared_lr_note(report: ReportRecord) -> str:
 
 
 def swap_caption(record: SwapRecord) -> str:
-    spec = record.inputs[0]
+    fed = "; ".join(
+        f"{spec.name} {'x'.join(map(str, spec.shape)) or 'scalar'} {spec.dtype}, {spec.source}"
+        for spec in record.inputs
+    )
     freed = (
         f" To run at other batch sizes, the hard-coded batch of Reshape {', '.join(record.batch_reshapes)} was made -1."
         if record.batch_reshapes
         else ""
     )
     return (
-        f"{record.model} (opset {record.opset}); input {spec.name} {'x'.join(map(str, spec.shape))} {spec.dtype}, "
-        f"{spec.source}. {record.note.capitalize()}. Ratios: median of per-round ratios to the original on the "
+        f"{record.model} (opset {record.opset}); input{'s' if len(record.inputs) > 1 else ''} {fed}. "
+        f"{record.note.capitalize()}. Ratios: median of per-round ratios to the original on the "
         f"same runtime and precision, each runtime's variants in rounds of their own [95% CI].{freed}"
     )

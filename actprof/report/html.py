@@ -20,7 +20,7 @@ from actprof.report.profile_tables import (
     rewrite_rows,
 )
 from actprof.report.step_tables import step_note, step_rows, step_seconds
-from actprof.report.swap_tables import swap_rows, swap_site_rows
+from actprof.report.swap_tables import distance_rows, swap_rows, swap_site_rows
 from actprof.report.training_tables import (
     convergence_rows,
     evidence_note,
@@ -164,6 +164,7 @@ def swap_html(record: SwapRecord) -> str:
     tables = {
         "tax": _html_table(swap_rows(record)),
         "sites": _html_table(swap_site_rows(record)),
+        "distance": _html_table(distance_rows(record)),
         "fusion": _html_table(fusion_rows(record)),
     }
     return env.get_template("swap.html.j2").render(record=record, tables=tables, caption=swap_caption(record))

@@ -22,7 +22,7 @@ from actprof.report.profile_tables import (
     rewrite_rows,
 )
 from actprof.report.step_tables import step_note, step_rows
-from actprof.report.swap_tables import swap_rows, swap_site_rows
+from actprof.report.swap_tables import distance_rows, swap_rows, swap_site_rows
 from actprof.report.training_tables import (
     convergence_rows,
     evidence_note,
@@ -129,8 +129,14 @@ def swap_markdown(record: SwapRecord) -> str:
         "## The activation tax\n",
         _md_table(swap_rows(record)),
         "\n" + _md_escape(swap_caption(record)) + "\n",
+        "\n## How far each variant's outputs move\n",
+        _md_table(distance_rows(record)),
+        "\nThe first output, on ONNX Runtime's CPU provider at fp32, over draws of the same inputs. Top class kept: "
+        "where the output is class scores (batch × classes).\n",
         "\n## Activation sites\n",
         _md_table(swap_site_rows(record)),
+        "\nReplaced: the sites whose role `--roles` names (hidden activations by default), or those `--sites` "
+        "lists. A *gate* scales another tensor (squeeze-excitation); a *head* squashes what the network outputs.\n",
         "\n## What each runtime fused\n",
         _md_table(fusion_rows(record)),
     ]

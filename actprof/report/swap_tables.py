@@ -12,24 +12,58 @@ if TYPE_CHECKING:
 
 
 def swap_site_rows(record: SwapRecord) -> list[dict[str, str]]:
-    """The sites found, grouped by kind: how many, how many replaced, and how many elements they touch."""
+    """The sites found, grouped by kind and role: how many, how many replaced, and how many elements they
+    touch; the site numbers ``--sites`` takes."""
     chosen = set(record.replaced)
-    groups: dict[str, list[int]] = {}
+    groups: dict[tuple[str, str], list[int]] = {}
     for i, site in enumerate(record.sites):
-        groups.setdefault(site.kind, []).append(i)
+        groups.setdefault((site.kind, site.role), []).append(i)
     rows = []
-    for kind, indices in groups.items():
+    for (kind, role), indices in groups.items():
         sizes = [record.sites[i].elements for i in indices]
         known = [s for s in sizes if s is not None]
         rows.append(
             {
                 "activation site": kind,
+                "role": role,
+                "sites (--sites)": _numbers(indices),
                 "count": str(len(indices)),
                 "replaced": str(sum(i in chosen for i in indices)),
                 "elements per inference": (f"{sum(known):,}" + ("" if len(known) == len(sizes) else " (some unknown)"))
                 if known
                 else "unknown",
                 "largest site": f"{max(known):,}" if known else "—",
+            }
+        )
+    return rows
+
+
+def _numbers(indices: list[int]) -> str:
+    """1-based site numbers with runs collapsed: 1–4, 7, 9–12."""
+    runs: list[list[int]] = []
+    for n in (i + 1 for i in indices):
+        if runs and n == runs[-1][-1] + 1:
+            runs[-1].append(n)
+        else:
+            runs.append([n])
+    return ", ".join(f"{r[0]}–{r[-1]}" if len(r) > 2 else ", ".join(map(str, r)) for r in runs)
+
+
+def distance_rows(record: SwapRecord) -> list[dict[str, str]]:
+    """How far each variant's output moves from the original's on the same inputs (not retrained)."""
+    rows = []
+    for v in record.variants:
+        d = v.distance
+        if d is None:
+            continue
+        rows.append(
+            {
+                "variant": v.name,
+                "max |Δ|": f"{d.max_abs:.3g}",
+                "mean |Δ|": f"{d.mean_abs:.3g}",
+                "‖Δ‖ / ‖original‖": f"{d.relative:.3g}",
+                "top class kept": "—" if d.argmax_agreement is None else f"{100 * d.argmax_agreement:.0f}%",
+                "inputs": str(d.samples),
             }
         )
     return rows

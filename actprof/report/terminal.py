@@ -21,7 +21,7 @@ from actprof.report.profile_tables import (
     rewrite_rows,
 )
 from actprof.report.step_tables import cost_rows, step_note, step_rows
-from actprof.report.swap_tables import swap_rows, swap_site_rows
+from actprof.report.swap_tables import distance_rows, swap_rows, swap_site_rows
 from actprof.report.training_tables import (
     convergence_rows,
     evidence_note,
@@ -239,3 +239,5 @@ def print_swap(record: SwapRecord, *, console: Console) -> None:
 
     console.print(_rich_table("Activation sites", swap_site_rows(record)))
     console.print(_rich_table("The activation tax", swap_rows(record), escape(swap_caption(record))))
+    note = "first output, ONNX Runtime CPU fp32, same inputs; not retrained"
+    console.print(_rich_table("How far each variant's outputs move", distance_rows(record), note))

@@ -20,6 +20,14 @@ from actprof.graphs.surgery import INPUT_NAME, OUTPUT_NAME
 from actprof.schema.profiling import FusionCensus, OpProfile, ProviderStatus
 from actprof.settings.profile import runs_on
 
+# One batch: the array of a one-input model, or {input name: array} for a model with several inputs.
+Batch = np.ndarray | dict[str, np.ndarray]
+
+
+def feeds_of(x: Batch, input_name: str) -> dict[str, np.ndarray]:
+    """Every input's array for one run (a bare array is ``input_name``'s)."""
+    return dict(x) if isinstance(x, dict) else {input_name: x}
+
 
 @dataclass
 class Target:
@@ -29,7 +37,7 @@ class Target:
 
     session: Any
     run: Callable[[], object]
-    load: Callable[[np.ndarray], None]
+    load: Callable[[Batch], None]
     output: Callable[[], np.ndarray]
 
 
@@ -51,6 +59,7 @@ class Backend:
     label: str  # what the runtime calls it, e.g. CPUExecutionProvider
     precisions: tuple[str, ...]  # the inference precisions it runs (settings.profile.SUPPORTED_PRECISIONS)
     has_op_profiler: bool = True  # False: per-op time is not read on this runtime (the profile says so)
+    several_inputs: bool = True  # False: it times models with one input only (swap refuses the others)
 
     def status(self) -> ProviderStatus:
         """Whether the backend is installed and a real model binds to it."""
@@ -90,9 +99,10 @@ class Backend:
         return {}
 
     def compute_target(
-        self, loaded: Any, x: np.ndarray, *, input_name: str = INPUT_NAME, output_name: str = OUTPUT_NAME
+        self, loaded: Any, x: Batch, *, input_name: str = INPUT_NAME, output_name: str = OUTPUT_NAME
     ) -> Target:
-        """Compute latency: on a device, inputs and outputs stay bound there (no host copies timed)."""
+        """Compute latency: on a device, inputs and outputs stay bound there (no host copies timed). ``x``: the
+        batch for ``input_name``, or a dict with every input's batch."""
         raise NotImplementedError
 
     def end_to_end_target(self, model: bytes, x: np.ndarray, *, opt_level: str) -> Target | None:

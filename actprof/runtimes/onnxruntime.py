@@ -25,9 +25,11 @@ from actprof.graphs.surgery import INPUT_NAME, OUTPUT_NAME
 from actprof.runtimes import attribution
 from actprof.runtimes.base import (
     Backend,
+    Batch,
     OpProfiler,
     Target,
     check_precision,
+    feeds_of,
     fix_threads,
     fixed_threads,
     probe_model,
@@ -230,41 +232,48 @@ def _missing_library(log: str) -> str | None:
 
 
 def host_target(
-    session: ort.InferenceSession, x: np.ndarray, *, input_name: str = INPUT_NAME, output_name: str = OUTPUT_NAME
+    session: ort.InferenceSession, x: Batch, *, input_name: str = INPUT_NAME, output_name: str = OUTPUT_NAME
 ) -> Target:
-    """Input and output in host memory: CPU compute latency, or CUDA end-to-end with the copies."""
-    feed = {input_name: x}
+    """Inputs and output in host memory: CPU compute latency, or CUDA end-to-end with the copies."""
+    feed = feeds_of(x, input_name)
     outputs = [output_name]
 
-    def load(batch: np.ndarray) -> None:
-        feed[input_name] = batch
+    def load(batch: Batch) -> None:
+        feed.update(feeds_of(batch, input_name))
 
     return Target(session, lambda: session.run(outputs, feed), load, lambda: session.run(outputs, feed)[0])
 
 
 def cuda_compute_target(
-    session: ort.InferenceSession, x: np.ndarray, *, input_name: str = INPUT_NAME, output_name: str = OUTPUT_NAME
+    session: ort.InferenceSession, x: Batch, *, input_name: str = INPUT_NAME, output_name: str = OUTPUT_NAME
 ) -> Target:
-    """Input and output live on the GPU (IO binding): the timed run is compute, no host copies.
+    """Inputs and output live on the GPU (IO binding): the timed run is compute, no host copies.
 
-    Both buffers are allocated once and bound by address, as a CUDA graph needs: a captured graph
-    replays on exactly these addresses, so ``load`` copies a new batch into the bound input in place.
+    The buffers are allocated once and bound by address, as a CUDA graph needs: a captured graph
+    replays on exactly these addresses, so ``load`` copies a new batch into the bound inputs in place.
     """
     ort = ort_runtime()
     binding = session.io_binding()
-    device_input = ort.OrtValue.ortvalue_from_numpy(x, "cuda", 0)
+    feeds = feeds_of(x, input_name)
+    device_inputs = {name: ort.OrtValue.ortvalue_from_numpy(array, "cuda", 0) for name, array in feeds.items()}
+    first = next(iter(feeds.values()))
     [declared] = [o for o in session.get_outputs() if o.name == output_name]
-    shape = [len(x), *(d for d in declared.shape[1:] if isinstance(d, int))]
+    shape = [len(first), *(d for d in declared.shape[1:] if isinstance(d, int))]
     device_output = ort.OrtValue.ortvalue_from_shape_and_type(shape, np.float32, "cuda", 0)
-    binding.bind_ortvalue_input(input_name, device_input)
+    for name, value in device_inputs.items():
+        binding.bind_ortvalue_input(name, value)
     binding.bind_ortvalue_output(output_name, device_output)
     session.run_with_iobinding(binding)  # the first run initializes (and with warm-up, captures the graph)
 
     def run() -> None:
         session.run_with_iobinding(binding)
 
-    # The binding holds the OrtValues; the closures keep all three alive as long as the target.
-    return Target(session, run, device_input.update_inplace, device_output.numpy)
+    def load(batch: Batch) -> None:
+        for name, array in feeds_of(batch, input_name).items():
+            device_inputs[name].update_inplace(array)
+
+    # The binding holds the OrtValues; the closures keep them alive as long as the target.
+    return Target(session, run, load, device_output.numpy)
 
 
 class OrtBackend(Backend):
@@ -289,7 +298,7 @@ class OrtBackend(Backend):
         return fixed_threads() or physical_cores()
 
     def compute_target(
-        self, loaded, x: np.ndarray, *, input_name: str = INPUT_NAME, output_name: str = OUTPUT_NAME
+        self, loaded, x: Batch, *, input_name: str = INPUT_NAME, output_name: str = OUTPUT_NAME
     ) -> Target:
         make = cuda_compute_target if self.name == "cuda" else host_target
         return make(loaded, x, input_name=input_name, output_name=output_name)

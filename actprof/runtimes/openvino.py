@@ -26,9 +26,11 @@ from actprof.graphs.surgery import INPUT_NAME, OUTPUT_NAME
 from actprof.runtimes import attribution
 from actprof.runtimes.base import (
     Backend,
+    Batch,
     OpProfiler,
     Target,
     check_precision,
+    feeds_of,
     first_line,
     fixed_threads,
     probe_model,
@@ -114,18 +116,19 @@ class OpenVinoBackend(Backend):
         return int(loaded.get_property("INFERENCE_NUM_THREADS"))
 
     def compute_target(
-        self, loaded, x: np.ndarray, *, input_name: str = INPUT_NAME, output_name: str = OUTPUT_NAME
+        self, loaded, x: Batch, *, input_name: str = INPUT_NAME, output_name: str = OUTPUT_NAME
     ) -> Target:
-        """One infer request with the input set once; ``run`` is a synchronous ``infer()``."""
+        """One infer request with the inputs set once; ``run`` is a synchronous ``infer()``."""
         import openvino
 
         request = loaded.create_infer_request()
-        inputs = {port.get_any_name(): port for port in loaded.inputs}
-        outputs = {port.get_any_name(): port for port in loaded.outputs}
-        port, out = inputs[input_name], outputs[output_name]
+        ports = {name: port for port in loaded.inputs for name in port.get_names()}
+        outputs = {name: port for port in loaded.outputs for name in port.get_names()}
+        out = outputs[output_name]
 
-        def load(batch: np.ndarray) -> None:
-            request.set_tensor(port, openvino.Tensor(np.ascontiguousarray(batch)))
+        def load(batch: Batch) -> None:
+            for name, array in feeds_of(batch, input_name).items():
+                request.set_tensor(ports[name], openvino.Tensor(np.require(array, requirements="C")))
 
         def output() -> np.ndarray:
             request.infer()

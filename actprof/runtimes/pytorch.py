@@ -25,14 +25,16 @@ from typing import Any
 import numpy as np
 
 from actprof import activations
-from actprof.errors import ProviderUnavailable
+from actprof.errors import ProviderUnavailable, UsageError
 from actprof.graphs.surgery import INPUT_NAME, OUTPUT_NAME
 from actprof.runtimes import attribution, inductor_code
 from actprof.runtimes.base import (
     Backend,
+    Batch,
     OpProfiler,
     Target,
     check_precision,
+    feeds_of,
     first_line,
     fixed_threads,
     native_stderr_silenced,
@@ -106,6 +108,7 @@ def _inductor_works() -> str | None:
 
 class TorchBackend(Backend):
     precisions = SUPPORTED_PRECISIONS["torch"]
+    several_inputs = False  # the rebuilt module takes one tensor: one-input networks (images, actprof's own)
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -154,20 +157,26 @@ class TorchBackend(Backend):
         return dict(loaded.compile_seconds)
 
     def compute_target(
-        self, loaded: Loaded, x: np.ndarray, *, input_name: str = INPUT_NAME, output_name: str = OUTPUT_NAME
+        self, loaded: Loaded, x: Batch, *, input_name: str = INPUT_NAME, output_name: str = OUTPUT_NAME
     ) -> Target:
         """``run`` is one forward pass of the module (compiled for this batch's shape on the first, untimed
         call) on a tensor that shares the loaded batch's memory."""
         import torch
 
-        batch = torch.from_numpy(np.ascontiguousarray(x)).clone()
+        feeds = feeds_of(x, input_name)
+        if len(feeds) != 1:
+            raise UsageError(
+                f"--provider {self.name} times models with one input, this one reads {', '.join(feeds)}; "
+                "profile it with --provider cpu or openvino"
+            )
+        batch = torch.from_numpy(np.ascontiguousarray(next(iter(feeds.values())))).clone()
         forward = self._forward(loaded, batch)
 
         def run() -> None:  # the output is dropped at once, as a serving loop that hands it on would
             forward(batch)
 
-        def load(new: np.ndarray) -> None:
-            batch.copy_(torch.from_numpy(np.ascontiguousarray(new)))
+        def load(new: Batch) -> None:
+            batch.copy_(torch.from_numpy(np.ascontiguousarray(next(iter(feeds_of(new, input_name).values())))))
 
         def output() -> np.ndarray:
             return forward(batch).float().numpy()

@@ -23,7 +23,7 @@ from onnx import helper, numpy_helper
 
 from actprof import activations
 from actprof.errors import ModelFileError
-from actprof.graphs.sites import Site, find_sites
+from actprof.graphs.sites import HEAD_ONLY_OPS, Site, find_sites
 from actprof.runtimes.torch_ops import NETWORK_OPS
 
 if TYPE_CHECKING:
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from torch import nn
 
 # The decomposed patterns graphs.sites recognises → the activation they are (the table's ``patterns``).
-_PATTERN_OF = {kind: a for a in activations.ACTIVATIONS.values() for kind in a.patterns}
+_PATTERN_OF = activations.patterns()
 
 
 def to_torch(model: bytes | onnx.ModelProto) -> torch.fx.GraphModule:
@@ -55,6 +55,9 @@ class Builder:
         self.root = torch.nn.Module()
         self.graph = torch.fx.Graph()
         self.constants: dict[str, np.ndarray] = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+        for node in graph.node:  # the TorchScript exporter shares equal weights through Identity nodes
+            if node.op_type == "Identity" and node.input[0] in self.constants:
+                self.constants[node.output[0]] = self.constants[node.input[0]]
         self.values: dict[str, Any] = {}  # ONNX tensor name → fx node
         self.count = 0
         self.opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 1)
@@ -63,7 +66,7 @@ class Builder:
             if value.name not in self.constants and value.name not in produced:
                 self.values[value.name] = self.graph.placeholder(_python_name(value.name))
         self.thresholds: dict[str, float] = {}  # a Softplus site's output → the threshold its exporter wrote
-        found = [self._with_threshold(site, graph) for site in find_sites(proto)]
+        found = [self._with_threshold(s, graph) for s in find_sites(proto) if s.kind not in HEAD_ONLY_OPS]
         sites = {max(site.nodes): site for site in found}
         inside = {i for site in sites.values() for i in site.nodes}
         for i, node in enumerate(graph.node):

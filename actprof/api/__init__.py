@@ -24,13 +24,13 @@ from pathlib import Path
 
 from actprof import activations
 from actprof.activations import Activation
-from actprof.analysis.gate import Diff
+from actprof.api.networks import optimize, swap
+from actprof.api.results import diff, history_add, history_show
 from actprof.data.config import DataSource
 from actprof.data.mnist import MNIST, load
 from actprof.export.config import ExportOptions
 from actprof.launchers.config import Placement, RemoteProfile
-from actprof.measure.config import SWAP_PROFILE, MicrobenchSettings, SwapOptions
-from actprof.pipeline.optimize import Optimized
+from actprof.measure.config import MicrobenchSettings, SwapOptions
 from actprof.pipeline.progress import QUIET, Reporter
 from actprof.pipeline.reporting import Report
 from actprof.pipeline.steps import check_stacks
@@ -39,7 +39,6 @@ from actprof.schema.history import AddedRun, History
 from actprof.schema.profiling import MicrobenchRecord, ProfileRecord
 from actprof.schema.reproduction import ReproductionRecord
 from actprof.schema.steps import StepCostRecord
-from actprof.schema.swap import SwapRecord
 from actprof.schema.versions import VersionsRecord
 from actprof.settings.parse import one_of
 from actprof.settings.profile import RUN_PROFILE, ProfileSettings
@@ -305,28 +304,6 @@ def run(
     return RunResult(trained, record, built, stages)
 
 
-def swap(
-    model: Path,
-    *,
-    options: SwapOptions = SwapOptions(),
-    settings: ProfileSettings = SWAP_PROFILE,
-    out: Path = Path("reports/swap"),
-    skip_unbound: bool = False,
-    reporter: Reporter = QUIET,
-) -> tuple[SwapRecord, list[Path]]:
-    """Price every activation inside any ONNX ``model``: its sites swapped for each candidate (not retrained:
-    only the cost is measured), profiled side by side; writes ``swap.{json,md,html,csv}`` and the variants to
-    ``out``. Returns the record and the files written."""
-    from actprof.measure.providers import resolve
-    from actprof.measure.swap import run_swap
-    from actprof.report.files import write_swap_reports
-
-    settings = resolve(settings, skip_unbound=skip_unbound, say=reporter.say)
-    with reporter.working("swap") as status:
-        record = run_swap(model, options, settings, out=out, say=status)
-    return record, write_swap_reports(out, record)
-
-
 def microbench(
     acts: Activations = "all",
     *,
@@ -376,50 +353,3 @@ def reproduce(
     mnist = data if isinstance(data, MNIST) else load(data, log=reporter.say)
     record = run_experiment(plan, mnist, reporter=reporter)
     return Reproduction(record, write(record, out / name))
-
-
-def optimize(model: Path, out: Path | None = None) -> Optimized:
-    """Move every monotonic activation after its MaxPool in ``model`` (exact: parity ≤ 1e-6 on real images);
-    writes ``<model>+pool-first.onnx`` (and its record, where the model has one) or ``out``."""
-    from actprof.pipeline.optimize import optimize as rewrite
-
-    return rewrite(Path(model), out)
-
-
-def diff(base: Path, new: Path, *, threshold: float = 0.05) -> Diff:
-    """Every test accuracy and latency ratio of ``base``'s report against ``new``'s (report directories or
-    report.json files): each ``Change`` with its 95% interval and its call at ``threshold`` (a fraction) —
-    regression, inconclusive (the interval straddles it), improvement or no change. ``Diff.regressions`` and
-    ``Diff.inconclusive`` are what ``actprof diff`` fails on (the latter with ``--strict``)."""
-    from actprof.analysis.gate import diff as compare
-    from actprof.analysis.gate import load_report
-
-    return compare(load_report(base), load_report(new), threshold=threshold)
-
-
-def history_add(db: Path, results: Path, *, label: str | None = None) -> AddedRun:
-    """Add the report in ``results`` (a report directory or report.json) to the history ``db`` (created where
-    it does not exist) as one run: its runtime versions, actprof version, machine, the git commit actprof ran
-    from (the record's; for a report that predates it, the results' repository's, where they are in one), and
-    every activation's ratios and test accuracy. The same
-    report again is skipped (``AddedRun.added`` False), so a re-run CI job does not count it twice."""
-    from actprof.pipeline.history import add
-
-    return add(Path(db), Path(results), label=label)
-
-
-def history_show(
-    db: Path,
-    *,
-    activation: str | None = None,
-    provider: str | None = None,
-    precision: str | None = None,
-    batch: int | None = None,
-    plot: Path | None = None,
-) -> History:
-    """The runs in ``db`` (oldest report first) and ``activation``'s ratios and accuracies over them, filtered
-    by deployment and batch; with ``plot`` (a .png or .svg path, needs ``activation``) the ratio over runs is
-    drawn there, written atomically."""
-    from actprof.pipeline.history import show
-
-    return show(Path(db), activation=activation, provider=provider, precision=precision, batch=batch, plot=plot)

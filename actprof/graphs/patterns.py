@@ -1,0 +1,199 @@
+"""How exporters write an activation: the decomposed patterns ``graphs.sites`` recognises as one site.
+
+Each matcher looks at one node and returns the whole pattern it anchors, or None. The patterns are the ones
+real exporters write: SiLU as ``x·Sigmoid(x)``; GELU as ``0.5·x·(1 + Erf(x/√2))`` with the 0.5 applied last
+or to x first; Mish as ``x·Tanh(Softplus(x))``; QuickGELU as ``x·Sigmoid(1.702·x)``; HardSwish as
+``x·Clip(x + 3, 0, 6) / 6`` (Paddle, TensorFlow) in either order of its Mul and Div (or Mul by 1/6), or as
+``x·HardSigmoid(x)`` with α = 1/6 (PyTorch below opset 14). A pattern's inner nodes must be read by the
+pattern alone, so a Sigmoid whose output is also used elsewhere is not swallowed.
+
+Nothing here runs a model: pure functions over ``onnx.ModelProto``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import onnx
+from onnx import numpy_helper
+
+
+@dataclass(frozen=True)
+class Site:
+    kind: str  # "Relu", "Clip (ReLU6)", "SiLU (x·Sigmoid(x))", "GELU (Erf form)"…
+    nodes: tuple[int, ...]  # indices into graph.node
+    input: str
+    output: str
+    role: str = "activation"  # or "gate", "head" (graphs.sites.ROLES)
+
+
+class GraphIndex:
+    """Producer/consumer lookups and constant values over one graph."""
+
+    def __init__(self, model: onnx.ModelProto) -> None:
+        g = model.graph
+        self.nodes = list(g.node)
+        self.producer = {out: i for i, n in enumerate(g.node) for out in n.output}
+        self.consumers: dict[str, list[int]] = {}
+        for i, n in enumerate(g.node):
+            for name in n.input:
+                self.consumers.setdefault(name, []).append(i)
+        self.constants = {t.name: numpy_helper.to_array(t) for t in g.initializer}
+        for n in g.node:
+            if n.op_type == "Constant" and n.attribute and n.attribute[0].name == "value":
+                self.constants[n.output[0]] = numpy_helper.to_array(n.attribute[0].t)
+        self.outputs = {o.name for o in g.output}
+
+    def op(self, index: int | None) -> str | None:
+        return None if index is None else self.nodes[index].op_type
+
+    def output(self, index: int) -> str:
+        return self.nodes[index].output[0]
+
+    def sole_consumer(self, name: str, *ops: str) -> int | None:
+        readers = self.consumers.get(name, [])
+        if len(readers) == 1 and name not in self.outputs and self.nodes[readers[0]].op_type in ops:
+            return readers[0]
+        return None
+
+    def scalar(self, name: str) -> float | None:
+        value = self.constants.get(name)
+        return float(value.reshape(-1)[0]) if value is not None and value.size == 1 else None
+
+    def other_input(self, index: int, name: str) -> str | None:
+        inputs = list(self.nodes[index].input)
+        if len(inputs) != 2 or name not in inputs:
+            return None
+        return inputs[1] if inputs[0] == name else inputs[0]
+
+    def times_input(self, name: str, x: str) -> int | None:
+        """The Mul that alone reads ``name`` and multiplies it by ``x`` (the ``x·f(x)`` of SiLU, Mish…)."""
+        mul = self.sole_consumer(name, "Mul")
+        return mul if mul is not None and self.other_input(mul, name) == x else None
+
+    def scales_by(self, index: int | None, name: str, factor: float) -> bool:
+        """Node ``index`` computes ``name · factor`` (a Mul by it, or a Div by its inverse)."""
+        if index is None or self.op(index) not in ("Mul", "Div"):
+            return False
+        if self.op(index) == "Div" and list(self.nodes[index].input)[:1] != [name]:
+            return False
+        constant = self.scalar(self.other_input(index, name) or "")
+        expected = factor if self.op(index) == "Mul" else 1 / factor
+        return constant is not None and math.isclose(constant, expected, rel_tol=1e-3)
+
+
+def is_relu6(g: GraphIndex, node: onnx.NodeProto) -> bool:
+    """A Clip to [0, 6], its bounds as attributes (opset < 11) or constant inputs."""
+    attrs = {a.name: a.f for a in node.attribute}
+    low = g.scalar(node.input[1]) if len(node.input) > 1 and node.input[1] else attrs.get("min")
+    high = g.scalar(node.input[2]) if len(node.input) > 2 and node.input[2] else attrs.get("max")
+    return low == 0.0 and high == 6.0
+
+
+def _silu(g: GraphIndex, i: int) -> Site | None:
+    """Mul(x, Sigmoid(x)), the Sigmoid read by that Mul alone."""
+    if g.op(i) != "Sigmoid":
+        return None
+    x = g.nodes[i].input[0]
+    mul = g.times_input(g.output(i), x)
+    return Site("SiLU (x·Sigmoid(x))", (i, mul), x, g.output(mul)) if mul is not None else None
+
+
+def _quick_gelu(g: GraphIndex, i: int) -> Site | None:
+    """Mul(x, Sigmoid(Mul(x, 1.702)))."""
+    if g.op(i) != "Sigmoid":
+        return None
+    scale = g.producer.get(g.nodes[i].input[0])
+    x = next((name for name in g.nodes[scale].input if name not in g.constants), None) if scale is not None else None
+    if x is None or not g.scales_by(scale, x, 1.702) or g.sole_consumer(g.nodes[i].input[0], "Sigmoid") != i:
+        return None
+    mul = g.times_input(g.output(i), x)
+    return Site("QuickGELU (x·Sigmoid(1.702x))", (scale, i, mul), x, g.output(mul)) if mul is not None else None
+
+
+def _mish(g: GraphIndex, i: int) -> Site | None:
+    """Mul(x, Tanh(Softplus(x)))."""
+    if g.op(i) != "Softplus":
+        return None
+    x = g.nodes[i].input[0]
+    tanh = g.sole_consumer(g.output(i), "Tanh")
+    mul = g.times_input(g.output(tanh), x) if tanh is not None else None
+    return Site("Mish (x·Tanh(Softplus(x)))", (i, tanh, mul), x, g.output(mul)) if mul is not None else None
+
+
+def _gelu_erf(g: GraphIndex, i: int) -> Site | None:
+    """0.5·x·(1 + Erf(x/√2)), with the 0.5 applied last or to x first (the two orders exporters write)."""
+    if g.op(i) != "Erf":
+        return None
+    scale = g.producer.get(g.nodes[i].input[0])
+    if scale is None or g.op(scale) not in ("Div", "Mul"):
+        return None
+    x = next((name for name in g.nodes[scale].input if name not in g.constants), None)
+    if x is None or not g.scales_by(scale, x, 1 / math.sqrt(2)):
+        return None
+    add = g.sole_consumer(g.output(i), "Add")
+    times = g.sole_consumer(g.output(add), "Mul") if add is not None else None
+    if times is None:
+        return None
+    other = g.other_input(times, g.output(add))
+    if other == x:  # ((x · (1 + erf)) · 0.5)
+        half = g.sole_consumer(g.output(times), "Mul")
+        if half is None or g.scalar(g.other_input(half, g.output(times)) or "") != 0.5:
+            return None
+        return Site("GELU (Erf form)", (scale, i, add, times, half), x, g.output(half))
+    first = g.producer.get(other or "")
+    if first is not None and g.op(first) == "Mul" and g.scalar(g.other_input(first, x) or "") == 0.5:
+        return Site("GELU (Erf form)", (first, scale, i, add, times), x, g.output(times))  # ((0.5 · x) · (1 + erf))
+    return None
+
+
+def _hardswish_clip(g: GraphIndex, i: int) -> Site | None:
+    """x·Clip(x + 3, 0, 6)/6: Add(x, 3) → Clip → then Mul(x, ·) → /6, or /6 → Mul(x, ·)."""
+    if g.op(i) != "Add":
+        return None
+    x = next((name for name in g.nodes[i].input if name not in g.constants), None)
+    if x is None or g.scalar(g.other_input(i, x) or "") != 3.0:
+        return None
+    clip = g.sole_consumer(g.output(i), "Clip")
+    if clip is None or not is_relu6(g, g.nodes[clip]):
+        return None
+    step = g.sole_consumer(g.output(clip), "Mul", "Div")
+    if step is None:
+        return None
+    if g.op(step) == "Mul" and g.other_input(step, g.output(clip)) == x:  # (x · clip) / 6
+        last = g.sole_consumer(g.output(step), "Mul", "Div")
+        nodes = (i, clip, step, last)
+        ok = g.scales_by(last, g.output(step), 1 / 6)
+    else:  # x · (clip / 6)
+        last = g.sole_consumer(g.output(step), "Mul")
+        nodes = (i, clip, step, last)
+        ok = g.scales_by(step, g.output(clip), 1 / 6) and last is not None
+        ok = ok and g.other_input(last, g.output(step)) == x
+    if not ok or last is None:
+        return None
+    return Site("HardSwish (x·Clip(x+3, 0, 6)/6)", nodes, x, g.output(last))
+
+
+def _hardswish_hard_sigmoid(g: GraphIndex, i: int) -> Site | None:
+    """Mul(x, HardSigmoid(x)) with α = 1/6, β = 0.5: PyTorch's HardSwish below opset 14."""
+    if g.op(i) != "HardSigmoid":
+        return None
+    attrs = {a.name: a.f for a in g.nodes[i].attribute}
+    if not (math.isclose(attrs.get("alpha", 0.2), 1 / 6, rel_tol=1e-4) and attrs.get("beta", 0.5) == 0.5):
+        return None
+    x = g.nodes[i].input[0]
+    mul = g.times_input(g.output(i), x)
+    return Site("HardSwish (x·HardSigmoid(x))", (i, mul), x, g.output(mul)) if mul is not None else None
+
+
+# The decomposed patterns, by the name the activation table gives them (activations.Activation.patterns).
+MATCHERS: dict[str, Callable[[GraphIndex, int], Site | None]] = {
+    "GELU (Erf form)": _gelu_erf,
+    "Mish (x·Tanh(Softplus(x)))": _mish,
+    "QuickGELU (x·Sigmoid(1.702x))": _quick_gelu,
+    "SiLU (x·Sigmoid(x))": _silu,
+    "HardSwish (x·Clip(x+3, 0, 6)/6)": _hardswish_clip,
+    "HardSwish (x·HardSigmoid(x))": _hardswish_hard_sigmoid,
+}

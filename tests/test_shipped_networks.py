@@ -1,0 +1,292 @@
+"""``swap`` on networks shaped like the ones people ship (examples.networks, built offline with PyTorch):
+exporter patterns, gates and heads, several inputs, a transformer, approximation candidates."""
+
+from __future__ import annotations
+
+import warnings
+from collections import Counter
+
+import numpy as np
+import onnx
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from actprof.errors import UsageError
+from actprof.graphs import sites
+from actprof.graphs.candidates import candidate_nodes
+from actprof.measure import swap
+from actprof.measure.distance import distance
+from actprof.measure.inputs import Choices, parse_named_numbers, resolve_inputs
+from actprof.runtimes.onnxruntime import cpu_session
+from actprof.schema import storage
+from actprof.schema.swap import SwapRecord
+from examples.networks import build
+from tests.helpers import assert_user_error, run_cli
+
+EXPECTED = {
+    "mobilenet_v3": {("HardSwish", "activation"): 7, ("Relu", "activation"): 7, ("HardSigmoid", "gate"): 3},
+    "mobilenet_v3@13": {
+        ("HardSwish (x·HardSigmoid(x))", "activation"): 7,
+        ("Relu", "activation"): 7,
+        ("HardSigmoid", "gate"): 3,
+    },
+    "efficientnet": {("SiLU (x·Sigmoid(x))", "activation"): 11, ("Sigmoid", "gate"): 3},
+    "yolo": {("SiLU (x·Sigmoid(x))", "activation"): 4, ("Sigmoid", "head"): 1},
+    "bert": {("GELU (Erf form)", "activation"): 2, ("Tanh", "activation"): 1},
+    "vad": {("Relu", "activation"): 2, ("Sigmoid", "head"): 1},
+    "paddle_mobilenet": {
+        ("HardSwish (x·Clip(x+3, 0, 6)/6)", "activation"): 2,
+        ("Relu", "activation"): 1,
+        ("HardSigmoid", "gate"): 1,
+    },
+}
+# What each site kind computes, as a swap candidate: swapping a site for itself must leave the outputs alone.
+SAME_AS = {
+    "HardSwish": "hardswish",
+    "HardSwish (x·HardSigmoid(x))": "hardswish",
+    "HardSwish (x·Clip(x+3, 0, 6)/6)": "hardswish",
+    "Relu": "relu",
+    "SiLU (x·Sigmoid(x))": "silu",
+    "GELU (Erf form)": "gelu",
+    "Tanh": "tanh",
+}
+
+
+@pytest.fixture(scope="module")
+def networks():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
+        built = {name: build(name) for name in EXPECTED if "@" not in name}
+        built["mobilenet_v3@13"] = build("mobilenet_v3", opset=13)
+    return built
+
+
+def feeds_for(model: onnx.ModelProto, batch: int = 2) -> dict[str, np.ndarray]:
+    names = [i.name for i in model.graph.input]
+    shapes = {"input_ids": (batch, 16)} if "input_ids" in names else {}
+    values = {"sr": 16000} if "sr" in names else {}
+    return resolve_inputs(model, [batch], Choices(shapes, values, {}, None, seed=0)).batch(batch)
+
+
+def run(model: onnx.ModelProto, feed: dict[str, np.ndarray]) -> np.ndarray:
+    return cpu_session(model.SerializeToString()).run(None, feed)[0]
+
+
+@pytest.mark.parametrize("name", list(EXPECTED))
+def test_sites_gates_and_heads_of_shipped_architectures(networks, name):
+    found = sites.find_sites(networks[name])
+    assert Counter((s.kind, s.role) for s in found) == EXPECTED[name]
+
+
+@pytest.mark.parametrize("name", list(EXPECTED))
+def test_each_site_is_exactly_the_activation_it_is_listed_as(networks, name):
+    """Swapping every hidden activation for what it is listed as changes no output: the patterns matched are
+    the whole function (Paddle's HardSwish is one site, not a ReLU6 inside a product)."""
+    model = networks[name]
+    feed = feeds_for(model)
+    swapped = model
+    for kind in {s.kind for s in sites.find_sites(model) if s.role == "activation"}:
+        chosen = [s for s in sites.find_sites(swapped) if s.kind == kind and s.role == "activation"]
+        swapped, _ = sites.swap(swapped, chosen, SAME_AS[kind])
+    onnx.checker.check_model(swapped, full_check=True)
+    np.testing.assert_allclose(run(swapped, feed), run(model, feed), rtol=1e-4, atol=1e-5)
+
+
+def test_gates_and_heads_are_listed_but_not_replaced_by_default(networks):
+    model = networks["paddle_mobilenet"]
+    found = sites.find_sites(model)
+    chosen = swap.parse_sites(None, found, ("activation",))
+    variants = swap.build_variants(model, found, chosen, ["relu"])
+    ops = Counter(n.op_type for n in onnx.load_from_string(variants["relu"][0]).graph.node)
+    assert ops["HardSigmoid"] == 1 and ops["Relu"] == 3 and ops["Clip"] == 0  # the gate stays
+    every = swap.parse_sites(None, found, sites.ROLES)
+    assert len(every) == len(found)
+    yolo = sites.find_sites(networks["yolo"])
+    assert [yolo[i].role for i in swap.parse_sites("sigmoid", yolo, ("activation",))] == ["head"]
+
+
+def test_sites_can_be_chosen_by_number_range_and_kind(networks):
+    found = sites.find_sites(networks["mobilenet_v3"])
+    assert swap.parse_sites("1-3,5", found, ("activation",)) == [0, 1, 2, 4]
+    hardswish = swap.parse_sites("hardswish", found, ("activation",))
+    assert len(hardswish) == 7 and {found[i].kind for i in hardswish} == {"HardSwish"}
+    for bad in ("0", "3-1", "18", "gelu", "x-2"):
+        with pytest.raises(UsageError):
+            swap.parse_sites(bad, found, ("activation",))
+
+
+# --- approximations -----------------------------------------------------------------------------------
+
+
+def one_op(name: str, opset: int) -> onnx.ModelProto:
+    nodes, _ = candidate_nodes(name, "x", "y", opset_version=opset, tag="c")
+    graph = onnx.helper.make_graph(
+        nodes,
+        "g",
+        [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [64])],
+        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [64])],
+    )
+    ir_version = 9 if opset >= 20 else 8  # what every supported onnxruntime loads
+    return onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", opset)], ir_version=ir_version)
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1 / (1 + np.exp(-x))
+
+
+@pytest.mark.parametrize(
+    ("name", "reference"),
+    [
+        ("quick_gelu", lambda x: x * sigmoid(1.702 * x)),
+        ("relu6", lambda x: np.clip(x, 0, 6)),
+        ("hard_sigmoid", lambda x: np.clip(x / 6 + 0.5, 0, 1)),
+    ],
+)
+@pytest.mark.parametrize("opset", [9, 13, 20])
+def test_approximation_candidates_compute_their_formula(name, reference, opset):
+    x = np.linspace(-8, 8, 64, dtype=np.float32)
+    model = one_op(name, opset)
+    onnx.checker.check_model(model, full_check=True)
+    np.testing.assert_allclose(run(model, {"x": x}), reference(x), rtol=1e-5, atol=1e-6)
+
+
+def test_a_swapped_in_quick_gelu_is_one_site_not_a_gate(networks):
+    model = networks["bert"]
+    found = [s for s in sites.find_sites(model) if s.kind.startswith("GELU")]
+    swapped, _ = sites.swap(model, found, "quick_gelu")
+    kinds = Counter((s.kind, s.role) for s in sites.find_sites(swapped))
+    assert kinds[("QuickGELU (x·Sigmoid(1.702x))", "activation")] == 2 and not any(r == "gate" for _, r in kinds)
+
+
+def test_output_distance():
+    reference = np.array([[[[1.0]], [[3.0]]], [[[2.0]], [[0.0]]]])  # N×C×1×1: class scores
+    moved = reference + np.array([[[[0.5]], [[0.0]]], [[[-2.5]], [[0.0]]]])
+    d = distance(reference, moved, output="y")
+    assert d.max_abs == 2.5 and d.mean_abs == 0.75 and d.argmax_agreement == 0.5 and d.samples == 2
+    assert d.relative == pytest.approx(np.linalg.norm([0.5, 2.5]) / np.linalg.norm([1, 3, 2, 0]))
+    grid = distance(np.zeros((2, 4, 5)), np.full((2, 4, 5), np.nan), output="y")
+    assert grid.argmax_agreement is None and grid.max_abs > 1e300  # not class scores; NaN is far, and finite
+
+
+# --- several inputs -------------------------------------------------------------------------------------
+
+
+@given(spec=st.text(max_size=40))
+def test_named_number_parser_never_crashes(spec):
+    try:
+        parsed = parse_named_numbers(spec, "--vocab-size", integer=True)
+    except UsageError:
+        return
+    assert all(isinstance(v, int) and v >= 1 for v in parsed.values())
+
+
+def test_inputs_of_a_transformer_get_token_ids_masks_and_shared_lengths(networks):
+    model = networks["bert"]
+    inputs = resolve_inputs(model, [1, 4], Choices({"input_ids": (1, 24)}, {}, {}, None, 0))
+    feed = inputs.batch(4)
+    assert {k: v.shape for k, v in feed.items()} == {k: (4, 24) for k in inputs.names}  # 'sequence' shared
+    assert feed["input_ids"].max() < 1000 and set(np.unique(feed["token_type_ids"])) <= {0, 1}
+    assert (feed["attention_mask"] == 1).all()
+    sources = [f.source for f in inputs.feeds]
+    assert sources == [
+        "token ids < 1000 (rows of word.weight)",
+        "ones (a mask)",
+        "token ids < 2 (rows of segment.weight)",
+    ]
+    narrow = resolve_inputs(model, [1], Choices({"input_ids": (1, 8)}, {}, {"input_ids": 10}, None, 0))
+    assert narrow.batch(1)["input_ids"].max() < 10
+
+
+def test_a_recurrent_state_follows_the_batch(networks):
+    inputs = resolve_inputs(networks["vad"], [1, 8], Choices({}, {"sr": 8000}, {}, None, 0))
+    feed = inputs.batch(8)
+    assert feed["audio"].shape == (8, 256) and feed["state"].shape == (2, 8, 64)
+    assert feed["sr"].shape == () and feed["sr"] == 8000 and feed["sr"].dtype == np.int64
+
+
+def swapped(model: onnx.ModelProto, folder, *args: str) -> tuple[SwapRecord, object]:
+    """``actprof swap`` on ``model`` on ORT's CPU provider and OpenVINO, briefly; its record and out folder."""
+    path, out = folder / "model.onnx", folder / "out"
+    onnx.save(model, str(path))
+    timing = ("--provider", "cpu,openvino", "--min-time", "0.05", "--min-runs", "5")
+    result = run_cli("swap", str(path), *args, *timing, "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    return storage.read_json(out / "swap.json", SwapRecord), out
+
+
+@pytest.mark.slow
+def test_a_transformer_is_swapped_and_profiled_end_to_end(networks, tmp_path):
+    record, out = swapped(
+        networks["bert"], tmp_path, "--input-shape", "input_ids=1x32", "--to", "relu,gelu_tanh,quick_gelu,silu",
+        "--sites", "gelu", "--batch-sizes", "1,4",
+    )  # fmt: skip
+    assert [i.name for i in record.inputs] == ["input_ids", "attention_mask", "token_type_ids"]
+    assert record.replaced == [0, 1]  # the two GELUs, not the pooler's Tanh
+    assert {(r.model, r.provider, r.batch) for r in record.latency} == {
+        (v, p, b)
+        for v in ("original", "relu", "gelu_tanh", "quick_gelu", "silu")
+        for p in ("cpu", "openvino")
+        for b in (1, 4)
+    }
+    distances = {v.name: v.distance for v in record.variants if v.distance}
+    assert distances["gelu_tanh"].max_abs < distances["relu"].max_abs  # the tanh form is the closer stand-in
+    assert all(d.argmax_agreement is not None and d.samples == 32 for d in distances.values())
+    assert all(site.elements == 32 * 512 for site in record.sites[:2])  # measured: shape inference gives up here
+    assert "How far each variant" in (out / "swap.md").read_text()
+
+
+@pytest.mark.slow
+def test_a_recurrent_model_with_three_inputs_is_swapped_end_to_end(networks, tmp_path):
+    record, _ = swapped(networks["vad"], tmp_path, "--input-value", "sr=16000", "--to", "elu", "--batch-sizes", "1,2")
+    assert [(i.name, i.shape) for i in record.inputs] == [("audio", [1, 256]), ("state", [2, 1, 64]), ("sr", [])]
+    assert record.inputs[2].source == "16000 (--input-value)"
+    assert [s.role for s in record.sites] == ["activation", "activation", "head"] and record.replaced == [0, 1]
+    assert len(record.latency) == 2 * 2 * 2
+
+
+# --- bad input: one line, exit code 2 ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def saved(networks, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("shipped")
+    paths = {}
+    for name in ("bert", "vad"):
+        paths[name] = folder / f"{name}.onnx"
+        onnx.save(networks[name], str(paths[name]))
+    ids = np.zeros((2, 16), np.int64)
+    np.savez(folder / "stray.npz", input_ids=ids, mask=ids)
+    np.savez(folder / "float_ids.npz", input_ids=ids.astype(np.float32))
+    np.savez(folder / "flat_ids.npz", input_ids=ids[0])
+    np.savez(folder / "big_ids.npz", input_ids=ids + 5000)
+    return folder, paths
+
+
+@pytest.mark.parametrize(
+    ("network", "args", "contains"),
+    [
+        ("vad", [], "input 'sr' (int64, shape []) needs values"),
+        ("vad", ["--input-value", "rate=16000"], "--input-value names rate"),
+        ("vad", ["--input-value", "sr=1.5"], "give an integer"),
+        ("vad", ["--provider", "torch", "--input-value", "sr=16000"], "times models with one input"),
+        ("bert", [], "free dimensions"),
+        ("bert", ["--input-shape", "input_ids=1x16", "--inputs", "{dir}/stray.npz"], "'mask' is named like no input"),
+        ("bert", ["--input-shape", "input_ids=1x16", "--inputs", "{dir}/float_ids.npz"], "holds float32 values"),
+        ("bert", ["--input-shape", "input_ids=1x16", "--inputs", "{dir}/flat_ids.npz"], "has 1 dimensions"),
+        (
+            "bert",
+            ["--input-shape", "input_ids=1x16", "--inputs", "{dir}/big_ids.npz"],
+            "outside the vocabulary of 1000",
+        ),
+        ("bert", ["--input-shape", "input_ids=1x16", "--vocab-size", "input_ids=5000"], "larger than the 1000 rows"),
+        ("bert", ["--input-shape", "input_ids=1x16", "--roles", "head"], "no site has the role head"),
+    ],
+)
+def test_bad_inputs_are_refused_in_one_line(saved, tmp_path, network, args, contains):
+    folder, paths = saved
+    out = tmp_path / "out"
+    args = [a.format(dir=folder) for a in args]
+    result = run_cli("swap", str(paths[network]), *args, "--min-time", "0.05", "--min-runs", "5", "--out", str(out))
+    assert_user_error(result, code=2, contains=contains)
+    assert not (out / "swap.json").exists()
