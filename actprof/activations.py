@@ -138,7 +138,7 @@ _TABLE: tuple[Activation, ...] = (
     Activation(
         "gelu_tanh", "x·Φ(x), tanh approximation", "GELU", None, None, "he", False,
         Onnx("Gelu", since=20, attrs={"approximate": "tanh"}), _before("GELU_TANH"),
-        torch_kwargs={"approximate": "tanh"},
+        torch_kwargs={"approximate": "tanh"}, patterns=("GELU (tanh form)",),
     ),
     Activation(
         "sigmoid", "1 / (1 + e⁻ˣ)", "Sigmoid", None, None, "glorot", True, Onnx("Sigmoid"), Kernel("SIGMOID", False),

@@ -7,12 +7,13 @@ to ONNX: what ``actprof swap`` is tried on beyond the ``onnx`` package's test mo
   are concatenated to them (an output head, not a hidden activation);
 - ``bert``: a BERT-style encoder (token, position and segment embeddings, masked self-attention, GELU
   feed-forward, a Tanh pooler, a classifier) reading ``input_ids``, ``attention_mask``, ``token_type_ids``;
+  ``bert_mini`` is the same at BERT-Mini's size (4 layers of 256, BERT's vocabulary of 30522);
 - ``vad``: a voice-activity model with three inputs (audio, a GRU state, an integer sample rate) and two
   outputs (speech probability, the next state);
 - ``paddle_mobilenet``: written with ONNX's helper as Paddle exports it: HardSwish as ``x·Clip(x+3, 0, 6)/6``
   and a HardSigmoid gate.
 
-    python -m examples.networks bert reports/example-transformer/bert.onnx
+    python -m examples.networks bert_mini bert_mini.onnx
 """
 
 from __future__ import annotations
@@ -218,11 +219,15 @@ def build(name: str, *, opset: int = 17, seed: int = 0) -> onnx.ModelProto:
         return export(efficientnet(), image, ["scores"], opset=opset, dynamic=batch)
     if name == "yolo":
         return export(Yolo(), image, ["scores"], opset=opset, dynamic=batch)
-    if name == "bert":
+    if name in ("bert", "bert_mini"):
+        # bert_mini: Google's BERT-Mini shape (L=4, H=256, A=4) with BERT's 30522-token vocabulary
+        config = (
+            {"vocab": 30522, "hidden": 256, "layers": 4, "heads": 4, "positions": 512} if name == "bert_mini" else {}
+        )
         ids = torch.randint(0, 1000, (1, 32))
         inputs = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "token_type_ids": torch.zeros_like(ids)}
         dynamic = {n: {0: "batch", 1: "sequence"} for n in inputs} | {"logits": {0: "batch"}}
-        return export(Bert(), inputs, ["logits"], opset=opset, dynamic=dynamic)
+        return export(Bert(**config), inputs, ["logits"], opset=opset, dynamic=dynamic)
     if name == "vad":
         inputs = {"audio": torch.randn(1, 256), "state": torch.zeros(2, 1, 64), "sr": torch.tensor(16000)}
         dynamic = {"audio": {0: "batch"}, "state": {1: "batch"}, "speech": {0: "batch"}, "next_state": {1: "batch"}}
@@ -232,7 +237,7 @@ def build(name: str, *, opset: int = 17, seed: int = 0) -> onnx.ModelProto:
     raise SystemExit(f"unknown network {name!r}; choose from: {', '.join(NETWORKS)}")
 
 
-NETWORKS = ("mobilenet_v3", "efficientnet", "yolo", "bert", "vad", "paddle_mobilenet")
+NETWORKS = ("mobilenet_v3", "efficientnet", "yolo", "bert", "bert_mini", "vad", "paddle_mobilenet")
 
 
 # --- as Paddle writes it ------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from collections import Counter
 import numpy as np
 import onnx
 import pytest
+import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -21,7 +22,7 @@ from actprof.measure.inputs import Choices, parse_named_numbers, resolve_inputs
 from actprof.runtimes.onnxruntime import cpu_session
 from actprof.schema import storage
 from actprof.schema.swap import SwapRecord
-from examples.networks import build
+from examples.networks import build, export
 from tests.helpers import assert_user_error, run_cli
 
 EXPECTED = {
@@ -91,6 +92,36 @@ def test_each_site_is_exactly_the_activation_it_is_listed_as(networks, name):
         swapped, _ = sites.swap(swapped, chosen, SAME_AS[kind])
     onnx.checker.check_model(swapped, full_check=True)
     np.testing.assert_allclose(run(swapped, feed), run(model, feed), rtol=1e-4, atol=1e-5)
+
+
+class TanhGelu(torch.nn.Module):
+    """Linear → GELU's tanh approximation → Linear, as PyTorch writes it or as GPT-2's ``gelu_new`` (with Pow)."""
+
+    def __init__(self, pow_form: bool) -> None:
+        super().__init__()
+        self.up, self.down, self.pow_form = torch.nn.Linear(8, 32), torch.nn.Linear(32, 4), pow_form
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.up(x)
+        if self.pow_form:
+            y = 0.5 * y * (1.0 + torch.tanh(0.7978845608028654 * (y + 0.044715 * torch.pow(y, 3.0))))
+        else:
+            y = torch.nn.functional.gelu(y, approximate="tanh")
+        return self.down(y)
+
+
+@pytest.mark.parametrize("pow_form", [False, True], ids=["pytorch", "gelu_new"])
+def test_the_tanh_gelu_exporters_write_is_one_site(pow_form):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = export(TanhGelu(pow_form), {"x": torch.randn(2, 8)}, ["y"])
+    [site] = sites.find_sites(model)
+    assert site.kind == "GELU (tanh form)" and site.role == "activation"
+    feed = {"x": np.random.default_rng(0).standard_normal((2, 8)).astype(np.float32)}
+    same, _ = sites.swap(model, [site], "gelu_tanh")
+    np.testing.assert_allclose(run(same, feed), run(model, feed), rtol=1e-4, atol=1e-5)
+    relu, _ = sites.swap(model, [site], "relu")
+    assert not {"Tanh", "Pow"} & {n.op_type for n in relu.graph.node}
 
 
 def test_gates_and_heads_are_listed_but_not_replaced_by_default(networks):

@@ -1,8 +1,9 @@
 """How exporters write an activation: the decomposed patterns ``graphs.sites`` recognises as one site.
 
 Each matcher looks at one node and returns the whole pattern it anchors, or None. The patterns are the ones
-real exporters write: SiLU as ``x·Sigmoid(x)``; GELU as ``0.5·x·(1 + Erf(x/√2))`` with the 0.5 applied last
-or to x first; Mish as ``x·Tanh(Softplus(x))``; QuickGELU as ``x·Sigmoid(1.702·x)``; HardSwish as
+real exporters write: SiLU as ``x·Sigmoid(x)``; GELU as ``0.5·x·(1 + Erf(x/√2))`` and its tanh approximation
+(``x³`` as a Pow or two Muls: PyTorch below opset 20, GPT-2's ``gelu_new``), the 0.5 applied last or to x
+first; Mish as ``x·Tanh(Softplus(x))``; QuickGELU as ``x·Sigmoid(1.702·x)``; HardSwish as
 ``x·Clip(x + 3, 0, 6) / 6`` (Paddle, TensorFlow) in either order of its Mul and Div (or Mul by 1/6), or as
 ``x·HardSigmoid(x)`` with α = 1/6 (PyTorch below opset 14). A pattern's inner nodes must be read by the
 pattern alone, so a Sigmoid whose output is also used elsewhere is not swallowed.
@@ -133,19 +134,69 @@ def _gelu_erf(g: GraphIndex, i: int) -> Site | None:
     x = next((name for name in g.nodes[scale].input if name not in g.constants), None)
     if x is None or not g.scales_by(scale, x, 1 / math.sqrt(2)):
         return None
-    add = g.sole_consumer(g.output(i), "Add")
-    times = g.sole_consumer(g.output(add), "Mul") if add is not None else None
+    tail = _times_half_x_plus(g, g.output(i), x)
+    if tail is None:
+        return None
+    return Site("GELU (Erf form)", (scale, i, *tail[:-1]), x, tail[-1])
+
+
+def _gelu_tanh(g: GraphIndex, i: int) -> Site | None:
+    """0.5·x·(1 + Tanh(√(2/π)·(x + 0.044715·x³))), x³ as Pow(x, 3) or x·x·x: PyTorch's tanh GELU below opset 20,
+    and GPT-2's ``gelu_new``. Anchored at the Tanh."""
+    if g.op(i) != "Tanh":
+        return None
+    scale = g.producer.get(g.nodes[i].input[0])
+    inner = next((n for n in g.nodes[scale].input if n not in g.constants), None) if scale is not None else None
+    if inner is None or not g.scales_by(scale, inner, math.sqrt(2 / math.pi)):
+        return None
+    add = g.producer.get(inner)
+    if g.op(add) != "Add":
+        return None
+    for x in g.nodes[add].input:
+        cubic = _cubic(g, g.other_input(add, x) or "", x)
+        if cubic is not None:
+            break
+    else:
+        return None
+    tail = _times_half_x_plus(g, g.output(i), x)
+    if tail is None:
+        return None
+    return Site("GELU (tanh form)", (*cubic, add, scale, i, *tail[:-1]), x, tail[-1])
+
+
+def _cubic(g: GraphIndex, name: str, x: str) -> tuple[int, ...] | None:
+    """The nodes computing ``name`` = 0.044715·x³ (a Mul by the constant of Pow(x, 3) or of x·x·x)."""
+    times_c = g.producer.get(name)
+    cube_name = next((n for n in g.nodes[times_c].input if n not in g.constants), None) if times_c is not None else None
+    if cube_name is None or not g.scales_by(times_c, cube_name, 0.044715):
+        return None
+    cube = g.producer.get(cube_name)
+    if g.op(cube) == "Pow" and g.nodes[cube].input[0] == x and g.scalar(g.nodes[cube].input[1]) == 3.0:
+        return (cube, times_c)
+    square = g.producer.get(g.other_input(cube, x) or "") if g.op(cube) == "Mul" else None
+    if g.op(square) == "Mul" and list(g.nodes[square].input) == [x, x]:
+        return (square, cube, times_c)
+    return None
+
+
+def _times_half_x_plus(g: GraphIndex, name: str, x: str) -> tuple[int | str, ...] | None:
+    """The tail both GELU forms share: 0.5·x·(1 + ``name``), the 0.5 applied last or to x first. The nodes and,
+    last, the output."""
+    add = g.sole_consumer(name, "Add")
+    if add is None or g.scalar(g.other_input(add, name) or "") != 1.0:
+        return None
+    times = g.sole_consumer(g.output(add), "Mul")
     if times is None:
         return None
     other = g.other_input(times, g.output(add))
-    if other == x:  # ((x · (1 + erf)) · 0.5)
+    if other == x:  # ((x · (1 + f)) · 0.5)
         half = g.sole_consumer(g.output(times), "Mul")
         if half is None or g.scalar(g.other_input(half, g.output(times)) or "") != 0.5:
             return None
-        return Site("GELU (Erf form)", (scale, i, add, times, half), x, g.output(half))
+        return (add, times, half, g.output(half))
     first = g.producer.get(other or "")
     if first is not None and g.op(first) == "Mul" and g.scalar(g.other_input(first, x) or "") == 0.5:
-        return Site("GELU (Erf form)", (first, scale, i, add, times), x, g.output(times))  # ((0.5 · x) · (1 + erf))
+        return (first, add, times, g.output(times))  # ((0.5 · x) · (1 + f))
     return None
 
 
@@ -191,6 +242,7 @@ def _hardswish_hard_sigmoid(g: GraphIndex, i: int) -> Site | None:
 # The decomposed patterns, by the name the activation table gives them (activations.Activation.patterns).
 MATCHERS: dict[str, Callable[[GraphIndex, int], Site | None]] = {
     "GELU (Erf form)": _gelu_erf,
+    "GELU (tanh form)": _gelu_tanh,
     "Mish (x·Tanh(Softplus(x)))": _mish,
     "QuickGELU (x·Sigmoid(1.702x))": _quick_gelu,
     "SiLU (x·Sigmoid(x))": _silu,

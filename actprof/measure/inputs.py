@@ -134,9 +134,9 @@ def resolve_inputs(model: onnx.ModelProto, batch_sizes: list[int], choices: Choi
     be fed, in one line naming the input)."""
     declared = declared_inputs(model)
     names = [d.name for d in declared]
-    for option, given in (("--input-shape", choices.shapes), ("--input-value", choices.values)):
+    named_options = {"--input-shape": choices.shapes, "--input-value": choices.values, "--vocab-size": choices.vocab}
+    for option, given in named_options.items():
         _check_names(option, given, names)
-    _check_names("--vocab-size", choices.vocab, names)
     fixed = _fixed_batch(declared)
     if fixed is not None and any(b != fixed for b in batch_sizes) and not choices.shapes:
         raise UsageError(

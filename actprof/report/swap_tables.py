@@ -8,7 +8,7 @@ from actprof.report.format import interval
 
 if TYPE_CHECKING:
     from actprof.schema.profiling import FusionCensus
-    from actprof.schema.swap import SwapRecord
+    from actprof.schema.swap import OutputDistance, SwapRecord
 
 
 def swap_site_rows(record: SwapRecord) -> list[dict[str, str]]:
@@ -73,6 +73,7 @@ def swap_rows(record: SwapRecord) -> list[dict[str, str]]:
     """The activation tax: per runtime, precision and batch, each candidate against the original."""
     fused = {(f.model, f.provider, f.precision): f for f in record.fusion}
     shares = {(p.model, p.provider, p.precision, p.batch): p.activation_share for p in record.op_profiles}
+    moved = {v.name: _moved(v.distance) for v in record.variants}
     rows = []
     for r in record.latency:
         census = fused.get((r.model, r.provider, r.precision))
@@ -88,9 +89,16 @@ def swap_rows(record: SwapRecord) -> list[dict[str, str]]:
                 "cost over original ms [CI]": "—" if r.model == "original" else interval(r.vs_baseline_ms, ".3f"),
                 "activation ops share": "—" if share is None else f"{100 * share:.0f}%",
                 "fused": _fusion_words(census),
+                "outputs moved (max |Δ|, top class kept)": moved.get(r.model, "—"),
             }
         )
     return rows
+
+
+def _moved(d: OutputDistance | None) -> str:
+    if d is None:
+        return "—"
+    return f"{d.max_abs:.3g}" + ("" if d.argmax_agreement is None else f", {100 * d.argmax_agreement:.0f}%")
 
 
 def _fusion_words(census: FusionCensus | None) -> str:
