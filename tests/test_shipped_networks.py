@@ -17,8 +17,10 @@ from actprof.errors import UsageError
 from actprof.graphs import sites
 from actprof.graphs.candidates import candidate_nodes
 from actprof.measure import swap
+from actprof.measure.declared import Declared
 from actprof.measure.distance import distance
 from actprof.measure.inputs import Choices, parse_named_numbers, resolve_inputs
+from actprof.measure.inputs_files import load_arrays
 from actprof.runtimes.onnxruntime import cpu_session
 from actprof.schema import storage
 from actprof.schema.swap import SwapRecord
@@ -210,6 +212,39 @@ def test_named_number_parser_never_crashes(spec):
     except UsageError:
         return
     assert all(isinstance(v, int) and v >= 1 for v in parsed.values())
+
+
+DECLARED = [
+    Declared("input_ids", ("batch", "sequence"), np.dtype(np.int64), 0),
+    Declared("state", (2, "batch", 8), np.dtype(np.float32), 1),
+    Declared("sr", (), np.dtype(np.int64), None),
+]
+ARRAYS = st.dictionaries(
+    st.sampled_from(["input_ids", "state", "sr", "other"]),
+    st.builds(
+        lambda dtype, shape: np.zeros(shape, dtype=dtype),
+        st.sampled_from([np.float32, np.float64, np.int64, np.int32, np.bool_]),
+        st.lists(st.integers(0, 3), max_size=4).map(tuple),
+    ),
+    max_size=4,
+)
+
+
+@given(arrays=ARRAYS)
+def test_the_npz_loader_accepts_what_matches_and_refuses_the_rest_in_one_line(tmp_path_factory, arrays):
+    path = tmp_path_factory.mktemp("npz") / "inputs.npz"
+    np.savez(path, **arrays)
+    try:
+        loaded = load_arrays(path, DECLARED)
+    except UsageError as exc:
+        assert "\n" not in str(exc)
+        return
+    by_name = {d.name: d for d in DECLARED}
+    for name, array in loaded.items():
+        spec = by_name[name]
+        assert array.ndim == len(spec.dims)
+        assert all(size == dim for size, dim in zip(array.shape, spec.dims, strict=True) if isinstance(dim, int))
+        assert spec.batch_axis is None or array.shape[spec.batch_axis] > 0
 
 
 def test_inputs_of_a_transformer_get_token_ids_masks_and_shared_lengths(networks):

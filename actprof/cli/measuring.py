@@ -224,7 +224,8 @@ def swap_command(
     min_runs: Annotated[int, typer.Option("--min-runs", help="Timed runs per variant, at least.")] = SWAP.min_runs,
     out: OutOpt = Path("reports/swap"),
 ) -> None:
-    """Price every activation inside any ONNX model: swap them all for each candidate, profile side by side."""
+    """Price the activations inside any ONNX model: each candidate at its hidden activation sites (--roles,
+    --sites), profiled side by side, with how far the outputs move."""
     from actprof import api
     from actprof.graphs.candidates import parse_candidates
     from actprof.graphs.sites import parse_roles
