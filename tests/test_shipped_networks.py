@@ -329,6 +329,16 @@ def saved(networks, tmp_path_factory):
     return folder, paths
 
 
+def test_the_sites_are_listed_without_profiling(saved, tmp_path):
+    _, paths = saved
+    out = tmp_path / "out"
+    args = ("--input-shape", "input_ids=1x16", "--sites", "gelu", "--list", "--out", str(out))
+    result = run_cli("swap", str(paths["bert"]), *args)
+    assert result.returncode == 0, result.stderr
+    assert "2 of 3 would be replaced" in result.stderr and "GELU (Erf form)" in result.stderr  # the console
+    assert not out.exists()
+
+
 @pytest.mark.parametrize(
     ("network", "args", "contains"),
     [

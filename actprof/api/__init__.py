@@ -24,7 +24,7 @@ from pathlib import Path
 
 from actprof import activations
 from actprof.activations import Activation
-from actprof.api.networks import optimize, swap
+from actprof.api.networks import optimize, swap, swap_sites
 from actprof.api.results import diff, history_add, history_show
 from actprof.data.config import DataSource
 from actprof.data.mnist import MNIST, load
@@ -73,6 +73,7 @@ __all__ = [
     "run",
     "step_time",
     "swap",
+    "swap_sites",
     "train_export",
 ]
 

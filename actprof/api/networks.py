@@ -1,5 +1,5 @@
 """The public API's functions over any ONNX network: ``swap`` (what each activation costs inside it, and how far
-its outputs move) and ``optimize`` (the exact pool-first rewrite)."""
+its outputs move), ``swap_sites`` (its sites, listed) and ``optimize`` (the exact pool-first rewrite)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 from actprof.measure.config import SWAP_PROFILE, SwapOptions
 from actprof.pipeline.optimize import Optimized
 from actprof.pipeline.progress import QUIET, Reporter
-from actprof.schema.swap import SwapRecord
+from actprof.schema.swap import SiteRecord, SwapRecord
 from actprof.settings.profile import ProfileSettings
 
 
@@ -33,6 +33,16 @@ def swap(
     with reporter.working("swap") as status:
         record = run_swap(model, options, settings, out=out, say=status)
     return record, write_swap_reports(out, record)
+
+
+def swap_sites(
+    model: Path, *, options: SwapOptions = SwapOptions(), batch: int = 1
+) -> tuple[list[SiteRecord], list[int]]:
+    """Every activation site of ``model`` (kind, role, nodes, elements at ``batch``) and the indices ``swap``
+    would replace with ``options``; nothing is profiled or written."""
+    from actprof.measure.swap import list_sites
+
+    return list_sites(Path(model), options, batch)
 
 
 def optimize(model: Path, out: Path | None = None) -> Optimized:

@@ -223,13 +223,17 @@ def swap_command(
     min_time: MinTimeOpt = SWAP.min_time,
     min_runs: Annotated[int, typer.Option("--min-runs", help="Timed runs per variant, at least.")] = SWAP.min_runs,
     out: OutOpt = Path("reports/swap"),
+    list_only: Annotated[
+        bool, typer.Option("--list", help="List the sites (numbered for --sites, with roles) and stop.")
+    ] = False,
 ) -> None:
     """Price the activations inside any ONNX model: each candidate at its hidden activation sites (--roles,
     --sites), profiled side by side, with how far the outputs move."""
     from actprof import api
     from actprof.graphs.candidates import parse_candidates
     from actprof.graphs.sites import parse_roles
-    from actprof.report.terminal import print_swap
+    from actprof.report.terminal import print_sites, print_swap
+    from actprof.settings.parse import parse_positive_ints
 
     options = api.SwapOptions(
         candidates=parse_candidates(to),
@@ -241,6 +245,12 @@ def swap_command(
         inputs=inputs,
         seed=seed,
     )
+    if list_only:
+        found, replaced = api.swap_sites(
+            model, options=options, batch=parse_positive_ints(batch_sizes, "--batch-sizes")[0]
+        )
+        print_sites(found, replaced, console=console())
+        return
     settings = build.profile_settings(
         provider=provider,
         batch_sizes=batch_sizes,

@@ -218,6 +218,13 @@ def check_swap(
     return model, found, inputs, chosen
 
 
+def list_sites(model_path: Path, options: SwapOptions, batch: int = 1) -> tuple[list[SiteRecord], list[int]]:
+    """Every site of the model with its role and size at ``batch``, and the ones ``options`` would replace:
+    what ``swap --list`` prints before anything is profiled."""
+    model, found, inputs, chosen = check_swap(model_path, options, [batch])
+    return site_records(model, found, inputs, batch), chosen
+
+
 def run_swap(
     model_path: Path, options: SwapOptions, settings: ProfileSettings, *, out: Path, say: Say = lambda _m: None
 ) -> SwapRecord:

@@ -8,7 +8,7 @@ from actprof.report.format import interval
 
 if TYPE_CHECKING:
     from actprof.schema.profiling import FusionCensus
-    from actprof.schema.swap import OutputDistance, SwapRecord
+    from actprof.schema.swap import OutputDistance, SiteRecord, SwapRecord
 
 
 def swap_site_rows(record: SwapRecord) -> list[dict[str, str]]:
@@ -36,6 +36,24 @@ def swap_site_rows(record: SwapRecord) -> list[dict[str, str]]:
             }
         )
     return rows
+
+
+def site_list_rows(sites: list[SiteRecord], replaced: list[int]) -> list[dict[str, str]]:
+    """One row per site, numbered as ``--sites`` takes them."""
+    chosen = set(replaced)
+    return [
+        {
+            "#": str(i + 1),
+            "activation site": site.kind,
+            "role": site.role,
+            "replaced": "yes" if i in chosen else "no",
+            "elements": "unknown" if site.elements is None else f"{site.elements:,}",
+            "nodes": site.nodes[0]
+            if len(site.nodes) == 1
+            else f"{site.nodes[0]} … {site.nodes[-1]} ({len(site.nodes)})",
+        }
+        for i, site in enumerate(sites)
+    ]
 
 
 def _numbers(indices: list[int]) -> str:

@@ -21,7 +21,7 @@ from actprof.report.profile_tables import (
     rewrite_rows,
 )
 from actprof.report.step_tables import cost_rows, step_note, step_rows
-from actprof.report.swap_tables import distance_rows, swap_rows, swap_site_rows
+from actprof.report.swap_tables import distance_rows, site_list_rows, swap_rows, swap_site_rows
 from actprof.report.training_tables import (
     convergence_rows,
     evidence_note,
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from actprof.schema.profiling import MicrobenchRecord, ProfileRecord, ProviderStatus
     from actprof.schema.reports import ReportRecord
     from actprof.schema.steps import StepCostRecord
-    from actprof.schema.swap import SwapRecord
+    from actprof.schema.swap import SiteRecord, SwapRecord
     from actprof.schema.training import ModelRecord
 
 
@@ -232,6 +232,11 @@ def _diff_change(change: Change, value: float) -> str:
 
 
 # --- bring your own model ----------------------------------------------------------------------------
+
+
+def print_sites(sites: list[SiteRecord], replaced: list[int], *, console: Console) -> None:
+    caption = f"{len(replaced)} of {len(sites)} would be replaced; choose others with --roles or --sites"
+    console.print(_rich_table("Activation sites", site_list_rows(sites, replaced), caption))
 
 
 def print_swap(record: SwapRecord, *, console: Console) -> None:
