@@ -206,6 +206,11 @@ ONNX_ONLY: tuple[OnnxOnly, ...] = (
 )
 
 
+# The parts an activation op plays where ``swap`` finds it in a network (graphs.sites): a hidden nonlinearity,
+# a gate that scales another tensor (squeeze-excitation), or the head that squashes what the network outputs.
+SITE_ROLES = ("activation", "gate", "head")
+
+
 def site_ops() -> frozenset[str]:
     """Single ops ``swap`` lists as activation sites."""
     return frozenset(a.onnx.op for a in _TABLE if a.onnx.op) | {o.op for o in ONNX_ONLY if o.site}

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from actprof.activations import candidates
+from actprof.activations import SITE_ROLES, candidates
 from actprof.cli import build
 from actprof.cli.app import app
 from actprof.cli.console import RichReporter, console
@@ -31,7 +31,6 @@ from actprof.cli.options import (
     ThreadsOpt,
     listed,
 )
-from actprof.graphs.sites import ROLES
 from actprof.settings.training import DEFAULT_STACKS, TRAIN_STACKS
 
 
@@ -198,7 +197,7 @@ def swap_command(
     ] = None,
     roles: Annotated[
         str,
-        typer.Option("--roles", help=f"Replace the sites with these roles: {', '.join(ROLES)}, or all."),
+        typer.Option("--roles", help=f"Replace the sites with these roles: {', '.join(SITE_ROLES)}, or all."),
     ] = "activation",
     provider: ProviderOpt = listed(SWAP.providers),
     precision: InferencePrecisionOpt = listed(SWAP.precisions),

@@ -27,7 +27,7 @@ SINGLE_OPS = activations.site_ops()  # single ops listed as sites
 # The op types that count as activation work when profiling an arbitrary network (activations.activation_ops).
 ACTIVATION_OPS = activations.activation_ops()
 
-ROLES = ("activation", "gate", "head")
+ROLES = activations.SITE_ROLES
 GATE_OPS = frozenset({"Sigmoid", "HardSigmoid"})  # a [0, 1] value that scales another tensor
 HEAD_OPS = frozenset({"Sigmoid", "HardSigmoid", "Tanh", "Softmax", "LogSoftmax"})
 HEAD_ONLY_OPS = frozenset({"Softmax", "LogSoftmax"})  # a site only as a head: attention's Softmax is no activation

@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from actprof.activations import SITE_ROLES as ROLES
 from actprof.activations import candidates
-from actprof.graphs.sites import ROLES
 from actprof.settings.parse import one_of, require
 from actprof.settings.profile import PROVIDERS, ProfileSettings, check_timing
 
