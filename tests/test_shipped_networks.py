@@ -303,6 +303,21 @@ def test_a_transformer_is_swapped_and_profiled_end_to_end(networks, tmp_path):
 
 
 @pytest.mark.slow
+def test_real_inputs_from_an_npz_feed_every_input_and_every_comparison(networks, tmp_path):
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, 1000, size=(40, 12))
+    np.savez(tmp_path / "real.npz", input_ids=ids, attention_mask=np.ones_like(ids), token_type_ids=ids % 2)
+    record, _ = swapped(
+        networks["bert"], tmp_path, "--inputs", str(tmp_path / "real.npz"), "--to", "quick_gelu",
+        "--precision", "fp32,int8",
+    )  # fmt: skip
+    assert [(i.shape, i.source) for i in record.inputs] == [([1, 12], "real.npz (given)")] * 3  # 'sequence' = 12
+    [distance] = [v.distance for v in record.variants if v.distance]
+    assert distance.samples == 40  # every given sequence, not only the 32 draws
+    assert record.calibration == "8 inputs: real.npz (given)"
+
+
+@pytest.mark.slow
 def test_a_recurrent_model_with_three_inputs_is_swapped_end_to_end(networks, tmp_path):
     record, _ = swapped(networks["vad"], tmp_path, "--input-value", "sr=16000", "--to", "elu", "--batch-sizes", "1,2")
     assert [(i.name, i.shape) for i in record.inputs] == [("audio", [1, 256]), ("state", [2, 1, 64]), ("sr", [])]

@@ -1,9 +1,9 @@
 """How far each swapped variant's output moves from the original's, on the inputs swap feeds.
 
 Every variant and the original run on ONNX Runtime's CPU provider at fp32 (the reference every other runtime is
-checked against) over the same ``SAMPLES`` inputs: max and mean |Δ|, the relative size of Δ, and, where the
-output is class scores (batch × classes), how often the top class stays the same. Not retrained: this is
-what the swap costs in outputs before any fine-tuning would win it back.
+checked against) over the same inputs (``SAMPLES`` draws, or every real input ``--inputs`` gave): max and mean
+|Δ|, the relative size of Δ, and, where the output is class scores (batch × classes), how often the top class
+stays the same. Not retrained: this is what the swap costs in outputs before any fine-tuning would win it back.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from actprof.runtimes.base import first_line
 from actprof.schema.swap import OutputDistance
 
 SAMPLES = 32  # inputs compared per variant: enough for argmax agreement in steps of ~3%
+MAX_GIVEN = 1024  # real inputs (--inputs) compared, at most
 RUNTIME, PRECISION = "cpu", "fp32"
 
 
@@ -28,7 +29,8 @@ def output_distances(
 ) -> dict[str, OutputDistance]:
     """{variant: its distance from "original"} for every variant but the original; ``variants`` are declared
     at ``batch``'s shapes."""
-    draws = max(1, -(-SAMPLES // batch))
+    samples = max(SAMPLES, min(inputs.given_samples, MAX_GIVEN))  # every real input given, up to a bound
+    draws = max(1, -(-samples // batch))
     feeds = [inputs.batch(batch, draw=k) for k in range(draws)]
     say(f"comparing outputs: {len(variants) - 1} variant(s) on {draws * batch} inputs")
     reference = _outputs("original", variants["original"], feeds, inputs.output)

@@ -82,6 +82,12 @@ class Inputs:
     def names(self) -> list[str]:
         return [f.name for f in self.feeds]
 
+    @property
+    def given_samples(self) -> int:
+        """How many samples ``--inputs`` gave (the most of any input; 0 where none was given)."""
+        counts = [f.given.shape[f.batch_axis] for f in self.feeds if f.given is not None and f.batch_axis is not None]
+        return max(counts, default=0)
+
     def batch(self, size: int, draw: int = 0) -> dict[str, np.ndarray]:
         """One feed per input at batch ``size``; ``draw`` picks other random values (same shapes)."""
         return {f.name: f.values(size, self.seed + 1000 * draw + k, draw) for k, f in enumerate(self.feeds)}

@@ -305,8 +305,12 @@ def _derived(
         say(f"int8: quantizing {len(variants)} variant(s)")
         quantized = precision.quantize_all(fixed, feeds, batch=first)
         derived |= {(name, "int8"): data for name, data in quantized.items()}
-        source = f"{inputs_file.name} (given)" if inputs_file else f"random inputs, seed {inputs.seed}"
-        calibration = f"{len(feeds) * first} inputs: {source} (not representative data unless given)"
+        source = (
+            f"{inputs_file.name} (given)"
+            if inputs_file
+            else f"random inputs, seed {inputs.seed} (not representative data)"
+        )
+        calibration = f"{len(feeds) * first} inputs: {source}"
     if "fp16" in settings.precisions:
         derived |= {(name, "fp16"): precision.to_fp16(data) for name, (data, _) in variants.items()}
     return derived, calibration
