@@ -80,7 +80,7 @@ def distance_rows(record: SwapRecord) -> list[dict[str, str]]:
                 "max |Δ|": f"{d.max_abs:.3g}",
                 "mean |Δ|": f"{d.mean_abs:.3g}",
                 "‖Δ‖ / ‖original‖": f"{d.relative:.3g}",
-                "top class kept": "—" if d.argmax_agreement is None else f"{100 * d.argmax_agreement:.0f}%",
+                "top class kept": "—" if d.argmax_agreement is None else _share(d.argmax_agreement),
                 "inputs": str(d.samples),
             }
         )
@@ -116,7 +116,12 @@ def swap_rows(record: SwapRecord) -> list[dict[str, str]]:
 def _moved(d: OutputDistance | None) -> str:
     if d is None:
         return "—"
-    return f"{d.max_abs:.3g}" + ("" if d.argmax_agreement is None else f", {100 * d.argmax_agreement:.0f}%")
+    return f"{d.max_abs:.3g}" + ("" if d.argmax_agreement is None else f", {_share(d.argmax_agreement)}")
+
+
+def _share(fraction: float) -> str:
+    """100% only when every top class was kept: one flip in 512 reads 99.8%, not a rounded 100%."""
+    return "100%" if fraction == 1.0 else f"{min(100 * fraction, 99.9):.1f}%"
 
 
 def _fusion_words(census: FusionCensus | None) -> str:
