@@ -14,25 +14,20 @@ in one line, never written to.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import re
 import sqlite3
 import subprocess
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from actprof.errors import ModelFileError, OutputError, UsageError
+from actprof.errors import ModelFileError, UsageError
+from actprof.schema.history_file import FORMAT, HISTORY_SCHEMA, IDENTITY_TABLE, check_identity, connect, tables
 from actprof.schema.profiling import Interval
 from actprof.schema.reports import ReportRecord
 from actprof.schema.storage import dumps, sha256
-
-FORMAT = "actprof-history"
-HISTORY_SCHEMA = 1  # the tables below; a newer file is refused, an older one would be migrated here
-IDENTITY_TABLE = "actprof_history"
 
 _TABLES = f"""
 CREATE TABLE IF NOT EXISTS {IDENTITY_TABLE} (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -153,7 +148,7 @@ def add(
     skipped, so that a CI job re-run on the same results does not count them twice."""
     path = Path(path)
     digest = sha256(dumps(record).encode("utf-8"))
-    with _connect(path, writable=True) as db:
+    with connect(path, writable=True) as db:
         try:
             db.execute("BEGIN IMMEDIATE")  # two adds at once: the second waits, then sees the first's run
             _initialise(db, path)
@@ -174,17 +169,17 @@ def add(
 
 def _initialise(db: sqlite3.Connection, path: Path) -> None:
     """Create the tables in a blank file; check an existing one is an actprof history this version reads."""
-    if _tables(db):
-        _check_identity(db, path)
+    if tables(db):
+        check_identity(db, path)
         return
-    _create_tables(db)
+    _createtables(db)
     db.executemany(
         f"INSERT INTO {IDENTITY_TABLE} (key, value) VALUES (?, ?)",
         [("format", FORMAT), ("schema_version", str(HISTORY_SCHEMA))],
     )
 
 
-def _create_tables(db: sqlite3.Connection) -> None:
+def _createtables(db: sqlite3.Connection) -> None:
     """``executescript`` would commit the open transaction first; one statement at a time keeps it open (the
     comments stay in the file's schema, for whoever opens it with ``sqlite3 history.sqlite .schema``)."""
     for statement in (s.strip() for s in _TABLES.split(";")):
@@ -288,10 +283,10 @@ def read(
     path = Path(path)
     if not path.is_dir() and (not path.is_file() or path.stat().st_size == 0):
         raise ModelFileError(f"no history at {path} yet; add results with: actprof history add DIR --db {path}")
-    with _connect(path, writable=False) as db:
-        if not _tables(db):
+    with connect(path, writable=False) as db:
+        if not tables(db):
             raise ModelFileError(f"no history at {path} yet; add results with: actprof history add DIR --db {path}")
-        _check_identity(db, path)
+        check_identity(db, path)
         runs = [Run(*row) for row in db.execute(f"SELECT {_RUN_COLUMNS} FROM runs ORDER BY created, id")]
         if activation is not None:
             _check_known(db, path, activation)
@@ -353,61 +348,3 @@ def _refuse_filters(db: sqlite3.Connection, path: Path, activation: str) -> None
         f"no {activation} ratio in {path} matches --provider/--precision/--batch; it holds (provider precision "
         f"batch): {holds}"
     )
-
-
-# --- the file -----------------------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def _connect(path: Path, *, writable: bool) -> Iterator[sqlite3.Connection]:
-    """A connection that is always closed, with SQLite's errors turned into one line naming the fix."""
-    if path.is_dir():
-        raise ModelFileError(f"{path} is a directory; --db takes a file, e.g. {path / 'history.sqlite'}")
-    if writable:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise OutputError(f"cannot write {path}: {exc.strerror}; choose a writable --db") from None
-    target = str(path) if writable else f"{path.resolve().as_uri()}?mode=ro"
-    try:
-        db = sqlite3.connect(target, uri=not writable, timeout=30, isolation_level=None)
-    except sqlite3.Error as exc:
-        raise _error(path, exc, writable=writable) from None
-    try:
-        yield db
-    except sqlite3.Error as exc:
-        raise _error(path, exc, writable=writable) from None
-    finally:
-        db.close()
-
-
-def _error(path: Path, exc: sqlite3.Error, *, writable: bool) -> ModelFileError | OutputError:
-    message = str(exc)
-    if writable and any(word in message for word in ("readonly", "unable to open", "disk I/O", "full", "locked")):
-        return OutputError(f"cannot write {path}: {message}; choose a writable --db")
-    if "not a database" in message:
-        return ModelFileError(f"{path} is not an SQLite file, so not an actprof history; pass another --db")
-    return ModelFileError(f"cannot read {path} as an actprof history ({message}); pass another --db")
-
-
-def _tables(db: sqlite3.Connection) -> set[str]:
-    """The file's tables; a file that is not SQLite fails here ("file is not a database")."""
-    return {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-
-
-def _check_identity(db: sqlite3.Connection, path: Path) -> None:
-    """Refuse a file that is not an actprof history, or one written by a newer actprof."""
-    if IDENTITY_TABLE not in _tables(db):
-        raise ModelFileError(
-            f"{path} is an SQLite file of another application (no {IDENTITY_TABLE} table); pass another --db"
-        )
-    meta = dict(db.execute(f"SELECT key, value FROM {IDENTITY_TABLE}").fetchall())
-    if meta.get("format") != FORMAT:
-        raise ModelFileError(f"{path} is not an actprof history (format {meta.get('format')!r}); pass another --db")
-    version = meta.get("schema_version", "")
-    if not version.isdigit():
-        raise ModelFileError(f"{path} has no history schema version; it is not an actprof history")
-    if int(version) > HISTORY_SCHEMA:
-        raise ModelFileError(
-            f"{path} uses history schema {version}, newer than this actprof ({HISTORY_SCHEMA}); upgrade actprof"
-        )
