@@ -28,10 +28,10 @@ def swap(
     from actprof.measure.swap import check_swap, run_swap
     from actprof.report.files import write_swap_reports
 
-    check_swap(model, options, settings.batch_sizes)  # the user's mistakes first, before any runtime starts
+    checked = check_swap(model, options, settings.batch_sizes)  # the user's mistakes first, before any runtime
     settings = resolve(settings, skip_unbound=skip_unbound, say=reporter.say)
     with reporter.working("swap") as status:
-        record = run_swap(model, options, settings, out=out, say=status)
+        record = run_swap(model, options, settings, out=out, say=status, checked=checked)
     return record, write_swap_reports(out, record)
 
 

@@ -226,12 +226,18 @@ def list_sites(model_path: Path, options: SwapOptions, batch: int = 1) -> tuple[
 
 
 def run_swap(
-    model_path: Path, options: SwapOptions, settings: ProfileSettings, *, out: Path, say: Say = lambda _m: None
+    model_path: Path,
+    options: SwapOptions,
+    settings: ProfileSettings,
+    *,
+    out: Path,
+    say: Say = lambda _m: None,
+    checked: tuple[onnx.ModelProto, list[sites.Site], Inputs, list[int]] | None = None,
 ) -> SwapRecord:
     """Find the sites, build and check the variants, derive precisions, compare outputs, profile, and write the
-    variants."""
+    variants. ``checked``: what ``check_swap`` returned for these options, where the caller already ran it."""
     started = time.perf_counter()
-    model, found, inputs, chosen = check_swap(model_path, options, settings.batch_sizes)
+    model, found, inputs, chosen = checked or check_swap(model_path, options, settings.batch_sizes)
     say(f"{len(found)} activation sites; building {len(options.candidates)} variant(s) with {len(chosen)} replaced")
     variants = build_variants(model, found, chosen, options.candidates)
     first = settings.batch_sizes[0]
