@@ -173,6 +173,7 @@ _APPROXIMATIONS: tuple[Activation, ...] = (
     Activation(
         "hard_sigmoid", "relu6(x + 3) / 6, approximates σ", "Hardsigmoid", None, None, "glorot", True,
         Onnx("HardSigmoid", since=6, attrs={"alpha": 1 / 6, "beta": 0.5}),
+        patterns=("HardSigmoid (Clip(x+3, 0, 6)/6)",),
     ),
 )
 # fmt: on

@@ -13,7 +13,10 @@ to ONNX: what ``actprof swap`` is tried on beyond the ``onnx`` package's test mo
 - ``vad``: a voice-activity model with three inputs (audio, a GRU state, an integer sample rate) and two
   outputs (speech probability, the next state);
 - ``paddle_mobilenet``: written with ONNX's helper as Paddle exports it: HardSwish as ``x·Clip(x+3, 0, 6)/6``
-  and a HardSigmoid gate.
+  and a HardSigmoid gate;
+- ``keras_mobilenet``: written as tf2onnx exports Keras' MobileNetV3 blocks: HardSwish as
+  ``x·(relu6(x+3)·(1/6))``, a squeeze-excitation gate as Keras' ``hard_sigmoid`` written out (no HardSigmoid
+  op), and a Dense-layer squeeze-excitation whose Sigmoid is reshaped before it scales.
 
     python -m examples.networks bert_mini bert_mini.onnx
 """
@@ -271,29 +274,52 @@ def build(name: str, *, opset: int = 17, seed: int = 0) -> onnx.ModelProto:
         return export(Vad(), inputs, ["speech", "next_state"], opset=opset, dynamic=dynamic)
     if name == "paddle_mobilenet":
         return paddle_mobilenet(seed=seed)
+    if name == "keras_mobilenet":
+        return keras_mobilenet(seed=seed)
     raise SystemExit(f"unknown network {name!r}; choose from: {', '.join(NETWORKS)}")
 
 
-NETWORKS = ("mobilenet_v3", "efficientnet", "yolo", "bert", "bert_mini", "vad", "paddle_mobilenet")
+NETWORKS = ("mobilenet_v3", "efficientnet", "yolo", "bert", "bert_mini", "vad", "paddle_mobilenet", "keras_mobilenet")
 
 
 # --- as Paddle writes it ------------------------------------------------------------------------------------
 
 
+class _Initializers:
+    """Random weights and scalar constants for a graph written node by node."""
+
+    def __init__(self, seed: int) -> None:
+        self.rng, self.tensors = np.random.default_rng(seed), []
+
+    def weight(self, name: str, *shape: int, scale: float = 0.2) -> str:
+        values = (self.rng.standard_normal(shape) * scale).astype(np.float32)
+        self.tensors.append(numpy_helper.from_array(values, name))
+        return name
+
+    def const(self, name: str, value: float | list[int]) -> str:
+        dtype = np.int64 if isinstance(value, list) else np.float32
+        self.tensors.append(numpy_helper.from_array(np.array(value, dtype=dtype), name))
+        return name
+
+
+def _image_classifier(name: str, nodes: list, init: _Initializers, producer: str) -> onnx.ModelProto:
+    graph = helper.make_graph(
+        nodes,
+        name,
+        [helper.make_tensor_value_info("image", onnx.TensorProto.FLOAT, ["batch", 3, 64, 64])],
+        [helper.make_tensor_value_info("scores", onnx.TensorProto.FLOAT, ["batch", 10])],
+        init.tensors,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], producer_name=producer, ir_version=8)
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
 def paddle_mobilenet(seed: int = 0) -> onnx.ModelProto:
     """Conv → HardSwish → a squeeze-excitation gate → Conv → HardSwish (the other Mul/Div order) → pool → Gemm,
     with HardSwish written out as Paddle2ONNX does and the gate as a HardSigmoid (Paddle's slope 1/6)."""
-    rng = np.random.default_rng(seed)
-    weights: list[onnx.TensorProto] = []
-
-    def weight(name: str, *shape: int, scale: float = 0.2) -> str:
-        weights.append(numpy_helper.from_array((rng.standard_normal(shape) * scale).astype(np.float32), name))
-        return name
-
-    def const(name: str, value: float) -> str:
-        weights.append(numpy_helper.from_array(np.array(value, dtype=np.float32), name))
-        return name
-
+    init = _Initializers(seed)
+    weight, const = init.weight, init.const
     three, zero, six = const("three", 3.0), const("zero", 0.0), const("six", 6.0)
     nodes = [
         helper.make_node("Conv", ["image", weight("w1", 16, 3, 3, 3)], ["c1"], pads=[1, 1, 1, 1], strides=[2, 2]),
@@ -319,18 +345,46 @@ def paddle_mobilenet(seed: int = 0) -> onnx.ModelProto:
         helper.make_node("Flatten", ["p2"], ["f2"]),
         helper.make_node("Gemm", ["f2", weight("w5", 10, 32), weight("b5", 10)], ["scores"], transB=1),
     ]
-    graph = helper.make_graph(
-        nodes,
-        "paddle_mobilenet",
-        [helper.make_tensor_value_info("image", onnx.TensorProto.FLOAT, ["batch", 3, 64, 64])],
-        [helper.make_tensor_value_info("scores", onnx.TensorProto.FLOAT, ["batch", 10])],
-        weights,
-    )
-    model = helper.make_model(
-        graph, opset_imports=[helper.make_opsetid("", 13)], producer_name="paddle-style", ir_version=8
-    )
-    onnx.checker.check_model(model, full_check=True)
-    return model
+    return _image_classifier("paddle_mobilenet", nodes, init, "paddle-style")
+
+
+def keras_mobilenet(seed: int = 0) -> onnx.ModelProto:
+    """Keras' MobileNetV3 blocks as tf2onnx writes them: HardSwish as ``x·(relu6(x + 3)·(1/6))`` and the
+    squeeze-excitation gate as Keras' ``hard_sigmoid``, ``relu6(x + 3)·(1/6)``, with no HardSigmoid op; then a
+    squeeze-excitation built from Dense layers, whose Sigmoid is reshaped to N×C×1×1 before it scales."""
+    init = _Initializers(seed)
+    weight, const = init.weight, init.const
+    three, zero, six, sixth = const("three", 3.0), const("zero", 0.0), const("six", 6.0), const("sixth", 1 / 6)
+    nodes = [
+        helper.make_node("Conv", ["image", weight("w1", 16, 3, 3, 3)], ["c1"], pads=[1, 1, 1, 1], strides=[2, 2]),
+        # hard_swish: x · (relu6(x + 3) · (1/6))
+        helper.make_node("Add", ["c1", three], ["a1"]),
+        helper.make_node("Clip", ["a1", zero, six], ["k1"]),
+        helper.make_node("Mul", ["k1", sixth], ["q1"]),
+        helper.make_node("Mul", ["c1", "q1"], ["h1"]),
+        # squeeze-excitation: h1 · hard_sigmoid(conv(relu(conv(pool(h1)))))
+        helper.make_node("GlobalAveragePool", ["h1"], ["p1"]),
+        helper.make_node("Conv", ["p1", weight("w2", 8, 16, 1, 1)], ["s1"]),
+        helper.make_node("Relu", ["s1"], ["r1"]),
+        helper.make_node("Conv", ["r1", weight("w3", 16, 8, 1, 1)], ["s2"]),
+        helper.make_node("Add", ["s2", three], ["a2"]),
+        helper.make_node("Clip", ["a2", zero, six], ["k2"]),
+        helper.make_node("Mul", ["k2", sixth], ["g1"]),
+        helper.make_node("Mul", ["h1", "g1"], ["e1"]),
+        # squeeze-excitation from Dense layers: e1 · reshape(sigmoid(gemm(relu(gemm(flatten(pool(e1)))))))
+        helper.make_node("GlobalAveragePool", ["e1"], ["p2"]),
+        helper.make_node("Flatten", ["p2"], ["f2"]),
+        helper.make_node("Gemm", ["f2", weight("w4", 8, 16), weight("b4", 8)], ["d1"], transB=1),
+        helper.make_node("Relu", ["d1"], ["r2"]),
+        helper.make_node("Gemm", ["r2", weight("w5", 16, 8), weight("b5", 16)], ["d2"], transB=1),
+        helper.make_node("Sigmoid", ["d2"], ["g2"]),
+        helper.make_node("Reshape", ["g2", const("nc11", [0, -1, 1, 1])], ["g3"]),
+        helper.make_node("Mul", ["e1", "g3"], ["e2"]),
+        helper.make_node("GlobalAveragePool", ["e2"], ["p3"]),
+        helper.make_node("Flatten", ["p3"], ["f3"]),
+        helper.make_node("Gemm", ["f3", weight("w6", 10, 16), weight("b6", 10)], ["scores"], transB=1),
+    ]
+    return _image_classifier("keras_mobilenet", nodes, init, "tf2onnx-style")
 
 
 def main(argv: list[str]) -> None:

@@ -43,6 +43,12 @@ EXPECTED = {
         ("Relu", "activation"): 1,
         ("HardSigmoid", "gate"): 1,
     },
+    "keras_mobilenet": {
+        ("HardSwish (x·Clip(x+3, 0, 6)/6)", "activation"): 1,
+        ("Relu", "activation"): 2,
+        ("HardSigmoid (Clip(x+3, 0, 6)/6)", "gate"): 1,
+        ("Sigmoid", "gate"): 1,
+    },
 }
 # What each site kind computes, as a swap candidate: swapping a site for itself must leave the outputs alone.
 SAME_AS = {
@@ -53,7 +59,11 @@ SAME_AS = {
     "SiLU (x·Sigmoid(x))": "silu",
     "GELU (Erf form)": "gelu",
     "Tanh": "tanh",
+    "Sigmoid": "sigmoid",
+    "HardSigmoid": "hard_sigmoid",  # the gates here use slope 1/6, the candidate's
+    "HardSigmoid (Clip(x+3, 0, 6)/6)": "hard_sigmoid",
 }
+SWAPPED_ROLES = ("activation", "gate")
 
 
 @pytest.fixture(scope="module")
@@ -84,13 +94,14 @@ def test_sites_gates_and_heads_of_shipped_architectures(networks, name):
 
 @pytest.mark.parametrize("name", list(EXPECTED))
 def test_each_site_is_exactly_the_activation_it_is_listed_as(networks, name):
-    """Swapping every hidden activation for what it is listed as changes no output: the patterns matched are
-    the whole function (Paddle's HardSwish is one site, not a ReLU6 inside a product)."""
+    """Swapping every hidden activation and gate for what it is listed as changes no output: the patterns
+    matched are the whole function (Paddle's HardSwish is one site, not a ReLU6 inside a product; Keras' gate is
+    one HardSigmoid, not a ReLU6 then a Mul)."""
     model = networks[name]
     feed = feeds_for(model)
     swapped = model
-    for kind in {s.kind for s in sites.find_sites(model) if s.role == "activation"}:
-        chosen = [s for s in sites.find_sites(swapped) if s.kind == kind and s.role == "activation"]
+    for kind, role in {(s.kind, s.role) for s in sites.find_sites(model) if s.role in SWAPPED_ROLES}:
+        chosen = [s for s in sites.find_sites(swapped) if (s.kind, s.role) == (kind, role)]
         swapped, _ = sites.swap(swapped, chosen, SAME_AS[kind])
     onnx.checker.check_model(swapped, full_check=True)
     np.testing.assert_allclose(run(swapped, feed), run(model, feed), rtol=1e-4, atol=1e-5)
@@ -190,6 +201,33 @@ def test_a_swapped_in_quick_gelu_is_one_site_not_a_gate(networks):
     swapped, _ = sites.swap(model, found, "quick_gelu")
     kinds = Counter((s.kind, s.role) for s in sites.find_sites(swapped))
     assert kinds[("QuickGELU (x·Sigmoid(1.702x))", "activation")] == 2 and not any(r == "gate" for _, r in kinds)
+
+
+def _gated(*between: str) -> onnx.ModelProto:
+    """x (N×4×4×8, NHWC as tf2onnx leaves it) times Sigmoid(s) passed through ``between`` ops; and a Sigmoid
+    multiplied by itself (a square, no gate)."""
+    h = onnx.helper
+    nodes, name = [h.make_node("Sigmoid", ["s"], ["g0"])], "g0"
+    for n, op in enumerate(between):
+        attrs = {"perm": [0, 2, 3, 1]} if op == "Transpose" else {}
+        nodes.append(h.make_node(op, [name], [f"g{n + 1}"], **attrs))
+        name = f"g{n + 1}"
+    nodes += [h.make_node("Mul", ["x", name], ["y"]), h.make_node("Sigmoid", ["y"], ["t"])]
+    nodes += [h.make_node("Mul", ["t", "t"], ["z"]), h.make_node("Relu", ["z"], ["out"])]
+    floats = onnx.TensorProto.FLOAT
+    graph = h.make_graph(
+        nodes,
+        "gated",
+        [h.make_tensor_value_info("x", floats, [1, 4, 4, 8]), h.make_tensor_value_info("s", floats, [1, 8, 1, 1])],
+        [h.make_tensor_value_info("out", floats, None)],
+    )
+    return h.make_model(graph, opset_imports=[h.make_opsetid("", 17)])
+
+
+@pytest.mark.parametrize("between", [(), ("Transpose",), ("Transpose", "Identity")])
+def test_a_gate_is_found_through_the_ops_that_move_its_values(between):
+    roles = [(s.kind, s.role) for s in sites.find_sites(_gated(*between))]
+    assert roles == [("Sigmoid", "gate"), ("Sigmoid", "activation"), ("Relu", "activation")]
 
 
 def test_output_distance():

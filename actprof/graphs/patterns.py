@@ -5,8 +5,9 @@ real exporters write: SiLU as ``x·Sigmoid(x)``; GELU as ``0.5·x·(1 + Erf(x/�
 (``x³`` as a Pow or two Muls: PyTorch below opset 20, GPT-2's ``gelu_new``), the 0.5 applied last or to x
 first; Mish as ``x·Tanh(Softplus(x))``; QuickGELU as ``x·Sigmoid(1.702·x)``; HardSwish as
 ``x·Clip(x + 3, 0, 6) / 6`` (Paddle, TensorFlow) in either order of its Mul and Div (or Mul by 1/6), or as
-``x·HardSigmoid(x)`` with α = 1/6 (PyTorch below opset 14). A pattern's inner nodes must be read by the
-pattern alone, so a Sigmoid whose output is also used elsewhere is not swallowed.
+``x·HardSigmoid(x)`` with α = 1/6 (PyTorch below opset 14); and HardSigmoid alone as ``Clip(x + 3, 0, 6)/6``
+(Keras' ``hard_sigmoid`` through tf2onnx, a squeeze-excitation gate written out). A pattern's inner nodes must
+be read by the pattern alone, so a Sigmoid whose output is also used elsewhere is not swallowed.
 
 Nothing here runs a model: pure functions over ``onnx.ModelProto``.
 """
@@ -200,15 +201,21 @@ def _times_half_x_plus(g: GraphIndex, name: str, x: str) -> tuple[int | str, ...
     return None
 
 
-def _hardswish_clip(g: GraphIndex, i: int) -> Site | None:
-    """x·Clip(x + 3, 0, 6)/6: Add(x, 3) → Clip → then Mul(x, ·) → /6, or /6 → Mul(x, ·)."""
+def _relu6_of_x_plus_3(g: GraphIndex, i: int) -> tuple[str, int] | tuple[None, None]:
+    """Node ``i`` adds 3 to some x and a Clip to [0, 6] alone reads the sum: x and the Clip."""
     if g.op(i) != "Add":
-        return None
+        return None, None
     x = next((name for name in g.nodes[i].input if name not in g.constants), None)
     if x is None or g.scalar(g.other_input(i, x) or "") != 3.0:
-        return None
+        return None, None
     clip = g.sole_consumer(g.output(i), "Clip")
-    if clip is None or not is_relu6(g, g.nodes[clip]):
+    return (x, clip) if clip is not None and is_relu6(g, g.nodes[clip]) else (None, None)
+
+
+def _hardswish_clip(g: GraphIndex, i: int) -> Site | None:
+    """x·Clip(x + 3, 0, 6)/6: Add(x, 3) → Clip → then Mul(x, ·) → /6, or /6 → Mul(x, ·)."""
+    x, clip = _relu6_of_x_plus_3(g, i)
+    if clip is None:
         return None
     step = g.sole_consumer(g.output(clip), "Mul", "Div")
     if step is None:
@@ -225,6 +232,16 @@ def _hardswish_clip(g: GraphIndex, i: int) -> Site | None:
     if not ok or last is None:
         return None
     return Site("HardSwish (x·Clip(x+3, 0, 6)/6)", nodes, x, g.output(last))
+
+
+def _hard_sigmoid_clip(g: GraphIndex, i: int) -> Site | None:
+    """Clip(x + 3, 0, 6)/6, by a Div or a Mul by 1/6. Matched after HardSwish, whose ``x·`` it would be the
+    inner part of."""
+    x, clip = _relu6_of_x_plus_3(g, i)
+    last = g.sole_consumer(g.output(clip), "Mul", "Div") if clip is not None else None
+    if last is None or not g.scales_by(last, g.output(clip), 1 / 6):
+        return None
+    return Site("HardSigmoid (Clip(x+3, 0, 6)/6)", (i, clip, last), x, g.output(last))
 
 
 def _hardswish_hard_sigmoid(g: GraphIndex, i: int) -> Site | None:
@@ -248,4 +265,5 @@ MATCHERS: dict[str, Callable[[GraphIndex, int], Site | None]] = {
     "SiLU (x·Sigmoid(x))": _silu,
     "HardSwish (x·Clip(x+3, 0, 6)/6)": _hardswish_clip,
     "HardSwish (x·HardSigmoid(x))": _hardswish_hard_sigmoid,
+    "HardSigmoid (Clip(x+3, 0, 6)/6)": _hard_sigmoid_clip,  # after HardSwish's Clip form: its inner part
 }

@@ -31,6 +31,10 @@ ROLES = activations.SITE_ROLES
 GATE_OPS = frozenset({"Sigmoid", "HardSigmoid"})  # a [0, 1] value that scales another tensor
 HEAD_OPS = frozenset({"Sigmoid", "HardSigmoid", "Tanh", "Softmax", "LogSoftmax"})
 HEAD_ONLY_OPS = frozenset({"Softmax", "LogSoftmax"})  # a site only as a head: attention's Softmax is no activation
+# Ops that move or reshape a gate's values on their way to the Mul that applies it.
+RESHAPING_OPS = frozenset({"Reshape", "Transpose", "Unsqueeze", "Squeeze", "Flatten", "Expand", "Cast", "Identity"})
+# What each decomposed pattern computes, as an op (a HardSigmoid written out can be a gate or a head too).
+_PATTERN_OPS = {kind: row.onnx.op for kind, row in activations.patterns().items()}
 # Ops that compute learned features: a squashing op with one of these downstream is no output head.
 LEARNED_OPS = frozenset(
     {
@@ -80,9 +84,7 @@ def _with_role(g: GraphIndex, site: Site) -> Site:
     """A *head* squashes what the network outputs: nothing learned follows it (a classifier's Softmax, a
     detector's class Sigmoid before box decoding). A *gate* is a Sigmoid whose output scales another tensor
     (squeeze-excitation, GLU, an LSTM's gates written out). Everything else is a hidden activation."""
-    if len(site.nodes) != 1:
-        return site
-    op = g.nodes[site.nodes[0]].op_type
+    op = g.nodes[site.nodes[0]].op_type if len(site.nodes) == 1 else _PATTERN_OPS.get(site.kind)
     if op in HEAD_OPS and _nothing_learned_after(g, site.output):
         return Site(site.kind, site.nodes, site.input, site.output, "head")
     if op in GATE_OPS and _scales_another_tensor(g, site):
@@ -109,11 +111,31 @@ def _nothing_learned_after(g: GraphIndex, name: str) -> bool:
 
 
 def _scales_another_tensor(g: GraphIndex, site: Site) -> bool:
-    readers = g.consumers.get(site.output, [])
-    return any(
-        g.nodes[r].op_type == "Mul" and g.other_input(r, site.output) not in (None, site.input, *g.constants)
-        for r in readers
-    )
+    """The site's output, reshaped or not (a Linear squeeze-excitation's view to N×C×1×1, tf2onnx's
+    Transposes), multiplies a tensor that is neither a constant nor the site's own input."""
+    seen, frontier = set(), [site.output]
+    while frontier:
+        tensor = frontier.pop()
+        for reader in g.consumers.get(tensor, []):
+            node = g.nodes[reader]
+            other = g.other_input(reader, tensor)
+            if node.op_type == "Mul" and other not in (None, tensor, site.input) and other not in g.constants:
+                return True
+            if node.op_type in RESHAPING_OPS and node.input[0] == tensor and reader not in seen:
+                seen.add(reader)
+                frontier.append(node.output[0])
+    return False
+
+
+def _unused_prefix(model: onnx.ModelProto) -> str:
+    """``swap``, or ``swap2_``… where a model already holds swapped nodes: names stay unique when a swapped model
+    is swapped again."""
+    names = {name for node in model.graph.node for name in (node.name, *node.input, *node.output)}
+    prefix, round_ = "swap", 1
+    while any(name.startswith(prefix) for name in names):
+        round_ += 1
+        prefix = f"swap{round_}_"
+    return prefix
 
 
 def parse_roles(spec: str) -> tuple[str, ...]:
@@ -131,13 +153,14 @@ def swap(model: onnx.ModelProto, sites: list[Site], candidate: str) -> tuple[onn
     out = onnx.ModelProto()
     out.CopyFrom(model)
     version = opset(model)
+    prefix = _unused_prefix(model)
     at_last = {max(s.nodes): (n, s) for n, s in enumerate(sites)}
     drop = {i for s in sites for i in s.nodes}
     nodes, decomposed = [], False
     for i, node in enumerate(out.graph.node):
         if i in at_last:
             n, site = at_last[i]
-            new, split = candidate_nodes(candidate, site.input, site.output, opset_version=version, tag=f"swap{n}")
+            new, split = candidate_nodes(candidate, site.input, site.output, opset_version=version, tag=f"{prefix}{n}")
             nodes += new
             decomposed |= split
         elif i not in drop:
