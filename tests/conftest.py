@@ -6,6 +6,11 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# Property tests check what is computed, never how fast: a per-example deadline fails them on a busy machine.
+settings.register_profile("actprof", deadline=None)
+settings.load_profile("actprof")
 
 # Tests never download (the bundled sample or ACTPROF_DATA_DIR only), and never touch the user's cache: the
 # kernels, the graph store and MNIST's cache live in a directory of this session (subprocesses inherit it).
