@@ -13,8 +13,10 @@ from actprof.analysis.calls import training_direction
 from actprof.analysis.pricing import Pricing, priced_comparison
 from actprof.errors import DeviceUnavailable, UsageError
 from actprof.report.captions import decision_caption
-from actprof.report.step_tables import seconds_to_target, step_seconds
+from actprof.report.step_tables import seconds_to_target, step_note, step_seconds
+from actprof.report.training_tables import convergence_rows
 from actprof.schema.profiling import Interval
+from actprof.schema.training import reached
 from actprof.settings.training import TrainConfig
 from actprof.training import stacks
 from actprof.training.config import Recipe
@@ -86,8 +88,10 @@ def test_the_eager_step_never_touches_actprofs_kernels(monkeypatch, sample):
 def test_step_prices_on_eager_are_the_same_with_or_without_the_kernels(
     monkeypatch, trained_models, sample, tmp_path, kernels
 ):
+    from actprof.analysis import verdict
+
     monkeypatch.setenv("ACTPROF_KERNELS", kernels)
-    models, _ = trained_models
+    models, records = trained_models
     record = api.step_time(models, stacks=["eager", "actprof"], names=["relu", "elu"], data=sample, out=tmp_path)
     eager, fast = (next(i for i in record.stacks if i.stack == s) for s in ("eager", "actprof"))
     assert not eager.kernels and eager.optimizer.startswith("Adam")
@@ -96,6 +100,17 @@ def test_step_prices_on_eager_are_the_same_with_or_without_the_kernels(
     assert all(c.stats.runs >= 15 for c in record.costs)  # enough rounds for an interval inside the range
     relu = next(c for c in record.costs if c.activation == "relu" and c.stack == "eager")
     assert relu.vs_baseline.value == pytest.approx(1.0)
+    # which speed-ups a run's trainer had does not move its seconds priced on eager (only the flag says so)
+    as_trained = [records["relu"], records["elu"]]
+    elu = records["elu"]
+    other = dataclasses.replace(elu.train.trainer, kernels=not elu.train.trainer.kernels)
+    toggled = [as_trained[0], dataclasses.replace(elu, train=dataclasses.replace(elu.train, trainer=other))]
+    priced, again = (
+        verdict.build(m, None, baseline="relu", steps=record, stack="eager") for m in (as_trained, toggled)
+    )
+    assert [v.train_seconds for v in again.verdicts] == [v.train_seconds for v in priced.verdicts]
+    assert [s.seconds_to_target for s in again.activations] == [s.seconds_to_target for s in priced.activations]
+    assert again.activations[1].trainer_differs and not priced.activations[1].trainer_differs
 
 
 def test_unknown_or_impossible_stacks_are_refused_in_one_line(monkeypatch):
@@ -144,6 +159,28 @@ def test_seconds_are_steps_times_the_stacks_step_and_carry_its_interval():
     assert not c.significant  # 0 is inside
 
 
+def test_the_p_value_agrees_with_the_widened_interval():
+    """Significant at the measured step ratio, not at its interval's high end: the widened interval reaches 0,
+    and p (the largest of the three) says so too."""
+    elu = {"relu": Interval(1.0, 1.0, 1.0, 15), "elu": Interval(1.0, 0.9, 1.25, 15)}
+    pricing = Pricing("eager", 0.1, elu)
+    mine = [_run(s, i) for i, s in enumerate([50, 52, 48])]
+    theirs = [_run(s, i) for i, s in enumerate([60, 61, 59])]
+
+    def at(ratio: Interval):
+        on = dataclasses.replace(pricing, ratio={**pricing.ratio, "elu": ratio})
+        return priced_comparison("x", mine, theirs, target=0.9, pricing=on, activation="elu", resolution_steps=1.0)
+
+    centre, high = at(Interval(1.0, 1.0, 1.0, 15)), at(Interval(1.25, 1.25, 1.25, 15))
+    assert centre.p_value < 0.05 and centre.significant  # 1 s faster at the measured ratio
+    assert high.low < 0 < high.high and high.p_value > 0.05  # at 1.25× the step, the gain is spent
+    c = at(elu["elu"])
+    assert c.mean_difference == pytest.approx(centre.mean_difference)
+    assert c.low < 0 < c.high and c.p_value == pytest.approx(high.p_value) and not c.significant
+    faster = at(Interval(1.0, 0.95, 1.05, 15))  # every ratio in the interval: still faster
+    assert faster.significant and faster.high < 0 and centre.p_value <= faster.p_value < 0.05
+
+
 def test_no_step_cost_no_price():
     pricing = Pricing("eager", 0.1, {"relu": Interval(1.0, 1.0, 1.0, 15)})
     assert pricing.seconds([_run(50, 0)], "mish", 0.9) == [None]
@@ -185,6 +222,13 @@ def test_the_report_prices_training_seconds_on_eager(priced):
     text = (priced[0] / "report.md").read_text()
     assert "## The training step on each stack" in text and "actprof speed-up over eager" in text
     assert "on eager (vs relu)" in text and "the step time on eager" in text
+    # the convergence table's seconds are on the verdicts' clock too, and say so
+    level = f"{100 * record.target_accuracy:.0f}%"
+    rows = {r["activation"]: r[f"steps / s on eager → {level}"] for r in convergence_rows(record)}
+    relu_hit = reached(summaries["relu"].time_to_accuracy, record.target_accuracy)
+    assert rows["relu"].startswith(f"{relu_hit.step:.1f} / {relu_hit.step * relu_step:.2f}")
+    eager = next(i for i in record.stacks if i.stack == "eager")
+    assert f"torch's layers; {eager.optimizer})" in step_note(record) and "as it comes" not in step_note(record)
 
 
 def test_the_report_can_price_on_another_stack_and_refuses_one_not_timed(priced):
@@ -195,6 +239,23 @@ def test_the_report_can_price_on_another_stack_and_refuses_one_not_timed(priced)
         api.report(here / "models", here, formats=[], train_stack="compile")
     clock = api.report(here / "models", here / "elsewhere", formats=[])  # no steps.json there: the runs' own clock
     assert clock.record.train_stack == "" and "runs' own training clock" in decision_caption(clock.record)
+
+
+def test_a_step_time_of_another_network_or_batch_is_refused(priced):
+    from actprof.analysis.verdict import build
+    from actprof.schema.steps import StepCostRecord
+    from actprof.schema.storage import find_models, read_json, write_json
+
+    here, _ = priced
+    steps = read_json(here / "steps.json", StepCostRecord)
+    records = [r for _, r in find_models(here / "models")]
+    with pytest.raises(UsageError, match=r"network deep, but these models trained with network seed: .* re-run "):
+        build(records, None, baseline="relu", steps=dataclasses.replace(steps, architecture="deep"), stack="eager")
+    other = here / "other-batch"
+    other.mkdir()
+    write_json(other / "steps.json", dataclasses.replace(steps, batch=steps.batch + 1))
+    with pytest.raises(UsageError, match=f"batch {steps.batch + 1}, but .* batch {steps.batch}: .*actprof step-time"):
+        api.report(here / "models", other, formats=[])
 
 
 def test_runs_trained_with_other_speed_ups_are_flagged(priced):
@@ -213,3 +274,24 @@ def test_runs_trained_with_other_speed_ups_are_flagged(priced):
     assert "no kernels (the baseline: cpu" in flagged.trainer_differs and "kernels (" in flagged.trainer_differs
     assert "Trained with other speed-ups than the baseline — elu" in decision_caption(built)
     assert not next(s for s in built.activations if s.name == "gelu").trainer_differs
+
+
+def test_trainer_identities_are_compared_seed_by_seed(priced):
+    """Both sides ran both trainers, but never the same one on the same seed: every pair differs."""
+    from actprof.analysis.verdict import build
+    from actprof.schema.storage import find_models
+
+    here, _ = priced
+    records = {r.name: r for _, r in find_models(here / "models")}
+    one = records["relu"].train.trainer
+    two = dataclasses.replace(one, kernels=not one.kernels, lanes=0 if one.kernels else 8)
+
+    def with_seeds(record, first, second):
+        run = record.train
+        seed1 = dataclasses.replace(run, config=dataclasses.replace(run.config, seed=1), trainer=second)
+        return dataclasses.replace(record, train=dataclasses.replace(run, trainer=first), seed_runs=[seed1])
+
+    built = build([with_seeds(records["relu"], one, two), with_seeds(records["elu"], two, one)], None, baseline="relu")
+    flagged = next(s for s in built.activations if s.name == "elu").trainer_differs
+    assert f"{two.machine()} (the baseline: {one.machine()}) in seed 0" in flagged
+    assert f"{one.machine()} (the baseline: {two.machine()}) in seed 1" in flagged

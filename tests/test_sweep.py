@@ -267,6 +267,32 @@ def test_report_compares_at_the_best_and_at_a_shared_rate(swept, tmp_path):
     assert "Final validation accuracy vs learning rate" in html and "deep CNN" in html
 
 
+def test_the_learning_rate_tables_are_on_the_verdicts_clock(swept):
+    """Priced: steps × the stack's step time, as the verdicts are; without a step time: steps, never the runs'
+    own clock (which counts whatever speed-ups the trainer had)."""
+    from actprof.analysis.pricing import Pricing
+    from actprof.report.training_tables import lr_rows, shared_lr_rows
+    from actprof.schema.profiling import Interval
+
+    _, records = swept
+    relu = next(m for m in records if m.name == "relu")
+    target, _ = verdict.default_target(relu)
+    ratios = {"relu": Interval(1.0, 1.0, 1.0, 15), "elu": Interval(1.5, 1.4, 1.6, 15)}
+    priced = learning_rate.study(records, relu, target, Pricing("eager", 0.01, ratios))
+    in_steps = learning_rate.study(records, relu, target)
+    reached = [(a, b) for a, b in zip(priced.cells, in_steps.cells, strict=True) if b.seconds_to_target.n]
+    assert reached  # relu reaches the target at its own rate in every seed
+    for seconds, steps in reached:
+        price = 0.01 * ratios[seconds.activation].value
+        assert seconds.seconds_to_target.mean == pytest.approx(steps.seconds_to_target.mean * price)
+    for on, clock in ((priced, "seconds to"), (in_steps, "steps to")):
+        elu = next(s for s in on.at_shared if s.activation == "elu").vs_baseline
+        assert elu is None or (elu.what.startswith(clock) and elu.what.endswith(f"at lr {on.shared_lr:g}"))
+    built = verdict.build(records, None, baseline="relu")  # no steps.json: steps
+    assert any(key.startswith("steps → ") for key in shared_lr_rows(built)[0])
+    assert any(cell.endswith(" steps") for row in lr_rows(built) for cell in row.values())
+
+
 def test_one_report_refuses_mixed_networks(swept, trained_models):
     _, deep = swept
     _, seed = trained_models

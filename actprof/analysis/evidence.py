@@ -144,6 +144,13 @@ def seconds_metric(target: float) -> Metric:
     return at(run_seconds, target=target), False, at(_seconds_resolution, target=target)
 
 
+def steps_metric(target: float) -> Metric:
+    """Training steps to ``target`` validation accuracy (lower is better), with its validation bracket: the
+    same on any stack."""
+    at = functools.partial
+    return at(_run_steps, target=target), False, at(steps_resolution, target=target)
+
+
 def seed_metrics(target: float | None) -> dict[str, Metric]:
     """What is compared over seeds: name -> (value of one run, whether higher is better, the resolution of
     that value in one run or None). Time to accuracy is compared at the report's target only."""
@@ -152,13 +159,8 @@ def seed_metrics(target: float | None) -> dict[str, Metric]:
         "test loss": (lambda r: r.test_loss, False, None),
     }
     if target is not None:
-        at = functools.partial
         metrics[f"seconds to {100 * target:.0f}%"] = seconds_metric(target)
-        metrics[f"steps to {100 * target:.0f}%"] = (
-            at(_run_steps, target=target),
-            False,
-            at(steps_resolution, target=target),
-        )
+        metrics[f"steps to {100 * target:.0f}%"] = steps_metric(target)
     return metrics
 
 

@@ -5,13 +5,13 @@ break-even number of inferences after which the faster-converging activation sto
 
 from __future__ import annotations
 
-import functools
 import math
+from collections.abc import Callable
 from dataclasses import replace
 
 from actprof.analysis import calls, learning_rate, words
-from actprof.analysis.evidence import compare, estimate, resolution, run_seconds, seed_metrics, steps_resolution
-from actprof.analysis.pricing import Pricing, priced_comparison, steps_to
+from actprof.analysis.evidence import compare, estimate, run_seconds, seed_metrics
+from actprof.analysis.pricing import Pricing, check_timed_as_trained, compare_priced, seconds_what, steps_to
 from actprof.errors import UsageError
 from actprof.schema.profiling import Interval, ProfileRecord
 from actprof.schema.reports import (
@@ -180,12 +180,6 @@ def judge(
     return _with_summary(verdict)
 
 
-def seconds_what(target: float, stack: str) -> str:
-    """How the comparison of seconds to ``target`` is named: "seconds to 97% (eager)"; on the runs' own clock
-    (no stack priced), "seconds to 97%"."""
-    return f"seconds to {100 * target:.0f}%" + (f" ({stack})" if stack else "")
-
-
 def _mean_or_one(values: list[float | None]) -> float | None:
     """The mean over the seeds that have a value; None where none has."""
     found = [v for v in values if v is not None]
@@ -240,16 +234,8 @@ def with_evidence(
         mine, theirs = [a for a, _ in common], [b for _, b in common]
         comparisons = [compare(name, metric, mine, theirs) for name, metric in metrics.items()]
         if pricing is not None and target is not None:
-            width = resolution([*mine, *theirs], functools.partial(steps_resolution, target=target))
-            priced = priced_comparison(
-                seconds_what(target, pricing.stack),
-                mine,
-                theirs,
-                target=target,
-                pricing=pricing,
-                activation=trained_as,
-                resolution_steps=width,
-            )
+            what = seconds_what(target, pricing.stack)
+            priced = compare_priced(what, mine, theirs, target=target, pricing=pricing, activation=trained_as)
             comparisons += [priced] if priced is not None else []
     over_seeds = {name: estimate([value(r) for r in runs]) for name, (value, _, _) in metrics.items()}
     seconds = [run_seconds(r, target) for r in runs] if target else []
@@ -268,15 +254,30 @@ def with_evidence(
 
 
 def _trainer_differs(record: ModelRecord, base: ModelRecord) -> str:
-    """The fast trainer's speed-ups where this activation's runs had others than the baseline's, in words."""
-
-    def seen(m: ModelRecord) -> set[str]:
-        return {t.machine() for r in m.all_runs if (t := r.trainer) is not None}
-
-    mine, theirs = seen(record), seen(base)
-    if not mine or not theirs or mine == theirs or record is base:
+    """The fast trainer's speed-ups where a run of this activation had others than the baseline's run it is
+    paired with (the same seed; in a sweep, the same rate and seed), in words with the seeds."""
+    if record is base:
         return ""
-    return f"{'; '.join(sorted(mine))} (the baseline: {'; '.join(sorted(theirs))})"
+    pairs = _seed_pairs(record.runs, base.runs, lambda r: r.config.seed)
+    pairs += _seed_pairs(record.all_runs, base.all_runs, lambda r: (r.config.lr, r.config.seed))
+    differ: dict[tuple[str, str], set[int]] = {}
+    for mine, theirs in pairs:
+        if mine.trainer is None or theirs.trainer is None:
+            continue
+        key = (mine.trainer.machine(), theirs.trainer.machine())
+        if key[0] != key[1]:
+            differ.setdefault(key, set()).add(mine.config.seed)
+    return "; ".join(
+        f"{mine} (the baseline: {theirs}) in seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, sorted(seeds)))}"
+        for (mine, theirs), seeds in sorted(differ.items())
+    )
+
+
+def _seed_pairs(
+    mine: list[TrainResult], theirs: list[TrainResult], key: Callable[[TrainResult], object]
+) -> list[tuple[TrainResult, TrainResult]]:
+    by_key = {key(r): r for r in theirs}
+    return [(r, by_key[key(r)]) for r in mine if key(r) in by_key]
 
 
 def _network_key(record: ModelRecord) -> str:
@@ -321,11 +322,13 @@ def build(
         target, rule = default_target(base_record)
     else:
         rule = "chosen with --target"
+    if steps is not None:
+        check_timed_as_trained(steps, models)
     pricing = Pricing.of(steps, stack, baseline) if stack else None
     if stack and pricing is None:
         raise UsageError(
             f"--train-stack {stack}: no step time was measured on {stack} for {baseline} here; run actprof "
-            f"step-time --stack {stack} (actprof run measures eager and actprof)"
+            f"step-time --stacks {stack} (actprof run measures eager and actprof)"
         )
     summaries = [summarize(m, profile, target, steps) for m in models]
     summaries = [with_evidence(s, m, base_record, target, pricing) for s, m in zip(summaries, models, strict=True)]
@@ -347,7 +350,7 @@ def build(
         target_rule=rule,
         architecture=architecture,
         network=network_words(base_record),
-        lr_study=learning_rate.study(models, base_record, target),
+        lr_study=learning_rate.study(models, base_record, target, pricing),
         train_stack=pricing.stack if pricing else "",
         stacks=list(steps.stacks) if steps else [],
     )

@@ -31,7 +31,7 @@ def sentence(v: Verdict) -> str:
             verdict = "significant" if c.significant else "within noise"
             evidence = (
                 f"mean over {c.n} paired seeds, 95% CI of the seconds saved [{-c.high:+.1f}, {-c.low:+.1f}] s, "
-                f"p = {c.p_value:.3f}, d_z = {-c.effect_size:+.2f}: {verdict}; reached {c.reached}"
+                f"{_p(c.p_value)}, d_z = {-c.effect_size:+.2f}: {verdict}; reached {c.reached}"
             )
         elif v.seeds >= 2:
             evidence = f"reached in {v.seeds_reached} of {v.seeds} seeds, {v.baseline} in {v.baseline_seeds_reached}"
@@ -90,6 +90,10 @@ def sentence(v: Verdict) -> str:
     elif v.ms_lost_per_image_batch1 is not None and v.ms_lost_per_image_batch1.value > 0:
         parts.append("it never pays (no break-even): no faster to train and slower at inference.")
     return " ".join(parts)
+
+
+def _p(p: float) -> str:
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
 
 
 def _noise(iv: Interval) -> str:

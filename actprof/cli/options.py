@@ -84,7 +84,13 @@ NesterovOpt = Annotated[bool, typer.Option("--nesterov", help="Nesterov momentum
 BatchSizeOpt = Annotated[int, typer.Option("--batch-size", help="Training batch size.")]
 InitOpt = Annotated[str | None, typer.Option("--init", help="he | lecun | glorot | default (family default).")]
 DropoutOpt = Annotated[
-    float | None, typer.Option("--dropout", help="Dropout rate after each pooling block (default 0.25).")
+    float | None,
+    typer.Option(
+        "--dropout",
+        help="Dropout rate (default 0.25): after each pooling block in seed and deep, after each hidden layer's "
+        "activation in mlp:…; selu takes --alpha-dropout instead; FILE.py:FUNCTION networks keep their own (a "
+        "nonzero rate is refused).",
+    ),
 ]
 AlphaDropoutOpt = Annotated[
     float | None, typer.Option("--alpha-dropout", help="Alpha-dropout rate for SELU (default 0.05).")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from actprof.report.decision_tables import primary_target
-from actprof.report.training_tables import contention_note
+from actprof.report.training_tables import contention_note, lr_time_words
 
 if TYPE_CHECKING:
     from actprof.schema.reports import ReportRecord
@@ -53,8 +53,9 @@ def shared_lr_note(report: ReportRecord) -> str:
         f"What a single-rate study would say: every activation at lr {study.shared_lr:g}, {study.shared_rule}; "
         "the target there is the highest whole percent of validation accuracy "
         f"{report.baseline} reached in every seed at that rate. "
-        "Δ: seconds to the target minus the baseline's, paired by seed; a Δ no larger than the resolution (the "
-        "median validation bracket) is not evidence."
+        f"Δ: {lr_time_words(report)} to the target minus the baseline's, paired by seed"
+        + ("; its interval holds the step ratio's own interval" if report.train_stack else "")
+        + "; a Δ no larger than the resolution (the median validation bracket) is not evidence."
     )
 
 

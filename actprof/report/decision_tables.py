@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from actprof.analysis.calls import CALLS
 from actprof.analysis.verdict import latency_at
-from actprof.report.format import interval
+from actprof.report.format import interval, p_words
 
 if TYPE_CHECKING:
     from actprof.schema.reports import ActivationSummary, ReportRecord, Verdict
@@ -86,7 +86,7 @@ def _saved(v: Verdict) -> str:
 def _evidence(v: Verdict) -> str:
     c = v.training
     if c is not None and c.n >= 2:
-        return f"p = {c.p_value:.3f}, {c.reached}" if not math.isnan(c.p_value) else c.reached
+        return f"{p_words(c.p_value)}, {c.reached}" if not math.isnan(c.p_value) else c.reached
     if c is not None:  # several seeds, too few of them reached the target to pair
         return f"reached {c.reached}"
     return "one seed" if v.train_seconds is not None or v.baseline_train_seconds is not None else "—"

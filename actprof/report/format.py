@@ -29,3 +29,15 @@ def interval(iv: Interval | None, fmt: str = ".2f", unit: str = "") -> str:
     if iv is None or math.isnan(iv.value):
         return "—"
     return f"{iv.value:{fmt}}{unit} [{iv.low:{fmt}}, {iv.high:{fmt}}]"
+
+
+def p_cell(p: float) -> str:
+    """A p-value in a table's "p" column: "0.040", "< 0.001" (never a rounded 0.000); "—" for none."""
+    if math.isnan(p):
+        return "—"
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def p_words(p: float) -> str:
+    """A p-value in a sentence: "p = 0.040", "p < 0.001"."""
+    return f"p {p_cell(p)}" if p < 0.001 else f"p = {p_cell(p)}"

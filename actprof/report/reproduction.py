@@ -8,7 +8,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from actprof.report.format import pct
+from actprof.report.format import p_cell, pct
 from actprof.schema.reproduction import ReproducedContrast, ReproducedValue, ReproductionRecord
 from actprof.schema.storage import write_json, write_text_atomic
 from actprof.settings.literature import COST_MEASURED_ON, METRICS, Experiment
@@ -86,7 +86,7 @@ def contrast_rows(record: ReproductionRecord) -> list[list[str]]:
             METRICS.get(c.metric, c.metric),
             _points(c.published),
             _contrast_measured(c),
-            "—" if math.isnan(c.p) else f"{c.p:.3f}",
+            p_cell(c.p),
             c.call,
         ]
         for c in record.contrasts

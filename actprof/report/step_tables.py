@@ -12,7 +12,7 @@ from actprof.schema.training import reached
 
 if TYPE_CHECKING:
     from actprof.schema.reports import ReportRecord
-    from actprof.schema.steps import StepCostRecord
+    from actprof.schema.steps import StackIdentity, StepCostRecord
 
 
 def stacks_timed(report: ReportRecord) -> list[str]:
@@ -82,6 +82,11 @@ def _rows(steps: dict[str, dict[str, StepBrief]], stacks: list[str], baseline: s
     return rows
 
 
+def _optimizer(identity: StackIdentity) -> str:
+    """The optimizer a stack ran, as its record names it ("Adam (torch's default implementation)")."""
+    return identity.optimizer or "the run's optimizer, torch's default implementation"
+
+
 def step_note(report: ReportRecord | StepCostRecord) -> str:
     """What the step table's figures are, and which stack priced the verdict."""
     if not report.stacks:
@@ -93,7 +98,7 @@ def step_note(report: ReportRecord | StepCostRecord) -> str:
     ]
     for identity in report.stacks:
         if identity.stack == "eager":
-            parts.append("eager: the network as a user writes it (torch's layers, Adam as it comes).")
+            parts.append(f"eager: the network as a user writes it (torch's layers; {_optimizer(identity)}).")
         elif identity.stack == "compile":
             parts.append("compile: the same through torch.compile (compile time apart).")
         elif identity.stack == "actprof":

@@ -1,5 +1,9 @@
 """The rows of the training side of a report: how each activation converged, over seeds, against the
 baseline, and across learning rates. Plain strings, rendered by ``report`` like every other table.
+
+Seconds are on the verdicts' clock, named in each header: steps × the step time on the stack the verdicts are
+priced on; where no step time was measured, the runs' own clock (actprof's trainer, whatever speed-ups it had),
+and the learning-rate tables, which compare activations with each other, count steps instead.
 """
 
 from __future__ import annotations
@@ -8,8 +12,10 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from actprof.analysis.pricing import seconds_what
 from actprof.report.decision_tables import target_label, trained
-from actprof.report.format import num, pct
+from actprof.report.format import num, p_cell, pct
+from actprof.report.step_tables import step_seconds
 from actprof.schema.training import reached
 
 if TYPE_CHECKING:
@@ -52,12 +58,28 @@ def training_rows(records: Sequence[ModelRecord]) -> list[dict[str, str]]:
     return rows
 
 
-def _seconds_to(summary: ActivationSummary, target: float) -> str:
+def clock(report: ReportRecord) -> str:
+    """Which clock a table's seconds are on, as its header says: "on eager", or "(actprof's clock)"."""
+    return f"on {report.train_stack}" if report.train_stack else "(actprof's clock)"
+
+
+def _seconds_to(report: ReportRecord, summary: ActivationSummary, target: float) -> str:
+    """Steps / seconds to ``target`` of the exported run, ± half its validation bracket, on ``clock(report)``."""
     hit = reached(summary.time_to_accuracy, target)
-    if hit is None or hit.seconds is None:
+    if hit is None or hit.step is None:
         return "not reached"
-    within = f" ±{hit.resolution_seconds / 2:.2f}" if hit.resolution_seconds else ""
-    return f"{hit.step:.1f} / {hit.seconds:.2f}{within} s"
+    if report.train_stack:
+        price = step_seconds(report).get(summary.name.split("+")[0])
+        if price is None:
+            return f"{hit.step:.1f} / — (no step time)"
+        seconds = hit.step * price
+        bracket = hit.resolution_steps * price if hit.resolution_steps is not None else None
+    else:
+        seconds, bracket = hit.seconds, hit.resolution_seconds
+    if seconds is None:
+        return "not reached"
+    within = f" ±{bracket / 2:.2f}" if bracket else ""
+    return f"{hit.step:.1f} / {seconds:.2f}{within} s"
 
 
 def _accuracy(s: ActivationSummary) -> str:
@@ -86,7 +108,9 @@ def seed_rows(report: ReportRecord) -> list[dict[str, str]]:
             "test loss": cell(s, "test loss", 1, ".4f"),
             **(
                 {
-                    f"s → {target_label(report)}": cell(s, f"seconds to {target_label(report)}", 1, ".1f"),
+                    f"s {clock(report)} → {target_label(report)}": cell(
+                        s, seconds_what(report.target_accuracy, report.train_stack), 1, ".1f"
+                    ),
                     f"steps → {target_label(report)}": cell(s, f"steps to {target_label(report)}", 1, ".0f"),
                 }
                 if report.target_accuracy
@@ -112,7 +136,7 @@ def evidence_rows(report: ReportRecord) -> list[dict[str, str]]:
                     "seeds": str(c.n),
                     "mean Δ": "—" if math.isnan(c.mean_difference) else f"{scale * c.mean_difference:+.3f}{unit}",
                     "95% CI": "—" if math.isnan(c.low) else f"[{scale * c.low:+.3f}, {scale * c.high:+.3f}]",
-                    "p": "—" if math.isnan(c.p_value) else f"{c.p_value:.3f}",
+                    "p": p_cell(c.p_value),
                     "d_z": "—" if math.isnan(c.effect_size) else f"{c.effect_size:+.2f}",
                     "resolution": _resolution(c),
                     "verdict": _significance(c),
@@ -149,16 +173,17 @@ def _significance(c: PairedComparison) -> str:
 
 
 def convergence_rows(report: ReportRecord) -> list[dict[str, str]]:
+    on = clock(report)
     return [
         {
             "activation": s.name,
             "init": s.init,
             "test acc": _accuracy(s),
             "ONNX acc": pct(s.onnx_test_accuracy),
-            f"steps / s → {target_label(report)}": _seconds_to(s, report.target_accuracy)
+            f"steps / s {on} → {target_label(report)}": _seconds_to(report, s, report.target_accuracy)
             if report.target_accuracy
             else "—",
-            **({"steps / s → 98%": _seconds_to(s, 0.98)} if (report.target_accuracy or 0) < 0.98 else {}),
+            **({f"steps / s {on} → 98%": _seconds_to(report, s, 0.98)} if (report.target_accuracy or 0) < 0.98 else {}),
             "lr": "—" if s.lr is None else f"{s.lr:g}",
             "recipe": s.recipe or "—",
             "train img/s": num(s.images_per_second) + (" (contended)" if s.contended_runs else ""),
@@ -214,14 +239,24 @@ def _lr_cell(c: LrCell | None, report: ReportRecord) -> str:
         return "—"
     acc = c.val_accuracy
     spread = "" if math.isnan(acc.high) else f" ± {100 * (acc.high - acc.mean):.2f}"
-    seconds = c.seconds_to_target
+    time = c.seconds_to_target  # seconds on the verdicts' stack, or steps where none was timed
     if report.target_accuracy is None:
         reach = "no target"
-    elif not seconds.n:
+    elif report.train_stack and c.activation not in step_seconds(report):
+        reach = f"no step time on {report.train_stack}"
+    elif not time.n:
         reach = "not reached"
     else:
-        reach = f"{seconds.mean:.1f} s" + (f" ({seconds.n}/{c.seeds})" if seconds.n < c.seeds else "")
+        value = f"{time.mean:.1f} s" if report.train_stack else f"{time.mean:.0f} steps"
+        reach = value + (f" ({time.n}/{c.seeds})" if time.n < c.seeds else "")
     return f"{'✓ ' if c.chosen else ''}{100 * acc.mean:.2f}%{spread} · {reach}"
+
+
+def lr_time_words(report: ReportRecord) -> str:
+    """What the learning-rate tables' times are, in words."""
+    if report.train_stack:
+        return f"training seconds on {report.train_stack} (steps × its step time, as the verdicts are priced)"
+    return "training steps (no step time was measured to price them in seconds)"
 
 
 def lr_note(report: ReportRecord) -> str:
@@ -229,8 +264,9 @@ def lr_note(report: ReportRecord) -> str:
     if study is None:
         return ""
     return (
-        f"Final validation accuracy, mean ± 95% CI over seeds · mean training seconds to {target_label(report)} "
-        f"(seeds that reached it); —: no run finished at that rate. ✓ the rate each activation is judged at: "
+        f"Final validation accuracy, mean ± 95% CI over seeds · mean {lr_time_words(report)} to "
+        f"{target_label(report)} (seeds that reached it); —: no run finished at that rate. ✓ the rate each "
+        "activation is judged at: "
         f"{study.rule}. "
         f"Network: {report.network_words}."
     )
@@ -242,6 +278,8 @@ def shared_lr_rows(report: ReportRecord) -> list[dict[str, str]]:
     if study is None:
         return []
     level = f"{100 * study.shared_target:.0f}%" if study.shared_target else "target"
+    unit, fmt = ("s", ".2f") if report.train_stack else ("steps", ".1f")
+    on = f" on {report.train_stack}" if report.train_stack else ""
     rows = []
     for s in study.at_shared:
         c = s.vs_baseline
@@ -249,14 +287,14 @@ def shared_lr_rows(report: ReportRecord) -> list[dict[str, str]]:
         rows.append(
             {
                 "activation": s.activation,
-                f"s → {level} at lr {study.shared_lr:g}": f"{e.mean:.2f}"
+                f"{unit}{on} → {level} at lr {study.shared_lr:g}": f"{e.mean:{fmt}}"
                 if e.n
                 else ("not reached" if study.shared_target else "no target"),
                 f"Δ vs {report.baseline} [95% CI]": "—"
                 if c is None or math.isnan(c.low)
-                else f"{c.mean_difference:+.2f} [{c.low:+.2f}, {c.high:+.2f}]",
-                "p": "—" if c is None or math.isnan(c.p_value) else f"{c.p_value:.3f}",
-                "resolution (s)": "—" if c is None else _resolution(c),
+                else f"{c.mean_difference:+{fmt}} [{c.low:+{fmt}}, {c.high:+{fmt}}]",
+                "p": "—" if c is None else p_cell(c.p_value),
+                f"resolution ({unit})": "—" if c is None else _resolution(c),
                 "verdict": "baseline" if s.activation == report.baseline else "—" if c is None else _significance(c),
             }
         )

@@ -2,7 +2,8 @@
 
 - ``eager``: the network exactly as a user writes it — ``nn.Conv2d``, the activation's module, ``nn.MaxPool2d``,
   ``nn.Dropout`` (``nn.AlphaDropout`` for SELU), ``nn.Flatten``, ``nn.Linear`` in an ``nn.Sequential``, NCHW —
-  with ``torch.optim.Adam`` as it comes, the same batch and the same autocast precision;
+  with the run's optimizer (``torch.optim.Adam`` or ``SGD``, its momentum and Nesterov as recorded) in
+  torch's default implementation, the same batch and the same autocast precision;
 - ``compile``: the same module through ``torch.compile`` (Inductor), its compile time counted apart;
 - ``actprof``: actprof's fast trainer (``loop.Stepper``): the same function, computed with the exact rewrites
   and kernels that make experiments cheap.
