@@ -1,7 +1,8 @@
 """One small exception hierarchy; every error a user can cause maps to a documented exit code.
 
 Exit codes: 0 success, 1 runtime failure, 2 usage or input error, 3 an inconclusive change under
-``actprof diff --strict``, 130 interrupted (see README).
+``actprof diff --strict``, 4 a regression found by ``actprof diff`` (its own code, so that CI tells a regression
+from actprof failing), 130 interrupted (see README).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 EXIT_RUNTIME = 1
 EXIT_USAGE = 2
 EXIT_INCONCLUSIVE = 3
+EXIT_REGRESSION = 4
 EXIT_INTERRUPTED = 130
 
 
@@ -67,7 +69,7 @@ class SweepFailed(ActprofError):
 class RegressionFound(ActprofError):
     """``actprof diff``: a latency ratio or an accuracy regressed beyond the threshold."""
 
-    exit_code = EXIT_RUNTIME
+    exit_code = EXIT_REGRESSION
 
 
 class InconclusiveChange(ActprofError):

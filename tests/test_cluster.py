@@ -94,6 +94,7 @@ def _kill_first_training_worker(stop: threading.Event) -> None:
         time.sleep(0.05)
 
 
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the Ray worker to kill in /proc, which only Linux has")
 def test_a_killed_worker_fails_one_run_and_the_next_sweep_resumes(local_cluster, sample, tmp_path):
     stop = threading.Event()
     killer = threading.Thread(target=_kill_first_training_worker, args=(stop,), daemon=True)

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from actprof.analysis import gate
 from actprof.cli.main import main
-from actprof.errors import UsageError
+from actprof.errors import EXIT_REGRESSION, UsageError
 from actprof.schema.profiling import Interval
 from actprof.schema.reports import ReportRecord
 from actprof.schema.storage import read_json, write_json
@@ -308,9 +308,10 @@ def test_diff_exits_0_when_nothing_changed(diff_cli, real):
     assert "Nothing changed" in output and not error_lines(output)
 
 
-def test_diff_exits_1_on_a_regression_naming_it(diff_cli, real):
+def test_diff_exits_4_on_a_regression_naming_it(diff_cli, real):
+    """A regression has its own exit code, so that CI tells it from actprof failing (1)."""
     code, output = diff_cli(plant_latency(real, *NARROW, 1.30))
-    assert code == 1, output
+    assert code == EXIT_REGRESSION == 4, output
     assert error_lines(output) == [
         "actprof: error: 1 regression(s) beyond 5%: elu+pool-first latency × relu (cpu fp32, batch 1, compute)"
     ]

@@ -84,8 +84,8 @@ def diff_command(
         ),
     ] = False,
 ) -> None:
-    """CI gate: each change with its 95% interval; exit 1 on a regression beyond --threshold (its whole
-    interval), exit 3 with --strict when a change is inconclusive."""
+    """CI gate: each change with its 95% interval; exit 4 on a regression beyond --threshold (its whole
+    interval), exit 3 with --strict when a change is inconclusive (1 stays actprof's own failure)."""
     from actprof import api
     from actprof.analysis.gate import CALLS, parse_threshold
     from actprof.report.terminal import print_diff

@@ -6,8 +6,9 @@ Each build runs in a worker process of its own (``workers``), in an environment 
 round's ratio of two builds is a paired measurement. Two things are timed per activation model and batch: the
 **network** (the whole model, as ``actprof profile`` times it) and the **kernel** (the activation op alone,
 over a tensor the size of its first site's input at that batch): a kernel regression shows in full in the
-second and diluted by everything else in the first. Each build also says what its optimizer fused (the census)
-and where its time went (per-op profile).
+second and diluted by everything else in the first. Each later build's change is taken against the first build
+and, to bisect over several releases, against the build before it, both from the same rounds. Each build also
+says what its optimizer fused (the census) and where its time went (per-op profile).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import contextlib
 import tempfile
 import time
 from collections.abc import Callable
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -68,11 +70,13 @@ def profile_versions(
         fusion = {w.label: _census(w, files, settings, say) for w in workers}
         latency: list[VersionLatency] = []
         changes: list[VersionChange] = []
+        adjacent: list[VersionChange] = []
         op_profiles: dict[str, list[OpProfile]] = {w.label: [] for w in workers}
         for batch in settings.batch_sizes:
-            lat, chg = _time_batch(workers, files, names, batch, Path(tmp), settings, baseline, say)
+            lat, chg, adj = _time_batch(workers, files, names, batch, Path(tmp), settings, baseline, say)
             latency += lat
             changes += chg
+            adjacent += adj
             for worker in workers:
                 op_profiles[worker.label] += _op_profiles(worker, files, names, batch, Path(tmp), settings, say)
     return VersionsRecord(
@@ -86,6 +90,7 @@ def profile_versions(
         fusion=fusion,
         op_profiles=op_profiles,
         seconds=time.perf_counter() - started,
+        adjacent=adjacent,
     )
 
 
@@ -188,17 +193,25 @@ def _time_batch(workers, files, names, batch, tmp, settings, baseline, say):
             vs = harness.ratio(rounds, key, _key(label, baseline, kind))
         stats = harness.stats_from_ns(rounds.samples[key], batch=batch)
         latency.append(VersionLatency(name, kind, label, batch, inputs[(name, kind)][1], stats, vs))
-    return latency, _changes(rounds, targets, workers, batch, baseline)
+    labels = [w.label for w in workers]
+    against_first = [(labels[0], label) for label in labels[1:]]
+    build_to_build = list(pairwise(labels))
+    return (
+        latency,
+        _changes(rounds, targets, against_first, batch, baseline),
+        _changes(rounds, targets, build_to_build, batch, baseline),
+    )
 
 
-def _changes(rounds, targets, workers, batch, baseline) -> list[VersionChange]:
-    """Every later build against the first, per model and kind."""
-    base = workers[0].label
+def _changes(rounds, targets, pairs: list[tuple[str, str]], batch, baseline) -> list[VersionChange]:
+    """Each (base, build) pair's change, per model and kind, from the same paired rounds."""
+    later = {label: base for base, label in pairs}
     changes = []
     for key in targets:
         label, name, kind = key.split("|")
-        if label == base:
+        if label not in later:
             continue
+        base = later[label]
         then = _key(base, name, kind)
         vs = None
         if baseline and _key(label, baseline, kind) in targets:

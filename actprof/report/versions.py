@@ -2,7 +2,9 @@
 
 Read it as an upgrade review: which builds ran (and with what), then per batch the activation's kernel alone
 and the whole network, each build's latency, and each later build's change against the first with its
-interval and a call; then what each build's optimizer fused, and the activation's share of each build's time.
+interval and a call; with three builds or more, each build against the one before it too ("build to build",
+which release a change came in); then what each build's optimizer fused, and the activation's share of each
+build's time.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from actprof.schema.profiling import FusionCensus, Interval
-    from actprof.schema.versions import VersionChange, VersionsRecord
+    from actprof.schema.versions import VersionsRecord
 
 THRESHOLD = 0.05  # actprof diff's default threshold
 
@@ -71,6 +73,28 @@ def latency_rows(record: VersionsRecord, kind: str, batch: int) -> list[dict[str
                 ratio = latency[(model, label)].vs_baseline
                 row[f"× {record.baseline}"] = "1 (baseline)" if model == record.baseline else interval(ratio)
             rows.append(row)
+    return rows
+
+
+def step_rows(record: VersionsRecord, kind: str, batch: int) -> list[dict[str, str]]:
+    """Build to build: one row per model and each build against the one before it, with the interval and call,
+    and (networks) the change of the model's ratio to the baseline model. None with two builds: the table
+    above says the same."""
+    if len(record.runtimes) < 3:
+        return []
+    rows = []
+    for change in (c for c in record.adjacent if c.kind == kind and c.batch == batch):
+        row = {
+            "activation": change.model,
+            "from": _short(change.base),
+            "to": _short(change.runtime),
+            "change": interval(change.latency, ".2f", "×"),
+            "call": change_call(change.latency),
+        }
+        if kind == "network" and record.baseline:
+            ratio = "1 (baseline)" if change.model == record.baseline else interval(change.vs_baseline, ".2f", "×")
+            row[f"× {record.baseline} change"] = ratio
+        rows.append(row)
     return rows
 
 
@@ -126,11 +150,21 @@ def _kind_title(kind: str, batch: int) -> str:
     return f"The whole network, batch {batch}"
 
 
+def _step_title(kind: str, batch: int) -> str:
+    what = "the activation alone" if kind == "kernel" else "the whole network"
+    return f"Build to build: {what}, batch {batch}"
+
+
 CAPTION = (
     "p50 from interleaved rounds that alternate between the builds; vs = median of per-round latency ratios to "
     f"the first build, with its 95% interval; call as actprof diff makes it at {100 * THRESHOLD:.0f}%: regression "
     "(or improvement) when the whole interval is beyond the threshold, inconclusive when it straddles the "
     "regression side, else no change"
+)
+
+STEP_CAPTION = (
+    "each build against the one before it, from the same rounds: the median of per-round latency ratios with its "
+    "95% interval and actprof diff's call; a change shows in the release it came in"
 )
 
 
@@ -141,6 +175,8 @@ def _sections(record: VersionsRecord) -> list[tuple[str, list[dict[str, str]], s
             rows = latency_rows(record, kind, batch)
             if rows:
                 sections.append((_kind_title(kind, batch), rows, CAPTION))
+            if steps := step_rows(record, kind, batch):
+                sections.append((_step_title(kind, batch), steps, STEP_CAPTION))
     sections.append(("What each build fused", fusion_rows(record), None))
     sections.append(("The activation's share of per-op time", share_rows(record), None))
     return sections
@@ -154,7 +190,8 @@ def versions_markdown(record: VersionsRecord) -> str:
         f"{_md_escape(env.cpu_model)} ({env.cpu_count} CPUs), "
         f"--threads {record.settings.threads or '0 (the default)'}, "
         f"opt level {record.settings.opt_level}, {record.settings.min_time:g} s of timed runs per target; "
-        f"created {record.created}, in {record.seconds:.0f} s. Changes are against {record.runtimes[0].label}.\n",
+        f"created {record.created}, in {record.seconds:.0f} s. Changes are against {record.runtimes[0].label}"
+        f"{_and_adjacent(record)}.\n",
     ]
     for title, rows, caption in _sections(record):
         parts += [f"\n## {title}\n", _md_table(rows)]
@@ -175,5 +212,5 @@ def write_versions(record: VersionsRecord, out: Path) -> list[Path]:
     return written
 
 
-def changes_of(record: VersionsRecord, kind: str) -> list[VersionChange]:
-    return [c for c in record.changes if c.kind == kind]
+def _and_adjacent(record: VersionsRecord) -> str:
+    return ", and build to build against the one before" if len(record.runtimes) > 2 and record.adjacent else ""

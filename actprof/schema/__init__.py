@@ -6,8 +6,9 @@ Frozen dataclasses under one schema version, one module per document: ``training
 read from disk is rebuilt through the same constructors, so the settings inside it are checked too.
 """
 
+# 7: runtime-versions records' build-to-build changes (``adjacent``; older records read with none);
 # 6: swap's site roles, output distances and several inputs;
 # 5: networks beyond the CNNs (a run's NetworkInfo), optimizers, reproductions; 4: steps priced per training stack,
 # the trainer's identity; 3: learning-rate sweeps, architecture, interpolated
 # time to accuracy; 2: deployment cells
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7

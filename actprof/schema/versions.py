@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from actprof.schema.environment import Environment
 from actprof.schema.profiling import FusionCensus, Interval, LatencyStats, ModelRef, OpProfile
@@ -36,7 +36,8 @@ class VersionLatency:
 @dataclass(frozen=True)
 class VersionChange:
     """``runtime``'s latency over ``base``'s for one model, kind and batch: medians of per-round ratios (the
-    builds alternate within each round, so a round's ratio cancels drift), with their 95% intervals."""
+    builds alternate within each round, so a round's ratio cancels drift), with their 95% intervals. ``base``
+    is the first build (``VersionsRecord.changes``) or the one before ``runtime`` (``adjacent``)."""
 
     model: str
     kind: str
@@ -72,3 +73,6 @@ class VersionsRecord:
     fusion: dict[str, list[FusionCensus]]  # runtime label → census of each model
     op_profiles: dict[str, list[OpProfile]]  # runtime label → per-op time of each model and batch
     seconds: float
+    # Build to build: each build against the one before it (``base`` is build i-1), from the same rounds as
+    # ``changes``, to bisect a regression over several releases. Empty in records before schema 7.
+    adjacent: list[VersionChange] = field(default_factory=list)

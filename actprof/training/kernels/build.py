@@ -6,8 +6,8 @@ compiler and this CPU's features (for ``-march=native``).
 
 Loading a shared library runs its code, so nothing is loaded on trust: the cache directory is created
 private (0700), and the directory and the library must be owned by this user and writable by no one else
-(``untrusted``); otherwise the kernels are not loaded, a one-line ``KernelWarning`` says why, and training
-keeps torch's own layers (the same function, slower). A compiler that fails is said once, the same way.
+(``schema.trust.untrusted``); otherwise the kernels are not loaded, a one-line ``KernelWarning`` says why, and
+training keeps torch's own layers (the same function, slower). A compiler that fails is said once, the same way.
 ``ACTPROF_KERNELS=0`` turns the kernels off (``ACTPROF_FUSED=0``, the older name, too).
 
 The ABI is not mirrored by hand: the argument types of every exported function and the fields of the
@@ -23,7 +23,6 @@ import hashlib
 import os
 import re
 import shutil
-import stat
 import subprocess
 import tempfile
 import warnings
@@ -33,6 +32,7 @@ from pathlib import Path
 from actprof.errors import ActprofWarning
 from actprof.schema.environment import cpu_features
 from actprof.schema.storage import user_cache
+from actprof.schema.trust import private_dir, untrusted
 
 SOURCE = Path(__file__).with_name("conv_pool.c")
 # The epilogue kinds conv_pool.c computes, numbered by position (0: none); the activation table names them.
@@ -134,40 +134,11 @@ def layout_matches(lib: ctypes.CDLL, struct: type[ctypes.Structure]) -> bool:
     return count == len(expected) and list(reported) == expected
 
 
-# --- trust --------------------------------------------------------------------------------------------
-
-
-def untrusted(path: Path) -> str | None:
-    """Why ``path`` (the kernel cache or a library in it) must not be loaded from, or None: it must be owned
-    by this user and writable by no one else. Where the platform has no POSIX owners, nothing is trusted."""
-    if not hasattr(os, "getuid"):
-        return "this platform has no POSIX file owners to check"
-    try:
-        info = os.lstat(path)
-    except OSError as exc:
-        return f"{path}: {exc.strerror}"
-    if stat.S_ISLNK(info.st_mode):
-        return f"{path} is a symbolic link"
-    if info.st_uid != os.getuid():
-        return f"{path} is owned by another user (uid {info.st_uid})"
-    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        return f"{path} is writable by others (mode {stat.S_IMODE(info.st_mode):o})"
-    return None
+# --- building and loading (trusted as ``schema.trust`` says) ------------------------------------------
 
 
 def cache_dir() -> Path:
     return user_cache("kernels", override="ACTPROF_KERNEL_DIR")
-
-
-def _private_dir(directory: Path) -> Path:
-    """The cache directory, created 0700 (an existing one of ours is tightened to it)."""
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    if untrusted(directory) is None:
-        os.chmod(directory, 0o700)
-    return directory
-
-
-# --- building and loading ---------------------------------------------------------------------------
 
 
 class NotBuilt(Exception):
@@ -197,7 +168,7 @@ def _build(flags: tuple[str, ...]) -> Path:
     target = library_path(flags)
     directory = target.parent
     try:
-        _private_dir(directory)
+        private_dir(directory)
     except OSError as exc:
         raise NotBuilt(f"cannot create the kernel cache {directory}: {exc.strerror}") from None
     if (reason := untrusted(directory)) is not None:
