@@ -99,11 +99,7 @@ def export_and_verify(
         census=counts,
         activation_census=act_counts,
         expected_ops=list(expected_ops),
-        decomposed=is_decomposed(
-            act_counts,
-            expected_ops,
-            getattr(model, "ACT_CALLS", None) or len(getattr(model, "ACT_LAYERS", range(ACTIVATION_SITES))),
-        ),
+        decomposed=is_decomposed(act_counts, expected_ops, _sites(model)),
         parity=parity,
         onnx_test_accuracy=float(np.mean(predictions == test_labels)),
         onnx_test_images=len(test_labels),

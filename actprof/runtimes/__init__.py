@@ -2,7 +2,8 @@
 
 ``onnxruntime``: ONNX Runtime's CPU and CUDA providers; ``openvino``: OpenVINO's CPU plugin, an optional extra
 imported only when asked for; ``pytorch``: the model rebuilt as ``torch.nn`` layers (``torch_graph``), run
-eager or compiled by TorchInductor (``inductor_code`` reads what it generated).
+eager or compiled by TorchInductor (``inductor_code`` reads what it generated; ``torch_ops`` holds the ONNX ops
+rebuilt as torch calls); ``executorch``: ExecuTorch with the XNNPACK delegate, an optional extra.
 ``attribution`` reads what a runtime wrote (profiles, optimized graphs);
 ``reference`` computes the fp32 CPU logits every deployment is compared with.
 """
