@@ -3,6 +3,7 @@ exporter patterns, gates and heads, several inputs, a transformer, approximation
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections import Counter
 
@@ -160,6 +161,28 @@ def test_sites_can_be_chosen_by_number_range_and_kind(networks):
             swap.parse_sites(bad, found, ("activation",))
 
 
+@pytest.mark.parametrize("name", list(EXPECTED))
+def test_a_site_answers_to_the_candidate_it_is(networks, name):
+    """``--sites`` takes the names ``--to`` uses for what a site computes, beside the kinds' first words."""
+    found = sites.find_sites(networks[name])
+    for index, site in enumerate(found):
+        assert index in swap.parse_sites(SAME_AS[site.kind], found, ("activation",)), site.kind
+        assert index in swap.parse_sites(site.kind.split(" ")[0], found, ("activation",)), site.kind
+
+
+def test_sites_named_as_the_table_names_them(networks):
+    keras = sites.find_sites(networks["keras_mobilenet"])
+    gates = swap.parse_sites("hard_sigmoid", keras, ("activation",))
+    assert [keras[i].kind for i in gates] == ["HardSigmoid (Clip(x+3, 0, 6)/6)"]
+    assert swap.parse_sites("hardsigmoid", keras, ("activation",)) == gates  # the kind's own first word
+    model = networks["bert"]
+    gelus = [s for s in sites.find_sites(model) if s.kind.startswith("GELU")]
+    quick = sites.find_sites(sites.swap(model, gelus, "quick_gelu")[0])
+    assert swap.parse_sites("quick_gelu", quick, ()) == swap.parse_sites("quickgelu", quick, ()) == [0, 1]
+    with pytest.raises(UsageError, match=r"'relu6': .* answer to hard_sigmoid, hardsigmoid, hardswish, relu$"):
+        swap.parse_sites("relu6", sites.find_sites(networks["paddle_mobilenet"]), ("activation",))
+
+
 # --- approximations -----------------------------------------------------------------------------------
 
 
@@ -254,11 +277,12 @@ def test_named_number_parser_never_crashes(spec):
 
 DECLARED = [
     Declared("input_ids", ("batch", "sequence"), np.dtype(np.int64), 0),
+    Declared("attention_mask", ("batch", "sequence"), np.dtype(np.int64), 0),
     Declared("state", (2, "batch", 8), np.dtype(np.float32), 1),
     Declared("sr", (), np.dtype(np.int64), None),
 ]
 ARRAYS = st.dictionaries(
-    st.sampled_from(["input_ids", "state", "sr", "other"]),
+    st.sampled_from(["input_ids", "attention_mask", "state", "sr", "other"]),
     st.builds(
         lambda dtype, shape: np.zeros(shape, dtype=dtype),
         st.sampled_from([np.float32, np.float64, np.int64, np.int32, np.bool_]),
@@ -278,11 +302,52 @@ def test_the_npz_loader_accepts_what_matches_and_refuses_the_rest_in_one_line(tm
         assert "\n" not in str(exc)
         return
     by_name = {d.name: d for d in DECLARED}
+    samples, named = set(), {}
     for name, array in loaded.items():
         spec = by_name[name]
         assert array.ndim == len(spec.dims)
         assert all(size == dim for size, dim in zip(array.shape, spec.dims, strict=True) if isinstance(dim, int))
         assert spec.batch_axis is None or array.shape[spec.batch_axis] > 0
+        samples |= {array.shape[spec.batch_axis]} if spec.batch_axis is not None else set()
+        for axis, (size, dim) in enumerate(zip(array.shape, spec.dims, strict=True)):
+            if isinstance(dim, str) and axis != spec.batch_axis:
+                named.setdefault(dim, set()).add(size)
+    assert len(samples) <= 1  # sample i of one input goes with sample i of the others
+    assert all(len(sizes) == 1 for sizes in named.values())
+
+
+@pytest.mark.parametrize(
+    ("arrays", "message"),
+    [
+        ({"input_ids": (40, 12), "attention_mask": (30, 12)}, "input_ids holds 40 samples and attention_mask 30;"),
+        ({"input_ids": (40, 12), "state": (2, 30, 8)}, "input_ids holds 40 samples and state 30;"),  # its axis 1
+        (
+            {"input_ids": (40, 12), "attention_mask": (40, 16)},
+            "dimension 'sequence' is 12 in input_ids but 16 in attention_mask;",
+        ),
+    ],
+)
+def test_npz_arrays_that_disagree_with_each_other_are_refused(tmp_path, arrays, message):
+    path = tmp_path / "inputs.npz"
+    np.savez(
+        path, **{name: np.zeros(shape, np.int64 if name != "state" else np.float32) for name, shape in arrays.items()}
+    )
+    with pytest.raises(UsageError, match="^" + re.escape(f"{path}: {message}")):
+        load_arrays(path, DECLARED)
+
+
+def test_given_token_ids_are_checked_against_the_vocab_size_and_the_shapes_given(networks, tmp_path):
+    model, path = networks["bert"], tmp_path / "ids.npz"
+    np.savez(path, input_ids=np.arange(40 * 12).reshape(40, 12) + 120)  # ids 120 to 599
+    assert resolve_inputs(model, [1], Choices({}, {}, {}, path, 0)).feeds[0].given is not None
+    with pytest.raises(
+        UsageError, match=r"input_ids holds token id 599, outside the vocabulary of 500 \(--vocab-size\)$"
+    ):
+        resolve_inputs(model, [1], Choices({}, {}, {"input_ids": 500}, path, 0))
+    with pytest.raises(UsageError, match=r"^dimension 'sequence' is 12 in input_ids \(ids.npz\) but 16 in attention"):
+        resolve_inputs(model, [1], Choices({"attention_mask": (1, 16)}, {}, {}, path, 0))
+    with pytest.raises(UsageError, match=r"^--input-shape input_ids=1x16 does not match its array in .*, shaped 40x12"):
+        resolve_inputs(model, [1], Choices({"input_ids": (1, 16)}, {}, {}, path, 0))
 
 
 def test_inputs_of_a_transformer_get_token_ids_masks_and_shared_lengths(networks):
@@ -385,10 +450,13 @@ def saved(networks, tmp_path_factory):
 def test_the_sites_are_listed_without_profiling(saved, tmp_path):
     _, paths = saved
     out = tmp_path / "out"
-    args = ("--input-shape", "input_ids=1x16", "--sites", "gelu", "--list", "--out", str(out))
+    shapes = ("--input-shape", "input_ids=1x16", "--input-shape", "attention_mask=1x16")  # repeated, merged
+    args = (*shapes, "--vocab-size", "input_ids=100", "--sites", "gelu", "--list", "--out", str(out))
     result = run_cli("swap", str(paths["bert"]), *args)
     assert result.returncode == 0, result.stderr
     assert "2 of 3 would be replaced" in result.stderr and "GELU (Erf form)" in result.stderr  # the console
+    assert "input input_ids: 1x16 int64, token ids < 100 (--vocab-size)" in result.stderr
+    assert "input attention_mask: 1x16 int64, ones (a mask)" in result.stderr
     assert not out.exists()
 
 
@@ -398,6 +466,11 @@ def test_the_sites_are_listed_without_profiling(saved, tmp_path):
         ("vad", [], "input 'sr' (int64, shape []) needs values"),
         ("vad", ["--input-value", "rate=16000"], "--input-value names rate"),
         ("vad", ["--input-value", "sr=1.5"], "give an integer"),
+        ("vad", ["--input-value", "rate=1", "--input-value", "sr=16000"], "--input-value names rate"),  # both kept
+        ("vad", ["--input-value", "sr=16000", "--input-value", "sr=8000"], "gives sr twice, 16000 and 8000"),
+        ("vad", ["--input-value", "sr=16000", "--provider", "torch", "--list"], "times models with one input"),
+        ("vad", ["--input-value", "sr=16000", "--precision", "bf16", "--list"], "bf16 does not run on --provider cpu"),
+        ("bert", ["--input-shape", "input_ids=1x16", "--sites", "relu6"], "sites answer to gelu, tanh"),
         ("vad", ["--provider", "torch", "--input-value", "sr=16000"], "times models with one input"),
         ("bert", [], "free dimensions"),
         ("bert", ["--input-shape", "input_ids=1x16", "--inputs", "{dir}/stray.npz"], "'mask' is named like no input"),

@@ -16,7 +16,7 @@ from actprof.errors import UsageError
 from actprof.graphs import candidates, sites
 from actprof.measure import swap
 from actprof.measure.declared import batch_reshapes, with_input_shape
-from actprof.measure.inputs import Choices, parse_input_shape, resolve_inputs
+from actprof.measure.inputs import Choices, parse_input_shape, parse_named_numbers, resolve_inputs
 from actprof.runtimes.onnxruntime import cpu_session
 from actprof.schema import storage
 from actprof.schema.swap import SwapRecord
@@ -74,6 +74,15 @@ def test_decomposed_patterns_are_one_site_each():
     inits = [const("sqrt2", 2**0.5), const("one", 1.0), const("half", 0.5), const("zero", 0.0), const("six", 6.0)]
     kinds = [s.kind for s in sites.find_sites(tiny(nodes, initializers=inits))]
     assert kinds == ["SiLU (x·Sigmoid(x))", "GELU (Erf form)", "Mish (x·Tanh(Softplus(x)))", "Clip (ReLU6)"]
+
+
+def test_a_relu6_site_is_chosen_as_relu6_or_clip():
+    nodes = [helper.make_node("Relu", ["x"], ["r"]), helper.make_node("Clip", ["r", "zero", "six"], ["y"])]
+    found = sites.find_sites(tiny(nodes, initializers=[const("zero", 0.0), const("six", 6.0)]))
+    assert [s.kind for s in found] == ["Relu", "Clip (ReLU6)"]
+    assert swap.parse_sites("relu6", found, ()) == swap.parse_sites("clip", found, ()) == [1]
+    with pytest.raises(UsageError, match="'elu': no site of that kind; this model's sites answer to clip, relu, relu6"):
+        swap.parse_sites("elu", found, ())
 
 
 def test_gelu_with_the_half_applied_to_x_first():
@@ -164,6 +173,16 @@ def test_input_shape_parser_never_crashes(spec):
     except UsageError:
         return
     assert all(all(d >= 1 for d in shape) for shape in parsed.values())
+
+
+def test_a_name_given_twice_must_agree_with_itself():
+    """``--input-shape`` and its kin may be repeated (the command line joins them with commas)."""
+    assert parse_input_shape("a=1x2,b=3,a=1x2") == {"a": (1, 2), "b": (3,)}
+    assert parse_named_numbers("sr=16000,h=0,sr=16000", "--input-value") == {"sr": 16000, "h": 0}
+    with pytest.raises(UsageError, match=r"^--input-shape gives a twice, 1x2 and 1x3; give it once$"):
+        parse_input_shape("a=1x2,a=1x3")
+    with pytest.raises(UsageError, match=r"^--vocab-size gives ids twice, 10 and 20; give it once$"):
+        parse_named_numbers("ids=10,ids=20", "--vocab-size", integer=True)
 
 
 def resolve(model, batches, *, shape=None, values=None, vocab=None, inputs_file=None):
@@ -339,3 +358,50 @@ def test_inputs_must_be_an_npz_archive(tmp_path):
     np.save(single, np.zeros((1, 3, 224, 224), dtype=np.float32))
     result = run_cli("swap", str(SQUEEZENET), "--inputs", str(single), "--out", str(tmp_path / "out"))
     assert_user_error(result, code=2, contains="takes an .npz archive")
+
+
+# --- ExecuTorch: a kernel it lacks, named ------------------------------------------------------------------
+
+# What ExecuTorch writes to stderr when a method needs a kernel it lacks (its runtime, 1.x: method.cpp and
+# operator_registry.cpp; older builds prefix glog's "E executorch:"); the Python error says only "0x:14".
+MISSING_LOG = """\
+[operator_registry.cpp:277] kernel 'aten::elu.out' not found.
+[operator_registry.cpp:278] dtype: 6 | dim order: [
+[operator_registry.cpp:278] 0,
+[operator_registry.cpp:278] ]
+[method.cpp:822] Missing operator: [0] aten::elu.out
+E executorch:method.cpp:819] Missing operator: [29] aten::linear.out
+[method.cpp:1128] There are 2 instructions don't have corresponding operator registered. See logs for details
+"""
+
+
+def test_the_ops_executorch_lacks_are_named_from_its_log():
+    from actprof.errors import ModelFileError, ProviderUnavailable
+    from actprof.runtimes.executorch import load_error, missing_kernels
+
+    assert missing_kernels(MISSING_LOG) == ["aten::elu.out", "aten::linear.out"]
+    error = load_error(MISSING_LOG, "Failed to load method forward, error: 0x:14")
+    assert isinstance(error, ProviderUnavailable) and "\n" not in str(error)
+    assert "portable kernels lack aten::elu.out, aten::linear.out" in str(error)
+    lost = load_error("", "Failed to load method forward, error: 0x:14")
+    assert isinstance(lost, ProviderUnavailable) and "portable kernels lack an op" in str(lost)
+    other = load_error("", "Failed to load method forward, error: 0x:21")
+    assert isinstance(other, ModelFileError) and "0x:21" in str(other)
+
+
+def test_a_program_needing_a_missing_kernel_is_refused_naming_the_op():
+    """A real lowered program whose ELU is renamed to an op no kernel implements: one line naming it, not the
+    input shape (swap's first run lets this error through as it is)."""
+    pytest.importorskip("executorch")
+    import torch
+
+    from actprof.errors import ProviderUnavailable
+    from actprof.runtimes.executorch import _modules, load_forward
+
+    _, lower, runtime, _ = _modules()
+    exported = torch.export.export(torch.nn.ELU(), (torch.randn(2, 3),))
+    program = bytes(lower(exported).to_executorch().buffer)
+    assert load_forward(runtime.load_program(program)) is not None
+    broken = runtime.load_program(program.replace(b"aten::elu", b"aten::elX"))
+    with pytest.raises(ProviderUnavailable, match=r"portable kernels lack aten::elX\.out, which XNNPACK did not take"):
+        load_forward(broken)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from actprof import activations
 from actprof.activations import Activation
-from actprof.api.networks import optimize, swap, swap_sites
+from actprof.api.networks import SwapListing, optimize, swap, swap_listing, swap_sites
 from actprof.api.results import diff, history_add, history_show
 from actprof.data.config import DataSource
 from actprof.data.mnist import MNIST, load
@@ -58,6 +58,7 @@ __all__ = [
     "Recipe",
     "RemoteProfile",
     "Reporter",
+    "SwapListing",
     "SwapOptions",
     "Sweep",
     "TrainConfig",
@@ -73,6 +74,7 @@ __all__ = [
     "run",
     "step_time",
     "swap",
+    "swap_listing",
     "swap_sites",
     "train_export",
 ]

@@ -203,15 +203,24 @@ def swap_command(
     precision: InferencePrecisionOpt = listed(SWAP.precisions),
     batch_sizes: BatchSizesOpt = listed(SWAP.batch_sizes),
     input_shape: Annotated[
-        str | None, typer.Option("--input-shape", help="name=1x3x224x224 for free dimensions (or another batch).")
+        list[str] | None,
+        typer.Option(
+            "--input-shape", help="name=1x3x224x224 for free dimensions (or another batch); repeat it or use commas."
+        ),
     ] = None,
     input_value: Annotated[
-        str | None,
-        typer.Option("--input-value", help="name=VALUE fills an input with one value (a sample rate, a zero state)."),
+        list[str] | None,
+        typer.Option(
+            "--input-value",
+            help="name=VALUE fills an input with one value (a sample rate, a zero state); repeat it or use commas.",
+        ),
     ] = None,
     vocab_size: Annotated[
-        str | None,
-        typer.Option("--vocab-size", help="name=N draws an integer input's token ids below N (default: its table)."),
+        list[str] | None,
+        typer.Option(
+            "--vocab-size",
+            help="name=N draws an integer input's token ids below N (default: its table); repeat it or use commas.",
+        ),
     ] = None,
     inputs: Annotated[
         Path | None,
@@ -223,7 +232,8 @@ def swap_command(
     min_runs: Annotated[int, typer.Option("--min-runs", help="Timed runs per variant, at least.")] = SWAP.min_runs,
     out: OutOpt = Path("reports/swap"),
     list_only: Annotated[
-        bool, typer.Option("--list", help="List the sites (numbered for --sites, with roles) and stop.")
+        bool,
+        typer.Option("--list", help="List the inputs and the sites (numbered for --sites, with roles) and stop."),
     ] = False,
 ) -> None:
     """Price the activations inside any ONNX model: each candidate at its hidden activation sites (--roles,
@@ -231,26 +241,19 @@ def swap_command(
     from actprof import api
     from actprof.graphs.candidates import parse_candidates
     from actprof.graphs.sites import parse_roles
-    from actprof.report.terminal import print_sites, print_swap
-    from actprof.settings.parse import parse_positive_ints
+    from actprof.report.terminal import print_swap
 
     options = api.SwapOptions(
         candidates=parse_candidates(to),
         sites=sites,
         roles=parse_roles(roles),
-        input_shape=input_shape,
-        input_value=input_value,
-        vocab_size=vocab_size,
+        input_shape=_joined(input_shape),
+        input_value=_joined(input_value),
+        vocab_size=_joined(vocab_size),
         inputs=inputs,
         seed=seed,
     )
-    if list_only:
-        found, replaced = api.swap_sites(
-            model, options=options, batch=parse_positive_ints(batch_sizes, "--batch-sizes")[0]
-        )
-        print_sites(found, replaced, console=console())
-        return
-    settings = build.profile_settings(
+    settings = build.profile_settings(  # checked before --list too: a listing promises the run would start
         provider=provider,
         batch_sizes=batch_sizes,
         threads=threads,
@@ -260,6 +263,9 @@ def swap_command(
         ablation=SWAP.ablation,
         input=SWAP.input if inputs is None else f"inputs from {inputs.name}",
     )
+    if list_only:
+        _list_swap(model, options, settings)
+        return
     record, written = api.swap(
         model,
         options=options,
@@ -270,3 +276,23 @@ def swap_command(
     )
     print_swap(record, console=console())
     console().print("wrote " + ", ".join(str(p) for p in written))
+
+
+def _joined(values: list[str] | None) -> str | None:
+    """A repeated option's values as one comma list (each may be a comma list itself)."""
+    return ",".join(values) if values else None
+
+
+def _list_swap(model: Path, options, settings) -> None:
+    """``swap --list``: what each input gets at the first batch size, then the sites."""
+    from rich.markup import escape
+
+    from actprof.api.networks import swap_listing
+    from actprof.report.terminal import print_sites
+
+    batch = settings.batch_sizes[0]
+    listing = swap_listing(model, options=options, batch=batch, providers=settings.providers)
+    for spec in listing.inputs:
+        shape = "x".join(map(str, spec.shape)) or "scalar"
+        console().print(f"input {escape(spec.name)}: {shape} {spec.dtype}, {escape(spec.source)}", highlight=False)
+    print_sites(listing.sites, listing.replaced, console=console())

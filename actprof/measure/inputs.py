@@ -17,8 +17,10 @@ An input no rule covers is refused in one line naming it. Sizes are checked befo
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -94,7 +96,7 @@ class Inputs:
 
 
 def parse_input_shape(spec: str | None) -> dict[str, tuple[int, ...]]:
-    """``name=1x3x224x224`` (comma-separated for several inputs) → {name: shape}."""
+    """``name=1x3x224x224`` (comma-separated, or the option repeated, for several inputs) → {name: shape}."""
     shapes: dict[str, tuple[int, ...]] = {}
     for item in (s.strip() for s in (spec or "").split(",") if s.strip()):
         name, _, dims = item.rpartition("=")
@@ -104,7 +106,7 @@ def parse_input_shape(spec: str | None) -> dict[str, tuple[int, ...]]:
             shape = ()
         if not name or not shape or any(d < 1 for d in shape):
             raise UsageError(f"--input-shape must look like name=1x3x224x224, got {item!r}")
-        shapes[name] = shape
+        _put(shapes, name, shape, "--input-shape", lambda dims: "x".join(map(str, dims)))
     return shapes
 
 
@@ -120,8 +122,15 @@ def parse_named_numbers(spec: str | None, option: str, *, integer: bool = False)
         if not name or value is None or (integer and value < 1) or not np.isfinite(value):
             kind = "a positive integer" if integer else "a number"
             raise UsageError(f"{option} must look like name=VALUE with {kind}, got {item!r}")
-        values[name] = value
+        _put(values, name, value, option, lambda number: f"{number:g}")
     return values
+
+
+def _put(parsed: dict, name: str, value, option: str, show: Callable[[Any], str]) -> None:
+    """One value per name: the option may be repeated (or comma-separated), but never disagree with itself."""
+    if name in parsed and parsed[name] != value:
+        raise UsageError(f"{option} gives {name} twice, {show(parsed[name])} and {show(value)}; give it once")
+    parsed[name] = value
 
 
 @dataclass(frozen=True)
@@ -152,6 +161,7 @@ def resolve_inputs(model: onnx.ModelProto, batch_sizes: list[int], choices: Choi
     arrays = load_arrays(choices.inputs_file, declared) if choices.inputs_file else {}
     named = _named_sizes(declared, choices.shapes, arrays)
     feeds = tuple(_feed(model, d, batch_sizes, choices, arrays.get(d.name), named) for d in declared)
+    _check_shared_sizes(declared, feeds, batch_sizes[0], choices)
     largest = max(sum(int(np.prod(f.shapes[b])) * f.dtype.itemsize for f in feeds) for b in batch_sizes)
     if largest > MAX_INPUT_BYTES:
         raise UsageError(f"the largest input batch would take {largest / 2**30:.1f} GiB; use smaller --batch-sizes")
@@ -163,6 +173,38 @@ def _check_names(option: str, given: dict, names: list[str]) -> None:
     unknown = sorted(set(given) - set(names))
     if unknown:
         raise UsageError(f"{option} names {', '.join(unknown)}, but the model's inputs are {', '.join(names)}")
+
+
+def _check_shared_sizes(declared: list[Declared], feeds: tuple[Feed, ...], batch: int, choices: Choices) -> None:
+    """A named dimension (``sequence`` in the token ids and their mask) has one size in every input shaped by
+    ``--input-shape`` or given in the .npz, and an input given both ways gets one shape: what the runtime
+    would refuse later. The other inputs take their sizes from these."""
+    seen: dict[str, tuple[str, int]] = {}
+    for spec, feed in zip(declared, feeds, strict=True):
+        if spec.name not in choices.shapes and feed.given is None:
+            continue
+        where = "--input-shape" if spec.name in choices.shapes else Path(str(choices.inputs_file)).name
+        shape = feed.shapes[batch]
+        if feed.given is not None and spec.name in choices.shapes:
+            _check_given_shape(spec.name, shape, feed, choices.inputs_file)
+        for axis, (dim, size) in enumerate(zip(spec.dims, shape, strict=True)):
+            if isinstance(dim, str) and axis != spec.batch_axis:
+                first = seen.setdefault(dim, (f"{spec.name} ({where})", size))
+                if first[1] != size:
+                    raise UsageError(
+                        f"dimension {dim!r} is {first[1]} in {first[0]} but {size} in {spec.name} ({where}); "
+                        "give them the same size"
+                    )
+
+
+def _check_given_shape(name: str, shape: tuple[int, ...], feed: Feed, inputs_file: Path | None) -> None:
+    assert feed.given is not None
+    axis = feed.batch_axis
+    if [d for i, d in enumerate(feed.given.shape) if i != axis] != [d for i, d in enumerate(shape) if i != axis]:
+        raise UsageError(
+            f"--input-shape {name}={'x'.join(map(str, shape))} does not match its array in {inputs_file}, shaped "
+            f"{'x'.join(map(str, feed.given.shape))}; leave one of them out"
+        )
 
 
 def _fixed_batch(declared: list[Declared]) -> int | None:
@@ -196,13 +238,7 @@ def _feed(
     shapes, axis = _shapes(spec, batch_sizes, choices.shapes.get(spec.name), given, named)
     common = {"name": spec.name, "shapes": shapes, "dtype": spec.dtype, "batch_axis": axis}
     if given is not None:
-        rows = embedding_rows(model, spec.name)
-        if rows is not None and given.size and (given.min() < 0 or given.max() >= rows[0]):
-            bad = int(given.max() if given.max() >= rows[0] else given.min())
-            raise UsageError(
-                f"{choices.inputs_file}: {spec.name} holds token id {bad}, outside the vocabulary of {rows[0]} "
-                f"(rows of {rows[1]})"
-            )
+        _check_token_ids(model, spec, given, choices)
         return Feed(**common, source=f"{Path(str(choices.inputs_file)).name} (given)", given=given)
     if spec.name in choices.values:
         value = choices.values[spec.name]
@@ -211,9 +247,9 @@ def _feed(
         return Feed(**common, source=f"{value:g} (--input-value)", value=value)
     if spec.dtype.kind in "fc":
         return Feed(**common, source=f"random normal, seed {choices.seed}")
-    rows = embedding_rows(model, spec.name)
-    if rows is not None or spec.name in choices.vocab:
-        return _token_feed(spec, rows, choices.vocab.get(spec.name), common)
+    bound = _token_bound(model, spec, choices.vocab.get(spec.name))
+    if bound is not None:
+        return Feed(**common, source=f"token ids < {bound[0]} ({bound[1]})", high=bound[0])
     if any(word in spec.name.lower() for word in MASK_WORDS):
         return Feed(**common, source="ones (a mask)")
     raise UsageError(
@@ -222,14 +258,30 @@ def _feed(
     )
 
 
-def _token_feed(spec: Declared, rows: tuple[int, str] | None, vocab: float | None, common: dict) -> Feed:
+def _token_bound(model: onnx.ModelProto, spec: Declared, vocab: float | None) -> tuple[int, str] | None:
+    """The exclusive bound of an input's token ids and where it comes from: ``--vocab-size`` where given (no
+    larger than the rows of the table the input indexes), else those rows. None: no bound is known."""
+    rows = embedding_rows(model, spec.name)
     if vocab is not None and rows is not None and vocab > rows[0]:
         raise UsageError(
             f"--vocab-size {spec.name}={vocab:g} is larger than the {rows[0]} rows of {rows[1]} it indexes"
         )
-    high = int(vocab) if vocab is not None else rows[0]  # type: ignore[index]
-    where = "(--vocab-size)" if vocab is not None else f"(rows of {rows[1]})"  # type: ignore[index]
-    return Feed(**common, source=f"token ids < {high} {where}", high=high)
+    if vocab is not None:
+        return int(vocab), "--vocab-size"
+    return (rows[0], f"rows of {rows[1]}") if rows is not None else None
+
+
+def _check_token_ids(model: onnx.ModelProto, spec: Declared, given: np.ndarray, choices: Choices) -> None:
+    """Token ids from ``--inputs`` stay below the table's rows and ``--vocab-size``, and are not negative."""
+    bound = _token_bound(model, spec, choices.vocab.get(spec.name))
+    if bound is None or not given.size:
+        return
+    high, where = bound
+    if given.min() < 0 or given.max() >= high:
+        bad = int(given.max() if given.max() >= high else given.min())
+        raise UsageError(
+            f"{choices.inputs_file}: {spec.name} holds token id {bad}, outside the vocabulary of {high} ({where})"
+        )
 
 
 def _shapes(

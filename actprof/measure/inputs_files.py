@@ -1,5 +1,6 @@
 """``--inputs FILE.npz``: real values for a model's inputs, read without pickle and checked against what the
-model declares (names, element kinds, ranks, fixed dimensions) before anything runs."""
+model declares (names, element kinds, ranks, fixed dimensions) and against each other (as many samples each,
+one size per named dimension) before anything runs."""
 
 from __future__ import annotations
 
@@ -25,9 +26,11 @@ def load_arrays(path: Path, declared: list[Declared]) -> dict[str, np.ndarray]:
         raise UsageError(
             f"{path}: array {stray[0]!r} is named like no input of the model (its inputs: {', '.join(names)})"
         )
-    for spec in declared:
-        if spec.name in archive:
-            _check(path, spec, archive[spec.name])
+    given = [spec for spec in declared if spec.name in archive]
+    for spec in given:
+        _check(path, spec, archive[spec.name])
+    _check_samples(path, given, archive)
+    _check_named(path, given, archive)
     return archive
 
 
@@ -57,3 +60,28 @@ def _check(path: Path, spec: Declared, array: np.ndarray) -> None:
                 raise UsageError(f"{path}: {spec.name} holds no sample")
         elif isinstance(dim, int) and size != dim:
             raise UsageError(f"{path}: {spec.name} has shape {tuple(array.shape)}, the model's input is {spec.shown}")
+
+
+def _check_samples(path: Path, given: list[Declared], archive: dict[str, np.ndarray]) -> None:
+    """Every array holds as many samples: sample i of one input goes with sample i of the others."""
+    counts = [(spec.name, archive[spec.name].shape[spec.batch_axis]) for spec in given if spec.batch_axis is not None]
+    for name, count in counts[1:]:
+        if count != counts[0][1]:
+            raise UsageError(
+                f"{path}: {counts[0][0]} holds {counts[0][1]} samples and {name} {count}; give every input as many"
+            )
+
+
+def _check_named(path: Path, given: list[Declared], archive: dict[str, np.ndarray]) -> None:
+    """A named dimension (``sequence`` in the token ids and their mask) has one size in every array."""
+    seen: dict[str, tuple[str, int]] = {}
+    for spec in given:
+        for axis, (dim, size) in enumerate(zip(spec.dims, archive[spec.name].shape, strict=True)):
+            if not isinstance(dim, str) or axis == spec.batch_axis:
+                continue
+            first = seen.setdefault(dim, (spec.name, size))
+            if first[1] != size:
+                raise UsageError(
+                    f"{path}: dimension {dim!r} is {first[1]} in {first[0]} but {size} in {spec.name}; "
+                    "give them the same size"
+                )

@@ -11,16 +11,17 @@ activations are replaced; gates and output heads (``graphs.sites`` roles) are li
 
 from __future__ import annotations
 
+import functools
 import gc
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import onnx
 
-from actprof import runtimes
+from actprof import activations, runtimes
 from actprof.errors import ActprofError, ModelFileError, ProviderUnavailable, UsageError
 from actprof.export import precision
 from actprof.export.precision import DERIVED
@@ -70,8 +71,9 @@ def build_variants(
 
 
 def parse_sites(spec: str | None, found: list[sites.Site], roles: tuple[str, ...]) -> list[int]:
-    """The sites to replace: ``--sites`` as listed (1-based numbers, ranges ``3-8``, or a kind's first word
-    such as ``gelu``, ``hardswish``, ``sigmoid``; any role), ``all``, or else every site whose role is in
+    """The sites to replace: ``--sites`` as listed (1-based numbers, ranges ``3-8``, or a kind: its first word
+    such as ``gelu``, ``hardswish``, ``clip``, or the name of the activation it is, as ``--to`` spells it:
+    ``relu6``, ``quick_gelu``, ``hard_sigmoid``; any role), ``all``, or else every site whose role is in
     ``roles`` (``--roles``: hidden activations by default)."""
     if not spec:
         return [i for i, site in enumerate(found) if site.role in roles]
@@ -92,10 +94,25 @@ def _site_item(item: str, found: list[sites.Site], spec: str) -> set[int]:
         if not 1 <= low <= high <= len(found):
             raise UsageError(f"--sites takes numbers from 1 to {len(found)}, got {spec!r}")
         return set(range(low - 1, high))
-    kinds = {s.kind.split(" ")[0].lower() for s in found}
-    if item not in kinds:
-        raise UsageError(f"--sites {item!r}: no site of that kind; the model has {', '.join(sorted(kinds))}")
-    return {i for i, s in enumerate(found) if s.kind.split(" ")[0].lower() == item}
+    picked = {i for i, s in enumerate(found) if item in kind_names(s.kind)}
+    if not picked:
+        names = sorted({name for s in found for name in kind_names(s.kind)})
+        raise UsageError(f"--sites {item!r}: no site of that kind; this model's sites answer to {', '.join(names)}")
+    return picked
+
+
+@functools.cache
+def kind_names(kind: str) -> frozenset[str]:
+    """The names ``--sites`` picks a site kind by: its first word (``clip`` for ``Clip (ReLU6)``), and the
+    activation it computes as the table names it (``relu6``): a pattern's, or else that of the activation
+    written as this op alone (where several are, as ``gelu`` and ``gelu_tanh``, those without attributes)."""
+    word = kind.split(" ")[0]
+    names = {word.lower()}
+    if kind in activations.patterns():
+        return frozenset(names | {activations.patterns()[kind].name})
+    written = [a for a in activations.candidates().values() if a.onnx.ops == (word,)]
+    plain = [a for a in written if not a.onnx.attrs] or written
+    return frozenset(names | {a.name for a in plain})
 
 
 def profile_variants(
@@ -111,12 +128,7 @@ def profile_variants(
     memory: dict[str, dict[str, int]] = {name: {} for name in variants}
     names = (inputs.names[0], inputs.output)
     for provider in settings.providers:
-        backend = runtimes.backend(provider)
-        if len(inputs.feeds) > 1 and not backend.several_inputs:
-            raise UsageError(
-                f"--provider {provider} times models with one input; this one reads {', '.join(inputs.names)}: "
-                "profile it with --provider cpu or openvino"
-            )
+        backend = _backend_for(provider, inputs)
         precisions = [p for p in settings.precisions if backend.runs(p)]
         opt_level = backend.opt_levels(settings.opt_levels)[0]
         for batch in settings.batch_sizes:
@@ -177,6 +189,17 @@ def profile_variants(
     return latencies, op_profiles, fusion, memory
 
 
+def _backend_for(provider: str, inputs: Inputs):
+    """The provider's backend, refused where it cannot feed the model's inputs."""
+    backend = runtimes.backend(provider)
+    if len(inputs.feeds) > 1 and not backend.several_inputs:
+        raise UsageError(
+            f"--provider {provider} times models with one input; this one reads {', '.join(inputs.names)}: "
+            "profile it with --provider cpu or openvino"
+        )
+    return backend
+
+
 def _first_run(backend, data: bytes, x: dict[str, np.ndarray], inputs: Inputs, *, opt_level: str, precision: str):
     """Load a variant and run it once; a shape the model cannot take is the user's to fix, in one line."""
     try:
@@ -201,10 +224,10 @@ def _at_batch(data: bytes, inputs: Inputs, batch: int) -> bytes:
 
 
 def check_swap(
-    model_path: Path, options: SwapOptions, batch_sizes: list[int]
+    model_path: Path, options: SwapOptions, batch_sizes: list[int], providers: Sequence[str] = ()
 ) -> tuple[onnx.ModelProto, list[sites.Site], Inputs, list[int]]:
     """Everything the user chose that can be refused before a runtime starts: the model file, its sites, the
-    inputs, the sites to replace."""
+    inputs (and the ``providers`` that cannot feed them), the sites to replace."""
     model = load_model_file(model_path)
     found = sites.find_sites(model)
     if not found:
@@ -212,17 +235,26 @@ def check_swap(
             f"{model_path} has no activation site actprof recognises (Relu, Gelu, x·Sigmoid(x)…); nothing to swap"
         )
     inputs = resolve_inputs(model, batch_sizes, _choices(options))
+    for provider in providers:
+        _backend_for(provider, inputs)
     chosen = parse_sites(options.sites, found, options.roles)
     if not chosen:
         raise UsageError(f"no site has the role {', '.join(options.roles)}; list others with --roles or --sites")
     return model, found, inputs, chosen
 
 
-def list_sites(model_path: Path, options: SwapOptions, batch: int = 1) -> tuple[list[SiteRecord], list[int]]:
-    """Every site of the model with its role and size at ``batch``, and the ones ``options`` would replace:
-    what ``swap --list`` prints before anything is profiled."""
-    model, found, inputs, chosen = check_swap(model_path, options, [batch])
-    return site_records(model, found, inputs, batch), chosen
+def list_sites(
+    model_path: Path, options: SwapOptions, batch: int = 1, providers: Sequence[str] = ()
+) -> tuple[list[SiteRecord], list[int], list[InputSpec]]:
+    """Every site of the model with its role and size at ``batch``, the ones ``options`` would replace, and
+    what each input gets: what ``swap --list`` prints before anything is profiled."""
+    model, found, inputs, chosen = check_swap(model_path, options, [batch], providers)
+    return site_records(model, found, inputs, batch), chosen, input_specs(inputs, batch)
+
+
+def input_specs(inputs: Inputs, batch: int) -> list[InputSpec]:
+    """Each input's name, shape at ``batch``, element type, and where its values come from."""
+    return [InputSpec(f.name, list(f.shapes[batch]), str(f.dtype), f.source) for f in inputs.feeds]
 
 
 def run_swap(
@@ -268,7 +300,7 @@ def run_swap(
         model=str(model_path),
         model_sha256=sha256(Path(model_path).read_bytes()),
         opset=sites.opset(model),
-        inputs=[InputSpec(f.name, list(f.shapes[first]), str(f.dtype), f.source) for f in inputs.feeds],
+        inputs=input_specs(inputs, first),
         sites=site_records(model, found, inputs, first),
         replaced=chosen,
         variants=written,

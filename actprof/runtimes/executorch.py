@@ -13,9 +13,13 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import io
+import os
 import re
+import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterator
 
 from actprof.errors import ModelFileError, ProviderUnavailable
 from actprof.runtimes import inductor_code
@@ -85,7 +89,7 @@ class ExecuTorchBackend(TorchBackend):
         """The lowered program's ``forward`` for ``example``'s shape (lowering timed, never run timed)."""
         started = time.perf_counter()
         _, program = self.lowered(loaded, example)
-        method = program.load_method("forward")
+        method = load_forward(program)
         loaded.compile_seconds.setdefault(int(example.shape[0]), time.perf_counter() - started)
 
         def forward(x):
@@ -127,6 +131,58 @@ class ExecuTorchBackend(TorchBackend):
         edge, _ = self.lowered(loaded, example)
         delegated, portable = partition(edge.exported_program())
         return partition_census(name, delegated, portable, provider=self.name, opt_level=opt_level, precision=precision)
+
+
+def load_forward(program):
+    """The program's ``forward``, loaded. Where a kernel is missing, ExecuTorch raises only an error code and
+    logs the op's name (its Python bindings to ``sys.stderr``, a native build to fd 2): both are read back."""
+    with tempfile.TemporaryFile() as native, io.StringIO() as python:
+        try:
+            with _native_stderr_to(native), contextlib.redirect_stderr(python):
+                return program.load_method("forward")
+        except Exception as exc:  # RuntimeError("Failed to load method forward, error: 0x:14") and kin
+            native.seek(0)
+            log = python.getvalue() + native.read().decode(errors="replace")
+            raise load_error(log, first_line(exc)) from None
+
+
+@contextlib.contextmanager
+def _native_stderr_to(file) -> Iterator[None]:
+    saved = os.dup(2)
+    os.dup2(file.fileno(), 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+MISSING = (
+    re.compile(r"Missing operator: \[\d+\] (\S+)"),  # method.cpp
+    re.compile(r"kernel '([^']+)' not found"),  # operator_registry.cpp: the op exists, not for these dtypes
+)
+
+
+def missing_kernels(log: str) -> list[str]:
+    """The ops ExecuTorch's log says it has no kernel for (``aten::linear.out``), each once, in order."""
+    found = [match.group(1) for line in log.splitlines() for pattern in MISSING if (match := pattern.search(line))]
+    return list(dict.fromkeys(found))
+
+
+def load_error(log: str, error: str) -> Exception:
+    """One line for a lowered program ExecuTorch cannot load: the ops its portable kernels lack where the log
+    names them (not the input shape's fault: another provider runs the model), else the error itself."""
+    ops = missing_kernels(log)
+    if ops:
+        shown = ", ".join(ops[:3]) + (f" and {len(ops) - 3} more" if len(ops) > 3 else "")
+    elif re.search(r"error: 0x:?14\b", error):  # Error::OperatorMissing, with the log lost
+        shown = f"an op of this model ({error[:80]})"
+    else:
+        return ModelFileError(f"ExecuTorch cannot load the lowered model: {error[:200]}")
+    return ProviderUnavailable(
+        f"--provider executorch: ExecuTorch's portable kernels lack {shown}, which XNNPACK did not take; "
+        "profile this model on another --provider"
+    )
 
 
 def _edge_op(node) -> str | None:
