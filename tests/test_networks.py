@@ -244,6 +244,17 @@ def test_a_network_written_the_usual_way_trains_and_counts_a_reused_module_twice
     assert again.train.model.source_sha256 != digest
 
 
+def test_an_edited_network_file_is_not_priced_or_exported_as_the_trained_one(tmp_path):
+    source = tmp_path / "usual.py"
+    source.write_text(USUAL_CNN)
+    config = config_for(activations.get("elu"), api.Recipe(architecture=f"{source}:net"))
+    assert plain_network(config)(torch.rand(2, 1, 28, 28)).shape == (2, 10)
+    source.write_text(USUAL_CNN.replace("nn.Conv2d(1, 4, 3)", "nn.Conv2d(1, 4, 3, bias=False)"))
+    for make in (plain_network, build):  # step-time's network, export's network
+        with pytest.raises(UsageError, match="changed since these models were trained"):
+            make(config)
+
+
 def test_missing_user_file_is_refused(tmp_path):
     result = run_cli("train-export", "--model", "nowhere.py:net", "--dataset", "sample", "--out", str(tmp_path / "m"))
     assert_user_error(result, code=2, contains="no file nowhere.py")
@@ -261,3 +272,17 @@ def test_run_on_mlp_with_sgd_reports_like_the_seed_cnn(tmp_path):
     report = (tmp_path / "r" / "report.md").read_text()
     assert "MLP mlp:8x128 (8×128 hidden layers, 8 activation sites)" in report and "parameters" in report
     assert "elu vs relu" in report
+
+
+@pytest.mark.slow
+def test_run_on_a_user_network_file_profiles_and_reports_like_the_seed_cnn(tmp_path):
+    shutil.copy(EXAMPLE, tmp_path / "my_network.py")
+    result = run_cli(
+        "run", "--act", "relu,elu", "--model", "my_network.py:small_cnn", "--dataset", "sample", "--provider", "cpu",
+        "--min-time", "0.05", "--stacks", "eager", "--models", "m", "--out", "r", cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    report = (tmp_path / "r" / "report.md").read_text()
+    assert "your network my\\_network.py:small\\_cnn" in report and "parameters" in report  # Markdown-escaped
+    assert "elu vs relu" in report and "on eager" in report
+    assert (tmp_path / "r" / "profile.json").is_file() and (tmp_path / "r" / "steps.json").is_file()

@@ -27,7 +27,7 @@ from actprof.training.config import Recipe
 from actprof.training.dropout import dropout_layer
 from actprof.training.kernels import ops
 from actprof.training.kernels.ops import Act
-from actprof.training.networks import MLP, source_digest, user_network
+from actprof.training.networks import MLP, check_unchanged, source_digest, user_network
 
 ACT_LAYERS = ("act1", "act2", "act3")  # the seed CNN's activation sites
 
@@ -86,6 +86,8 @@ def build(config: ModelConfig) -> nn.Module:
     if spec.kind == "seed":
         return SeedCNN(config)
     act = activations.get(config.activation)
+    if spec.kind == "file":
+        check_unchanged(spec, config.source_sha256)
     network = MLP(config, spec.widths, act) if spec.kind == "mlp" else user_network(spec, config, act)
     initialize(network, config.init)
     return network

@@ -146,6 +146,17 @@ def _user_function(spec: NetworkSpec) -> Callable:
     return function
 
 
+def check_unchanged(spec: NetworkSpec, recorded: str) -> None:
+    """A user's network file is the one these models were made from: an edited file builds another network,
+    whose step times or export would be priced as theirs."""
+    now = source_digest(spec)
+    if recorded and now != recorded:
+        raise UsageError(
+            f"--model {spec.text}: {spec.path} changed since these models were trained (sha256 {recorded[:12]}… "
+            f"then, {now[:12]}… now): it is another network; restore the file or train again"
+        )
+
+
 def source_digest(spec: NetworkSpec) -> str:
     """The sha256 of a user's network file ("" for actprof's own networks): a changed file is a new network."""
     if spec.kind != "file":
