@@ -107,7 +107,7 @@ def swap_rows(record: SwapRecord) -> list[dict[str, str]]:
                 "cost over original ms [CI]": "—" if r.model == "original" else interval(r.vs_baseline_ms, ".3f"),
                 "activation ops share": "—" if share is None else f"{100 * share:.0f}%",
                 "fused": _fusion_words(census),
-                "outputs moved (max |Δ|, top class kept)": moved.get(r.model, "—"),
+                "outputs moved on ORT CPU fp32 (max |Δ|, top class kept)": moved.get(r.model, "—"),
             }
         )
     return rows
