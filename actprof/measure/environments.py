@@ -89,18 +89,24 @@ def _untrusted(path: Path) -> str | None:
 
 
 def _trusted_root() -> Path:
-    root = cache_root()
+    return _checked_private(cache_root(), "refusing to use the runtime cache: {reason}; " + _ELSEWHERE)
+
+
+def _checked_private(path: Path, refusal: str) -> Path:
+    """``path`` created private and checked; refused in one line (``refusal``, its ``{reason}`` filled in) when
+    it cannot be made or someone else can write it."""
     try:
-        private_dir(root)
+        private_dir(path)
     except OSError as exc:
         raise RuntimeInstallError(
-            f"cannot create the runtime cache {root}: {exc.strerror}; set ACTPROF_RUNTIME_DIR to a directory of yours"
+            f"cannot create {path}: {exc.strerror}; set ACTPROF_RUNTIME_DIR to a directory of yours"
         ) from None
-    if (reason := _untrusted(root)) is not None:
-        raise RuntimeInstallError(
-            f"refusing to use the runtime cache: {reason}; set ACTPROF_RUNTIME_DIR to a directory only you can write"
-        )
-    return root
+    if (reason := _untrusted(path)) is not None:
+        raise RuntimeInstallError(refusal.replace("{reason}", reason))
+    return path
+
+
+_ELSEWHERE = "set ACTPROF_RUNTIME_DIR to a directory only you can write"
 
 
 def _check_environment(pin: RuntimePin, home: Path) -> None:
@@ -324,15 +330,6 @@ def _contents_digest(package: Path) -> str:
 def _private(directory: Path) -> Path:
     """``directory`` (and ``code`` above it) made private and checked: a worker imports actprof from it."""
     for path in (directory.parent, directory):
-        try:
-            private_dir(path)
-        except OSError as exc:
-            raise RuntimeInstallError(
-                f"cannot create {path}: {exc.strerror}; set ACTPROF_RUNTIME_DIR to a directory of yours"
-            ) from None
-        if (reason := _untrusted(path)) is not None:
-            raise RuntimeInstallError(
-                f"refusing to put actprof's code on a worker's path: {reason}; delete {path} "
-                "(it is made again) or set ACTPROF_RUNTIME_DIR to a directory only you can write"
-            )
+        refusal = "refusing to put actprof's code on a worker's path: {reason}; "
+        _checked_private(path, refusal + f"delete {path} (it is made again) or {_ELSEWHERE}")
     return directory

@@ -185,19 +185,27 @@ def quiet() -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def native_stderr_to(file) -> Iterator[None]:
+    """What native code writes to fd 2 inside goes to ``file`` (open, binary) instead of the terminal."""
+    import os
+
+    saved = os.dup(2)
+    os.dup2(file.fileno(), 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+@contextlib.contextmanager
 def native_stderr_silenced() -> Iterator[None]:
     """What native code writes to fd 2 inside is dropped: Kineto's profiler start/stop lines, ExecuTorch's cpuinfo
     notes on import. Python's own errors still surface as exceptions."""
     import os
 
-    saved = os.dup(2)
-    with open(os.devnull, "wb") as sink:
-        os.dup2(sink.fileno(), 2)
-        try:
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
+    with open(os.devnull, "wb") as sink, native_stderr_to(sink):
+        yield
 
 
 def probe_model() -> bytes:

@@ -14,16 +14,14 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
-import os
 import re
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
 
 from actprof.errors import ModelFileError, ProviderUnavailable
 from actprof.runtimes import inductor_code
-from actprof.runtimes.base import first_line, fixed_threads, native_stderr_silenced, quiet
+from actprof.runtimes.base import first_line, fixed_threads, native_stderr_silenced, native_stderr_to, quiet
 from actprof.runtimes.pytorch import Loaded, TorchBackend
 from actprof.schema.environment import package_version, physical_cores
 from actprof.schema.profiling import FusionCensus, ProviderStatus
@@ -138,23 +136,12 @@ def load_forward(program):
     logs the op's name (its Python bindings to ``sys.stderr``, a native build to fd 2): both are read back."""
     with tempfile.TemporaryFile() as native, io.StringIO() as python:
         try:
-            with _native_stderr_to(native), contextlib.redirect_stderr(python):
+            with native_stderr_to(native), contextlib.redirect_stderr(python):
                 return program.load_method("forward")
         except Exception as exc:  # RuntimeError("Failed to load method forward, error: 0x:14") and kin
             native.seek(0)
             log = python.getvalue() + native.read().decode(errors="replace")
             raise load_error(log, first_line(exc)) from None
-
-
-@contextlib.contextmanager
-def _native_stderr_to(file) -> Iterator[None]:
-    saved = os.dup(2)
-    os.dup2(file.fileno(), 2)
-    try:
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
 
 
 MISSING = (

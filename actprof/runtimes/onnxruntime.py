@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
 import re
 import tempfile
 from collections.abc import Iterator
@@ -32,6 +31,7 @@ from actprof.runtimes.base import (
     feeds_of,
     fix_threads,
     fixed_threads,
+    native_stderr_to,
     probe_model,
 )
 from actprof.schema.environment import physical_cores
@@ -215,15 +215,11 @@ def provider_status(provider: str) -> ProviderStatus:
 @contextlib.contextmanager
 def _captured_native_stderr():
     """Capture what native code writes to fd 2 (ORT's provider loader names the missing library there)."""
-    with tempfile.TemporaryFile() as sink:
-        saved = os.dup(2)
-        os.dup2(sink.fileno(), 2)
+    with tempfile.TemporaryFile() as sink, native_stderr_to(sink):
         try:
             yield lambda: (sink.seek(0), sink.read().decode("utf-8", "replace"))[1]
         finally:
             ort_runtime().set_default_logger_severity(4)
-            os.dup2(saved, 2)
-            os.close(saved)
 
 
 def _missing_library(log: str) -> str | None:
