@@ -134,7 +134,7 @@ def _interpreter_untrusted(python: Path) -> str | None:
 def _refused(pin: RuntimePin, home: Path, reason: str) -> RuntimeInstallError:
     return RuntimeInstallError(
         f"refusing to run the environment of {pin.requirement}: {reason}; delete {home} (the next run installs it "
-        "again) or set ACTPROF_RUNTIME_DIR to a directory only you can write"
+        f"again) or {_ELSEWHERE}"
     )
 
 
