@@ -67,6 +67,22 @@ def _dtype(spec: onnx.ValueInfoProto) -> np.dtype:
     return np.dtype(onnx.helper.tensor_dtype_to_np_dtype(spec.type.tensor_type.elem_type))
 
 
+def check_named_sizes(shaped: list[tuple[str, Declared, tuple[int, ...]]], *, prefix: str = "") -> None:
+    """A named dimension (``sequence`` in the token ids and their mask) has one size in every input shaped:
+    ``shaped`` holds (how the input is named in a message, its declaration, its shape). Refused in one line."""
+    seen: dict[str, tuple[str, int]] = {}
+    for label, spec, shape in shaped:
+        for axis, (dim, size) in enumerate(zip(spec.dims, shape, strict=True)):
+            if not isinstance(dim, str) or axis == spec.batch_axis:
+                continue
+            first = seen.setdefault(dim, (label, size))
+            if first[1] != size:
+                raise UsageError(
+                    f"{prefix}dimension {dim!r} is {first[1]} in {first[0]} but {size} in {label}; "
+                    "give them the same size"
+                )
+
+
 def embedding_rows(model: onnx.ModelProto, name: str) -> tuple[int, str] | None:
     """(rows, table name) of the smallest constant table the input indexes with a Gather (through casts and
     reshapes): the vocabulary its token ids must stay below. None: it indexes no table."""

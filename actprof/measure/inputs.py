@@ -26,7 +26,7 @@ import numpy as np
 import onnx
 
 from actprof.errors import UsageError
-from actprof.measure.declared import Declared, declared_inputs, embedding_rows
+from actprof.measure.declared import Declared, check_named_sizes, declared_inputs, embedding_rows
 from actprof.measure.inputs_files import load_arrays
 
 MAX_INPUT_BYTES = 1 << 30  # a batch of inputs larger than this is refused before it is allocated
@@ -179,7 +179,7 @@ def _check_shared_sizes(declared: list[Declared], feeds: tuple[Feed, ...], batch
     """A named dimension (``sequence`` in the token ids and their mask) has one size in every input shaped by
     ``--input-shape`` or given in the .npz, and an input given both ways gets one shape: what the runtime
     would refuse later. The other inputs take their sizes from these."""
-    seen: dict[str, tuple[str, int]] = {}
+    shaped = []
     for spec, feed in zip(declared, feeds, strict=True):
         if spec.name not in choices.shapes and feed.given is None:
             continue
@@ -187,14 +187,8 @@ def _check_shared_sizes(declared: list[Declared], feeds: tuple[Feed, ...], batch
         shape = feed.shapes[batch]
         if feed.given is not None and spec.name in choices.shapes:
             _check_given_shape(spec.name, shape, feed, choices.inputs_file)
-        for axis, (dim, size) in enumerate(zip(spec.dims, shape, strict=True)):
-            if isinstance(dim, str) and axis != spec.batch_axis:
-                first = seen.setdefault(dim, (f"{spec.name} ({where})", size))
-                if first[1] != size:
-                    raise UsageError(
-                        f"dimension {dim!r} is {first[1]} in {first[0]} but {size} in {spec.name} ({where}); "
-                        "give them the same size"
-                    )
+        shaped.append((f"{spec.name} ({where})", spec, shape))
+    check_named_sizes(shaped)
 
 
 def _check_given_shape(name: str, shape: tuple[int, ...], feed: Feed, inputs_file: Path | None) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from actprof.errors import ModelFileError, UsageError
-from actprof.measure.declared import Declared
+from actprof.measure.declared import Declared, check_named_sizes
 
 KINDS = {"f": "float", "c": "float", "i": "integer", "u": "integer", "b": "boolean"}
 
@@ -30,7 +30,7 @@ def load_arrays(path: Path, declared: list[Declared]) -> dict[str, np.ndarray]:
     for spec in given:
         _check(path, spec, archive[spec.name])
     _check_samples(path, given, archive)
-    _check_named(path, given, archive)
+    check_named_sizes([(spec.name, spec, archive[spec.name].shape) for spec in given], prefix=f"{path}: ")
     return archive
 
 
@@ -70,18 +70,3 @@ def _check_samples(path: Path, given: list[Declared], archive: dict[str, np.ndar
             raise UsageError(
                 f"{path}: {counts[0][0]} holds {counts[0][1]} samples and {name} {count}; give every input as many"
             )
-
-
-def _check_named(path: Path, given: list[Declared], archive: dict[str, np.ndarray]) -> None:
-    """A named dimension (``sequence`` in the token ids and their mask) has one size in every array."""
-    seen: dict[str, tuple[str, int]] = {}
-    for spec in given:
-        for axis, (dim, size) in enumerate(zip(spec.dims, archive[spec.name].shape, strict=True)):
-            if not isinstance(dim, str) or axis == spec.batch_axis:
-                continue
-            first = seen.setdefault(dim, (spec.name, size))
-            if first[1] != size:
-                raise UsageError(
-                    f"{path}: dimension {dim!r} is {first[1]} in {first[0]} but {size} in {spec.name}; "
-                    "give them the same size"
-                )
